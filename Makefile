@@ -1,0 +1,172 @@
+# Makefile -- the one entry point for building, testing and packaging llmux.
+#
+#   make            build every program into build/bin/
+#   make check      build, then run unit, fuzz-regression and integration tests
+#   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
+#   make fuzz       build the libFuzzer targets with clang (build/fuzz/)
+#   make demo       start a demo stack with fake models (see README.md)
+#   make bench      run the benchmarks and write docs/benchmarks.md
+#
+# Sources are found by directory, so a new .c file needs no edit here:
+# common/ and proto/ form libllmux.a; each program directory is one binary;
+# tests/unit/test_*.c are one Check binary each; tests/fuzz/fuzz_*.c are
+# fuzz targets (also built with a plain driver to replay their corpus).
+
+BUILD     ?= build
+CC        ?= cc
+OPT       ?= -O2
+SAN       ?=
+PKGS       = libevent libevent_pthreads evhtp msgpack yajl yaml-0.1 libsystemd libcap-ng
+WARN       = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral
+CFLAGS    ?= $(OPT) -g
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I. -Icommon -Iproto \
+             -fno-strict-aliasing -MMD -MP $(PKG_CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) $(SAN)
+LIBS       = $(PKG_LIBS) -lpthread -ldl -lm
+
+all:
+
+# Dependencies are checked (and installed when missing) before anything is
+# compiled: $(BUILD)/deps.mk is remade first, and make restarts with it.
+-include $(BUILD)/deps.mk
+$(BUILD)/deps.mk: tools/install-deps.sh
+	@mkdir -p $(BUILD)
+	@tools/install-deps.sh
+	@{ echo "PKG_CFLAGS = $$(pkg-config --cflags $(PKGS))"; \
+	   echo "PKG_LIBS = $$(pkg-config --libs $(PKGS))"; \
+	   echo "CHECK_CFLAGS = $$(pkg-config --cflags check)"; \
+	   echo "CHECK_LIBS = $$(pkg-config --libs check)"; } > $@.tmp && mv $@.tmp $@
+
+LIB_SRC  = $(wildcard common/*.c proto/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB      = $(BUILD)/lib/libllmux.a
+
+# Program directories: the file holding main() is <dir>/main.c; everything
+# else in the directory also goes into a library so tests and llmux-sim can
+# link it.
+PROGS    = supervisord:llmux-supervisord proxyd:llmux-proxyd ctl:llmuxctl \
+           tools/fakevllm:llmux-fakevllm tools/sim:llmux-sim
+prog_dir  = $(word 1,$(subst :, ,$(1)))
+prog_name = $(word 2,$(subst :, ,$(1)))
+BINS     = $(foreach p,$(PROGS),$(BUILD)/bin/$(call prog_name,$(p)))
+
+define prog_rules
+$(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
+$(1)_OBJ := $$($(1)_SRC:%.c=$$(BUILD)/obj/%.o)
+$(1)_LIB := $$(BUILD)/lib/lib$$(subst /,-,$(1)).a
+$$($(1)_LIB): $$($(1)_OBJ) $$(BUILD)/obj/empty.o
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+$$(BUILD)/bin/$(2): $$(BUILD)/obj/$(1)/main.o $$($(1)_LIB) $$(LIB) $$(SIM_DEPS_$(2))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$(BUILD)/obj/$(1)/main.o $$($(1)_LIB) $$(SIM_LINK_$(2)) $$(LIB) $$(LIBS)
+endef
+
+# llmux-sim runs the supervisor's own switcher and policy code.
+SIM_DEPS_llmux-sim = $(BUILD)/lib/libsupervisord.a
+SIM_LINK_llmux-sim = $(BUILD)/lib/libsupervisord.a
+
+$(foreach p,$(PROGS),$(eval $(call prog_rules,$(call prog_dir,$(p)),$(call prog_name,$(p)))))
+
+PROG_LIBS = $(foreach p,$(PROGS),$(BUILD)/lib/lib$(subst /,-,$(call prog_dir,$(p))).a)
+
+.PHONY: all check unit integration fuzz-regress asan fuzz demo bench bench-proxy \
+        bench-policies soak clean install deb rpm distclean clang-check
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/empty.o:
+	@mkdir -p $(dir $@)
+	echo 'extern int llmux_empty_archive; int llmux_empty_archive;' | $(CC) -x c -c -o $@ -
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# ---- tests ---------------------------------------------------------------
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FAKE_SRC  = $(wildcard tests/fakes/*.c)
+
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(PROG_LIBS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROG_LIBS) $(LIB) $(CHECK_LIBS) $(LIBS)
+
+# Fakes built by the test suite (fake libcuda, libnvidia-ml, criu, ...):
+# tests/fakes/lib*.c become shared objects, other .c files programs.
+FAKE_SO   = $(patsubst tests/fakes/%.c,$(BUILD)/fakes/%.so,$(filter tests/fakes/lib%,$(FAKE_SRC)))
+FAKE_BIN  = $(patsubst tests/fakes/%.c,$(BUILD)/fakes/%,$(filter-out tests/fakes/lib%,$(FAKE_SRC)))
+$(BUILD)/fakes/lib%.so: tests/fakes/lib%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -lpthread
+$(BUILD)/fakes/%: tests/fakes/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+# Fuzz targets: with clang + libFuzzer for `make fuzz`, and with a plain
+# replay driver (any compiler) so `make check` runs every saved input.
+FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES = $(FUZZ_SRC:tests/fuzz/%.c=%)
+REPLAY_BINS = $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
+$(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(PROG_LIBS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(PROG_LIBS) $(LIB) $(LIBS)
+
+TESTS_BUILT = $(BINS) $(UNIT_BINS) $(REPLAY_BINS) $(FAKE_SO) $(FAKE_BIN)
+
+# `make check` also compiles everything with clang (warnings are errors on
+# both compilers), unless CHECK_CLANG=0 or this is already a clang build.
+CHECK_CLANG ?= $(if $(filter clang%,$(notdir $(CC))),0,1)
+check: $(TESTS_BUILT)
+	@if [ "$(CHECK_CLANG)" = 1 ]; then $(MAKE) --no-print-directory -s clang-check; fi
+	@tests/run-tests $(BUILD)
+
+unit: $(UNIT_BINS)
+	@tests/run-tests --only unit $(BUILD)
+
+integration: $(BINS) $(FAKE_SO) $(FAKE_BIN)
+	@tests/run-tests --only integration $(BUILD) $(T)
+
+fuzz-regress: $(REPLAY_BINS)
+	@tests/run-tests --only fuzz $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build/asan OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" check
+
+clang-check:
+	@$(MAKE) --no-print-directory BUILD=build/clang CC=clang all >/dev/null
+
+FUZZ_BINS = $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+fuzz:
+	$(MAKE) BUILD=build/fuzz-obj CC=clang OPT=-O1 \
+	    SAN="-fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer" fuzz-targets
+fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROG_LIBS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $@ $< $(PROG_LIBS) $(LIB) $(LIBS)
+
+demo: all
+	@tests/demo/run-demo $(BUILD)
+
+bench: bench-proxy bench-policies bench-switch
+
+soak: $(TESTS_BUILT)
+	@LLMUX_SOAK=1 tests/run-tests --only integration $(BUILD)
+
+clean:
+	rm -rf build
+
+.SECONDARY:
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

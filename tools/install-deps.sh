@@ -1,0 +1,60 @@
+#!/bin/sh
+# install-deps.sh -- install every build and test dependency of llmux from
+# Debian's archive. A no-op (and silent) when everything is present, so the
+# Makefile runs it before every build from a clean tree.
+set -eu
+
+# Debian package name, then a file or command that proves it is installed.
+PKGS="
+build-essential:/usr/bin/gcc
+pkg-config:/usr/bin/pkg-config
+clang:/usr/bin/clang
+libevent-dev:/usr/include/event2/event.h
+libevhtp-dev:/usr/include/evhtp/evhtp.h
+libmsgpack-dev:/usr/include/msgpack.h
+libyaml-dev:/usr/include/yaml.h
+libyajl-dev:/usr/include/yajl/yajl_parse.h
+libsystemd-dev:/usr/include/systemd/sd-daemon.h
+libcap-ng-dev:/usr/include/cap-ng.h
+check:/usr/include/check.h
+python3:/usr/bin/python3
+curl:/usr/bin/curl
+procps:/usr/bin/ps
+psmisc:/usr/bin/killall
+"
+# Tools for `make fuzz`, `make asan`, `make bench`: installed on request.
+EXTRA_PKGS="
+libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.asan-x86_64.a
+wrk:/usr/bin/wrk
+nginx:/usr/sbin/nginx
+"
+
+list="$PKGS"
+[ "${1:-}" = "--all" ] && list="$PKGS $EXTRA_PKGS"
+
+missing=""
+for entry in $list; do
+    pkg=${entry%%:*}
+    path=${entry#*:}
+    [ -e "$path" ] || missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=sudo
+    else
+        echo "install-deps: need root to install:$missing" >&2
+        exit 1
+    fi
+else
+    SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! $SUDO apt-get install -y --no-install-recommends $missing >/dev/null; then
+    $SUDO apt-get update >/dev/null
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,18 @@
+/*
+ * main.c -- llmux-sim (not yet implemented: prints its usage).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "version.h"
+
+int
+main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("llmux-sim %s\n", LLMUX_VERSION);
+		return (0);
+	}
+	fprintf(stderr, "llmux-sim: not implemented yet\n");
+	return (argc > 1 && strcmp(argv[1], "--help") == 0 ? 0 : 1);
+}

@@ -157,9 +157,10 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROG_LIBS) $(LIB)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $@ $< $(PROG_LIBS) $(LIB) $(LIBS)
 
 demo: all
-	@tests/demo/run-demo $(BUILD)
+	@tools/demo.sh $(BUILD)
 
-bench: bench-proxy bench-policies bench-switch
+bench:
+	@echo "make bench: benchmarks are not written yet"
 
 soak: $(TESTS_BUILT)
 	@LLMUX_SOAK=1 tests/run-tests --only integration $(BUILD)

@@ -1,0 +1,230 @@
+"""harness.py -- what every integration scenario shares: the build's
+programs, free loopback ports, child processes that are always cleaned up
+(with their logs shown when a test fails), HTTP helpers, and a tiny runner.
+
+A scenario file defines functions decorated with @test and ends with
+    if __name__ == "__main__":
+        harness.main()
+Each test gets a fresh Env (a temp directory and a process list) and passes
+when it returns without raising. Waiting is always for a condition, with a
+deadline (wait_until), never a bare sleep.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(os.environ.get("LLMUX_BUILD", os.path.join(ROOT, "build")))
+SOAK = bool(os.environ.get("LLMUX_SOAK"))
+
+_tests = []
+
+
+def test(fn):
+    """Register a scenario function taking an Env."""
+    _tests.append(fn)
+    return fn
+
+
+def binary(name):
+    path = os.path.join(BUILD, "bin", name)
+    if not os.access(path, os.X_OK):
+        raise AssertionError("missing program %s (run make)" % path)
+    return path
+
+
+def fake(name):
+    return os.path.join(BUILD, "fakes", name)
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, what="condition", interval=0.01):
+    """Poll pred() until it returns a true value; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # the condition may raise until it holds
+            last_exc = e
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s%s" % (
+                timeout, what, " (last error: %r)" % last_exc if last_exc else ""))
+        time.sleep(interval)
+
+
+class Proc:
+    """A child process in its own process group, output to a log file."""
+
+    def __init__(self, env, name, argv, extra_env=None, cwd=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(env.dir, name + ".log")
+        e = dict(os.environ)
+        if extra_env:
+            e.update(extra_env)
+        self.log = open(self.log_path, "ab")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=e, cwd=cwd or env.dir,
+                                  start_new_session=True)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout=10.0):
+        return self.p.wait(timeout=timeout)
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then SIGKILL the whole group; returns the exit status."""
+        if self.alive():
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+                self.p.wait(timeout=timeout)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log.close()
+        return self.p.returncode
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+class Env:
+    """One test's world: a temp directory and the processes it started."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="llmux-%s-" % name)
+        self.procs = []
+
+    def spawn(self, name, argv, extra_env=None, cwd=None):
+        p = Proc(self, name, argv, extra_env, cwd)
+        self.procs.append(p)
+        return p
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def write(self, name, text):
+        path = self.path(name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def close(self, failed):
+        for p in reversed(self.procs):
+            p.stop()
+        if failed:
+            for p in self.procs:
+                out = p.output()
+                sys.stdout.write("---- log of %s (%s) ----\n%s\n" % (
+                    p.name, " ".join(p.argv), out[-8000:]))
+        if not failed or not os.environ.get("LLMUX_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def http(port, method, path, body=None, headers=None, timeout=10.0, host="127.0.0.1"):
+    """One HTTP request; returns (status, headers dict lowercased, body bytes)."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        headers = dict(headers or {})
+        headers.setdefault("Content-Type", "application/json")
+    elif isinstance(body, str):
+        body = body.encode()
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def http_json(port, method, path, body=None, headers=None, timeout=10.0):
+    """Like http() but decodes a JSON body; returns (status, obj)."""
+    status, _, data = http(port, method, path, body, headers, timeout)
+    try:
+        return status, json.loads(data) if data else None
+    except ValueError:
+        raise AssertionError("not JSON (status %d): %r" % (status, data[:200]))
+
+
+def sse_events(port, path, body, headers=None, timeout=30.0):
+    """POST a streaming request; returns (status, [data payload strings])."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        c.request("POST", path, body=json.dumps(body).encode(), headers=h)
+        r = c.getresponse()
+        if r.status != 200:
+            return r.status, [r.read().decode("utf-8", "replace")]
+        events = []
+        for raw in r:
+            line = raw.decode("utf-8").rstrip("\r\n")
+            if line.startswith("data: "):
+                events.append(line[6:])
+        return r.status, events
+    finally:
+        c.close()
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def main():
+    only = sys.argv[1:]
+    failed = []
+    for fn in _tests:
+        if only and fn.__name__ not in only:
+            continue
+        env = Env(fn.__name__)
+        start = time.monotonic()
+        ok = False
+        try:
+            fn(env)
+            ok = True
+        except Exception:
+            traceback.print_exc(file=sys.stdout)
+        finally:
+            env.close(not ok)
+        print("%s %s (%.2fs)" % ("ok  " if ok else "FAIL", fn.__name__, time.monotonic() - start),
+              flush=True)
+        if not ok:
+            failed.append(fn.__name__)
+    if failed:
+        print("failed: " + " ".join(failed))
+        sys.exit(1)

@@ -25,6 +25,15 @@ ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I. -Icommon -Ipr
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS       = $(PKG_LIBS) -lpthread -ldl -lm
 
+# Quiet by default; `make V=1` shows every command.
+ifeq ($(V),1)
+Q =
+say = @true
+else
+Q = @
+say = @printf '  %-6s %s\n'
+endif
+
 all:
 
 # Dependencies are checked (and installed when missing) before anything is
@@ -58,10 +67,11 @@ $(1)_LIB := $$(BUILD)/lib/lib$$(subst /,-,$(1)).a
 $$($(1)_LIB): $$($(1)_OBJ) $$(BUILD)/obj/empty.o
 	@mkdir -p $$(dir $$@)
 	@rm -f $$@
-	$$(AR) rcs $$@ $$^
+	$$(Q)$$(AR) rcs $$@ $$^
 $$(BUILD)/bin/$(2): $$(BUILD)/obj/$(1)/main.o $$($(1)_LIB) $$(LIB) $$(SIM_DEPS_$(2))
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$(BUILD)/obj/$(1)/main.o $$($(1)_LIB) $$(SIM_LINK_$(2)) $$(LIB) $$(LIBS)
+	$$(say) LINK $$@
+	$$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$(BUILD)/obj/$(1)/main.o $$($(1)_LIB) $$(SIM_LINK_$(2)) $$(LIB) $$(LIBS)
 endef
 
 # llmux-sim runs the supervisor's own switcher and policy code.
@@ -78,16 +88,17 @@ all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/empty.o:
 	@mkdir -p $(dir $@)
-	echo 'extern int llmux_empty_archive; int llmux_empty_archive;' | $(CC) -x c -c -o $@ -
+	$(Q)echo 'extern int llmux_empty_archive; int llmux_empty_archive;' | $(CC) -x c -c -o $@ -
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 # ---- tests ---------------------------------------------------------------
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
@@ -96,11 +107,13 @@ FAKE_SRC  = $(wildcard tests/fakes/*.c)
 
 $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(PROG_LIBS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROG_LIBS) $(LIB) $(CHECK_LIBS) $(LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROG_LIBS) $(LIB) $(CHECK_LIBS) $(LIBS)
 
 # Fakes built by the test suite (fake libcuda, libnvidia-ml, criu, ...):
 # tests/fakes/lib*.c become shared objects, other .c files programs.
@@ -108,10 +121,12 @@ FAKE_SO   = $(patsubst tests/fakes/%.c,$(BUILD)/fakes/%.so,$(filter tests/fakes/
 FAKE_BIN  = $(patsubst tests/fakes/%.c,$(BUILD)/fakes/%,$(filter-out tests/fakes/lib%,$(FAKE_SRC)))
 $(BUILD)/fakes/lib%.so: tests/fakes/lib%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -lpthread
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -lpthread
 $(BUILD)/fakes/%: tests/fakes/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
 # Fuzz targets: with clang + libFuzzer for `make fuzz`, and with a plain
 # replay driver (any compiler) so `make check` runs every saved input.
@@ -120,7 +135,8 @@ FUZZ_NAMES = $(FUZZ_SRC:tests/fuzz/%.c=%)
 REPLAY_BINS = $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
 $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(PROG_LIBS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(PROG_LIBS) $(LIB) $(LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(PROG_LIBS) $(LIB) $(LIBS)
 
 TESTS_BUILT = $(BINS) $(UNIT_BINS) $(REPLAY_BINS) $(FAKE_SO) $(FAKE_BIN)
 
@@ -147,12 +163,13 @@ asan:
 clang-check:
 	@$(MAKE) --no-print-directory BUILD=build/clang CC=clang all >/dev/null
 
-FUZZ_BINS = $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+# Fuzz targets land in build/fuzz/fuzz_<name>; run one with, for example,
+#   build/fuzz/fuzz_frame -max_total_time=600 CORPUS_DIR tests/fuzz/corpus/fuzz_frame
 fuzz:
-	$(MAKE) BUILD=build/fuzz-obj CC=clang OPT=-O1 \
+	$(MAKE) BUILD=build/fuzz CC=clang OPT=-O1 \
 	    SAN="-fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer" fuzz-targets
-fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROG_LIBS) $(LIB)
+fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/%)
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(PROG_LIBS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $@ $< $(PROG_LIBS) $(LIB) $(LIBS)
 

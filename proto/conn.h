@@ -1,0 +1,54 @@
+/*
+ * conn.h -- one protocol connection on libevent: reads frames as they
+ * arrive, decodes them, hands each message to the owner, queues writes, and
+ * reports the loss of the peer once.
+ *
+ * A frame that decodes badly gets an ERROR reply ("bad_message") and the
+ * connection goes on, since the framing is intact; a bad length prefix, a
+ * peer that stops reading while PROTO_CONN_MAX_OUTPUT bytes are queued, or
+ * too many bad messages close it.
+ */
+#ifndef LLMUX_CONN_H
+#define LLMUX_CONN_H
+
+#include <stddef.h>
+
+#include "proto.h"
+
+struct event_base;
+struct proto_conn;
+
+#define PROTO_CONN_MAX_OUTPUT	(32u << 20)
+#define PROTO_CONN_MAX_BAD	64
+
+/* A decoded message; the callee may keep it by copying, it is freed after. */
+typedef void	(*proto_msg_cb)(struct proto_conn *, struct proto_msg *, void *);
+/*
+ * The peer is gone (EOF, error, or a protocol violation: reason says which).
+ * The connection is freed when this returns; do not free it here.
+ */
+typedef void	(*proto_close_cb)(struct proto_conn *, const char *, void *);
+
+struct proto_conn *proto_conn_new(struct event_base *, int fd,
+		    const char *name, proto_msg_cb, proto_close_cb, void *arg);
+/* Queue one message. -1 if it cannot be encoded (nothing is sent). */
+int		 proto_conn_send(struct proto_conn *, const struct proto_msg *);
+/* Send an ERROR with this id (0: none), code and message. */
+void		 proto_conn_send_error(struct proto_conn *, uint32_t id,
+		    const char *code, const char *fmt, ...)
+		    __attribute__((format(printf, 4, 5)));
+/* Stop reading, flush what is queued, then close (on_close is called). */
+void		 proto_conn_close_after_flush(struct proto_conn *,
+		    const char *reason);
+/* Close now without calling on_close. Safe inside the callbacks. */
+void		 proto_conn_free(struct proto_conn *);
+int		 proto_conn_fd(const struct proto_conn *);
+const char	*proto_conn_name(const struct proto_conn *);
+size_t		 proto_conn_queued(const struct proto_conn *);
+void		 proto_conn_set_arg(struct proto_conn *, void *);
+void		*proto_conn_get_arg(const struct proto_conn *);
+
+/* Connect to a Unix socket; returns a non-blocking fd or -1 (errno set). */
+int		 proto_connect_unix(const char *path);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * model.h -- find the top-level "model" of a JSON request body while the
+ * body arrives, with yajl's streaming parser: no tree, no copy of the body,
+ * and parsing stops as soon as the model is known.
+ */
+#ifndef LLMUX_PROXY_MODEL_H
+#define LLMUX_PROXY_MODEL_H
+
+#include <stddef.h>
+
+#include "proto.h"
+
+#define MODEL_NAME_MAX	PROTO_MAX_NAME
+
+enum model_result {
+	MODEL_MORE,		/* give me more of the body */
+	MODEL_FOUND,		/* model_parser_name() is the model */
+	MODEL_ABSENT,		/* a JSON object without a top-level model */
+	MODEL_INVALID,		/* not JSON, not an object, bad model value */
+};
+
+struct model_parser;
+
+struct model_parser	*model_parser_new(void);
+void			 model_parser_free(struct model_parser *);
+/*
+ * Feed the next bytes of the body. Returns MODEL_MORE until the answer is
+ * known; after that every call returns the same answer and reads nothing.
+ */
+enum model_result	 model_parser_feed(struct model_parser *,
+			    const void *, size_t);
+/* The body has ended: the final answer (never MODEL_MORE). */
+enum model_result	 model_parser_finish(struct model_parser *);
+/* The model (MODEL_FOUND), or NULL. */
+const char		*model_parser_name(const struct model_parser *);
+/* Why the body is MODEL_INVALID or MODEL_ABSENT, for the 400 message. */
+const char		*model_parser_error(const struct model_parser *);
+/* Bytes given to yajl so far (parsing stops once the model is found). */
+size_t			 model_parser_consumed(const struct model_parser *);
+
+/* Is this a name we accept (1..MODEL_NAME_MAX bytes, no control bytes)? */
+int			 model_name_valid(const char *, size_t);
+
+#endif

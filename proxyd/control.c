@@ -1,0 +1,566 @@
+/*
+ * control.c -- the admin port (default 127.0.0.1:3001): the seed's
+ * /control/... endpoints, each turned into one control call to the
+ * supervisor whose reply (status and body) is passed through as JSON, so
+ * the HTTP API and the socket cannot drift apart; and /metrics, the
+ * proxy's own metrics followed by the supervisor's switch metrics.
+ *
+ * The admin port is bound only once the config has arrived, and never on
+ * an address that is not loopback unless the config's admin_address says
+ * so. An admin token in the config is required as a bearer token on
+ * /control/... paths.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <evhtp/evhtp.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "linger.h"
+#include "log.h"
+#include "mpjson.h"
+#include "mpread.h"
+#include "proxy.h"
+#include "xmalloc.h"
+
+#define CONTROL_MAX_BODY	(64u << 10)
+#define CONTROL_SHORT_MS	10000		/* status, eviction, mode ... */
+#define CONTROL_LONG_MS		(60u * 60 * 1000) /* switch, sleep, wake ... */
+#define CONTROL_METRICS_MS	2000
+
+/* One /control or /metrics request waiting for the supervisor. */
+struct creq {
+	evhtp_request_t	*req;
+	uint32_t	 call;		/* supervisor call id */
+	bool		 gone;
+	bool		 metrics;	/* /metrics */
+};
+
+static evhtp_t		*control_htp;		/* admin port */
+static evhtp_t		*control_mhtp;		/* metrics_port, /metrics only */
+static char		*control_flag_addr;	/* --admin-listen */
+static uint16_t		 control_flag_port;
+static int		 control_fd = -1;	/* from systemd */
+
+/* The seed's routes: method, path, call, fields read from the body. */
+static const struct control_route {
+	htp_method	 method;
+	const char	*path;
+	enum proto_type	 type;
+	uint32_t	 timeout_ms;
+} control_routes[] = {
+	{ htp_method_GET, "/control/status", PROTO_CTL_STATUS, CONTROL_SHORT_MS },
+	{ htp_method_GET, "/control/models", PROTO_CTL_MODELS, CONTROL_SHORT_MS },
+	{ htp_method_POST, "/control/mode", PROTO_CTL_MODE, CONTROL_SHORT_MS },
+	{ htp_method_POST, "/control/pin", PROTO_CTL_PIN, CONTROL_LONG_MS },
+	{ htp_method_POST, "/control/unpin", PROTO_CTL_UNPIN, CONTROL_SHORT_MS },
+	{ htp_method_POST, "/control/switch", PROTO_CTL_SWITCH, CONTROL_LONG_MS },
+	{ htp_method_GET, "/control/eviction", PROTO_CTL_EVICTION_GET,
+	  CONTROL_SHORT_MS },
+	{ htp_method_POST, "/control/eviction", PROTO_CTL_EVICTION_SET,
+	  CONTROL_SHORT_MS },
+	{ htp_method_POST, "/control/sleep", PROTO_CTL_SLEEP, CONTROL_LONG_MS },
+	{ htp_method_POST, "/control/wake", PROTO_CTL_WAKE, CONTROL_LONG_MS },
+	{ htp_method_POST, "/control/checkpoint", PROTO_CTL_CHECKPOINT,
+	  CONTROL_LONG_MS },
+	{ htp_method_POST, "/control/restore", PROTO_CTL_RESTORE,
+	  CONTROL_LONG_MS },
+	{ htp_method_POST, "/control/validate", PROTO_CTL_VALIDATE,
+	  CONTROL_LONG_MS },
+	{ htp_method_POST, "/control/reload", PROTO_CTL_RELOAD,
+	  CONTROL_SHORT_MS },
+};
+
+/* {"error": msg}, the seed's ErrorResponse shape. */
+static void
+control_reply_error(evhtp_request_t *req, int status, const char *msg)
+{
+	yajl_gen		 g;
+	const unsigned char	*out;
+	size_t			 len;
+
+	g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"error", 5);
+	yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	evhtp_headers_add_header(req->headers_out,
+	    evhtp_header_new("Content-Type", "application/json", 0, 0));
+	evbuffer_add(req->buffer_out, out, len);
+	evbuffer_add(req->buffer_out, "\n", 1);
+	evhtp_send_reply(req, status);
+	yajl_gen_free(g);
+}
+
+void
+control_metrics_text(struct evbuffer *out)
+{
+	struct metrics_model_view	*v;
+	struct metrics_proxy_view	 pv;
+	struct pmodel			*pm;
+	size_t				 n = 0, i = 0;
+
+	TAILQ_FOREACH(pm, &proxy_models, entry)
+		n++;
+	v = xcalloc(n + 1, sizeof(*v));
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		v[i].name = pm->name;
+		v[i].m = &pm->metrics;
+		v[i].in_flight = pm->in_flight;
+		v[i].queued = queue_len(&pm->queue);
+		v[i].ready = pm->ready && !pm->draining;
+		i++;
+	}
+	front_metrics_view(&pv);
+	metrics_format(out, v, n, &pv);
+	free(v);
+}
+
+static void
+control_send_metrics(evhtp_request_t *req, const uint8_t *body, size_t len)
+{
+	const uint8_t	*val;
+	size_t		 left;
+	struct mpr	 r;
+	struct mpr_item	 it;
+	const char	*err;
+
+	control_metrics_text(req->buffer_out);
+	if (body != NULL &&
+	    (val = mpjson_find(body, len, "text", &left)) != NULL) {
+		mpr_init(&r, val, left);
+		if (mpr_next(&r, &it, &err) == 0 && it.kind == MPR_STR)
+			evbuffer_add(req->buffer_out, it.s, it.len);
+	}
+	evhtp_headers_add_header(req->headers_out, evhtp_header_new(
+	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8", 0, 0));
+	evhtp_send_reply(req, 200);
+}
+
+/* The supervisor answered a call (or is away: 503, or slow: 504). */
+static void
+control_reply_cb(int status, const uint8_t *body, size_t len, void *arg)
+{
+	struct creq	*cr = arg;
+	evhtp_request_t	*req = cr->req;
+	char		*json;
+
+	cr->call = 0;
+	if (cr->gone)
+		return;
+	if (cr->metrics)
+		control_send_metrics(req, status == 200 ? body : NULL, len);
+	else if (body == NULL)
+		control_reply_error(req, status, status == 504 ?
+		    "the supervisor did not answer in time" : status == 503 ?
+		    "the supervisor is unreachable" : "the call was refused");
+	else if ((json = mpjson_string(body, len, 0)) == NULL)
+		control_reply_error(req, 502,
+		    "the supervisor sent a malformed reply");
+	else {
+		evhtp_headers_add_header(req->headers_out, evhtp_header_new(
+		    "Content-Type", "application/json", 0, 0));
+		evbuffer_add(req->buffer_out, json, strlen(json));
+		evbuffer_add(req->buffer_out, "\n", 1);
+		free(json);
+		evhtp_send_reply(req, status);
+	}
+	evhtp_request_resume(req);
+}
+
+static void
+control_on_error(evhtp_request_t *req, evhtp_error_flags what, void *arg)
+{
+	struct creq	*cr = arg;
+
+	cr->gone = true;
+	if (cr->call != 0) {
+		supervisor_cancel(cr->call);
+		cr->call = 0;
+		evhtp_request_resume(req);
+	}
+}
+
+static evhtp_res
+control_on_fini(evhtp_request_t *req, void *arg)
+{
+	struct creq	*cr = arg;
+
+	if (cr->call != 0)
+		supervisor_cancel(cr->call);
+	free(cr);
+	return (EVHTP_RES_OK);
+}
+
+static struct creq *
+control_creq(evhtp_request_t *req)
+{
+	struct creq	*cr;
+
+	cr = xcalloc(1, sizeof(*cr));
+	cr->req = req;
+	evhtp_request_set_hook(req, evhtp_hook_on_error,
+	    (evhtp_hook)(void (*)(void))control_on_error, cr);
+	evhtp_request_set_hook(req, evhtp_hook_on_request_fini,
+	    (evhtp_hook)control_on_fini, cr);
+	return (cr);
+}
+
+/* Read an eviction given as {"weights","process"}, a level or "W+P". */
+static int
+control_eviction(yajl_val v, struct eviction *e)
+{
+	const char	*path_w[] = { "weights", NULL };
+	const char	*path_p[] = { "process", NULL };
+	yajl_val	 w, p;
+
+	if (YAJL_IS_INTEGER(v))
+		return (eviction_from_level((long)YAJL_GET_INTEGER(v), e));
+	if (YAJL_IS_STRING(v))
+		return (eviction_parse(YAJL_GET_STRING(v), e));
+	if (!YAJL_IS_OBJECT(v))
+		return (-1);
+	w = yajl_tree_get(v, path_w, yajl_t_string);
+	p = yajl_tree_get(v, path_p, yajl_t_string);
+	if (w == NULL || p == NULL ||
+	    eviction_weights_parse(YAJL_GET_STRING(w), &e->weights) != 0 ||
+	    eviction_process_parse(YAJL_GET_STRING(p), &e->process) != 0)
+		return (-1);
+	return (0);
+}
+
+/*
+ * The body's fields into call. Returns 0, or an HTTP status (400 for bad
+ * JSON, 422 for missing or ill-typed fields, as the seed's JSON extractor
+ * answers) with a message.
+ */
+static int
+control_parse(evhtp_request_t *req, enum proto_type type,
+    struct proto_call *call, yajl_val *treep, char *msg, size_t msglen)
+{
+	const char	*pm[] = { "model", NULL }, *pmo[] = { "mode", NULL };
+	const char	*pe[] = { "eviction", NULL }, *pp[] = { "policies", NULL };
+	const char	*pw[] = { "no_warmup", NULL };
+	size_t		 len = evbuffer_get_length(req->buffer_in), i;
+	int		 fields = proto_call_fields(type);
+	char		*text, err[256], *s;
+	yajl_val	 tree = NULL, v;
+
+	*treep = NULL;
+	if (fields <= 0 && len == 0)
+		return (0);
+	if (len > CONTROL_MAX_BODY) {
+		snprintf(msg, msglen, "request body is too large");
+		return (413);
+	}
+	text = xmalloc(len + 1);
+	evbuffer_copyout(req->buffer_in, text, len);
+	text[len] = '\0';
+	if (len > 0)
+		tree = yajl_tree_parse(text, err, sizeof(err));
+	free(text);
+	if (len > 0 && tree == NULL) {
+		snprintf(msg, msglen, "Failed to parse the request body as "
+		    "JSON");
+		return (400);
+	}
+	*treep = tree;
+	if (fields <= 0)
+		return (0);
+	if (tree == NULL || !YAJL_IS_OBJECT(tree)) {
+		snprintf(msg, msglen, "the request body must be a JSON object");
+		return (tree == NULL ? 400 : 422);
+	}
+	if (fields & PROTO_F_MODEL) {
+		v = yajl_tree_get(tree, pm, yajl_t_string);
+		s = v != NULL ? YAJL_GET_STRING(v) : NULL;
+		if (s == NULL || !model_name_valid(s, strlen(s))) {
+			snprintf(msg, msglen, "missing or invalid field `model`");
+			return (422);
+		}
+		call->model = s;
+	}
+	if (fields & PROTO_F_MODE) {
+		v = yajl_tree_get(tree, pmo, yajl_t_string);
+		s = v != NULL ? YAJL_GET_STRING(v) : NULL;
+		if (s == NULL || strlen(s) > PROTO_MAX_NAME) {
+			snprintf(msg, msglen, "missing or invalid field `mode`");
+			return (422);
+		}
+		call->mode = s;
+	}
+	if (fields & (PROTO_F_EVICTION | PROTO_F_EVICTION_OPT)) {
+		v = yajl_tree_get(tree, pe, yajl_t_any);
+		if (v != NULL && !YAJL_IS_NULL(v)) {
+			if (control_eviction(v, &call->eviction) != 0) {
+				snprintf(msg, msglen, "invalid field "
+				    "`eviction`");
+				return (422);
+			}
+			call->has_eviction = true;
+		} else if (fields & PROTO_F_EVICTION) {
+			snprintf(msg, msglen, "missing field `eviction`");
+			return (422);
+		}
+	}
+	if (fields & PROTO_F_NO_WARMUP_OPT) {
+		v = yajl_tree_get(tree, pw, yajl_t_any);
+		call->no_warmup = v != NULL && YAJL_IS_TRUE(v);
+	}
+	if (fields & PROTO_F_POLICIES_OPT) {
+		v = yajl_tree_get(tree, pp, yajl_t_array);
+		if (v != NULL) {
+			if (YAJL_GET_ARRAY(v)->len > PROTO_MAX_LIST) {
+				snprintf(msg, msglen, "too many policies");
+				return (422);
+			}
+			call->policies.v = xcalloc(YAJL_GET_ARRAY(v)->len + 1,
+			    sizeof(char *));
+			for (i = 0; i < YAJL_GET_ARRAY(v)->len; i++) {
+				yajl_val e = YAJL_GET_ARRAY(v)->values[i];
+
+				if (!YAJL_IS_STRING(e)) {
+					snprintf(msg, msglen, "policies must "
+					    "be strings");
+					return (422);
+				}
+				call->policies.v[call->policies.n++] =
+				    YAJL_GET_STRING(e);
+			}
+		}
+	}
+	return (0);
+}
+
+/* Is the admin bearer token, if any, present? */
+static bool
+control_authorized(evhtp_request_t *req)
+{
+	const char	*auth, *tok = proxy_conf.admin_token;
+	size_t		 i, n;
+	unsigned char	 diff = 0;
+
+	if (tok == NULL)
+		return (true);
+	if ((auth = evhtp_header_find(req->headers_in, "Authorization")) ==
+	    NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return (false);
+	auth += 7;
+	if ((n = strlen(tok)) != strlen(auth))
+		return (false);
+	for (i = 0; i < n; i++)
+		diff |= (unsigned char)tok[i] ^ (unsigned char)auth[i];
+	return (diff == 0);
+}
+
+static void
+control_metrics(evhtp_request_t *req)
+{
+	struct creq	*cr = control_creq(req);
+
+	cr->metrics = true;
+	if (!supervisor_connected()) {
+		control_send_metrics(req, NULL, 0);
+		return;
+	}
+	evhtp_request_pause(req);
+	cr->call = supervisor_call(PROTO_CTL_METRICS, NULL, CONTROL_METRICS_MS,
+	    control_reply_cb, cr);
+}
+
+static void
+control_request_cb(evhtp_request_t *req, void *arg)
+{
+	const struct control_route	*r = NULL;
+	const char			*path = req->uri->path->full;
+	htp_method			 method = evhtp_request_get_method(req);
+	struct proto_call		 call;
+	struct creq			*cr;
+	yajl_val			 tree;
+	char				 msg[256];
+	bool				 known = false;
+	size_t				 i;
+	int				 st;
+
+	if (strcmp(path, "/metrics") == 0) {
+		control_metrics(req);
+		return;
+	}
+	if (arg != NULL) {	/* the metrics-only port */
+		control_reply_error(req, 404, "not found");
+		return;
+	}
+	for (i = 0; i < sizeof(control_routes) / sizeof(control_routes[0]);
+	    i++) {
+		if (strcmp(control_routes[i].path, path) != 0)
+			continue;
+		known = true;
+		if (control_routes[i].method == method) {
+			r = &control_routes[i];
+			break;
+		}
+	}
+	if (r == NULL) {
+		control_reply_error(req, known ? 405 : 404, known ?
+		    "method not allowed" : "not found");
+		return;
+	}
+	if (!control_authorized(req)) {
+		control_reply_error(req, 401, "invalid or missing admin token");
+		return;
+	}
+	memset(&call, 0, sizeof(call));
+	if ((st = control_parse(req, r->type, &call, &tree, msg,
+	    sizeof(msg))) != 0) {
+		control_reply_error(req, st, msg);
+		free(call.policies.v);
+		yajl_tree_free(tree);
+		return;
+	}
+	cr = control_creq(req);
+	evhtp_request_pause(req);
+	cr->call = supervisor_call(r->type, &call, r->timeout_ms,
+	    control_reply_cb, cr);
+	free(call.policies.v);
+	yajl_tree_free(tree);
+}
+
+static evhtp_t *
+control_new_htp(void *arg)
+{
+	evhtp_t	*htp;
+
+	if ((htp = evhtp_new(proxy_base, NULL)) == NULL)
+		fatalx("evhtp_new failed");
+	evhtp_set_gencb(htp, control_request_cb, arg);
+	evhtp_set_max_body_size(htp, CONTROL_MAX_BODY + 1);
+	return (htp);
+}
+
+void
+control_init(void)
+{
+	control_htp = control_new_htp(NULL);
+}
+
+void
+control_set_listen(const char *addr, uint16_t port)
+{
+	free(control_flag_addr);
+	control_flag_addr = xstrdup(addr);
+	control_flag_port = port;
+}
+
+int
+control_listen_fd(int fd)
+{
+	control_fd = fd;
+	return (0);
+}
+
+/* May the admin API be served on this address? */
+static bool
+control_address_allowed(const char *addr, int fd)
+{
+	bool	loop = fd >= 0 ? listen_fd_is_loopback(fd) :
+		    listen_addr_is_loopback(addr);
+
+	if (loop)
+		return (true);
+	return (proxy_conf.admin_address != NULL &&
+	    !listen_addr_is_loopback(proxy_conf.admin_address));
+}
+
+int
+control_listen(const char *addr, uint16_t port)
+{
+	int	fd;
+
+	if ((fd = listen_tcp(addr, port)) == -1)
+		return (-1);
+	if (evhtp_accept_socket(control_htp, fd, 128) != 0) {
+		close(fd);
+		return (-1);
+	}
+	log_info("admin port listening addr=%s port=%u", addr, port);
+	return (0);
+}
+
+/* Bind the admin (and metrics) port once the config says where. */
+void
+control_apply_config(void)
+{
+	const char	*addr;
+	uint16_t	 port;
+	int		 fd;
+
+	if (control_htp == NULL || control_htp->server != NULL)
+		goto metrics;
+	if (control_fd >= 0) {
+		if (!control_address_allowed(NULL, control_fd)) {
+			log_warnx("refusing to serve the admin API on a "
+			    "public address (set admin_address to allow it)");
+			goto metrics;
+		}
+		if (evhtp_accept_socket(control_htp, control_fd, 128) == 0)
+			log_info("admin port from systemd fd=%d", control_fd);
+		goto metrics;
+	}
+	if (control_flag_addr != NULL) {
+		addr = control_flag_addr;
+		port = control_flag_port;
+	} else {
+		if (proxy_conf.admin_port == 0)
+			goto metrics;
+		addr = proxy_conf.admin_address != NULL ?
+		    proxy_conf.admin_address : "127.0.0.1";
+		port = proxy_conf.admin_port;
+	}
+	if (!control_address_allowed(addr, -1)) {
+		log_warnx("refusing to serve the admin API on a public "
+		    "address addr=%s (set admin_address to allow it)", addr);
+		goto metrics;
+	}
+	if (control_listen(addr, port) != 0)
+		log_warn("cannot listen on the admin port addr=%s port=%u",
+		    addr, port);
+metrics:
+	if (control_mhtp != NULL || proxy_conf.metrics_port == 0 ||
+	    proxy_conf.metrics_port == proxy_conf.admin_port ||
+	    proxy_conf.metrics_port == proxy_conf.port ||
+	    (control_flag_addr != NULL &&
+	    proxy_conf.metrics_port == control_flag_port))
+		return;
+	addr = proxy_conf.admin_address != NULL ? proxy_conf.admin_address :
+	    "127.0.0.1";
+	control_mhtp = control_new_htp((void *)1);
+	if ((fd = listen_tcp(addr, proxy_conf.metrics_port)) == -1 ||
+	    evhtp_accept_socket(control_mhtp, fd, 128) != 0) {
+		log_warn("cannot listen on the metrics port addr=%s port=%u",
+		    addr, proxy_conf.metrics_port);
+		if (fd != -1)
+			close(fd);
+	} else
+		log_info("metrics port listening addr=%s port=%u", addr,
+		    proxy_conf.metrics_port);
+}
+
+void
+control_shutdown(void)
+{
+	if (control_htp != NULL)
+		evhtp_free(control_htp);
+	if (control_mhtp != NULL)
+		evhtp_free(control_mhtp);
+	control_htp = control_mhtp = NULL;
+	free(control_flag_addr);
+	control_flag_addr = NULL;
+}

@@ -1,0 +1,1015 @@
+/*
+ * front.c -- the proxy port: libevhtp's server, the limits checked while a
+ * request arrives (401, 404, 413, 431, connection count), and the routing
+ * of a complete request (/health, /v1/models, or forward/queue by model).
+ *
+ * A request's life: on_headers creates its struct preq and checks what the
+ * head alone decides; on_read feeds the body to the model parser and
+ * counts it; the request callback routes it. Anything answered before the
+ * body is read is answered on a copy of the socket after libevhtp lets go
+ * of it, with "Connection: close" and a lingering close (linger.c), since
+ * libevhtp would otherwise drop the answer with the connection.
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <evhtp/evhtp.h>
+#include <yajl/yajl_gen.h>
+
+#include "clock.h"
+#include "linger.h"
+#include "log.h"
+#include "proxy.h"
+#include "xmalloc.h"
+
+static evhtp_t			*front_htp;
+static TAILQ_HEAD(, fconn)	 front_conns = TAILQ_HEAD_INITIALIZER(front_conns);
+static uint32_t			 front_nconns;
+static bool			 front_paused;		/* accept disabled */
+static struct event		*front_accept_timer;	/* EMFILE backoff */
+static struct queue		 front_pending;		/* before config */
+static struct event		*front_pending_timer;
+static uint64_t			 front_rejected[REJ__COUNT];
+static uint32_t			 front_active;		/* PR_UPSTREAM */
+
+static const struct timeval	 front_idle_timeout = { 120, 0 };
+
+static void	front_release(struct preq *);
+static void	front_accept_update(void);
+
+void
+front_count_reject(enum reject_code code)
+{
+	if ((unsigned)code < REJ__COUNT)
+		front_rejected[code]++;
+}
+
+/* {"error":{"message":…,"type":"llmux_error","code":…}} into buf. */
+static void
+front_error_body(struct evbuffer *buf, const char *msg, const char *code)
+{
+	yajl_gen		 g;
+	const unsigned char	*out;
+	size_t			 len;
+
+	g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"error", 5);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"message", 7);
+	yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
+	yajl_gen_string(g, (const unsigned char *)"type", 4);
+	yajl_gen_string(g, (const unsigned char *)"llmux_error", 11);
+	yajl_gen_string(g, (const unsigned char *)"code", 4);
+	yajl_gen_string(g, (const unsigned char *)code, strlen(code));
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	evbuffer_add(buf, out, len);
+	evbuffer_add(buf, "\n", 1);
+	yajl_gen_free(g);
+}
+
+/* Stop reading more requests on this connection; watch for its close. */
+static void
+front_pause(struct preq *pr)
+{
+	struct bufferevent	*bev;
+
+	if (pr->paused)
+		return;
+	evhtp_request_pause(pr->req);
+	pr->paused = true;
+	/*
+	 * libevhtp stops reading while paused, which would hide a client
+	 * that goes away. Read on (its read callback ignores the bytes while
+	 * paused, and the watermark bounds them) so EOF is seen at once.
+	 */
+	bev = evhtp_request_get_bev(pr->req);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_enable(bev, EV_READ);
+}
+
+static void
+front_resume(struct preq *pr)
+{
+	if (pr->paused) {
+		pr->paused = false;
+		evhtp_request_resume(pr->req);
+	}
+}
+
+void
+front_error(struct preq *pr, int status, enum reject_code code,
+    int retry_after, const char *fmt, ...)
+{
+	evhtp_request_t	*req = pr->req;
+	char		 msg[1024], ra[16];
+	va_list		 ap;
+
+	if (pr->phase == PR_DONE || pr->gone)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	front_count_reject(code);
+	log_debug("request refused status=%d code=%s model=%s msg=\"%s\"",
+	    status, metrics_reject_name(code), pr->model_name, msg);
+
+	evhtp_headers_add_header(req->headers_out,
+	    evhtp_header_new("Content-Type", "application/json", 0, 0));
+	if (retry_after > 0) {
+		snprintf(ra, sizeof(ra), "%d", retry_after);
+		evhtp_headers_add_header(req->headers_out,
+		    evhtp_header_new("Retry-After", ra, 0, 1));
+	}
+	if (proxy_exiting)
+		evhtp_request_set_keepalive(req, 0);
+	front_error_body(req->buffer_out, msg, metrics_reject_name(code));
+	pr->phase = PR_DONE;
+	evhtp_send_reply(req, status);
+	front_resume(pr);
+}
+
+/* Send a JSON reply made by the proxy (health, models). */
+static void
+front_reply_json(struct preq *pr, int status, const unsigned char *json,
+    size_t len)
+{
+	evhtp_request_t	*req = pr->req;
+
+	evhtp_headers_add_header(req->headers_out,
+	    evhtp_header_new("Content-Type", "application/json", 0, 0));
+	if (proxy_exiting)
+		evhtp_request_set_keepalive(req, 0);
+	evbuffer_add(req->buffer_out, json, len);
+	pr->phase = PR_DONE;
+	evhtp_send_reply(req, status);
+	front_resume(pr);
+}
+
+void
+front_finish(struct preq *pr)
+{
+	if (pr->phase == PR_DONE)
+		return;
+	if (pr->phase == PR_UPSTREAM)
+		front_active--;
+	pr->phase = PR_DONE;
+	evhtp_send_reply_end(pr->req);
+	front_resume(pr);
+}
+
+uint32_t
+front_active_requests(void)
+{
+	return (front_active);
+}
+
+/* Remember an answer to give before the body is read; the hook fails. */
+static evhtp_res
+front_early(struct fconn *fc, int status, enum reject_code code,
+    const char *fmt, ...)
+{
+	va_list	ap;
+	char	msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (fc->early_status == 0) {
+		fc->early_status = status;
+		fc->early_code = code;
+		fc->early_msg = xstrdup(msg);
+	}
+	return (EVHTP_RES_ERROR);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections and accept. */
+
+static void
+front_accept_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	front_paused = false;
+	front_accept_update();
+}
+
+/* Accept while under the connection limit; back off otherwise. */
+static void
+front_accept_update(void)
+{
+	struct evconnlistener	*lev;
+	uint32_t		 max = proxy_conf.max_connections;
+
+	if (front_htp == NULL || (lev = front_htp->server) == NULL)
+		return;
+	if (proxy_exiting) {
+		evconnlistener_disable(lev);
+		return;
+	}
+	if (front_nconns >= max) {
+		if (!front_paused)
+			log_warnx("connection limit reached, not accepting "
+			    "connections=%u max=%u", front_nconns, max);
+		front_paused = true;
+		evconnlistener_disable(lev);
+	} else if (front_paused && !evtimer_pending(front_accept_timer, NULL)) {
+		front_paused = false;
+		evconnlistener_enable(lev);
+	}
+}
+
+/* accept() failed (EMFILE, ENFILE): stop for a second, as tmux does. */
+static void
+front_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct timeval	tv = { 1, 0 };
+	int		err = EVUTIL_SOCKET_ERROR();
+
+	log_warnx("accept failed, pausing accept for 1s error=\"%s\"",
+	    evutil_socket_error_to_string(err));
+	front_paused = true;
+	evconnlistener_disable(lev);
+	evtimer_add(front_accept_timer, &tv);
+}
+
+static evhtp_res	front_on_header(evhtp_request_t *, evhtp_header_t *,
+			    void *);
+static evhtp_res	front_on_headers(evhtp_request_t *, evhtp_headers_t *,
+			    void *);
+static evhtp_res	front_on_conn_fini(evhtp_connection_t *, void *);
+
+static evhtp_res
+front_post_accept(evhtp_connection_t *conn, void *arg)
+{
+	struct fconn		*fc;
+	struct bufferevent	*bev = evhtp_connection_get_bev(conn);
+	int			 one = 1;
+
+	if (proxy_exiting)
+		return (EVHTP_RES_ERROR);
+	fc = xcalloc(1, sizeof(*fc));
+	fc->conn = conn;
+	TAILQ_INSERT_TAIL(&front_conns, fc, entry);
+	front_nconns++;
+	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one));
+	/* Bound what a client can make us hold while a request is paused. */
+	bufferevent_setwatermark(bev, EV_READ, 0, 128 * 1024);
+	bufferevent_set_timeouts(bev, &front_idle_timeout, NULL);
+	evhtp_connection_set_hook(conn, evhtp_hook_on_header,
+	    (evhtp_hook)front_on_header, fc);
+	evhtp_connection_set_hook(conn, evhtp_hook_on_headers,
+	    (evhtp_hook)front_on_headers, fc);
+	evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini,
+	    (evhtp_hook)front_on_conn_fini, fc);
+	front_accept_update();
+	return (EVHTP_RES_OK);
+}
+
+/*
+ * libevhtp is freeing the connection. If it does so because of a bad or
+ * refused request, answer it first on a duplicate of the socket.
+ */
+static evhtp_res
+front_on_conn_fini(evhtp_connection_t *conn, void *arg)
+{
+	struct fconn		*fc = arg;
+	struct bufferevent	*bev = evhtp_connection_get_bev(conn);
+	htpparse_error		 perr = htparse_error_none;
+	int			 status = fc->early_status;
+	enum reject_code	 code = fc->early_code;
+	const char		*msg = fc->early_msg;
+	struct evbuffer		*body;
+
+	if (conn->parser != NULL)
+		perr = htparser_get_error(conn->parser);
+	if (status == 0 && perr != htparse_error_none &&
+	    perr != htparse_error_user) {
+		if (perr == htparse_error_too_big) {
+			status = 431;
+			code = REJ_HEADERS_TOO_LARGE;
+			msg = "request line or header field is too large";
+		} else {
+			status = 400;
+			code = REJ_BAD_REQUEST;
+			msg = "malformed HTTP request";
+		}
+	}
+	if (status != 0 && bev != NULL) {
+		front_count_reject(code);
+		body = evbuffer_new();
+		front_error_body(body, msg, metrics_reject_name(code));
+		linger_reply(bev, status, body);
+		evbuffer_free(body);
+	}
+	if (fc->pr != NULL)
+		fc->pr->fc = NULL;
+	TAILQ_REMOVE(&front_conns, fc, entry);
+	front_nconns--;
+	free(fc->early_msg);
+	free(fc);
+	front_accept_update();
+	return (EVHTP_RES_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* The request as it arrives. */
+
+static evhtp_res
+front_on_header(evhtp_request_t *req, evhtp_header_t *h, void *arg)
+{
+	struct fconn	*fc = arg;
+
+	fc->hdr_bytes += h->klen + h->vlen + 4;
+	if (fc->hdr_bytes > proxy_conf.max_header_bytes)
+		return (front_early(fc, 431, REJ_HEADERS_TOO_LARGE,
+		    "request headers are larger than %u bytes",
+		    proxy_conf.max_header_bytes));
+	return (EVHTP_RES_OK);
+}
+
+/* Does the request carry one of the configured API keys? */
+static bool
+front_authorized(evhtp_request_t *req)
+{
+	const char	*auth, *key;
+	size_t		 i, klen, alen;
+	unsigned char	 diff;
+
+	if (proxy_conf.n_api_keys == 0)
+		return (true);
+	if ((auth = evhtp_header_find(req->headers_in, "Authorization")) ==
+	    NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return (false);
+	auth += 7;
+	while (*auth == ' ')
+		auth++;
+	alen = strlen(auth);
+	for (i = 0; i < proxy_conf.n_api_keys; i++) {
+		key = proxy_conf.api_keys[i];
+		klen = strlen(key);
+		if (klen != alen)
+			continue;
+		/* Compare in constant time. */
+		diff = 0;
+		for (size_t j = 0; j < klen; j++)
+			diff |= (unsigned char)key[j] ^ (unsigned char)auth[j];
+		if (diff == 0)
+			return (true);
+	}
+	return (false);
+}
+
+static evhtp_res	front_on_body(evhtp_request_t *, struct evbuffer *,
+			    void *);
+static evhtp_res	front_on_request_fini(evhtp_request_t *, void *);
+static void		front_on_error(evhtp_request_t *, evhtp_error_flags,
+			    void *);
+
+static evhtp_res
+front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
+{
+	struct fconn	*fc = arg;
+	struct preq	*pr;
+	const char	*path, *override;
+	htp_method	 method;
+	uint64_t	 clen;
+
+	if (fc->early_status != 0)
+		return (EVHTP_RES_ERROR);
+	pr = xcalloc(1, sizeof(*pr));
+	pr->req = req;
+	pr->fc = fc;
+	pr->phase = PR_READING;
+	pr->t_start_us = clock_us();
+	fc->pr = pr;
+	evhtp_request_set_hook(req, evhtp_hook_on_read,
+	    (evhtp_hook)front_on_body, pr);
+	evhtp_request_set_hook(req, evhtp_hook_on_request_fini,
+	    (evhtp_hook)front_on_request_fini, pr);
+	evhtp_request_set_hook(req, evhtp_hook_on_error,
+	    (evhtp_hook)(void (*)(void))front_on_error, pr);
+
+	path = req->uri != NULL && req->uri->path != NULL ?
+	    req->uri->path->full : "/";
+	method = evhtp_request_get_method(req);
+	override = evhtp_header_find(hdrs, "model-override");
+
+	if (strcmp(path, "/health") == 0)
+		pr->route = ROUTE_HEALTH;
+	else if (strncmp(path, "/v1/", 4) == 0) {
+		if (!front_authorized(req))
+			return (front_early(fc, 401, REJ_UNAUTHORIZED,
+			    "invalid or missing API key"));
+		if (method == htp_method_GET && override == NULL &&
+		    strcmp(path, "/v1/models") == 0)
+			pr->route = ROUTE_MODELS;
+		else if (method == htp_method_GET && override == NULL &&
+		    strncmp(path, "/v1/models/", 11) == 0)
+			pr->route = ROUTE_MODEL_ONE;
+		else if (method == htp_method_POST || override != NULL)
+			pr->route = ROUTE_INFER;
+	}
+	if (pr->route == ROUTE_NONE)
+		return (front_early(fc, 404, REJ_NOT_FOUND,
+		    "unknown path %s (llmux serves /v1/* and /health)", path));
+
+	clen = htparser_get_content_length(req->conn->parser);
+	if (clen > proxy_conf.max_body_bytes && clen != UINT64_MAX)
+		return (front_early(fc, 413, REJ_TOO_LARGE,
+		    "request body is larger than %llu bytes",
+		    (unsigned long long)proxy_conf.max_body_bytes));
+
+	if (pr->route == ROUTE_INFER) {
+		if (override != NULL) {
+			if (!model_name_valid(override, strlen(override)))
+				return (front_early(fc, 400, REJ_BAD_REQUEST,
+				    "model-override is not a valid model "
+				    "name"));
+			strcpy(pr->model_name, override);
+		} else
+			pr->mp = model_parser_new();
+	}
+	return (EVHTP_RES_OK);
+}
+
+static evhtp_res
+front_on_body(evhtp_request_t *req, struct evbuffer *buf, void *arg)
+{
+	struct preq		*pr = arg;
+	struct evbuffer_iovec	 v[8];
+	size_t			 len = evbuffer_get_length(buf);
+	int			 n, i;
+
+	pr->body_bytes += len;
+	if (pr->body_bytes > proxy_conf.max_body_bytes && pr->fc != NULL)
+		return (front_early(pr->fc, 413, REJ_TOO_LARGE,
+		    "request body is larger than %llu bytes",
+		    (unsigned long long)proxy_conf.max_body_bytes));
+	if (pr->mp == NULL)
+		return (EVHTP_RES_OK);
+	n = evbuffer_peek(buf, -1, NULL, v, 8);
+	for (i = 0; i < n && i < 8; i++) {
+		if (model_parser_feed(pr->mp, v[i].iov_base, v[i].iov_len) !=
+		    MODEL_MORE)
+			break;
+	}
+	return (EVHTP_RES_OK);
+}
+
+/* The client is gone (or the connection failed) while we hold it. */
+static void
+front_on_error(evhtp_request_t *req, evhtp_error_flags what, void *arg)
+{
+	struct preq	*pr = arg;
+
+	if (pr->gone)
+		return;
+	pr->gone = true;
+	log_debug("client went away model=%s phase=%d", pr->model_name,
+	    pr->phase);
+	if (pr->phase == PR_UPSTREAM)
+		front_active--;
+	front_release(pr);
+	pr->phase = PR_DONE;
+	/* A paused connection is only freed once resumed. */
+	front_resume(pr);
+}
+
+/* Take a request out of every structure; it is about to be freed. */
+static void
+front_release(struct preq *pr)
+{
+	struct pmodel	*pm = pr->model;
+
+	if (pr->qe.queued) {
+		if (pr->phase == PR_WAIT_CONFIG)
+			queue_remove(&front_pending, &pr->qe);
+		else if (pm != NULL) {
+			queue_remove(&pm->queue, &pr->qe);
+			supervisor_demand(pm);
+		}
+	}
+	if (pr->us != NULL)
+		upstream_abort(pr);
+	if (pr->mp != NULL) {
+		model_parser_free(pr->mp);
+		pr->mp = NULL;
+	}
+	if (pr->counted && pm != NULL) {
+		pr->counted = false;
+		pm->in_flight--;
+		supervisor_demand(pm);
+		registry_check_drained(pm);
+	}
+}
+
+static evhtp_res
+front_on_request_fini(evhtp_request_t *req, void *arg)
+{
+	struct preq		*pr = arg;
+	struct bufferevent	*bev;
+
+	if (pr->phase == PR_UPSTREAM)
+		front_active--;
+	pr->phase = PR_DONE;
+	front_release(pr);
+	if (pr->fc != NULL) {
+		pr->fc->pr = NULL;
+		pr->fc->hdr_bytes = 0;
+		if ((bev = evhtp_request_get_bev(req)) != NULL)
+			bufferevent_set_timeouts(bev, &front_idle_timeout,
+			    NULL);
+	}
+	free(pr);
+	if (proxy_exiting && front_active == 0)
+		event_base_loopexit(proxy_base, NULL);
+	return (EVHTP_RES_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* Routing a complete request. */
+
+static void
+front_gen_model(yajl_gen g, const char *id, struct pmodel *pm)
+{
+	const char	*state;
+
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"id", 2);
+	yajl_gen_string(g, (const unsigned char *)id, strlen(id));
+	yajl_gen_string(g, (const unsigned char *)"object", 6);
+	yajl_gen_string(g, (const unsigned char *)"model", 5);
+	yajl_gen_string(g, (const unsigned char *)"created", 7);
+	yajl_gen_integer(g, 0);
+	yajl_gen_string(g, (const unsigned char *)"owned_by", 8);
+	yajl_gen_string(g, (const unsigned char *)"llmux", 5);
+	if (strcmp(id, pm->name) != 0) {
+		yajl_gen_string(g, (const unsigned char *)"alias_of", 8);
+		yajl_gen_string(g, (const unsigned char *)pm->name,
+		    strlen(pm->name));
+	}
+	state = pm->known ? proto_model_state_name(pm->state) : "unknown";
+	yajl_gen_string(g, (const unsigned char *)"state", 5);
+	yajl_gen_string(g, (const unsigned char *)state, strlen(state));
+	yajl_gen_map_close(g);
+}
+
+/* GET /v1/models: every configured model (and alias) with its state. */
+static void
+front_models(struct preq *pr)
+{
+	yajl_gen		 g;
+	const unsigned char	*out;
+	size_t			 len, i;
+	struct pmodel		*pm;
+
+	g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"object", 6);
+	yajl_gen_string(g, (const unsigned char *)"list", 4);
+	yajl_gen_string(g, (const unsigned char *)"data", 4);
+	yajl_gen_array_open(g);
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (!pm->configured)
+			continue;
+		front_gen_model(g, pm->name, pm);
+		for (i = 0; i < pm->n_aliases; i++)
+			front_gen_model(g, pm->aliases[i], pm);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	front_reply_json(pr, 200, out, len);
+	yajl_gen_free(g);
+}
+
+static void
+front_model_one(struct preq *pr)
+{
+	yajl_gen		 g;
+	const unsigned char	*out;
+	size_t			 len;
+	const char		*id = pr->req->uri->path->full + 11;
+	struct pmodel		*pm;
+
+	if (!proxy_conf.have) {
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "the proxy has no configuration yet");
+		return;
+	}
+	if ((pm = registry_resolve(id)) == NULL) {
+		front_error(pr, 404, REJ_MODEL_NOT_FOUND,
+		    0, "The model `%s` does not exist.", id);
+		return;
+	}
+	g = yajl_gen_alloc(NULL);
+	front_gen_model(g, id, pm);
+	yajl_gen_get_buf(g, &out, &len);
+	front_reply_json(pr, 200, out, len);
+	yajl_gen_free(g);
+}
+
+static void
+front_health(struct preq *pr)
+{
+	char	buf[256];
+	int	len;
+
+	len = snprintf(buf, sizeof(buf), "{\"status\":\"ok\",\"configured\":%s,"
+	    "\"supervisor\":%s}\n", proxy_conf.have ? "true" : "false",
+	    supervisor_connected() ? "true" : "false");
+	front_reply_json(pr, 200, (const unsigned char *)buf, (size_t)len);
+}
+
+/* The request callback: the whole request has been read. */
+static void
+front_request_cb(evhtp_request_t *req, void *arg)
+{
+	struct preq		*pr;
+	enum model_result	 r;
+
+	if (req->hooks == NULL || (pr = req->hooks->on_error_arg) == NULL) {
+		evhtp_send_reply(req, 500);
+		return;
+	}
+	switch (pr->route) {
+	case ROUTE_HEALTH:
+		front_health(pr);
+		return;
+	case ROUTE_MODELS:
+		if (!proxy_conf.have)
+			front_error(pr, 503, REJ_UNAVAILABLE,
+			    PROXY_RETRY_AFTER_SECS,
+			    "the proxy has no configuration yet");
+		else
+			front_models(pr);
+		return;
+	case ROUTE_MODEL_ONE:
+		front_model_one(pr);
+		return;
+	case ROUTE_INFER:
+		break;
+	default:
+		front_error(pr, 404, REJ_NOT_FOUND, 0, "unknown path");
+		return;
+	}
+	if (pr->mp != NULL) {
+		r = model_parser_finish(pr->mp);
+		if (r != MODEL_FOUND) {
+			front_error(pr, 400, REJ_BAD_REQUEST, 0, "%s",
+			    model_parser_error(pr->mp));
+			return;
+		}
+		strcpy(pr->model_name, model_parser_name(pr->mp));
+		model_parser_free(pr->mp);
+		pr->mp = NULL;
+	}
+	front_route(pr);
+}
+
+/* May requests for this model be sent to it now? */
+static bool
+front_dispatchable(struct pmodel *pm)
+{
+	return (pm->ready && !pm->draining && !proxy_exiting &&
+	    pm->upstreams < PROXY_MAX_UPSTREAM_PER_MODEL);
+}
+
+/* Forward a request whose model is ready. */
+static void
+front_forward(struct preq *pr)
+{
+	struct pmodel	*pm = pr->model;
+	int64_t		 now = clock_ms();
+
+	front_pause(pr);
+	pr->phase = PR_UPSTREAM;
+	front_active++;
+	pr->counted = true;
+	pm->in_flight++;
+	pm->metrics.requests[pr->waited ? 1 : 0]++;
+	if (pr->waited)
+		metrics_observe_wait(&pm->metrics,
+		    (double)(now - pr->qe.t_enq_ms) / 1000.0);
+	upstream_start(pr);
+	supervisor_demand(pm);
+}
+
+void
+front_route(struct preq *pr)
+{
+	struct pmodel	*pm;
+	const char	*allowed;
+
+	if (pr->gone || pr->phase == PR_DONE)
+		return;
+	if (proxy_exiting) {
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "the proxy is shutting down");
+		return;
+	}
+	if (!proxy_conf.have) {
+		if (queue_push(&front_pending, &pr->qe, clock_ms(),
+		    PROXY_PRECONFIG_MAX) != 0) {
+			front_error(pr, 503, REJ_UNAVAILABLE,
+			    PROXY_RETRY_AFTER_SECS,
+			    "the proxy has no configuration yet");
+			return;
+		}
+		pr->phase = PR_WAIT_CONFIG;
+		front_pause(pr);
+		if (!evtimer_pending(front_pending_timer, NULL)) {
+			struct timeval tv = { PROXY_PRECONFIG_WAIT_MS / 1000,
+			    (PROXY_PRECONFIG_WAIT_MS % 1000) * 1000 };
+			evtimer_add(front_pending_timer, &tv);
+		}
+		return;
+	}
+	if ((pm = registry_resolve(pr->model_name)) == NULL) {
+		front_error(pr, 404, REJ_MODEL_NOT_FOUND, 0,
+		    "The model `%s` does not exist.", pr->model_name);
+		return;
+	}
+	pr->model = pm;
+	if (registry_manual()) {
+		allowed = registry_pinned();
+		if ((allowed != NULL && strcmp(allowed, pm->name) != 0) ||
+		    (allowed == NULL && !pm->ready)) {
+			front_error(pr, 503, REJ_MANUAL_MODE, 0,
+			    "llmux is in manual mode and model `%s` is not the "
+			    "%s model", pm->name, allowed != NULL ? "pinned" :
+			    "active");
+			return;
+		}
+	}
+	if (front_dispatchable(pm) && queue_len(&pm->queue) == 0) {
+		front_forward(pr);
+		return;
+	}
+	if (queue_push(&pm->queue, &pr->qe, clock_ms(),
+	    proxy_conf.max_queue_per_model) != 0) {
+		if (supervisor_connected())
+			front_error(pr, 429, REJ_QUEUE_FULL,
+			    PROXY_RETRY_AFTER_SECS, "the queue of model `%s` is "
+			    "full (%u requests)", pm->name,
+			    proxy_conf.max_queue_per_model);
+		else
+			front_error(pr, 503, REJ_UNAVAILABLE,
+			    PROXY_RETRY_AFTER_SECS, "model `%s` is not ready "
+			    "and the supervisor is unreachable", pm->name);
+		return;
+	}
+	pr->phase = PR_QUEUED;
+	pr->waited = true;
+	front_pause(pr);
+	front_arm_timer(pm);
+	supervisor_demand(pm);
+}
+
+void
+front_dispatch_queue(struct pmodel *pm)
+{
+	struct qentry	*e;
+	struct preq	*pr;
+	bool		 any = false;
+
+	while (front_dispatchable(pm) && (e = queue_pop(&pm->queue)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		front_forward(pr);
+		any = true;
+	}
+	if (any) {
+		front_arm_timer(pm);
+		supervisor_demand(pm);
+	}
+}
+
+void
+front_fail_queue(struct pmodel *pm, int status, enum reject_code code,
+    int retry_after, const char *msg)
+{
+	struct qentry	*e;
+	struct preq	*pr;
+
+	while ((e = queue_pop(&pm->queue)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		front_error(pr, status, code, retry_after, "%s", msg);
+	}
+	front_arm_timer(pm);
+	supervisor_demand(pm);
+}
+
+/* The head of a model's queue waited request_timeout_secs: 504 (503). */
+static void
+front_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pmodel	*pm = arg;
+	struct qentry	*e;
+	struct preq	*pr;
+	int64_t		 timeout = (int64_t)proxy_conf.request_timeout_secs *
+			    1000;
+
+	while ((e = queue_expired(&pm->queue, clock_ms(), timeout)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		if (supervisor_connected())
+			front_error(pr, 504, REJ_TIMEOUT, 0, "timed out after "
+			    "%us waiting for model `%s`",
+			    proxy_conf.request_timeout_secs, pm->name);
+		else
+			front_error(pr, 503, REJ_UNAVAILABLE,
+			    PROXY_RETRY_AFTER_SECS, "model `%s` is not ready "
+			    "and the supervisor is unreachable", pm->name);
+	}
+	front_arm_timer(pm);
+	supervisor_demand(pm);
+}
+
+void
+front_arm_timer(struct pmodel *pm)
+{
+	int64_t		deadline, left;
+	struct timeval	tv;
+
+	if (pm->timer == NULL)
+		pm->timer = evtimer_new(proxy_base, front_timer_cb, pm);
+	deadline = queue_next_deadline(&pm->queue,
+	    (int64_t)proxy_conf.request_timeout_secs * 1000);
+	if (deadline < 0) {
+		evtimer_del(pm->timer);
+		return;
+	}
+	left = deadline - clock_ms();
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000 + 1000;
+	evtimer_add(pm->timer, &tv);
+}
+
+static void
+front_pending_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qentry	*e;
+	struct preq	*pr;
+	int64_t		 deadline, left;
+	struct timeval	 tv;
+
+	while ((e = queue_expired(&front_pending, clock_ms(),
+	    PROXY_PRECONFIG_WAIT_MS)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "the proxy has no configuration from the supervisor yet");
+	}
+	if ((deadline = queue_next_deadline(&front_pending,
+	    PROXY_PRECONFIG_WAIT_MS)) >= 0) {
+		left = deadline - clock_ms();
+		if (left < 0)
+			left = 0;
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000 + 1000;
+		evtimer_add(front_pending_timer, &tv);
+	}
+}
+
+void
+front_config_arrived(void)
+{
+	struct qentry	*e;
+	struct preq	*pr;
+
+	evtimer_del(front_pending_timer);
+	while ((e = queue_pop(&front_pending)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		pr->phase = PR_READING;
+		front_route(pr);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+void
+front_init(void)
+{
+	queue_init(&front_pending);
+	front_pending_timer = evtimer_new(proxy_base, front_pending_timer_cb,
+	    NULL);
+	front_accept_timer = evtimer_new(proxy_base, front_accept_timer_cb,
+	    NULL);
+	front_htp = evhtp_new(proxy_base, NULL);
+	if (front_htp == NULL)
+		fatalx("evhtp_new failed");
+	evhtp_set_gencb(front_htp, front_request_cb, NULL);
+	evhtp_set_post_accept_cb(front_htp, front_post_accept, NULL);
+}
+
+int
+front_listen_fd(int fd)
+{
+	if (evhtp_accept_socket(front_htp, fd, 1024) != 0)
+		return (-1);
+	evconnlistener_set_error_cb(front_htp->server, front_accept_error);
+	front_accept_update();
+	return (0);
+}
+
+int
+front_listen(const char *addr, uint16_t port)
+{
+	int	fd;
+
+	if ((fd = listen_tcp(addr, port)) == -1)
+		return (-1);
+	if (front_listen_fd(fd) != 0) {
+		close(fd);
+		return (-1);
+	}
+	log_info("listening addr=%s port=%u", addr, port);
+	return (0);
+}
+
+bool
+front_listening(void)
+{
+	return (front_htp != NULL && front_htp->server != NULL);
+}
+
+/* Without --listen or a socket from systemd, bind where the config says. */
+void
+front_apply_config(void)
+{
+	const char	*addr;
+
+	if (!front_listening() && !proxy_exiting && proxy_conf.port != 0) {
+		addr = proxy_conf.listen_address != NULL ?
+		    proxy_conf.listen_address : "0.0.0.0";
+		if (front_listen(addr, proxy_conf.port) != 0)
+			log_warnx("cannot listen on the proxy port addr=%s "
+			    "port=%u", addr, proxy_conf.port);
+	}
+	front_accept_update();
+}
+
+/* SIGTERM: accept nothing more; fail what waits; let what runs finish. */
+void
+front_stop_accepting(void)
+{
+	struct pmodel	*pm;
+	struct qentry	*e;
+	struct preq	*pr;
+
+	if (front_htp != NULL && front_htp->server != NULL)
+		evhtp_unbind_socket(front_htp);
+	TAILQ_FOREACH(pm, &proxy_models, entry)
+		front_fail_queue(pm, 503, REJ_UNAVAILABLE,
+		    PROXY_RETRY_AFTER_SECS, "the proxy is shutting down");
+	while ((e = queue_pop(&front_pending)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "the proxy is shutting down");
+	}
+}
+
+void
+front_shutdown(void)
+{
+	struct fconn	*fc;
+
+	while ((fc = TAILQ_FIRST(&front_conns)) != NULL)
+		evhtp_connection_free(fc->conn);
+	if (front_htp != NULL)
+		evhtp_free(front_htp);
+	front_htp = NULL;
+	if (front_pending_timer != NULL)
+		event_free(front_pending_timer);
+	if (front_accept_timer != NULL)
+		event_free(front_accept_timer);
+	linger_shutdown();
+}
+
+void
+front_metrics_view(struct metrics_proxy_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->connections = front_nconns + linger_count();
+	v->max_connections = proxy_conf.max_connections;
+	v->accept_paused = front_paused;
+	v->supervisor_connected = supervisor_connected();
+	memcpy(v->rejected, front_rejected, sizeof(v->rejected));
+	v->waiting_for_config = queue_len(&front_pending);
+}

@@ -1,0 +1,238 @@
+/*
+ * proxy.h -- what the files of llmux-proxyd share: the models the proxy
+ * knows (config and state pushed by the supervisor), the requests it holds,
+ * and each file's entry points.
+ *
+ * One event loop runs everything. A request is read whole by libevhtp
+ * (bounded), its model found while the body arrives, then it is either
+ * forwarded at once to the model's port or paused in its model's queue
+ * until the supervisor says the model is ready.
+ */
+#ifndef LLMUX_PROXY_H
+#define LLMUX_PROXY_H
+
+#include <sys/queue.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <evhtp/evhtp.h>
+
+#include "metrics.h"
+#include "model.h"
+#include "proto.h"
+#include "queue.h"
+
+struct event_base;
+struct ustream;
+struct upool;
+
+/* Limits the proxy uses before the first config push, and hard limits. */
+#define PROXY_DEFAULT_TIMEOUT_SECS	300
+#define PROXY_DEFAULT_MAX_QUEUE		16384
+#define PROXY_DEFAULT_MAX_BODY		(32ull << 20)
+#define PROXY_DEFAULT_MAX_HEADER	(64u << 10)
+#define PROXY_DEFAULT_MAX_CONNS		4096
+#define PROXY_PRECONFIG_MAX		1024	/* requests held before config */
+#define PROXY_PRECONFIG_WAIT_MS		30000
+#define PROXY_RETRY_AFTER_SECS		5
+#define PROXY_MAX_UPSTREAM_PER_MODEL	1024	/* concurrent exchanges */
+#define PROXY_CLIENT_HIGH_WATER		(256u << 10)	/* stop reading upstream */
+#define PROXY_CLIENT_LOW_WATER		(64u << 10)	/* resume */
+#define PROXY_HEADER_TOKEN_MAX		8000	/* libevhtp's parser limit */
+
+/* What the proxy uses of the supervisor's config push. */
+struct pconf {
+	bool		 have;		/* a config has arrived */
+	uint64_t	 generation;
+	uint16_t	 port;
+	uint16_t	 admin_port;
+	uint16_t	 metrics_port;
+	char		*listen_address;
+	char		*admin_address;
+	uint32_t	 request_timeout_secs;
+	uint32_t	 max_queue_per_model;
+	uint64_t	 max_body_bytes;
+	uint32_t	 max_header_bytes;
+	uint32_t	 max_connections;
+	char		**api_keys;
+	size_t		 n_api_keys;
+	char		*admin_token;
+};
+
+/* One configured model and what the proxy knows of its state. */
+struct pmodel {
+	char			*name;
+	char			**aliases;
+	size_t			 n_aliases;
+	uint16_t		 cfg_port;
+	bool			 configured;	/* in the latest config */
+
+	enum proto_model_state	 state;
+	bool			 known;		/* a state or ready arrived */
+	bool			 ready;		/* dispatch to port */
+	uint16_t		 port;
+	uint64_t		 generation;
+	bool			 draining;	/* queue, don't dispatch */
+	bool			 drain_pending;	/* answer drained at 0 */
+	uint32_t		 drain_id;
+	char			*reason;	/* last failure */
+
+	struct queue		 queue;
+	struct event		*timer;		/* head of queue expires */
+	uint32_t		 in_flight;	/* until the last byte is out */
+	uint32_t		 upstreams;	/* exchanges open upstream */
+	struct upool		*pool;
+
+	/* Demand as last sent to the supervisor. */
+	bool			 demand_dirty;
+	uint32_t		 sent_queued;
+	uint32_t		 sent_in_flight;
+	int64_t			 sent_ms;
+
+	struct model_metrics	 metrics;
+	TAILQ_ENTRY(pmodel)	 entry;
+};
+TAILQ_HEAD(pmodels, pmodel);
+
+/* Where a request is in its life. */
+enum preq_phase {
+	PR_READING,		/* head or body arriving */
+	PR_WAIT_CONFIG,		/* held until the first config push */
+	PR_QUEUED,		/* paused in its model's queue */
+	PR_UPSTREAM,		/* forwarded, response not finished */
+	PR_DONE,		/* answered; waiting for libevhtp to free it */
+};
+
+enum preq_route {
+	ROUTE_NONE,
+	ROUTE_HEALTH,
+	ROUTE_MODELS,		/* GET /v1/models */
+	ROUTE_MODEL_ONE,	/* GET /v1/models/NAME */
+	ROUTE_INFER,		/* POST /v1/... */
+};
+
+struct fconn;
+
+/* One client request, from its head to libevhtp freeing it. */
+struct preq {
+	evhtp_request_t		*req;
+	struct fconn		*fc;
+	enum preq_phase		 phase;
+	enum preq_route		 route;
+	bool			 paused;	/* evhtp_request_pause'd */
+	bool			 gone;		/* the client went away */
+	bool			 waited;	/* was queued */
+	bool			 counted;	/* in its model's in_flight */
+	uint64_t		 body_bytes;
+	struct model_parser	*mp;		/* until the model is known */
+	char			 model_name[MODEL_NAME_MAX + 1];
+	struct pmodel		*model;
+	struct qentry		 qe;		/* in model queue or pending */
+	int64_t			 t_start_us;
+	struct ustream		*us;		/* the upstream exchange */
+};
+
+/* One client connection on the proxy port. */
+struct fconn {
+	evhtp_connection_t	*conn;
+	struct preq		*pr;		/* current request */
+	uint32_t		 hdr_bytes;	/* of the current head */
+	int			 early_status;	/* answer then close */
+	enum reject_code	 early_code;
+	char			*early_msg;
+	TAILQ_ENTRY(fconn)	 entry;
+};
+
+/* Globals (main.c). */
+extern struct event_base	*proxy_base;
+extern struct pconf		 proxy_conf;
+extern struct pmodels		 proxy_models;
+extern bool			 proxy_exiting;
+
+/* registry.c: the table of models. */
+struct pmodel	*registry_find(const char *);
+/* By name or alias, configured models only. */
+struct pmodel	*registry_resolve(const char *);
+void		 registry_apply_config(const struct proto_config *);
+void		 registry_apply_state(const struct proto_state *);
+void		 registry_ready(const char *, uint16_t, uint64_t);
+void		 registry_failed(const char *, const char *);
+void		 registry_drain(const char *, uint32_t);
+/* The supervisor went away or came back. */
+void		 registry_supervisor_lost(void);
+/* The model's in-flight count dropped: answer a pending drain at 0. */
+void		 registry_check_drained(struct pmodel *);
+bool		 registry_manual(void);
+const char	*registry_pinned(void);
+void		 registry_free_all(void);
+
+/* front.c: the proxy port. */
+void		 front_init(void);
+int		 front_listen_fd(int fd);
+int		 front_listen(const char *addr, uint16_t port);
+bool		 front_listening(void);
+void		 front_apply_config(void);
+/* Answer a request with an OpenAI-style error body and resume it. */
+void		 front_error(struct preq *, int status, enum reject_code,
+		    int retry_after, const char *fmt, ...)
+		    __attribute__((format(printf, 5, 6)));
+/* Send, forward or queue a request whose model is known. */
+void		 front_route(struct preq *);
+/* The request's response is complete: let libevhtp finish it. */
+void		 front_finish(struct preq *);
+/* Try to dispatch a model's queue (it became ready, or a slot freed). */
+void		 front_dispatch_queue(struct pmodel *);
+/* Fail every request queued for a model. */
+void		 front_fail_queue(struct pmodel *, int status, enum reject_code,
+		    int retry_after, const char *msg);
+/* Route requests held since before the first config. */
+void		 front_config_arrived(void);
+void		 front_arm_timer(struct pmodel *);
+void		 front_stop_accepting(void);
+uint32_t	 front_active_requests(void);
+void		 front_shutdown(void);
+void		 front_metrics_view(struct metrics_proxy_view *);
+void		 front_count_reject(enum reject_code);
+
+/* upstream.c: forwarding and relaying. */
+void		 upstream_start(struct preq *);
+/* The client went away or the request is being freed: drop the exchange. */
+void		 upstream_abort(struct preq *);
+/* Close a model's idle connections (its port or generation changed). */
+void		 upstream_pool_reset(struct pmodel *);
+void		 upstream_shutdown(void);
+
+/* supervisor.c: the link to llmux-supervisord. */
+void		 supervisor_init(const char *path);
+bool		 supervisor_connected(void);
+void		 supervisor_demand(struct pmodel *);
+void		 supervisor_send_drained(struct pmodel *);
+typedef void	(*supervisor_reply_cb)(int status, const uint8_t *body,
+		    size_t len, void *arg);
+/*
+ * Send a control call; cb gets the reply's status and body (or 503 and no
+ * body if the supervisor is away or goes away). Returns a handle to cancel.
+ */
+uint32_t	 supervisor_call(enum proto_type, const struct proto_call *,
+		    uint32_t timeout_ms, supervisor_reply_cb, void *);
+void		 supervisor_cancel(uint32_t);
+void		 supervisor_shutdown(void);
+
+/* control.c: the admin port. */
+void		 control_init(void);
+int		 control_listen_fd(int fd);
+void		 control_set_listen(const char *addr, uint16_t port);
+int		 control_listen(const char *addr, uint16_t port);
+void		 control_apply_config(void);
+void		 control_shutdown(void);
+/* /metrics text of the proxy itself. */
+void		 control_metrics_text(struct evbuffer *);
+
+/* listen.c: sockets. */
+int		 listen_parse(const char *, char **addr, uint16_t *port);
+int		 listen_tcp(const char *addr, uint16_t port);
+bool		 listen_fd_is_loopback(int fd);
+bool		 listen_addr_is_loopback(const char *);
+
+#endif

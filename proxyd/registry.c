@@ -1,0 +1,346 @@
+/*
+ * registry.c -- the models the proxy knows: names, aliases and ports from
+ * the supervisor's config push; readiness, port and generation from its
+ * state pushes and ready/failed/drain messages. The queues hang off these
+ * entries; this file decides when they are dispatched or failed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "proxy.h"
+#include "xmalloc.h"
+
+static bool	 registry_is_manual;
+static char	*registry_pin;
+
+struct pmodel *
+registry_find(const char *name)
+{
+	struct pmodel	*pm;
+
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (strcmp(pm->name, name) == 0)
+			return (pm);
+	}
+	return (NULL);
+}
+
+struct pmodel *
+registry_resolve(const char *name)
+{
+	struct pmodel	*pm;
+	size_t		 i;
+
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (!pm->configured)
+			continue;
+		if (strcmp(pm->name, name) == 0)
+			return (pm);
+	}
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (!pm->configured)
+			continue;
+		for (i = 0; i < pm->n_aliases; i++) {
+			if (strcmp(pm->aliases[i], name) == 0)
+				return (pm);
+		}
+	}
+	return (NULL);
+}
+
+static void
+registry_free_aliases(struct pmodel *pm)
+{
+	size_t	i;
+
+	for (i = 0; i < pm->n_aliases; i++)
+		free(pm->aliases[i]);
+	free(pm->aliases);
+	pm->aliases = NULL;
+	pm->n_aliases = 0;
+}
+
+static void
+registry_strv_free(char **v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char *
+registry_strdup_or_null(const char *s)
+{
+	return (s != NULL ? xstrdup(s) : NULL);
+}
+
+/* The limits and keys of a config push. */
+static void
+registry_apply_limits(const struct proto_config *c)
+{
+	struct pconf	*pc = &proxy_conf;
+	size_t		 i;
+
+	pc->generation = c->generation;
+	pc->port = c->port;
+	pc->admin_port = c->admin_port;
+	pc->metrics_port = c->metrics_port;
+	free(pc->listen_address);
+	pc->listen_address = registry_strdup_or_null(c->listen_address);
+	free(pc->admin_address);
+	pc->admin_address = registry_strdup_or_null(c->admin_address);
+	pc->request_timeout_secs = c->request_timeout_secs != 0 ?
+	    c->request_timeout_secs : PROXY_DEFAULT_TIMEOUT_SECS;
+	pc->max_queue_per_model = c->max_queue_per_model != 0 ?
+	    c->max_queue_per_model : PROXY_DEFAULT_MAX_QUEUE;
+	pc->max_body_bytes = c->max_body_bytes != 0 ? c->max_body_bytes :
+	    PROXY_DEFAULT_MAX_BODY;
+	pc->max_header_bytes = c->max_header_bytes != 0 ?
+	    c->max_header_bytes : PROXY_DEFAULT_MAX_HEADER;
+	pc->max_connections = c->max_connections != 0 ? c->max_connections :
+	    PROXY_DEFAULT_MAX_CONNS;
+	registry_strv_free(pc->api_keys, pc->n_api_keys);
+	pc->api_keys = xcalloc(c->api_keys.n + 1, sizeof(char *));
+	for (i = 0; i < c->api_keys.n; i++)
+		pc->api_keys[i] = xstrdup(c->api_keys.v[i]);
+	pc->n_api_keys = c->api_keys.n;
+	free(pc->admin_token);
+	pc->admin_token = c->admin_token != NULL && *c->admin_token != '\0' ?
+	    xstrdup(c->admin_token) : NULL;
+}
+
+void
+registry_apply_config(const struct proto_config *c)
+{
+	struct pmodel			*pm;
+	const struct proto_model_info	*mi;
+	bool				 first = !proxy_conf.have;
+	size_t				 i, j;
+
+	registry_apply_limits(c);
+	TAILQ_FOREACH(pm, &proxy_models, entry)
+		pm->configured = false;
+	for (i = 0; i < c->n_models; i++) {
+		mi = &c->models[i];
+		if ((pm = registry_find(mi->name)) == NULL) {
+			pm = xcalloc(1, sizeof(*pm));
+			pm->name = xstrdup(mi->name);
+			queue_init(&pm->queue);
+			TAILQ_INSERT_TAIL(&proxy_models, pm, entry);
+		}
+		pm->configured = true;
+		pm->cfg_port = mi->port;
+		registry_free_aliases(pm);
+		pm->aliases = xcalloc(mi->aliases.n + 1, sizeof(char *));
+		for (j = 0; j < mi->aliases.n; j++)
+			pm->aliases[j] = xstrdup(mi->aliases.v[j]);
+		pm->n_aliases = mi->aliases.n;
+	}
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (!pm->configured && queue_len(&pm->queue) > 0)
+			front_fail_queue(pm, 404, REJ_MODEL_NOT_FOUND, 0,
+			    "the model was removed from the configuration");
+		if (!pm->configured)
+			pm->ready = false;
+	}
+	proxy_conf.have = true;
+	log_info("configuration received generation=%llu models=%zu",
+	    (unsigned long long)c->generation, c->n_models);
+	front_apply_config();
+	control_apply_config();
+	if (first)
+		front_config_arrived();
+}
+
+/* The model can be sent requests at port (generation). */
+static void
+registry_set_ready(struct pmodel *pm, uint16_t port, uint64_t generation)
+{
+	bool	changed = !pm->ready || pm->port != port ||
+		    pm->generation != generation;
+
+	pm->known = true;
+	pm->state = PROTO_MS_READY;
+	pm->ready = port != 0;
+	pm->port = port;
+	pm->generation = generation;
+	pm->draining = false;
+	pm->drain_pending = false;
+	if (changed) {
+		upstream_pool_reset(pm);
+		log_info("model ready model=%s port=%u generation=%llu "
+		    "queued=%u", pm->name, port, (unsigned long long)generation,
+		    queue_len(&pm->queue));
+	}
+	front_dispatch_queue(pm);
+}
+
+/* In manual mode, only the pinned (else the active) model is served. */
+static void
+registry_enforce_manual(void)
+{
+	struct pmodel	*pm;
+
+	if (!registry_is_manual)
+		return;
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (queue_len(&pm->queue) == 0)
+			continue;
+		if (registry_pin != NULL ? strcmp(registry_pin, pm->name) != 0 :
+		    !pm->ready)
+			front_fail_queue(pm, 503, REJ_MANUAL_MODE, 0,
+			    "llmux is in manual mode and this model is not "
+			    "the pinned one");
+	}
+}
+
+void
+registry_apply_state(const struct proto_state *st)
+{
+	const struct proto_model_status	*ms;
+	struct pmodel			*pm;
+	size_t				 i;
+
+	registry_is_manual = st->manual;
+	free(registry_pin);
+	registry_pin = registry_strdup_or_null(st->pinned);
+	for (i = 0; i < st->n_models; i++) {
+		ms = &st->models[i];
+		if ((pm = registry_find(ms->name)) == NULL)
+			continue;
+		free(pm->reason);
+		pm->reason = registry_strdup_or_null(ms->reason);
+		switch (ms->state) {
+		case PROTO_MS_READY:
+			registry_set_ready(pm, ms->port, ms->generation);
+			break;
+		case PROTO_MS_DRAINING:
+			pm->known = true;
+			pm->state = ms->state;
+			pm->draining = true;
+			break;
+		default:
+			pm->known = true;
+			pm->state = ms->state;
+			pm->ready = false;
+			pm->draining = false;
+			break;
+		}
+	}
+	registry_enforce_manual();
+}
+
+void
+registry_ready(const char *name, uint16_t port, uint64_t generation)
+{
+	struct pmodel	*pm;
+
+	if ((pm = registry_find(name)) == NULL) {
+		log_warnx("ready for an unknown model model=%s", name);
+		return;
+	}
+	registry_set_ready(pm, port, generation);
+}
+
+void
+registry_failed(const char *name, const char *reason)
+{
+	struct pmodel	*pm;
+	char		 msg[PROTO_MAX_TEXT + 256];
+
+	if ((pm = registry_find(name)) == NULL)
+		return;
+	pm->known = true;
+	pm->ready = false;
+	pm->draining = false;
+	pm->state = PROTO_MS_FAILED;
+	free(pm->reason);
+	pm->reason = xstrdup(reason != NULL ? reason : "unknown");
+	log_warnx("model failed model=%s queued=%u reason=\"%s\"", pm->name,
+	    queue_len(&pm->queue), pm->reason);
+	snprintf(msg, sizeof(msg), "model `%s` failed to start: %s", pm->name,
+	    pm->reason);
+	front_fail_queue(pm, 503, REJ_MODEL_FAILED, 0, msg);
+}
+
+void
+registry_drain(const char *name, uint32_t drain_id)
+{
+	struct pmodel	*pm;
+
+	if ((pm = registry_find(name)) == NULL) {
+		log_warnx("drain for an unknown model model=%s", name);
+		return;
+	}
+	pm->draining = true;
+	pm->drain_pending = true;
+	pm->drain_id = drain_id;
+	log_info("draining model=%s in_flight=%u", pm->name, pm->in_flight);
+	registry_check_drained(pm);
+}
+
+void
+registry_check_drained(struct pmodel *pm)
+{
+	if (pm->drain_pending && pm->in_flight == 0) {
+		pm->drain_pending = false;
+		supervisor_send_drained(pm);
+	}
+}
+
+/* The supervisor is gone: serve what is ready, forget pending drains. */
+void
+registry_supervisor_lost(void)
+{
+	struct pmodel	*pm;
+
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		pm->drain_pending = false;
+		if (pm->draining) {
+			pm->draining = false;
+			if (pm->ready)
+				front_dispatch_queue(pm);
+		}
+	}
+}
+
+bool
+registry_manual(void)
+{
+	return (registry_is_manual);
+}
+
+const char *
+registry_pinned(void)
+{
+	return (registry_pin);
+}
+
+void
+registry_free_all(void)
+{
+	struct pmodel	*pm;
+
+	while ((pm = TAILQ_FIRST(&proxy_models)) != NULL) {
+		TAILQ_REMOVE(&proxy_models, pm, entry);
+		upstream_pool_reset(pm);
+		if (pm->timer != NULL)
+			event_free(pm->timer);
+		registry_free_aliases(pm);
+		free(pm->reason);
+		free(pm->name);
+		free(pm);
+	}
+	free(registry_pin);
+	registry_pin = NULL;
+	registry_strv_free(proxy_conf.api_keys, proxy_conf.n_api_keys);
+	free(proxy_conf.listen_address);
+	free(proxy_conf.admin_address);
+	free(proxy_conf.admin_token);
+	memset(&proxy_conf, 0, sizeof(proxy_conf));
+}

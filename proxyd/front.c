@@ -50,6 +50,15 @@ static const struct timeval	 front_idle_timeout = { 120, 0 };
 static void	front_release(struct preq *);
 static void	front_accept_update(void);
 
+/* The request is answered (or abandoned): it no longer counts as active. */
+static void
+front_set_done(struct preq *pr)
+{
+	if (pr->phase == PR_UPSTREAM)
+		front_active--;
+	pr->phase = PR_DONE;
+}
+
 void
 front_count_reject(enum reject_code code)
 {
@@ -139,7 +148,7 @@ front_error(struct preq *pr, int status, enum reject_code code,
 	if (proxy_exiting)
 		evhtp_request_set_keepalive(req, 0);
 	front_error_body(req->buffer_out, msg, metrics_reject_name(code));
-	pr->phase = PR_DONE;
+	front_set_done(pr);
 	evhtp_send_reply(req, status);
 	front_resume(pr);
 }
@@ -156,7 +165,7 @@ front_reply_json(struct preq *pr, int status, const unsigned char *json,
 	if (proxy_exiting)
 		evhtp_request_set_keepalive(req, 0);
 	evbuffer_add(req->buffer_out, json, len);
-	pr->phase = PR_DONE;
+	front_set_done(pr);
 	evhtp_send_reply(req, status);
 	front_resume(pr);
 }
@@ -166,9 +175,7 @@ front_finish(struct preq *pr)
 {
 	if (pr->phase == PR_DONE)
 		return;
-	if (pr->phase == PR_UPSTREAM)
-		front_active--;
-	pr->phase = PR_DONE;
+	front_set_done(pr);
 	evhtp_send_reply_end(pr->req);
 	front_resume(pr);
 }
@@ -483,10 +490,8 @@ front_on_error(evhtp_request_t *req, evhtp_error_flags what, void *arg)
 	pr->gone = true;
 	log_debug("client went away model=%s phase=%d", pr->model_name,
 	    pr->phase);
-	if (pr->phase == PR_UPSTREAM)
-		front_active--;
 	front_release(pr);
-	pr->phase = PR_DONE;
+	front_set_done(pr);
 	/* A paused connection is only freed once resumed. */
 	front_resume(pr);
 }
@@ -525,10 +530,8 @@ front_on_request_fini(evhtp_request_t *req, void *arg)
 	struct preq		*pr = arg;
 	struct bufferevent	*bev;
 
-	if (pr->phase == PR_UPSTREAM)
-		front_active--;
-	pr->phase = PR_DONE;
 	front_release(pr);
+	front_set_done(pr);
 	if (pr->fc != NULL) {
 		pr->fc->pr = NULL;
 		pr->fc->hdr_bytes = 0;

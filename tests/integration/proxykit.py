@@ -1,0 +1,102 @@
+"""proxykit.py -- what the proxy's scenarios share: start llmux-proxyd in
+front of a scripted supervisor (fakesup.py) and stand-in model servers
+(upstub.py), and read a process's memory."""
+import http.client
+import json
+import os
+import socket
+import sys
+
+import harness
+import fakesup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def start_upstub(env, name):
+    port = harness.free_port()
+    env.spawn("upstub-" + name, [sys.executable, os.path.join(HERE, "upstub.py"),
+                                 "--port", str(port), "--name", name])
+    harness.wait_until(lambda: harness.http(port, "GET", "/health")[0] == 200,
+                       what="upstub %s to listen" % name)
+    return port
+
+
+def stub_stats(port):
+    return json.loads(harness.http(port, "GET", "/stats")[2])
+
+
+class Stack:
+    """A proxy, its scripted supervisor, and the ports."""
+
+    def __init__(self, env, models, state=None, proxy_args=(), start=True, extra_env=None,
+                 **config):
+        self.env = env
+        self.sock = env.path("sup.sock")
+        self.port = harness.free_port()
+        self.admin = harness.free_port()
+        self.sup = fakesup.FakeSup(self.sock, fakesup.config_msg(models, port=self.port, **config),
+                                   state)
+        self.sup.start()
+        self.proxy = None
+        self.proxy_args = list(proxy_args)
+        self.extra_env = extra_env
+        if start:
+            self.start_proxy()
+
+    def start_proxy(self, name="proxyd", argv=None, extra_env=None):
+        argv = argv or [harness.binary("llmux-proxyd"), "-v", "--socket", self.sock,
+                        "--listen", "127.0.0.1:%d" % self.port,
+                        "--admin-listen", "127.0.0.1:%d" % self.admin] + self.proxy_args
+        e = dict(self.extra_env or {})
+        e.update(extra_env or {})
+        self.proxy = self.env.spawn(name, argv, extra_env=e)
+        self.sup.wait_connected()
+        harness.wait_until(self.health_ok, what="the proxy to answer /health")
+        return self.proxy
+
+    def health_ok(self):
+        st, _, body = harness.http(self.port, "GET", "/health", timeout=2)
+        return st == 200 and json.loads(body)["configured"]
+
+    def post(self, body, path="/v1/chat/completions", headers=None, timeout=30):
+        st, hdrs, data = harness.http(self.port, "POST", path, body, headers, timeout)
+        try:
+            obj = json.loads(data) if data else None
+        except ValueError:
+            obj = data
+        return st, hdrs, obj
+
+    def rss_kb(self):
+        return rss_kb(self.proxy.pid)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def error_code(obj):
+    return obj["error"]["code"] if isinstance(obj, dict) and "error" in obj else None
+
+
+def raw_request(port, data, timeout=10):
+    """Send raw bytes, return everything the server answers until it closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()

@@ -1,0 +1,134 @@
+"""test_proxy_basic.py -- llmux-proxyd forwards to a ready model: bodies
+byte for byte, answers relayed (sized and streamed), aliases and the
+model-override header, /health and /v1/models, and the 400/404 answers
+for requests it cannot route."""
+import hashlib
+import http.client
+import json
+
+import harness
+from harness import test, check
+from fakesup import READY_S, SLEEPING, state_msg
+from proxykit import Stack, start_upstub, error_code, stub_stats
+
+
+def ready_stack(env, **kw):
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, ["alias-a"]), ("b", up + 1, [])],
+               state_msg({"a": (READY_S, up, 1), "b": (SLEEPING, 0, 0)}), **kw)
+    return st, up
+
+
+@test
+def forwards_body_byte_for_byte(env):
+    st, up = ready_stack(env)
+    body = json.dumps({"model": "a", "messages": [{"role": "user", "content": "h\u00e9llo \"x\""}],
+                       "x": list(range(2000))}, separators=(",", ":")).encode()
+    status, hdrs, obj = st.post(body, headers={"Content-Type": "application/json",
+                                               "X-Trace": "t1"})
+    check(status == 200, "status %d %r" % (status, obj))
+    check(obj["sha256"] == hashlib.sha256(body).hexdigest(), "body changed on the way")
+    check(obj["length"] == len(body))
+    check(obj["headers"]["x-trace"] == "t1", "headers forwarded")
+    check(obj["headers"]["host"].startswith("127.0.0.1:"), "host rewritten")
+    check(hdrs["content-type"] == "application/json")
+    check(obj["path"] == "/v1/chat/completions")
+
+
+@test
+def query_string_and_other_paths(env):
+    st, up = ready_stack(env)
+    status, _, obj = st.post({"model": "a"}, path="/v1/embeddings?x=1&y=2")
+    check(status == 200 and obj["path"] == "/v1/embeddings?x=1&y=2", repr(obj))
+
+
+@test
+def keepalive_reuses_connections(env):
+    st, up = ready_stack(env)
+    c = http.client.HTTPConnection("127.0.0.1", st.port, timeout=10)
+    for i in range(20):
+        c.request("POST", "/v1/completions", body=json.dumps({"model": "a", "i": i}))
+        r = c.getresponse()
+        data = json.loads(r.read())
+        check(r.status == 200 and data["served_by"] == "a")
+    c.close()
+    # Twenty requests over a handful of upstream connections, not twenty.
+    check(stub_stats(up)["connections"] < 20, "upstream connections were kept alive")
+
+
+@test
+def streaming_is_relayed(env):
+    st, up = ready_stack(env)
+    status, events = harness.sse_events(st.port, "/v1/chat/completions",
+                                        {"model": "a", "stream": True, "chunks": 5})
+    check(status == 200, "status %d %r" % (status, events))
+    check(events[-1] == "[DONE]", repr(events))
+    toks = [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:-1]]
+    check(toks == ["tok%d " % i for i in range(5)], repr(toks))
+
+
+@test
+def alias_and_override(env):
+    st, up = ready_stack(env)
+    status, _, obj = st.post({"model": "alias-a"})
+    check(status == 200 and obj["served_by"] == "a", repr(obj))
+    # The header wins over the body; the body is not even parsed.
+    status, _, obj = st.post(b"this is not json", headers={"model-override": "a"})
+    check(status == 200 and obj["length"] == len(b"this is not json"), repr(obj))
+
+
+@test
+def bad_requests(env):
+    st, up = ready_stack(env)
+    for body, why in ((b"{not json", "malformed"), (b"{}", "no model"), (b"[1]", "not an object"),
+                      (b'{"model": 3}', "model not a string"), (b"", "empty")):
+        status, _, obj = st.post(body)
+        check(status == 400, "%s: status %d" % (why, status))
+        check(error_code(obj) == "invalid_request", "%s: %r" % (why, obj))
+        check(obj["error"]["type"] == "llmux_error")
+    status, _, obj = st.post({"model": "nope"})
+    check(status == 404 and error_code(obj) == "model_not_found", repr(obj))
+    check("nope" in obj["error"]["message"])
+    status, _, obj = st.post({"model": "a"}, path="/other")
+    check(status == 404 and error_code(obj) == "not_found", repr(obj))
+    status, _, obj = st.post(None, headers={"model-override": "x" * 200})
+    check(status == 400, "bad override %d" % status)
+
+
+@test
+def health_and_models(env):
+    st, up = ready_stack(env)
+    status, obj = harness.http_json(st.port, "GET", "/health")
+    check(status == 200 and obj["status"] == "ok" and obj["supervisor"] is True, repr(obj))
+    status, obj = harness.http_json(st.port, "GET", "/v1/models")
+    check(status == 200 and obj["object"] == "list", repr(obj))
+    ids = {m["id"]: m for m in obj["data"]}
+    check(set(ids) == {"a", "alias-a", "b"}, repr(ids))
+    check(ids["a"]["state"] == "ready" and ids["b"]["state"] == "sleeping", repr(ids))
+    check(ids["alias-a"]["alias_of"] == "a")
+    check(all(m["object"] == "model" for m in obj["data"]))
+    status, obj = harness.http_json(st.port, "GET", "/v1/models/alias-a")
+    check(status == 200 and obj["id"] == "alias-a", repr(obj))
+    status, obj = harness.http_json(st.port, "GET", "/v1/models/zzz")
+    check(status == 404 and obj["error"]["code"] == "model_not_found", repr(obj))
+
+
+@test
+def upstream_status_and_unsized_body(env):
+    st, up = ready_stack(env)
+    status, _, obj = st.post({"model": "a", "status": 404})
+    check(status == 404 and obj["served_by"] == "a", "upstream status passes through")
+    status, hdrs, obj = st.post({"model": "a", "length": False})
+    check(status == 200 and obj["served_by"] == "a", repr(obj))
+
+
+@test
+def upstream_refused_is_502(env):
+    dead = harness.free_port()
+    st = Stack(env, [("a", dead, [])], state_msg({"a": (READY_S, dead, 1)}))
+    status, _, obj = st.post({"model": "a"})
+    check(status == 502 and error_code(obj) == "upstream_error", repr(obj))
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -635,8 +635,10 @@ front_health(struct preq *pr)
 	int	len;
 
 	len = snprintf(buf, sizeof(buf), "{\"status\":\"ok\",\"configured\":%s,"
-	    "\"supervisor\":%s}\n", proxy_conf.have ? "true" : "false",
-	    supervisor_connected() ? "true" : "false");
+	    "\"supervisor\":%s,\"waiting_for_config\":%u}\n",
+	    proxy_conf.have ? "true" : "false",
+	    supervisor_connected() ? "true" : "false",
+	    queue_len(&front_pending));
 	front_reply_json(pr, 200, (const unsigned char *)buf, (size_t)len);
 }
 

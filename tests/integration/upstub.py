@@ -52,7 +52,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             bump("open", -1)
 
-    def send_json(self, status, obj, length=True):
+    def send_json(self, status, obj, length=True, count=True):
         data = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -63,15 +63,16 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
-        bump("bytes_sent", len(data))
+        if count:
+            bump("bytes_sent", len(data))
 
     def do_GET(self):
         if self.path == "/stats":
             with LOCK:
                 s = dict(STATS)
-            self.send_json(200, s)
+            self.send_json(200, s, count=False)
         elif self.path == "/health":
-            self.send_json(200, {"ok": True})
+            self.send_json(200, {"ok": True}, count=False)
         else:
             self.send_json(404, {"error": "no"})
 

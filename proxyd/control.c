@@ -462,6 +462,8 @@ control_set_listen(const char *addr, uint16_t port)
 int
 control_listen_fd(int fd)
 {
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
 	control_fd = fd;
 	return (0);
 }

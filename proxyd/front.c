@@ -692,7 +692,7 @@ front_request_cb(evhtp_request_t *req, void *arg)
 static bool
 front_dispatchable(struct pmodel *pm)
 {
-	return (pm->ready && !pm->draining && !proxy_exiting &&
+	return (pm->ready && !pm->draining &&
 	    pm->upstreams < PROXY_MAX_UPSTREAM_PER_MODEL);
 }
 
@@ -724,13 +724,8 @@ front_route(struct preq *pr)
 
 	if (pr->gone || pr->phase == PR_DONE)
 		return;
-	if (proxy_exiting) {
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
-		    "the proxy is shutting down");
-		return;
-	}
 	if (!proxy_conf.have) {
-		if (queue_push(&front_pending, &pr->qe, clock_ms(),
+		if (proxy_exiting || queue_push(&front_pending, &pr->qe, clock_ms(),
 		    PROXY_PRECONFIG_MAX) != 0) {
 			front_error(pr, 503, REJ_UNAVAILABLE,
 			    PROXY_RETRY_AFTER_SECS,
@@ -765,6 +760,12 @@ front_route(struct preq *pr)
 	}
 	if (front_dispatchable(pm) && queue_len(&pm->queue) == 0) {
 		front_forward(pr);
+		return;
+	}
+	/* Shutting down: what was accepted and can be served is; not more. */
+	if (proxy_exiting) {
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "the proxy is shutting down");
 		return;
 	}
 	if (queue_push(&pm->queue, &pr->qe, clock_ms(),
@@ -926,6 +927,9 @@ front_init(void)
 int
 front_listen_fd(int fd)
 {
+	/* systemd's sockets are blocking; the listener's loop must not be. */
+	evutil_make_socket_nonblocking(fd);
+	evutil_make_socket_closeonexec(fd);
 	if (evhtp_accept_socket(front_htp, fd, 1024) != 0)
 		return (-1);
 	evconnlistener_set_error_cb(front_htp->server, front_accept_error);

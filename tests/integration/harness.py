@@ -73,7 +73,7 @@ def wait_until(pred, timeout=10.0, what="condition", interval=0.01):
 class Proc:
     """A child process in its own process group, output to a log file."""
 
-    def __init__(self, env, name, argv, extra_env=None, cwd=None):
+    def __init__(self, env, name, argv, extra_env=None, cwd=None, pass_fds=()):
         self.name = name
         self.argv = argv
         self.log_path = os.path.join(env.dir, name + ".log")
@@ -83,7 +83,7 @@ class Proc:
         self.log = open(self.log_path, "ab")
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, env=e, cwd=cwd or env.dir,
-                                  start_new_session=True)
+                                  start_new_session=True, pass_fds=pass_fds)
         self.pid = self.p.pid
 
     def alive(self):
@@ -128,8 +128,8 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="llmux-%s-" % name)
         self.procs = []
 
-    def spawn(self, name, argv, extra_env=None, cwd=None):
-        p = Proc(self, name, argv, extra_env, cwd)
+    def spawn(self, name, argv, extra_env=None, cwd=None, pass_fds=()):
+        p = Proc(self, name, argv, extra_env, cwd, pass_fds)
         self.procs.append(p)
         return p
 

@@ -1,0 +1,198 @@
+"""test_proxy_control.py -- the admin port of llmux-proxyd: the seed's
+/control/* paths, each forwarded to the supervisor as one control call
+whose reply (status and JSON body) is passed through; request validation
+(400, 405, 404, 422); the admin token; /metrics with the proxy's own
+metrics and the supervisor's."""
+import harness
+from harness import test, check
+import fakesup as fs
+from fakesup import READY_S, SLEEPING, state_msg
+from proxykit import Stack, start_upstub
+
+STATUS_BODY = {"state": "active:a", "active_model": "a", "mode": {"mode": "auto"},
+               "models": {"a": {"in_flight": 0, "queue_depth": 0, "process_state": "running"},
+                          "b": {"in_flight": 0, "queue_depth": 0,
+                                "process_state": "sleeping:Offload+KeepRunning"}}}
+
+
+def control_stack(env, **kw):
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, []), ("b", up, [])],
+               state_msg({"a": (READY_S, up, 1), "b": (SLEEPING, 0, 0)}), **kw)
+    sup = st.sup
+    sup.handlers[fs.CTL_STATUS] = lambda m: (200, STATUS_BODY)
+
+    def model_call(verb):
+        def h(m):
+            if m.get("model") not in ("a", "b"):
+                return 404, {"error": "Model not found: %s" % m.get("model")}
+            return 200, {"message": "%s %s" % (verb, m["model"])}
+        return h
+    for t, verb in ((fs.CTL_PIN, "Pinned to model:"), (fs.CTL_SWITCH, "Switched to model:"),
+                    (fs.CTL_SLEEP, "sleep"), (fs.CTL_WAKE, "wake"),
+                    (fs.CTL_EVICTION_SET, "eviction"), (fs.CTL_CHECKPOINT, "checkpoint"),
+                    (fs.CTL_RESTORE, "restore"), (fs.CTL_VALIDATE, "validate")):
+        sup.handlers[t] = model_call(verb)
+
+    def mode(m):
+        if m["mode"] not in ("auto", "manual"):
+            return 400, {"message": "Unknown mode: %s. Use 'auto' or 'manual'." % m["mode"]}
+        return 200, {"message": "Switched to %s mode" % m["mode"]}
+    sup.handlers[fs.CTL_MODE] = mode
+    sup.handlers[fs.CTL_UNPIN] = lambda m: (200, {"message": "Unpinned. Switched to auto mode."})
+    sup.handlers[fs.CTL_EVICTION_GET] = lambda m: (200, {"models": {"a": {
+        "eviction": {"weights": "offload", "process": "keep_running"}, "process_state": "running"}}})
+    sup.handlers[fs.CTL_RELOAD] = lambda m: (200, {"message": "reloaded"})
+    sup.handlers[fs.CTL_METRICS] = lambda m: (200, {"text": "# TYPE llmux_switches_total counter\n"
+                                                             "llmux_switches_total{from=\"a\",to=\"b\"} 3\n"})
+    return st
+
+
+def last_call(st, t):
+    return st.sup.wait_msg(lambda m: m.get("t") == t, what="call %d" % t)
+
+
+@test
+def status_passes_through(env):
+    st = control_stack(env)
+    status, obj = harness.http_json(st.admin, "GET", "/control/status")
+    check(status == 200 and obj == STATUS_BODY, repr(obj))
+
+
+@test
+def calls_and_codes(env):
+    st = control_stack(env)
+    a = st.admin
+    check(harness.http_json(a, "POST", "/control/mode", {"mode": "manual"}) ==
+          (200, {"message": "Switched to manual mode"}))
+    check(last_call(st, fs.CTL_MODE)["mode"] == "manual")
+    status, obj = harness.http_json(a, "POST", "/control/mode", {"mode": "bogus"})
+    check(status == 400 and "Unknown mode" in obj["message"], repr(obj))
+    status, obj = harness.http_json(a, "POST", "/control/pin", {"model": "b"})
+    check(status == 200 and obj["message"] == "Pinned to model: b", repr(obj))
+    status, obj = harness.http_json(a, "POST", "/control/pin", {"model": "zz"})
+    check(status == 404 and obj["error"] == "Model not found: zz", repr(obj))
+    status, obj = harness.http_json(a, "POST", "/control/unpin")
+    check(status == 200 and "auto" in obj["message"], repr(obj))
+    status, obj = harness.http_json(a, "POST", "/control/switch", {"model": "a"})
+    check(status == 200, repr(obj))
+    check(last_call(st, fs.CTL_SWITCH)["model"] == "a")
+    status, obj = harness.http_json(a, "GET", "/control/eviction")
+    check(status == 200 and obj["models"]["a"]["eviction"]["weights"] == "offload", repr(obj))
+    status, obj = harness.http_json(a, "POST", "/control/eviction",
+                                    {"model": "a", "eviction": {"weights": "retain",
+                                                                "process": "cuda_suspend"}})
+    check(status == 200, repr(obj))
+    check(last_call(st, fs.CTL_EVICTION_SET)["eviction"] == "retain+cuda_suspend")
+    status, obj = harness.http_json(a, "POST", "/control/sleep", {"model": "b", "eviction": 2})
+    check(status == 200, repr(obj))
+    check(last_call(st, fs.CTL_SLEEP)["eviction"] == "discard+keep_running")
+    check(harness.http_json(a, "POST", "/control/wake", {"model": "b"})[0] == 200)
+    check(harness.http_json(a, "POST", "/control/checkpoint", {"model": "b"})[0] == 200)
+    check(harness.http_json(a, "POST", "/control/restore", {"model": "b"})[0] == 200)
+    status, obj = harness.http_json(a, "POST", "/control/validate",
+                                    {"model": "b", "policies": ["1", "offload+keep_running"]})
+    check(status == 200, repr(obj))
+    check(last_call(st, fs.CTL_VALIDATE)["policies"] == ["1", "offload+keep_running"])
+    check(harness.http_json(a, "POST", "/control/reload")[0] == 200)
+
+
+@test
+def bad_control_requests(env):
+    st = control_stack(env)
+    a = st.admin
+    check(harness.http_json(a, "GET", "/control/nope")[0] == 404)
+    check(harness.http_json(a, "GET", "/control/pin")[0] == 405)
+    check(harness.http_json(a, "POST", "/control/status")[0] == 405)
+    status, _, _ = harness.http(a, "POST", "/control/pin", b"{not json")
+    check(status == 400, "bad json %d" % status)
+    check(harness.http_json(a, "POST", "/control/pin", {})[0] == 422)
+    check(harness.http_json(a, "POST", "/control/pin", {"model": 5})[0] == 422)
+    check(harness.http_json(a, "POST", "/control/eviction", {"model": "a"})[0] == 422)
+    check(harness.http_json(a, "POST", "/control/eviction",
+                            {"model": "a", "eviction": {"weights": "x", "process": "stop"}})[0] == 422)
+    check(harness.http_json(a, "POST", "/control/mode", {"mode": 1})[0] == 422)
+    check(not st.sup.of_type(fs.CTL_PIN), "nothing bad reached the supervisor")
+
+
+@test
+def supervisor_slow_or_silent(env):
+    st = control_stack(env)
+    # A call the supervisor answers with an error message instead of a reply.
+    st.sup.handlers[fs.CTL_STATUS] = None
+    st.sup.handlers[fs.CTL_WAKE] = lambda m: st.sup.send({"t": fs.ERROR, "id": m["id"],
+                                                          "code": "bad", "message": "no"})
+    status, obj = harness.http_json(st.admin, "POST", "/control/wake", {"model": "a"})
+    check(status == 500 and "error" in obj, repr(obj))
+
+
+@test
+def admin_token(env):
+    st = control_stack(env, admin_token="s3cret")
+    status, obj = harness.http_json(st.admin, "GET", "/control/status")
+    check(status == 401, repr(obj))
+    status, obj = harness.http_json(st.admin, "GET", "/control/status",
+                                    headers={"Authorization": "Bearer s3cret"})
+    check(status == 200 and obj == STATUS_BODY, repr(obj))
+    # /metrics stays readable for scrapers on the loopback admin port.
+    check(harness.http(st.admin, "GET", "/metrics")[0] == 200)
+
+
+@test
+def metrics_content(env):
+    st = control_stack(env)
+    for i in range(3):
+        check(st.post({"model": "a"})[0] == 200)
+    check(st.post({"model": "nope"})[0] == 404)
+    status, hdrs, body = harness.http(st.admin, "GET", "/metrics")
+    text = body.decode()
+    check(status == 200 and hdrs["content-type"].startswith("text/plain"), repr(hdrs))
+    for line in ('llmux_requests_total{model="a",waited="false"} 3',
+                 'llmux_requests_total{model="b",waited="true"} 0',
+                 'llmux_in_flight{model="a"} 0',
+                 'llmux_queue_depth{model="b"} 0',
+                 'llmux_request_queue_wait_seconds_bucket{model="a",le="+Inf"} 0',
+                 'llmux_upstream_errors_total{model="a",kind="connect"} 0',
+                 'llmux_proxy_rejected_total{code="model_not_found"} 1',
+                 'llmux_model_ready{model="a"} 1',
+                 'llmux_supervisor_connected 1',
+                 'llmux_switches_total{from="a",to="b"} 3'):
+        check(line in text, "missing %r in\n%s" % (line, text))
+    check("# TYPE llmux_request_queue_wait_seconds histogram" in text)
+    # Without the supervisor: the proxy's own metrics still.
+    st.sup.stop()
+    harness.wait_until(lambda: "llmux_supervisor_connected 0" in
+                       harness.http(st.admin, "GET", "/metrics")[2].decode())
+    text = harness.http(st.admin, "GET", "/metrics")[2].decode()
+    check("llmux_switches_total" not in text and "llmux_in_flight" in text)
+
+
+@test
+def admin_refuses_public_address(env):
+    # --admin-listen on a public address while the config keeps it on loopback.
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}), start=False)
+    import socket
+    public = None
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.connect(("192.0.2.1", 9))
+        public = s.getsockname()[0]
+        s.close()
+    except OSError:
+        pass
+    if public is None or public.startswith("127."):
+        return  # no non-loopback address on this machine: nothing to check
+    st.proxy_args = []
+    st.start_proxy(argv=[harness.binary("llmux-proxyd"), "--socket", st.sock, "--listen",
+                         "127.0.0.1:%d" % st.port, "--admin-listen", "%s:%d" % (public, st.admin)])
+    harness.wait_until(lambda: "refusing to serve the admin API" in st.proxy.output())
+    try:
+        harness.http(st.admin, "GET", "/metrics", host=public, timeout=2)
+        check(False, "the admin port answered on a public address")
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -558,10 +558,15 @@ metrics:
 void
 control_shutdown(void)
 {
-	if (control_htp != NULL)
+	/* evhtp_free leaves the listener: free it first. */
+	if (control_htp != NULL) {
+		evhtp_unbind_socket(control_htp);
 		evhtp_free(control_htp);
-	if (control_mhtp != NULL)
+	}
+	if (control_mhtp != NULL) {
+		evhtp_unbind_socket(control_mhtp);
 		evhtp_free(control_mhtp);
+	}
 	control_htp = control_mhtp = NULL;
 	free(control_flag_addr);
 	control_flag_addr = NULL;

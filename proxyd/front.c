@@ -1001,8 +1001,10 @@ front_shutdown(void)
 
 	while ((fc = TAILQ_FIRST(&front_conns)) != NULL)
 		evhtp_connection_free(fc->conn);
-	if (front_htp != NULL)
+	if (front_htp != NULL) {
+		evhtp_unbind_socket(front_htp);
 		evhtp_free(front_htp);
+	}
 	front_htp = NULL;
 	if (front_pending_timer != NULL)
 		event_free(front_pending_timer);

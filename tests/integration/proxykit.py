@@ -48,7 +48,11 @@ class Stack:
         argv = argv or [harness.binary("llmux-proxyd"), "-v", "--socket", self.sock,
                         "--listen", "127.0.0.1:%d" % self.port,
                         "--admin-listen", "127.0.0.1:%d" % self.admin] + self.proxy_args
-        e = dict(self.extra_env or {})
+        # Under ASan, freed memory waits in a quarantine: keep it small so
+        # the proxy's RSS still says what it holds.
+        e = {"ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
+                              ":quarantine_size_mb=8:thread_local_quarantine_size_kb=64").lstrip(":")}
+        e.update(self.extra_env or {})
         e.update(extra_env or {})
         self.proxy = self.env.spawn(name, argv, extra_env=e)
         self.sup.wait_connected()

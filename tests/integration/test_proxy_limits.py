@@ -169,7 +169,7 @@ def connection_limit_backs_off_accept(env):
     stream.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
                    % (len(body), body))
     idle = [socket.create_connection(("127.0.0.1", st.port), timeout=10) for _ in range(2)]
-    harness.wait_until(lambda: metrics_has(st, "llmux_proxy_accept_paused 1"),
+    harness.wait_until(lambda: metrics_has(st, "llmux_proxy_accept_paused 1"), timeout=30,
                        what="accept to pause")
     # The fourth connection is not accepted: its request waits in the backlog.
     late = []

@@ -1,0 +1,43 @@
+// openai-client.mjs -- the `openai` npm client against llmux-proxyd: list
+// models, a chat completion, a streaming chat completion, an unknown model,
+// and a stream whose backend dies. Prints one JSON line of what it saw.
+//
+//     node openai-client.mjs BASE_URL API_KEY
+import OpenAI from 'openai';
+
+const [, , baseURL, apiKey] = process.argv;
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 30000 });
+const out = {};
+const messages = [{ role: 'user', content: 'hello' }];
+
+const models = await client.models.list();
+out.models = models.data.map((m) => m.id).sort();
+
+const chat = await client.chat.completions.create({ model: 'a', messages });
+out.chat = chat.choices[0].message.content;
+
+const stream = await client.chat.completions.create({ model: 'a', messages, stream: true, chunks: 4 });
+let text = '';
+for await (const chunk of stream)
+	text += chunk.choices[0]?.delta?.content ?? '';
+out.stream = text;
+
+try {
+	await client.chat.completions.create({ model: 'nope', messages });
+	out.unknown = 'no error';
+} catch (e) {
+	out.unknown = { status: e.status, code: e.code ?? e.error?.code };
+}
+
+try {
+	const dying = await client.chat.completions.create({
+		model: 'a', messages, stream: true, chunks: 10, die_after: 2 });
+	let got = '';
+	for await (const chunk of dying)
+		got += chunk.choices[0]?.delta?.content ?? '';
+	out.dying = { completed: got };
+} catch (e) {
+	out.dying = { error: String(e.message) };
+}
+
+console.log(JSON.stringify(out));

@@ -1,0 +1,61 @@
+"""test_openai_client.py -- the `openai` npm client talks to llmux-proxyd:
+models, chat, streaming chat, an unknown model (404 with its code) and a
+stream whose backend dies (the client sees an error, never a hang).
+
+The package is installed with npm into build/npm (not committed); the test
+fails clearly when npm cannot install it."""
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+
+import harness
+from harness import test, check
+from fakesup import READY_S, state_msg
+from proxykit import Stack, start_upstub
+
+OPENAI_VERSION = "4.95.0"
+NPM_DIR = os.path.join(harness.ROOT, "build", "npm")
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openai-client.mjs")
+
+
+def install_openai():
+    """node_modules/openai in build/npm, installed once (under a lock)."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        raise AssertionError("node and npm are needed for this test (apt install nodejs npm)")
+    os.makedirs(NPM_DIR, exist_ok=True)
+    with open(os.path.join(NPM_DIR, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pkg = os.path.join(NPM_DIR, "node_modules", "openai", "package.json")
+        if os.path.exists(pkg) and json.load(open(pkg))["version"] == OPENAI_VERSION:
+            return
+        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NPM_DIR,
+                            "openai@" + OPENAI_VERSION], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError("npm could not install openai@%s:\n%s"
+                                 % (OPENAI_VERSION, p.stdout.decode()[-3000:]))
+
+
+@test
+def openai_client_talks_to_the_proxy(env):
+    install_openai()
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, ["gpt-a"])], state_msg({"a": (READY_S, up, 1)}),
+               api_keys=["sk-test"])
+    script = os.path.join(NPM_DIR, "openai-client.mjs")
+    shutil.copy(SCRIPT, script)  # so that `import 'openai'` finds build/npm/node_modules
+    p = subprocess.run(["node", script, "http://127.0.0.1:%d/v1" % st.port, "sk-test"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    check(p.returncode == 0, "node failed:\n%s\n%s" % (p.stdout.decode(), p.stderr.decode()))
+    out = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    check(out["models"] == ["a", "gpt-a"], repr(out))
+    check(out["chat"] == "hello from a", repr(out))
+    check(out["stream"] == "tok0 tok1 tok2 tok3 ", repr(out))
+    check(out["unknown"] == {"status": 404, "code": "model_not_found"}, repr(out))
+    check("error" in out["dying"] and "closed the stream" in out["dying"]["error"], repr(out))
+
+
+if __name__ == "__main__":
+    harness.main()

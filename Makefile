@@ -179,6 +179,11 @@ demo: all
 bench:
 	@echo "make bench: benchmarks are not written yet"
 
+# llmux-proxyd against llmux-fakevllm directly and nginx (FAKEVLLM=path to
+# use another llmux-fakevllm; BENCH_ARGS=--quick for a short run).
+bench-proxy: $(BINS)
+	@python3 tests/bench/bench-proxy.py --build $(BUILD) $(BENCH_ARGS)
+
 soak: $(TESTS_BUILT)
 	@LLMUX_SOAK=1 tests/run-tests --only integration $(BUILD)
 

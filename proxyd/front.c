@@ -92,24 +92,27 @@ front_error_body(struct evbuffer *buf, const char *msg, const char *code)
 	yajl_gen_free(g);
 }
 
-/* Stop reading more requests on this connection; watch for its close. */
+/*
+ * Stop parsing more requests on this connection, but keep reading it.
+ * evhtp_request_pause would also stop reading, which hides a client that
+ * goes away (and costs two epoll_ctl calls when reading is turned back
+ * on), so this sets the same flags libevhtp's pause sets and leaves the
+ * socket read: libevhtp's read callback ignores the bytes while paused,
+ * and the connection's read watermark bounds them, so EOF is seen at once.
+ */
 static void
 front_pause(struct preq *pr)
 {
-	struct bufferevent	*bev;
+	evhtp_connection_t	*conn = evhtp_request_get_connection(pr->req);
 
 	if (pr->paused)
 		return;
-	evhtp_request_pause(pr->req);
 	pr->paused = true;
-	/*
-	 * libevhtp stops reading while paused, which would hide a client
-	 * that goes away. Read on (its read callback ignores the bytes while
-	 * paused, and the watermark bounds them) so EOF is seen at once.
-	 */
-	bev = evhtp_request_get_bev(pr->req);
-	bufferevent_set_timeouts(bev, NULL, NULL);
-	bufferevent_enable(bev, EV_READ);
+	pr->req->status = EVHTP_RES_PAUSE;
+	conn->flags |= EVHTP_CONN_FLAG_PAUSED;
+	bufferevent_set_timeouts(conn->bev, NULL, NULL);
+	if (!(bufferevent_get_enabled(conn->bev) & EV_READ))
+		bufferevent_enable(conn->bev, EV_READ);
 }
 
 static void

@@ -79,13 +79,13 @@ supervisor_demand_flush(evutil_socket_t fd, short ev, void *arg)
 			continue;
 		}
 		/*
-		 * A change of kind (nothing waiting to something waiting, the
-		 * last request done) goes at once; a change of count waits
-		 * for the interval, so a busy model costs at most 20 demands
-		 * a second.
+		 * Requests starting to wait (or none waiting any more) go at
+		 * once: that is what a switch decision needs. Other changes,
+		 * in-flight counts above all, wait until SUP_DEMAND_INTERVAL_MS
+		 * after the model's last demand, so a busy model costs at most
+		 * 20 demands a second.
 		 */
 		if ((q == 0) == (pm->sent_queued == 0) &&
-		    (pm->in_flight == 0) == (pm->sent_in_flight == 0) &&
 		    now - pm->sent_ms < SUP_DEMAND_INTERVAL_MS) {
 			left = SUP_DEMAND_INTERVAL_MS - (now - pm->sent_ms);
 			if (wait < 0 || left < wait)

@@ -12,7 +12,9 @@ In one run, against the same llmux-fakevllm (--fake-fast):
      latency percentiles side by side, at N connections and at one.
   2. streaming relay delay: a source stamps each SSE chunk with
      CLOCK_MONOTONIC; the delay from stamp to arrival, directly and through
-     the proxy.
+     the proxy. The CPU time each proxy spends per request is printed too:
+     unlike throughput on a small shared machine, it does not depend on
+     what else runs there.
   3. memory of N requests (10 000) queued on a model that is switching, and
      that all of them are served once it is ready.
 The supervisor is the scripted one of the integration tests. This is a
@@ -65,6 +67,25 @@ def wait_port(port, what, timeout=15):
     raise SystemExit("bench-proxy: %s did not start" % what)
 
 
+def cpu_s(pids):
+    """User plus system CPU seconds of these processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -95,18 +116,22 @@ BODY = json.dumps({"model": "a", "max_tokens": 16, "temperature": 0,
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
-def wrk(port, tmp, duration, conns, threads):
+def wrk(port, tmp, duration, conns, threads, pids=()):
     lua = os.path.join(tmp, "post.lua")
     with open(lua, "w") as f:
         f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                 'wrk.body = %s\n' % json.dumps(BODY))
+    c0 = cpu_s(pids)
     out = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % duration,
                           "--latency", "-s", lua, "http://127.0.0.1:%d/v1/chat/completions" % port],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout.decode()
-    r = {"rps": 0.0, "errors": 0}
+    r = {"rps": 0.0, "errors": 0, "cpu_us": None}
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if m:
         r["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in", out)
+    if m and pids and int(m.group(1)) > 0:
+        r["cpu_us"] = (cpu_s(pids) - c0) * 1e6 / int(m.group(1))
     for pct in ("50", "75", "90", "99"):
         m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s|m)\b" % pct, out)
         if m:
@@ -166,12 +191,14 @@ def fmt_ms(v):
 def print_table(title, rows):
     base = rows[0][1]["rps"] or 1
     print("\n%s" % title)
-    print("  %-22s %12s %8s %9s %9s %9s %9s %7s" % ("", "requests/s", "ratio", "p50 ms", "p75 ms",
-                                                   "p90 ms", "p99 ms", "errors"))
+    print("  %-22s %12s %8s %9s %9s %9s %9s %7s %11s" % (
+        "", "requests/s", "ratio", "p50 ms", "p75 ms", "p90 ms", "p99 ms", "errors",
+        "CPU us/req"))
     for name, r in rows:
-        print("  %-22s %12.0f %7.2fx %s  %s  %s  %s %7d" % (
+        print("  %-22s %12.0f %7.2fx %s  %s  %s  %s %7d %11s" % (
             name, r["rps"], r["rps"] / base, fmt_ms(r.get("p50")), fmt_ms(r.get("p75")),
-            fmt_ms(r.get("p90")), fmt_ms(r.get("p99")), r["errors"]))
+            fmt_ms(r.get("p90")), fmt_ms(r.get("p99")), r["errors"],
+            "%.1f" % r["cpu_us"] if r["cpu_us"] is not None else "-"))
 
 
 # ---- streaming delay ----------------------------------------------------
@@ -337,17 +364,22 @@ def main():
         sup.wait_connected()
         wait_port(p_admin, "llmux-proxyd admin port")
         conf = nginx_conf(tmp, p_nginx, p_fv)
-        spawn(["nginx", "-p", tmp, "-c", conf, "-g", "daemon off;"], os.path.join(tmp, "nginx.log"))
+        nginx = spawn(["nginx", "-p", tmp, "-c", conf, "-g", "daemon off;"],
+                      os.path.join(tmp, "nginx.log"))
         wait_port(p_nginx, "nginx")
+        nginx_pids = [nginx.pid] + children(nginx.pid)
 
         print("llmux-proxyd benchmark: %d s per run, wrk -t%d, %d-byte chat request, "
               "%d CPUs" % (a.duration, a.threads, len(BODY), os.cpu_count()))
-        targets = (("fakevllm (direct)", p_fv), ("llmux-proxyd", p_proxy), ("nginx (1 worker)", p_nginx))
+        # CPU per request: of the proxy itself (the model server's is not counted).
+        targets = (("fakevllm (direct)", p_fv, ()), ("llmux-proxyd", p_proxy, (proxy.pid,)),
+                   ("nginx (1 worker)", p_nginx, nginx_pids))
         for conns in (a.connections, 1):
             rows = []
-            for name, port in targets:
+            for name, port, pids in targets:
                 wrk(port, tmp, 1, conns, min(a.threads, conns))  # warm up
-                rows.append((name, wrk(port, tmp, a.duration, conns, min(a.threads, conns))))
+                rows.append((name, wrk(port, tmp, a.duration, conns, min(a.threads, conns),
+                                       pids)))
             print_table("non-streaming, %d connection%s" % (conns, "s" if conns > 1 else ""), rows)
             d, p, n = rows[0][1], rows[1][1], rows[2][1]
             if d.get("p50") and p.get("p50"):

@@ -176,11 +176,22 @@ front_reply_json(struct preq *pr, int status, const unsigned char *json,
 void
 front_finish(struct preq *pr)
 {
+	struct bufferevent	*bev;
+
 	if (pr->phase == PR_DONE)
 		return;
 	front_set_done(pr);
 	evhtp_send_reply_end(pr->req);
 	front_resume(pr);
+	/*
+	 * libevhtp finishes a request in its write callback, which runs when
+	 * the output drains; if the answer went straight to the socket there
+	 * is nothing to drain, so run it once.
+	 */
+	bev = evhtp_request_get_bev(pr->req);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
 }
 
 uint32_t

@@ -57,6 +57,7 @@ struct upconn {
 	htparser		*parser;
 	struct ustream		*us;		/* current exchange */
 	bool			 reused;
+	bool			 connected;
 	TAILQ_ENTRY(upconn)	 entry;
 };
 
@@ -80,6 +81,13 @@ struct ustream {
 	bool			 got_bytes;
 	struct evbuffer_cb_entry *drain_cb;
 };
+
+/*
+ * Bytes for the client are gathered here during one read callback and
+ * written at its end, straight to the socket when nothing is queued before
+ * them: a bufferevent write costs two epoll_ctl calls and a loop turn.
+ */
+static struct evbuffer	*upstream_scratch;
 
 static void	upstream_read_cb(struct bufferevent *, void *);
 static void	upstream_event_cb(struct bufferevent *, short, void *);
@@ -188,6 +196,7 @@ upstream_pool_put(struct upool *pool, struct upconn *uc)
 	uc->us = NULL;
 	uc->pool = pool;
 	uc->reused = true;
+	uc->connected = true;
 	htparser_init(uc->parser, htp_type_response);
 	TAILQ_INSERT_HEAD(&pool->idle, uc, entry);
 	pool->n_idle++;
@@ -230,35 +239,45 @@ upstream_hop_header(const char *k)
 	return (false);
 }
 
-/* Write the request head and body into the upstream connection. */
+/*
+ * Write the request head and body to the upstream connection: straight to
+ * its socket when it is connected and idle, the rest through its
+ * bufferevent.
+ */
 static void
 upstream_send(struct ustream *us)
 {
 	evhtp_request_t		*req = us->pr->req;
-	struct evbuffer		*out = bufferevent_get_output(us->uc->bev);
+	struct upconn		*uc = us->uc;
+	struct evbuffer		*out = bufferevent_get_output(uc->bev);
+	struct evbuffer		*buf = upstream_scratch;
 	struct evhtp_kv		*kv;
 	const char		*path = req->uri->path->full;
 	const unsigned char	*query = req->uri->query_raw;
 	size_t			 blen = evbuffer_get_length(req->buffer_in);
 
-	evbuffer_add_printf(out, "%s %s%s%s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n",
+	evbuffer_add_printf(buf, "%s %s%s%s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n",
 	    htparser_get_methodstr_m(req->method), path,
 	    query != NULL && *query != '\0' ? "?" : "",
 	    query != NULL ? (const char *)query : "", us->pm->port);
 	TAILQ_FOREACH(kv, req->headers_in, next) {
 		if (upstream_hop_header(kv->key))
 			continue;
-		evbuffer_add(out, kv->key, kv->klen);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, kv->val, kv->vlen);
-		evbuffer_add(out, "\r\n", 2);
+		evbuffer_add(buf, kv->key, kv->klen);
+		evbuffer_add(buf, ": ", 2);
+		evbuffer_add(buf, kv->val, kv->vlen);
+		evbuffer_add(buf, "\r\n", 2);
 	}
-	evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\n", blen);
-	if (blen > 0 && evbuffer_add_buffer_reference(out, req->buffer_in) != 0)
-		evbuffer_add(out, evbuffer_pullup(req->buffer_in, -1), blen);
-	bufferevent_setcb(us->uc->bev, upstream_read_cb, NULL,
-	    upstream_event_cb, us->uc);
-	bufferevent_enable(us->uc->bev, EV_READ | EV_WRITE);
+	evbuffer_add_printf(buf, "Content-Length: %zu\r\n\r\n", blen);
+	if (blen > 0 && evbuffer_add_buffer_reference(buf, req->buffer_in) != 0)
+		evbuffer_add(buf, evbuffer_pullup(req->buffer_in, -1), blen);
+	if (uc->connected && evbuffer_get_length(out) == 0)
+		evbuffer_write(buf, bufferevent_getfd(uc->bev));
+	if (evbuffer_get_length(buf) > 0)
+		evbuffer_add_buffer(out, buf);
+	bufferevent_setcb(uc->bev, upstream_read_cb, NULL,
+	    upstream_event_cb, uc);
+	bufferevent_enable(uc->bev, EV_READ);
 }
 
 /* The client's output drained: read the model again. */
@@ -282,6 +301,8 @@ upstream_start(struct preq *pr)
 	struct ustream	*us;
 	struct pmodel	*pm = pr->model;
 
+	if (upstream_scratch == NULL)
+		upstream_scratch = evbuffer_new();
 	us = xcalloc(1, sizeof(*us));
 	us->pr = pr;
 	us->pm = pm;
@@ -295,14 +316,13 @@ upstream_start(struct preq *pr)
 	upstream_send(us);
 }
 
-/* Bytes to the client, and backpressure on the model's socket. */
+/* Bytes for the client (sent by upstream_flush). */
 static void
 upstream_to_client(struct ustream *us, const void *data, size_t len)
 {
-	struct bufferevent	*cbev = evhtp_request_get_bev(us->pr->req);
-	struct evbuffer		*out = bufferevent_get_output(cbev);
-	char			 hex[24];
-	int			 n;
+	struct evbuffer	*out = upstream_scratch;
+	char		 hex[24];
+	int		 n;
 
 	if (len == 0)
 		return;
@@ -313,6 +333,25 @@ upstream_to_client(struct ustream *us, const void *data, size_t len)
 	evbuffer_add(out, data, len);
 	if (us->chunked_out)
 		evbuffer_add(out, "\r\n", 2);
+}
+
+/*
+ * Send what was gathered for the client: to its socket directly when its
+ * bufferevent holds nothing, else behind what it holds. Then backpressure:
+ * past the high-water mark, stop reading the model's socket.
+ */
+static void
+upstream_flush(struct ustream *us)
+{
+	struct bufferevent	*cbev = evhtp_request_get_bev(us->pr->req);
+	struct evbuffer		*out = bufferevent_get_output(cbev);
+
+	if (evbuffer_get_length(upstream_scratch) == 0)
+		return;
+	if (evbuffer_get_length(out) == 0)
+		evbuffer_write(upstream_scratch, bufferevent_getfd(cbev));
+	if (evbuffer_get_length(upstream_scratch) > 0)
+		evbuffer_add_buffer(out, upstream_scratch);
 	if (!us->up_paused && evbuffer_get_length(out) >=
 	    PROXY_CLIENT_HIGH_WATER && us->uc != NULL) {
 		us->up_paused = true;
@@ -321,6 +360,21 @@ upstream_to_client(struct ustream *us, const void *data, size_t len)
 			us->drain_cb = evbuffer_add_cb(out,
 			    upstream_client_drained, us);
 	}
+}
+
+/* The answer is over: send what is gathered, whatever the watermarks. */
+static void
+upstream_flush_final(struct preq *pr)
+{
+	struct bufferevent	*cbev = evhtp_request_get_bev(pr->req);
+	struct evbuffer		*out = bufferevent_get_output(cbev);
+
+	if (evbuffer_get_length(upstream_scratch) == 0)
+		return;
+	if (evbuffer_get_length(out) == 0)
+		evbuffer_write(upstream_scratch, bufferevent_getfd(cbev));
+	if (evbuffer_get_length(upstream_scratch) > 0)
+		evbuffer_add_buffer(out, upstream_scratch);
 }
 
 /* htparser callbacks for the response. */
@@ -367,8 +421,7 @@ upstream_hdrs_complete(htparser *p)
 {
 	struct ustream		*us = htparser_get_userdata(p);
 	evhtp_request_t		*req = us->pr->req;
-	struct bufferevent	*cbev = evhtp_request_get_bev(req);
-	struct evbuffer		*out = bufferevent_get_output(cbev);
+	struct evbuffer		*out = upstream_scratch;
 	unsigned int		 status = htparser_get_status(p);
 	bool			 keepalive, no_body, http10;
 
@@ -454,7 +507,7 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 		free(us);
 		return;
 	}
-	out = bufferevent_get_output(evhtp_request_get_bev(pr->req));
+	out = upstream_scratch;
 	if (us->chunked_out && us->sse) {
 		n = snprintf(ev, sizeof(ev), "data: {\"error\":{\"message\":"
 		    "\"model backend closed the stream: %s\",\"type\":"
@@ -464,6 +517,7 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 		evbuffer_add(out, "\r\n0\r\n\r\n", 7);
 	} else
 		evhtp_request_set_keepalive(pr->req, 0);
+	upstream_flush_final(pr);
 	front_finish(pr);
 	free(us);
 }
@@ -506,9 +560,9 @@ upstream_complete(struct ustream *us, bool reuse)
 	struct preq	*pr = us->pr;
 
 	if (us->chunked_out)
-		evbuffer_add(bufferevent_get_output(evhtp_request_get_bev(
-		    pr->req)), "0\r\n\r\n", 5);
+		evbuffer_add(upstream_scratch, "0\r\n\r\n", 5);
 	upstream_end(us, reuse);
+	upstream_flush_final(pr);
 	front_finish(pr);
 	free(us);
 }
@@ -534,6 +588,7 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 				upstream_to_client(us, v[i].iov_base,
 				    v[i].iov_len);
 			evbuffer_drain(in, len);
+			upstream_flush(us);
 			return;
 		}
 		data = (const char *)evbuffer_pullup(in, -1);
@@ -555,6 +610,7 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 		if (n == 0)
 			break;
 	}
+	upstream_flush(us);
 }
 
 static void
@@ -564,8 +620,10 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct ustream	*us = uc->us;
 	char		 why[256];
 
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		uc->connected = true;
 		return;
+	}
 	if (us == NULL) {
 		upstream_conn_free(uc);
 		return;
@@ -616,4 +674,7 @@ upstream_shutdown(void)
 
 	TAILQ_FOREACH(pm, &proxy_models, entry)
 		upstream_pool_reset(pm);
+	if (upstream_scratch != NULL)
+		evbuffer_free(upstream_scratch);
+	upstream_scratch = NULL;
 }

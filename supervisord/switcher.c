@@ -892,6 +892,7 @@ switcher_finish(struct switcher *sw, struct sw_switch *s, bool ok,
 	r.total_ms = now - s->start_ms;
 	r.ok = ok;
 	r.by_operator = s->by_operator;
+	r.evict_failures = s->evict_failures;
 	r.reason = ok ? NULL : why;
 
 	for (size_t i = 0; i < sw->n; i++) {

@@ -72,6 +72,7 @@ struct switch_record {
 	int64_t		 total_ms;
 	bool		 ok;
 	bool		 by_operator;
+	unsigned	 evict_failures; /* victims the engine had to stop */
 	const char	*reason;	/* when !ok */
 };
 

@@ -345,11 +345,13 @@ switcher_apply_demand(struct switcher *sw, struct sw_event *ev)
 		return;
 	if (m->queued != ev->queued || m->in_flight != ev->in_flight)
 		sw->dirty = true;
+	/* Busy now, or busy until now: either way it was used now. */
+	if (ev->queued > 0 || ev->in_flight > 0 || m->queued > 0 ||
+	    m->in_flight > 0)
+		m->last_used_ms = ev->now;
 	m->queued = ev->queued;
 	m->in_flight = ev->in_flight;
 	m->oldest_ms = ev->queued > 0 ? ev->now - ev->wait_ms : 0;
-	if (ev->queued > 0 || ev->in_flight > 0)
-		m->last_used_ms = ev->now;
 }
 
 static void
@@ -874,11 +876,14 @@ switcher_finish(struct switcher *sw, struct sw_switch *s, bool ok,
 {
 	struct sw_model		*t = s->target >= 0 ? &sw->m[s->target] : NULL;
 	struct switch_record	 r;
-	const char		*why = reason;
+	char			*why = NULL;
 
 	switcher_account(s, now);
-	if (t != NULL && why == NULL && !ok)
-		why = t->last_error != NULL ? t->last_error : "wake failed";
+	if (!ok) {
+		if (reason == NULL && t != NULL && t->last_error != NULL)
+			reason = t->last_error;
+		why = xstrdup(reason != NULL ? reason : "wake failed");
+	}
 
 	memset(&r, 0, sizeof(r));
 	r.from = s->from;
@@ -907,6 +912,7 @@ switcher_finish(struct switcher *sw, struct sw_switch *s, bool ok,
 			log_info("warm-up done model=%s ok=%d ms=%lld",
 			    switcher_name(sw, s->target), ok,
 			    (long long)r.total_ms);
+		free(why);
 		return;
 	}
 	if (ok && t != NULL) {
@@ -960,6 +966,7 @@ switcher_finish(struct switcher *sw, struct sw_switch *s, bool ok,
 			t->queued = 0;
 		}
 	}
+	free(why);
 }
 
 /* ---- start-up, housekeeping and the policy ------------------------------ */

@@ -516,6 +516,8 @@ switcher_apply(struct switcher *sw, struct sw_event *ev)
 		switcher_apply_proxy(sw, ev);
 		break;
 	case SWE_TIMER:
+		/* The embedder's timer is spent: always set it again. */
+		sw->timer_at = INT64_MIN;
 		break;
 	case SWE_DRAINED:
 		switcher_apply_drained(sw, ev);
@@ -576,7 +578,8 @@ switcher_pump(struct switcher *sw)
 		    m->backoff_until_ms < at)
 			at = m->backoff_until_ms;
 		if (m->state == SWM_ACTIVE && m->sw < 0 && m->ttl_secs > 0 &&
-		    (int)i != sw->pinned && sw->proxy_up) {
+		    (int)i != sw->pinned && sw->proxy_up &&
+		    (m->gpus & switcher_locked_gpus(sw)) == 0) {
 			int64_t idle = m->last_used_ms >= m->active_since_ms ?
 			    m->last_used_ms : m->active_since_ms;
 			int64_t ttl_at = idle + (int64_t)m->ttl_secs * 1000;
@@ -587,6 +590,12 @@ switcher_pump(struct switcher *sw)
 	}
 	if (sw->policy_next < at)
 		at = sw->policy_next;
+	if (at <= sw->now) {
+		/* Everything due has been done; never spin on the past. */
+		log_debug("switcher timer in the past at=%lld now=%lld",
+		    (long long)at, (long long)sw->now);
+		at = sw->now + 1;
+	}
 	if (at != sw->timer_at) {
 		sw->timer_at = at;
 		if (sw->ops.set_timer != NULL)

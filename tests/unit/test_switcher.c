@@ -803,6 +803,46 @@ START_TEST(test_ttl)
 }
 END_TEST
 
+START_TEST(test_timer_rearmed)
+{
+	config(2, POLICY_FIFO);
+	start(0);
+	bring_up(A, 1000);
+	demand(B, 1, 0, 0, 2000);
+	ck_assert_int_eq(f.timer, 6000);
+	/* A timer that fires early is set again for the same time. */
+	f.timer = 0;
+	timer(5999);
+	ck_assert_int_eq(f.timer, 6000);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 0);
+	timer(6000);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
+	finish();
+}
+END_TEST
+
+START_TEST(test_ttl_waits_for_gpu)
+{
+	config(2, POLICY_FIFO);
+	mc[A].gpu_memory_utilization = 0.4;
+	mc[B].gpu_memory_utilization = 0.4;
+	mc[A].ttl_secs = 10;
+	start(0);
+	bring_up(A, 1000);
+	ck_assert_int_eq(f.timer, 11000);
+	/* b fits beside a; its wake holds the GPU past a's ttl. */
+	demand(B, 1, 0, 0, 5000);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 1);
+	ck_assert_int_gt(f.timer, 5000);
+	timer(11000);
+	ck_assert_int_gt(f.timer, 11000);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 0);
+	switcher_woken(f.sw, B, true, NULL, 12000);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
+	finish();
+}
+END_TEST
+
 START_TEST(test_cost_from_records)
 {
 	config(2, POLICY_FIFO);
@@ -1056,6 +1096,8 @@ main(void)
 	tcase_add_test(tc, test_residues);
 	tcase_add_test(tc, test_max_sleeping);
 	tcase_add_test(tc, test_ttl);
+	tcase_add_test(tc, test_timer_rearmed);
+	tcase_add_test(tc, test_ttl_waits_for_gpu);
 	tcase_add_test(tc, test_cost_from_records);
 	tcase_add_test(tc, test_warmup_and_preload);
 	tcase_add_test(tc, test_sync_engine);

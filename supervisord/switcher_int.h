@@ -1,8 +1,9 @@
 /*
  * switcher_int.h -- the switcher's private structures, shared by
- * switcher.c (inputs and the state machine), switcher_plan.c (resource
- * planning and the policy view), switcher_cmd.c (operator commands) and
- * switcher_status.c (introspection).
+ * switcher.c (inputs), switcher_switch.c (the phases of a switch),
+ * switcher_step.c (what happens at each instant), switcher_plan.c
+ * (resource planning and the policy view), switcher_cmd.c (operator
+ * commands) and switcher_status.c (introspection).
  */
 #ifndef LLMUX_SWITCHER_INT_H
 #define LLMUX_SWITCHER_INT_H
@@ -162,10 +163,22 @@ struct switcher {
 /* switcher.c */
 void	switcher_post(struct switcher *, struct sw_event *);
 void	switcher_set_error(struct sw_model *, const char *);
+
+/* switcher_switch.c */
 int	switcher_start_switch(struct switcher *, int target,
 	    const struct sw_plan *, bool by_operator, enum sw_op_kind,
 	    int64_t now);
 void	switcher_cancel(struct switcher *, struct sw_switch *);
+void	switcher_account(struct sw_switch *, int64_t now);
+void	switcher_enter(struct switcher *, struct sw_switch *,
+	    enum switcher_phase, int64_t now);
+bool	switcher_advance(struct switcher *, struct sw_switch *, int64_t now);
+void	switcher_finish(struct switcher *, struct sw_switch *, bool ok,
+	    const char *reason, int64_t now);
+const char *switcher_name(const struct switcher *, int);
+
+/* switcher_step.c */
+void	switcher_step(struct switcher *, int64_t now);
 
 /* switcher_plan.c */
 double	switcher_held(const struct switcher *, int);

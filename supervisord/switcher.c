@@ -395,9 +395,11 @@ switcher_apply_evicted(struct switcher *sw, struct sw_event *ev)
 		/* The engine escalated to stop: memory is free anyway. */
 		m->state = SWM_STOPPED;
 		m->slept_with = (struct eviction){ WEIGHTS_RETAIN, PROCESS_STOP };
-		switcher_set_error(m, ev->reason);
 		log_warnx("eviction failed, model stopped model=%s reason=\"%s\"",
-		    m->cfg->name, m->last_error);
+		    m->cfg->name, ev->reason != NULL ? ev->reason : "unknown");
+		/* Stopping a hung target: its error is still the timeout. */
+		if (s == NULL || s->phase != SWP_ABORT || s->target != ev->model)
+			switcher_set_error(m, ev->reason);
 		if (s != NULL)
 			s->evict_failures++;
 	}
@@ -442,6 +444,7 @@ switcher_apply_warmed(struct switcher *sw, struct sw_event *ev)
 		    m->cfg->name, ev->reason != NULL ? ev->reason : "?");
 	/* Either way it goes to sleep now, as in the seed. */
 	m->state = SWM_ACTIVE;
+	m->evicting_with = m->eviction;
 	s->victims = SW_BIT(ev->model);
 	s->from = ev->model;
 	switcher_enter(sw, s, SWP_EVICT, ev->now);

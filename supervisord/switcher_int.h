@@ -23,6 +23,7 @@ struct sw_model {
 	enum switcher_mstate	 state;
 	struct eviction		 slept_with;	/* SLEEPING: how */
 	struct eviction		 evicting_with;	/* EVICTING: how */
+	double			 evicting_held;	/* EVICTING: held until done */
 	uint32_t		 queued;
 	uint32_t		 in_flight;
 	int64_t			 oldest_ms;

@@ -19,11 +19,13 @@ switcher_held(const struct switcher *sw, int i)
 	case SWM_SLEEPING:
 		return (resource_residue(&m->slept_with, m->fraction,
 		    sw->params.context_residue));
+	case SWM_EVICTING:
+		/* A sleeping model stopped further still holds its residue. */
+		return (m->evicting_held);
 	case SWM_WAKING:
 	case SWM_WARMING:
 	case SWM_ACTIVE:
 	case SWM_DRAINING:
-	case SWM_EVICTING:
 		return (m->fraction);
 	}
 	return (m->fraction);

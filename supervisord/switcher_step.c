@@ -134,6 +134,7 @@ switcher_run_max_sleeping(struct switcher *sw, int64_t now)
 		log_info("too many sleeping models, stopping the least recently "
 		    "used model=%s max_sleeping=%u", sw->m[lru].cfg->name,
 		    sw->cfg->max_sleeping);
+	sw->m[lru].evicting_held = switcher_held(sw, lru);
 	sw->m[lru].state = SWM_EVICTING;
 	sw->m[lru].evicting_with = (struct eviction){
 	    sw->m[lru].slept_with.weights, PROCESS_STOP };

@@ -44,8 +44,21 @@ switcher_start_switch(struct switcher *sw, int target, const struct sw_plan *p,
 	if (target >= 0)
 		sw->m[target].sw = idx;
 	for (size_t i = 0; i < sw->n; i++) {
-		if (s->victims & SW_BIT(i))
-			sw->m[i].sw = idx;
+		struct sw_model	*m = &sw->m[i];
+
+		if (!(s->victims & SW_BIT(i)))
+			continue;
+		m->sw = idx;
+		/*
+		 * The room was planned with these evictions: fix them now, so
+		 * that an eviction set while the switch runs applies to the
+		 * model's next sleep, not to this one.
+		 */
+		if (m->state == SWM_SLEEPING || (s->stop & SW_BIT(i)))
+			m->evicting_with = (struct eviction){
+			    m->eviction.weights, PROCESS_STOP };
+		else
+			m->evicting_with = m->eviction;
 	}
 	sw->dirty = true;
 	if (!sw->params.quiet)
@@ -161,13 +174,10 @@ switcher_enter(struct switcher *sw, struct sw_switch *s,
 			if (m->state != SWM_DRAINING && m->state != SWM_ACTIVE &&
 			    m->state != SWM_SLEEPING)
 				continue;
-			if (m->state == SWM_SLEEPING || (s->stop & SW_BIT(i)))
-				m->evicting_with = (struct eviction){
-				    m->eviction.weights, PROCESS_STOP };
-			else if (s->sleep_eviction_set)
+			/* As planned when the switch began (see below). */
+			if (s->sleep_eviction_set)
 				m->evicting_with = s->sleep_eviction;
-			else
-				m->evicting_with = m->eviction;
+			m->evicting_held = switcher_held(sw, (int)i);
 			m->state = SWM_EVICTING;
 			m->op_done = false;
 			evict |= SW_BIT(i);
@@ -201,6 +211,7 @@ switcher_enter(struct switcher *sw, struct sw_switch *s,
 	case SWP_ABORT: {
 		struct sw_model *t = &sw->m[s->target];
 
+		t->evicting_held = t->fraction;
 		t->state = SWM_EVICTING;
 		t->evicting_with = (struct eviction){ WEIGHTS_RETAIN,
 		    PROCESS_STOP };

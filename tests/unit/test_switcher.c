@@ -1009,6 +1009,38 @@ START_TEST(test_sleep_command)
 }
 END_TEST
 
+START_TEST(test_eviction_fixed_when_planned)
+{
+	struct eviction	 e = { WEIGHTS_OFFLOAD, PROCESS_KEEP_RUNNING };
+	char		*cause = NULL;
+
+	/* The room for b was planned with a stopped (retain+stop, no
+	 * residue); a change made during the drain is for a's next sleep. */
+	config(2, POLICY_FIFO);
+	start(0);
+	bring_up(A, 1000);
+	demand(B, 1, 0, 0, 9000);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
+	ck_assert_int_eq(switcher_cmd_set_eviction(f.sw, A, e, &cause), 0);
+	switcher_drained(f.sw, A, 9100);
+	ck_assert_int_eq(last(CALL_EVICT)->e.process, PROCESS_STOP);
+	switcher_evicted(f.sw, A, true, NULL, 9200);
+	switcher_woken(f.sw, B, true, NULL, 9300);
+	demand(B, 0, 0, 0, 9300);
+	demand(A, 1, 0, 0, 20000);
+	ck_assert_int_eq(last(CALL_DRAIN)->model, B);
+	switcher_drained(f.sw, B, 20000);
+	switcher_evicted(f.sw, B, true, NULL, 20000);
+	switcher_woken(f.sw, A, true, NULL, 21000);
+	demand(A, 0, 0, 0, 21000);
+	ck_assert_int_eq(switcher_cmd_sleep(f.sw, A, NULL, 22000, &cause), 0);
+	switcher_drained(f.sw, A, 22000);
+	ck_assert_int_eq(last(CALL_EVICT)->e.weights, WEIGHTS_OFFLOAD);
+	ck_assert_int_eq(last(CALL_EVICT)->e.process, PROCESS_KEEP_RUNNING);
+	finish();
+}
+END_TEST
+
 START_TEST(test_drain_timeout_and_evict_failure)
 {
 	struct call *r;
@@ -1104,6 +1136,7 @@ main(void)
 	tcase_add_test(tc, test_died);
 	tcase_add_test(tc, test_proxy_gone);
 	tcase_add_test(tc, test_sleep_command);
+	tcase_add_test(tc, test_eviction_fixed_when_planned);
 	tcase_add_test(tc, test_drain_timeout_and_evict_failure);
 	tcase_add_test(tc, test_time_slice_in_switcher);
 	tcase_add_test(tc, test_checkpointed_start);

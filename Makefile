@@ -176,6 +176,10 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(PROG_LIBS) $(LIB)
 demo: all
 	@tools/demo.sh $(BUILD)
 
+# Every switch policy on every trace of tests/traces/ through llmux-sim.
+bench-policies: $(BUILD)/bin/llmux-sim
+	@tests/bench/bench-policies.py $(BUILD) $(BENCH_ARGS)
+
 bench:
 	@echo "make bench: benchmarks are not written yet"
 

@@ -279,14 +279,15 @@ fv_openai_dispatch(const struct fv_msg *m, const char *data)
 		return;		/* the client has gone */
 	switch (m->type) {
 	case FV_MSG_TOKEN:
-		o->ntokens++;
 		if (!o->stream) {
+			o->ntokens++;
 			evbuffer_add(o->text, data, m->len);
 			if (m->op != FV_FINISH_NONE)
 				openai_reply(o, m->op);
 			break;
 		}
 		openai_start(o);
+		o->ntokens++;
 		openai_chunk(o, data, m->len, 0, m->op);
 		if (m->op != FV_FINISH_NONE)
 			openai_end_stream(o);

@@ -90,6 +90,8 @@ fv_channel_flush(void)
 	if (ch.bev == NULL)
 		return;
 	out = bufferevent_get_output(ch.bev);
+	/* A bufferevent keeps the start of its output frozen between writes. */
+	evbuffer_unfreeze(out, 1);
 	while (evbuffer_get_length(out) > 0 && tries < 100) {
 		if (evbuffer_write(out, ch.fd) == -1) {
 			if (errno != EAGAIN && errno != EINTR)

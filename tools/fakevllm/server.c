@@ -289,6 +289,8 @@ fv_server_flush_request(evhtp_request_t *req)
 	if (req->conn == NULL || (bev = req->conn->bev) == NULL)
 		return;
 	out = bufferevent_get_output(bev);
+	/* A bufferevent keeps the start of its output frozen between writes. */
+	evbuffer_unfreeze(out, 1);
 	while (evbuffer_get_length(out) > 0 && tries++ < 100) {
 		if (evbuffer_write(out, bufferevent_getfd(bev)) == -1 &&
 		    errno != EAGAIN && errno != EINTR)

@@ -85,6 +85,8 @@ main(int argc, char **argv)
 	fv_args_defaults(&opts);
 	if (fv_args_parse(&opts, argc, argv, &cause) != 0) {
 		fprintf(stderr, "llmux-fakevllm: %s\n", cause);
+		free(cause);
+		fv_args_free(&opts);
 		fv_args_usage();
 		return (2);
 	}
@@ -115,6 +117,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (fv_server_bind(&opts, &cause) != 0) {
 		log_warnx("%s", cause);
+		free(cause);
+		fv_args_free(&opts);
 		return (1);
 	}
 	if (opts.engine_process)

@@ -120,6 +120,25 @@ def port_in_use_fails_fast(env):
 
 
 @test
+def out_of_descriptors_backs_off_and_recovers(env):
+    port = harness.free_port()
+    p = env.spawn("fakevllm", ["prlimit", "--nofile=24:24", harness.binary("llmux-fakevllm"),
+                               "serve", "m", "--port", str(port), "--fake-fast"])
+    wait_until(lambda: fv.health(port) == 200, timeout=30, what="health")
+    socks = []
+    try:
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            socks.append(s)
+        wait_until(lambda: fv.log_has(p, "accept failed"), what="EMFILE logged")
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: fv.health(port) == 200, timeout=30, what="recovered")
+    check(p.alive(), p.output())
+
+
+@test
 def chat_completion_shape_and_usage(env):
     p, port = fv.start(env)
     status, obj = fv.chat(port, "Tell me about the sea.", max_tokens=12)

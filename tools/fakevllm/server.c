@@ -24,6 +24,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include "fv_evhtp.h"
 
 #include "clock.h"
@@ -453,6 +454,26 @@ fv_server_init(struct event_base *base, struct fv_opts *opts, int dev_mode,
 	evhtp_set_max_body_size(fv_server.htp, FV_BODY_MAX);
 }
 
+static void
+server_accept_resume(evutil_socket_t fd, short events, void *arg)
+{
+	evconnlistener_enable(fv_server.htp->server);
+}
+
+/* Out of descriptors: stop accepting for a second instead of spinning. */
+static void
+server_accept_error(struct evconnlistener *l, void *arg)
+{
+	static struct event	*ev;
+	struct timeval		 tv = { 1, 0 };
+
+	log_warn("accept failed; not accepting for a second");
+	if (ev == NULL)
+		ev = evtimer_new(fv_server.base, server_accept_resume, NULL);
+	evconnlistener_disable(l);
+	evtimer_add(ev, &tv);
+}
+
 /* The engine is ready: start accepting connections. */
 void
 fv_server_listen(void)
@@ -462,6 +483,7 @@ fv_server_listen(void)
 	if (evhtp_accept_socket(fv_server.htp, fv_server.fd, 1024) != 0)
 		fatal("cannot listen on %s:%d", fv_server.opts->host,
 		    fv_server.opts->port);
+	evconnlistener_set_error_cb(fv_server.htp->server, server_accept_error);
 	fv_server.listening = 1;
 	log_info("Starting vLLM API server on http://%s:%d host=%s port=%d "
 	    "model=%s", fv_server.opts->host, fv_server.opts->port,

@@ -104,6 +104,30 @@ def health_answers_once_started(env):
 
 
 @test
+def weights_that_do_not_fit_fail_startup(env):
+    if "asan" in os.path.basename(harness.BUILD):
+        print("(skipped under AddressSanitizer, which cannot run in a small "
+              "address space)")
+        return
+    port = harness.free_port()
+    p = env.spawn("fakevllm", ["prlimit", "--as=%d" % (256 << 20),
+                               harness.binary("llmux-fakevllm"), "serve", "m", "--port",
+                               str(port), "--fake-fast", "--fake-weights-mb", "1024"])
+    rc = fv.exit_code(p)
+    check(rc == 1, "exit %s" % rc)
+    check(fv.log_has(p, "cannot allocate the weights"), p.output())
+
+
+@test
+def unresolvable_host_fails_fast(env):
+    exe = harness.binary("llmux-fakevllm")
+    r = subprocess.run([exe, "serve", "m", "--host", "no-such-host.invalid", "--port",
+                        "0", "--fake-fast"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    check(r.returncode == 1 and b"cannot resolve" in r.stdout, r.stdout)
+
+
+@test
 def port_in_use_fails_fast(env):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -135,7 +135,8 @@ def sleeping_twice_and_waking_awake_are_harmless(env):
 @test
 def bad_sleep_arguments(env):
     p, port = fv.start(env)
-    for q in ("level=3", "level=x", "level=-1", "mode=later", "level=1&mode="):
+    for q in ("level=3", "level=x", "level=-1", "mode=later", "level=1&mode=",
+              "level=" + "1" * 100, "mode=" + "a" * 100):
         status, obj = fv.post(port, "/sleep?" + q)
         check(status == 400 and obj["error"]["code"] == 400, "%s: %r" % (q, obj))
     check(not is_sleeping(port))
@@ -173,20 +174,24 @@ def sleep_mode_abort_ends_streams(env):
 @test
 def sleep_mode_wait_lets_streams_finish(env):
     p, port = fv.start(env, "--fake-token-ms", "20")
-    s = fv.Stream(port, fv.chat_body("short story", 15, stream=True))
+    s = fv.Stream(port, fv.chat_body("short story", 100, stream=True))
     wait_until(lambda: len(s.tokens()) >= 1, what="tokens flowing")
     ok_empty(port, "/sleep?level=1&mode=wait")
-    # The sleep answered only after the stream's last token was sent.
+    # The sleep answered only after the stream's last token was sent
+    # (mode=abort would have cut it short).
+    st = fv.state(port)
+    check(st["requests_running"] == 0 and st["sleeps"] == 1, st)
     s.wait()
-    check(s.finish_reasons() == ["length"] and len(s.tokens()) == 15, s.events)
+    check(s.finish_reasons() == ["length"] and len(s.tokens()) == 100, s.events)
     check(is_sleeping(port))
 
 
 @test
 def sleep_mode_keep_freezes_streams_until_wake(env):
     p, port = fv.start(env, "--fake-token-ms", "20")
-    full = fv.content_of(fv.chat(port, "frozen story", max_tokens=12)[1])
-    s = fv.Stream(port, fv.chat_body("frozen story", 12, stream=True))
+    p2, port2 = fv.start(env, name="reference")
+    full = fv.content_of(fv.chat(port2, "frozen story", max_tokens=100)[1])
+    s = fv.Stream(port, fv.chat_body("frozen story", 100, stream=True))
     wait_until(lambda: len(s.tokens()) >= 1, what="tokens flowing")
     ok_empty(port, "/sleep?level=1&mode=keep")
     st = fv.state(port)
@@ -268,14 +273,14 @@ def client_disconnect_aborts_generation(env):
 @test
 def max_num_seqs_limits_running_requests(env):
     p, port = fv.start(env, "--fake-token-ms", "20", "--max-num-seqs", "1")
-    a = fv.Stream(port, fv.chat_body("first", 30, stream=True))
+    a = fv.Stream(port, fv.chat_body("first", 5000, stream=True))
     wait_until(lambda: len(a.tokens()) >= 1, what="first running")
     b = fv.Stream(port, fv.chat_body("second", 5, stream=True))
     wait_until(lambda: fv.state(port)["requests_waiting"] == 1, what="second waits")
     check(b.tokens() == [], b.events)
-    a.wait()
+    a.close()               # its seat goes to the waiting request
     b.wait()
-    check(len(a.tokens()) == 30 and len(b.tokens()) == 5, (a.events, b.events))
+    check(len(b.tokens()) == 5 and b.finish_reasons() == ["length"], b.events)
 
 
 @test

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "tools/fakevllm/fakevllm.h"
 
@@ -481,6 +482,110 @@ START_TEST(test_idmap)
 }
 END_TEST
 
+/* ---- the engine, in one process, without HTTP ----------------------------- */
+
+static struct event_base	*eng_base;
+
+/* Run the event loop until the engine is idle (or give up). */
+static void
+eng_settle(void)
+{
+	int	i;
+
+	for (i = 0; i < 1000; i++) {
+		event_base_loop(eng_base, EVLOOP_NONBLOCK);
+		if (fv_server.engine.ready && !fv_server.engine.busy)
+			return;
+	}
+}
+
+static void
+eng_send(int type, int op, uint64_t id, int64_t a, int64_t b)
+{
+	struct fv_msg	m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = (uint16_t)type;
+	m.op = (uint16_t)op;
+	m.id = id;
+	m.seed = id;
+	m.a = a;
+	m.b = b;
+	fv_engine_dispatch(&m, NULL);
+}
+
+START_TEST(test_engine_state_machine)
+{
+	static struct fv_opts	 o;
+	const struct fv_state	*st = &fv_server.engine;
+	int64_t			 i;
+
+	fv_args_defaults(&o);
+	o.startup_ms = o.sleep1_ms = o.sleep2_ms = 0;
+	o.wake_ms = o.reload_ms = o.token_ms = 0;
+	o.sleep_mode = 1;
+	o.max_num_seqs = 4;
+	o.model = (char *)"unit";
+	/* Replies go to fv_server, which finds no HTTP request for them. */
+	memset(&fv_server, 0, sizeof(fv_server));
+	fv_server.listening = 1;
+	eng_base = event_base_new();
+	fv_channel_inproc();
+	fv_engine_init(eng_base, &o);
+	fv_engine_start();
+	eng_settle();
+	ck_assert_int_eq(st->ready, 1);
+
+	eng_send(FV_MSG_ADD, 0, 1, 5, 0);
+	ck_assert_int_eq(st->tokens, 5);
+	ck_assert_int_eq(st->finished, 1);
+
+	eng_send(FV_MSG_CALL, FV_CALL_SLEEP, 100, 2, FV_MODE_ABORT);
+	eng_settle();
+	ck_assert_int_eq(st->tags, FV_TAG_WEIGHTS | FV_TAG_KV);
+	ck_assert_int_eq(st->level, 2);
+	ck_assert_int_eq(st->discarded, 1);
+	ck_assert_int_eq(st->paused, 1);
+	/* Asleep: a request waits for the scheduler. */
+	eng_send(FV_MSG_ADD, 0, 2, 5, 0);
+	ck_assert_int_eq(st->waiting, 1);
+	eng_send(FV_MSG_CALL, FV_CALL_WAKE, 101, FV_TAG_ALL, 0);
+	eng_settle();
+	ck_assert_int_eq(st->tags, 0);
+	ck_assert_int_eq(st->paused, 0);
+	/* Woken from level 2 without a reload: it ran and failed. */
+	ck_assert_int_eq(st->waiting, 0);
+	ck_assert_int_eq(st->running, 0);
+	ck_assert_int_eq(st->tokens, 5);
+	eng_send(FV_MSG_CALL, FV_CALL_RELOAD, 102, 0, 0);
+	eng_settle();
+	ck_assert_int_eq(st->discarded, 0);
+	eng_send(FV_MSG_ADD, 0, 3, 7, 0);
+	ck_assert_int_eq(st->tokens, 12);
+	ck_assert_int_eq(st->finished, 2);
+
+	/* A stalled stream holds a seat; aborting it frees the seat. */
+	eng_send(FV_MSG_FAULT, FV_FAULT_STALL_STREAM, 0, 1, 2);
+	eng_send(FV_MSG_ADD, 0, 4, 9, FV_ADD_STREAM);
+	ck_assert_int_eq(st->stalled, 1);
+	ck_assert_int_eq(st->running, 1);
+	eng_send(FV_MSG_ABORT, 0, 4, 0, 0);
+	ck_assert_int_eq(st->running, 0);
+
+	/* Behind a hung sleep everything queues, up to a limit. */
+	eng_send(FV_MSG_FAULT, FV_FAULT_HANG_SLEEP, 0, 1, 0);
+	eng_send(FV_MSG_CALL, FV_CALL_SLEEP, 103, 1, FV_MODE_ABORT);
+	ck_assert_int_eq(st->busy, 1);
+	for (i = 0; i < FV_ENGINE_QUEUE_MAX + 3; i++)
+		eng_send(FV_MSG_ADD, 0, 1000 + (uint64_t)i, 1, 0);
+	ck_assert_int_eq(st->queued, FV_ENGINE_QUEUE_MAX);
+	/* An abort takes its request out of the queue. */
+	eng_send(FV_MSG_ABORT, 0, 1000, 0, 0);
+	ck_assert_int_eq(st->queued, FV_ENGINE_QUEUE_MAX - 1);
+	ck_assert_int_eq(st->sleeps, 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -504,6 +609,7 @@ main(void)
 	tcase_add_test(tc, test_request_hostile);
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_idmap);
+	tcase_add_test(tc, test_engine_state_machine);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

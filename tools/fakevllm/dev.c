@@ -369,13 +369,14 @@ fv_dev_state_json(struct evbuffer *b)
 	dev_bool(b, "busy", s->busy);
 	evbuffer_add_printf(b, ",\"requests_running\":%d,"
 	    "\"requests_waiting\":%d,\"requests_frozen\":%d,"
-	    "\"requests_stalled\":%d,\"requests_served\":%llu,"
+	    "\"requests_stalled\":%d,\"engine_queue\":%d,"
+	    "\"requests_served\":%llu,"
 	    "\"requests_failed\":%llu,\"requests_in_flight\":%zu,"
 	    "\"requests_aborted\":%lld,\"tokens_generated\":%lld,"
 	    "\"sleeps\":%lld,\"wakes\":%lld,\"reloads\":%lld,"
 	    "\"prefix_cache_resets\":%lld,\"http_requests\":%llu,\"faults\":",
 	    (int)s->running, (int)s->waiting, (int)s->frozen, (int)s->stalled,
-	    (unsigned long long)fv_server.served,
+	    (int)s->queued, (unsigned long long)fv_server.served,
 	    (unsigned long long)fv_server.failed, fv_server.gens.n,
 	    (long long)s->aborted, (long long)s->tokens, (long long)s->sleeps,
 	    (long long)s->wakes, (long long)s->reloads,

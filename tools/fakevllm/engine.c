@@ -48,8 +48,6 @@ struct engine_queued {
 
 enum cmd_phase { CMD_DRAIN, CMD_DELAY, CMD_HUNG };
 
-#define ENGINE_QUEUE_MAX	100000
-
 static struct {
 	struct event_base	*base;
 	struct fv_opts		*opts;
@@ -105,6 +103,7 @@ engine_send_state(void)
 	eng.st.mapped = fv_weights_mapped();
 	eng.st.weights_bytes = (int64_t)fv_weights_bytes();
 	eng.st.busy = eng.cmd.active;
+	eng.st.queued = eng.ninq;
 	eng.st.faults = eng.faults;
 	engine_emit(FV_MSG_STATE, 0, 0, 0, 0, &eng.st, sizeof(eng.st));
 	eng.dirty = 0;
@@ -648,6 +647,7 @@ engine_post(void)
 		if (!eng.cmd.active && (q = TAILQ_FIRST(&eng.inq)) != NULL) {
 			TAILQ_REMOVE(&eng.inq, q, entry);
 			eng.ninq--;
+			eng.dirty = 1;
 			engine_handle(&q->m, q->data);
 			free(q->data);
 			free(q);
@@ -675,6 +675,7 @@ engine_abort(uint64_t id)
 		if (q->m.type == FV_MSG_ADD && q->m.id == id) {
 			TAILQ_REMOVE(&eng.inq, q, entry);
 			eng.ninq--;
+			eng.dirty = 1;
 			free(q->data);
 			free(q);
 			return;
@@ -719,7 +720,7 @@ fv_engine_dispatch(const struct fv_msg *m, const char *data)
 			engine_handle(m, data);
 			break;
 		}
-		if (eng.ninq >= ENGINE_QUEUE_MAX) {
+		if (eng.ninq >= FV_ENGINE_QUEUE_MAX) {
 			if (m->type == FV_MSG_ADD)
 				engine_emit(FV_MSG_GENERR, 0, m->id, 503, 0,
 				    "the engine's queue is full", 26);
@@ -733,6 +734,7 @@ fv_engine_dispatch(const struct fv_msg *m, const char *data)
 		q->m.len = 0;
 		TAILQ_INSERT_TAIL(&eng.inq, q, entry);
 		eng.ninq++;
+		eng.dirty = 1;
 		break;
 	default:
 		log_warnx("engine: unexpected message type=%d", m->type);

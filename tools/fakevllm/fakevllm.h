@@ -223,7 +223,7 @@ struct fv_state {
 	int32_t		frozen;		/* held by a sleep with mode=keep */
 	int32_t		stalled;	/* stopped by the stall_stream fault */
 	int32_t		pid;
-	int32_t		pad;
+	int32_t		queued;		/* messages waiting behind a command */
 	int64_t		weights_bytes;
 	int64_t		sleeps;
 	int64_t		wakes;
@@ -247,6 +247,8 @@ pid_t	fv_channel_child(void);
 __attribute__((noreturn)) void fv_channel_crash(const char *);
 
 /* ---- engine.c: the engine core -------------------------------------- */
+
+#define FV_ENGINE_QUEUE_MAX	100000
 
 void	fv_engine_init(struct event_base *, struct fv_opts *);
 void	fv_engine_start(void);

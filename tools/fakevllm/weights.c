@@ -28,7 +28,7 @@ fv_weights_map(size_t size)
 	if (weights_base != NULL || size == 0)
 		return (0);
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return (-1);
 	weights_base = p;

@@ -115,7 +115,8 @@ def stalled_stream(env):
     p, port = fv.start(env, "--fake-stall-after-tokens", "2")
     s = fv.Stream(port, fv.chat_body("stall", 50, stream=True))
     wait_until(lambda: fv.state(port)["requests_stalled"] == 1, what="stall")
-    check(len(s.tokens()) == 2 and not s.done.is_set(), s.events)
+    wait_until(lambda: len(s.tokens()) == 2, what="the tokens before the stall")
+    check(not s.done.is_set(), s.events)
     # Other requests are served meanwhile; only that stream is stuck.
     check(fv.chat(port, "other")[0] == 200)
     s2 = fv.Stream(port, fv.chat_body("other", 4, stream=True))
@@ -127,7 +128,7 @@ def stalled_stream(env):
     arm(port, "stall_stream", count=-1, arg=1)
     s3 = fv.Stream(port, fv.chat_body("x", 9, stream=True))
     wait_until(lambda: fv.state(port)["requests_stalled"] == 1, what="stall again")
-    check(len(s3.tokens()) == 1, s3.events)
+    wait_until(lambda: len(s3.tokens()) == 1, what="one token before the stall")
     s3.close()
 
 

@@ -35,6 +35,9 @@ def accepts_vllm_options_and_lists_models(env):
     check(status == 200 and body == b"", (status, body))
     status, obj = http_json(port, "GET", "/version")
     check(status == 200 and "version" in obj, obj)
+    check(http(port, "GET", "/ping")[0] == 200 and http(port, "POST", "/ping")[0] == 200)
+    check(http(port, "POST", "/health")[0] == 405)
+    check(http(port, "HEAD", "/health")[0] == 200)
     # Either served name is accepted; answers carry the first one.
     for name in ("alpha", "beta"):
         status, obj = fv.chat(port, "hi", model=name)

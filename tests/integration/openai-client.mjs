@@ -13,10 +13,12 @@ const messages = [{ role: 'user', content: 'hello' }];
 const models = await client.models.list();
 out.models = models.data.map((m) => m.id).sort();
 
-const chat = await client.chat.completions.create({ model: 'a', messages });
+const chat = await client.chat.completions.create({ model: 'a', messages, max_tokens: 8,
+	temperature: 0 });
 out.chat = chat.choices[0].message.content;
 
-const stream = await client.chat.completions.create({ model: 'a', messages, stream: true, chunks: 4 });
+const stream = await client.chat.completions.create({ model: 'a', messages, max_tokens: 8,
+	temperature: 0, stream: true });
 let text = '';
 for await (const chunk of stream)
 	text += chunk.choices[0]?.delta?.content ?? '';
@@ -31,7 +33,7 @@ try {
 
 try {
 	const dying = await client.chat.completions.create({
-		model: 'a', messages, stream: true, chunks: 10, die_after: 2 });
+		model: 'c', messages, max_tokens: 50, stream: true });
 	let got = '';
 	for await (const chunk of dying)
 		got += chunk.choices[0]?.delta?.content ?? '';

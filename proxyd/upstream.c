@@ -88,6 +88,8 @@ struct ustream {
  * them: a bufferevent write costs two epoll_ctl calls and a loop turn.
  */
 static struct evbuffer	*upstream_scratch;
+/* And requests being written to a model server. */
+static struct evbuffer	*upstream_reqbuf;
 
 static void	upstream_read_cb(struct bufferevent *, void *);
 static void	upstream_event_cb(struct bufferevent *, short, void *);
@@ -250,7 +252,7 @@ upstream_send(struct ustream *us)
 	evhtp_request_t		*req = us->pr->req;
 	struct upconn		*uc = us->uc;
 	struct evbuffer		*out = bufferevent_get_output(uc->bev);
-	struct evbuffer		*buf = upstream_scratch;
+	struct evbuffer		*buf = upstream_reqbuf;
 	struct evhtp_kv		*kv;
 	const char		*path = req->uri->path->full;
 	const unsigned char	*query = req->uri->query_raw;
@@ -301,8 +303,10 @@ upstream_start(struct preq *pr)
 	struct ustream	*us;
 	struct pmodel	*pm = pr->model;
 
-	if (upstream_scratch == NULL)
+	if (upstream_scratch == NULL) {
 		upstream_scratch = evbuffer_new();
+		upstream_reqbuf = evbuffer_new();
+	}
 	us = xcalloc(1, sizeof(*us));
 	us->pr = pr;
 	us->pm = pm;
@@ -561,8 +565,9 @@ upstream_complete(struct ustream *us, bool reuse)
 
 	if (us->chunked_out)
 		evbuffer_add(upstream_scratch, "0\r\n\r\n", 5);
-	upstream_end(us, reuse);
+	/* The client's bytes first: ending the exchange may start others. */
 	upstream_flush_final(pr);
+	upstream_end(us, reuse);
 	front_finish(pr);
 	free(us);
 }
@@ -674,7 +679,9 @@ upstream_shutdown(void)
 
 	TAILQ_FOREACH(pm, &proxy_models, entry)
 		upstream_pool_reset(pm);
-	if (upstream_scratch != NULL)
+	if (upstream_scratch != NULL) {
 		evbuffer_free(upstream_scratch);
-	upstream_scratch = NULL;
+		evbuffer_free(upstream_reqbuf);
+	}
+	upstream_scratch = upstream_reqbuf = NULL;
 }

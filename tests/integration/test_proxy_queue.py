@@ -231,5 +231,50 @@ def demand_is_coalesced(env):
     check(n < 40, "demands: %d" % n)
 
 
+@test
+def more_queued_than_upstream_slots_all_served(env):
+    """1100 queued requests (the proxy opens at most 1024 exchanges with a
+    model at once): every one is answered, each with its own answer, as
+    slots free up."""
+    import selectors
+    n = 1100
+    fv = harness.free_port()
+    env.spawn("fakevllm", [harness.binary("llmux-fakevllm"), "serve", "a", "--port", str(fv),
+                           "--fake-fast"])
+    harness.wait_until(lambda: harness.http(fv, "GET", "/health")[0] == 200)
+    st = Stack(env, [("a", fv, [])], state_msg({"a": (SLEEPING, 0, 0)}),
+               max_connections=n + 100, max_queue_per_model=n + 100)
+    sel = selectors.DefaultSelector()
+    for i in range(n):
+        body = json.dumps({"model": "a", "max_tokens": 2, "temperature": 0,
+                           "messages": [{"role": "user", "content": "question %d" % i}]}).encode()
+        s = socket.create_connection(("127.0.0.1", st.port), timeout=30)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, [b""])
+    st.sup.wait_demand("a", lambda m: m["queued"] == n, timeout=60)
+    st.sup.ready("a", fv)
+    answers = []
+    deadline = time.monotonic() + 120
+    while len(answers) < n and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=5):
+            d = key.fileobj.recv(65536)
+            key.data[0] += d
+            if not d:
+                answers.append(key.data[0])
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+    check(len(answers) == n, "answered %d of %d" % (len(answers), n))
+    ids = set()
+    for a in answers:
+        head, _, body = a.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200"), repr(a[:300]))
+        obj = json.loads(body)
+        check(obj["object"] == "chat.completion", repr(obj))
+        ids.add(obj["id"])
+    check(len(ids) == n, "each request got its own answer")
+
+
 if __name__ == "__main__":
     harness.main()

@@ -40,8 +40,6 @@ static TAILQ_HEAD(, fconn)	 front_conns = TAILQ_HEAD_INITIALIZER(front_conns);
 static uint32_t			 front_nconns;
 static bool			 front_paused;		/* accept disabled */
 static struct event		*front_accept_timer;	/* EMFILE backoff */
-static struct queue		 front_pending;		/* before config */
-static struct event		*front_pending_timer;
 static uint64_t			 front_rejected[REJ__COUNT];
 static uint32_t			 front_active;		/* PR_UPSTREAM */
 
@@ -100,7 +98,7 @@ front_error_body(struct evbuffer *buf, const char *msg, const char *code)
  * socket read: libevhtp's read callback ignores the bytes while paused,
  * and the connection's read watermark bounds them, so EOF is seen at once.
  */
-static void
+void
 front_pause(struct preq *pr)
 {
 	evhtp_connection_t	*conn = evhtp_request_get_connection(pr->req);
@@ -157,7 +155,7 @@ front_error(struct preq *pr, int status, enum reject_code code,
 }
 
 /* Send a JSON reply made by the proxy (health, models). */
-static void
+void
 front_reply_json(struct preq *pr, int status, const unsigned char *json,
     size_t len)
 {
@@ -192,6 +190,15 @@ front_finish(struct preq *pr)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
 		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* The request is forwarded: paused, and active until its answer is out. */
+void
+front_mark_upstream(struct preq *pr)
+{
+	front_pause(pr);
+	pr->phase = PR_UPSTREAM;
+	front_active++;
 }
 
 uint32_t
@@ -516,14 +523,7 @@ front_release(struct preq *pr)
 {
 	struct pmodel	*pm = pr->model;
 
-	if (pr->qe.queued) {
-		if (pr->phase == PR_WAIT_CONFIG)
-			queue_remove(&front_pending, &pr->qe);
-		else if (pm != NULL) {
-			queue_remove(&pm->queue, &pr->qe);
-			supervisor_demand(pm);
-		}
-	}
+	route_forget(pr);
 	if (pr->us != NULL)
 		upstream_abort(pr);
 	if (pr->mp != NULL) {
@@ -562,100 +562,6 @@ front_on_request_fini(evhtp_request_t *req, void *arg)
 /* ------------------------------------------------------------------ */
 /* Routing a complete request. */
 
-static void
-front_gen_model(yajl_gen g, const char *id, struct pmodel *pm)
-{
-	const char	*state;
-
-	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"id", 2);
-	yajl_gen_string(g, (const unsigned char *)id, strlen(id));
-	yajl_gen_string(g, (const unsigned char *)"object", 6);
-	yajl_gen_string(g, (const unsigned char *)"model", 5);
-	yajl_gen_string(g, (const unsigned char *)"created", 7);
-	yajl_gen_integer(g, 0);
-	yajl_gen_string(g, (const unsigned char *)"owned_by", 8);
-	yajl_gen_string(g, (const unsigned char *)"llmux", 5);
-	if (strcmp(id, pm->name) != 0) {
-		yajl_gen_string(g, (const unsigned char *)"alias_of", 8);
-		yajl_gen_string(g, (const unsigned char *)pm->name,
-		    strlen(pm->name));
-	}
-	state = pm->known ? proto_model_state_name(pm->state) : "unknown";
-	yajl_gen_string(g, (const unsigned char *)"state", 5);
-	yajl_gen_string(g, (const unsigned char *)state, strlen(state));
-	yajl_gen_map_close(g);
-}
-
-/* GET /v1/models: every configured model (and alias) with its state. */
-static void
-front_models(struct preq *pr)
-{
-	yajl_gen		 g;
-	const unsigned char	*out;
-	size_t			 len, i;
-	struct pmodel		*pm;
-
-	g = yajl_gen_alloc(NULL);
-	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"object", 6);
-	yajl_gen_string(g, (const unsigned char *)"list", 4);
-	yajl_gen_string(g, (const unsigned char *)"data", 4);
-	yajl_gen_array_open(g);
-	TAILQ_FOREACH(pm, &proxy_models, entry) {
-		if (!pm->configured)
-			continue;
-		front_gen_model(g, pm->name, pm);
-		for (i = 0; i < pm->n_aliases; i++)
-			front_gen_model(g, pm->aliases[i], pm);
-	}
-	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	front_reply_json(pr, 200, out, len);
-	yajl_gen_free(g);
-}
-
-static void
-front_model_one(struct preq *pr)
-{
-	yajl_gen		 g;
-	const unsigned char	*out;
-	size_t			 len;
-	const char		*id = pr->req->uri->path->full + 11;
-	struct pmodel		*pm;
-
-	if (!proxy_conf.have) {
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
-		    "the proxy has no configuration yet");
-		return;
-	}
-	if ((pm = registry_resolve(id)) == NULL) {
-		front_error(pr, 404, REJ_MODEL_NOT_FOUND,
-		    0, "The model `%s` does not exist.", id);
-		return;
-	}
-	g = yajl_gen_alloc(NULL);
-	front_gen_model(g, id, pm);
-	yajl_gen_get_buf(g, &out, &len);
-	front_reply_json(pr, 200, out, len);
-	yajl_gen_free(g);
-}
-
-static void
-front_health(struct preq *pr)
-{
-	char	buf[256];
-	int	len;
-
-	len = snprintf(buf, sizeof(buf), "{\"status\":\"ok\",\"configured\":%s,"
-	    "\"supervisor\":%s,\"waiting_for_config\":%u}\n",
-	    proxy_conf.have ? "true" : "false",
-	    supervisor_connected() ? "true" : "false",
-	    queue_len(&front_pending));
-	front_reply_json(pr, 200, (const unsigned char *)buf, (size_t)len);
-}
-
 /* The request callback: the whole request has been read. */
 static void
 front_request_cb(evhtp_request_t *req, void *arg)
@@ -669,7 +575,7 @@ front_request_cb(evhtp_request_t *req, void *arg)
 	}
 	switch (pr->route) {
 	case ROUTE_HEALTH:
-		front_health(pr);
+		route_health(pr);
 		return;
 	case ROUTE_MODELS:
 		if (!proxy_conf.have)
@@ -677,10 +583,10 @@ front_request_cb(evhtp_request_t *req, void *arg)
 			    PROXY_RETRY_AFTER_SECS,
 			    "the proxy has no configuration yet");
 		else
-			front_models(pr);
+			route_models(pr);
 		return;
 	case ROUTE_MODEL_ONE:
-		front_model_one(pr);
+		route_model_one(pr);
 		return;
 	case ROUTE_INFER:
 		break;
@@ -699,226 +605,7 @@ front_request_cb(evhtp_request_t *req, void *arg)
 		model_parser_free(pr->mp);
 		pr->mp = NULL;
 	}
-	front_route(pr);
-}
-
-/* May requests for this model be sent to it now? */
-static bool
-front_dispatchable(struct pmodel *pm)
-{
-	return (pm->ready && !pm->draining &&
-	    pm->upstreams < PROXY_MAX_UPSTREAM_PER_MODEL);
-}
-
-/* Forward a request whose model is ready. */
-static void
-front_forward(struct preq *pr)
-{
-	struct pmodel	*pm = pr->model;
-	int64_t		 now = clock_ms();
-
-	front_pause(pr);
-	pr->phase = PR_UPSTREAM;
-	front_active++;
-	pr->counted = true;
-	pm->in_flight++;
-	pm->metrics.requests[pr->waited ? 1 : 0]++;
-	if (pr->waited)
-		metrics_observe_wait(&pm->metrics,
-		    (double)(now - pr->qe.t_enq_ms) / 1000.0);
-	upstream_start(pr);
-	supervisor_demand(pm);
-}
-
-void
-front_route(struct preq *pr)
-{
-	struct pmodel	*pm;
-	const char	*allowed;
-
-	if (pr->gone || pr->phase == PR_DONE)
-		return;
-	if (!proxy_conf.have) {
-		if (proxy_exiting || queue_push(&front_pending, &pr->qe, clock_ms(),
-		    PROXY_PRECONFIG_MAX) != 0) {
-			front_error(pr, 503, REJ_UNAVAILABLE,
-			    PROXY_RETRY_AFTER_SECS,
-			    "the proxy has no configuration yet");
-			return;
-		}
-		pr->phase = PR_WAIT_CONFIG;
-		front_pause(pr);
-		if (!evtimer_pending(front_pending_timer, NULL)) {
-			struct timeval tv = { PROXY_PRECONFIG_WAIT_MS / 1000,
-			    (PROXY_PRECONFIG_WAIT_MS % 1000) * 1000 };
-			evtimer_add(front_pending_timer, &tv);
-		}
-		return;
-	}
-	if ((pm = registry_resolve(pr->model_name)) == NULL) {
-		front_error(pr, 404, REJ_MODEL_NOT_FOUND, 0,
-		    "The model `%s` does not exist.", pr->model_name);
-		return;
-	}
-	pr->model = pm;
-	if (registry_manual()) {
-		allowed = registry_pinned();
-		if ((allowed != NULL && strcmp(allowed, pm->name) != 0) ||
-		    (allowed == NULL && !pm->ready)) {
-			front_error(pr, 503, REJ_MANUAL_MODE, 0,
-			    "llmux is in manual mode and model `%s` is not the "
-			    "%s model", pm->name, allowed != NULL ? "pinned" :
-			    "active");
-			return;
-		}
-	}
-	if (front_dispatchable(pm) && queue_len(&pm->queue) == 0) {
-		front_forward(pr);
-		return;
-	}
-	/* Shutting down: what was accepted and can be served is; not more. */
-	if (proxy_exiting) {
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
-		    "the proxy is shutting down");
-		return;
-	}
-	if (queue_push(&pm->queue, &pr->qe, clock_ms(),
-	    proxy_conf.max_queue_per_model) != 0) {
-		if (supervisor_connected())
-			front_error(pr, 429, REJ_QUEUE_FULL,
-			    PROXY_RETRY_AFTER_SECS, "the queue of model `%s` is "
-			    "full (%u requests)", pm->name,
-			    proxy_conf.max_queue_per_model);
-		else
-			front_error(pr, 503, REJ_UNAVAILABLE,
-			    PROXY_RETRY_AFTER_SECS, "model `%s` is not ready "
-			    "and the supervisor is unreachable", pm->name);
-		return;
-	}
-	pr->phase = PR_QUEUED;
-	pr->waited = true;
-	front_pause(pr);
-	front_arm_timer(pm);
-	supervisor_demand(pm);
-}
-
-void
-front_dispatch_queue(struct pmodel *pm)
-{
-	struct qentry	*e;
-	struct preq	*pr;
-	bool		 any = false;
-
-	while (front_dispatchable(pm) && (e = queue_pop(&pm->queue)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		front_forward(pr);
-		any = true;
-	}
-	if (any) {
-		front_arm_timer(pm);
-		supervisor_demand(pm);
-	}
-}
-
-void
-front_fail_queue(struct pmodel *pm, int status, enum reject_code code,
-    int retry_after, const char *msg)
-{
-	struct qentry	*e;
-	struct preq	*pr;
-
-	while ((e = queue_pop(&pm->queue)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		front_error(pr, status, code, retry_after, "%s", msg);
-	}
-	front_arm_timer(pm);
-	supervisor_demand(pm);
-}
-
-/* The head of a model's queue waited request_timeout_secs: 504 (503). */
-static void
-front_timer_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct pmodel	*pm = arg;
-	struct qentry	*e;
-	struct preq	*pr;
-	int64_t		 timeout = (int64_t)proxy_conf.request_timeout_secs *
-			    1000;
-
-	while ((e = queue_expired(&pm->queue, clock_ms(), timeout)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		if (supervisor_connected())
-			front_error(pr, 504, REJ_TIMEOUT, 0, "timed out after "
-			    "%us waiting for model `%s`",
-			    proxy_conf.request_timeout_secs, pm->name);
-		else
-			front_error(pr, 503, REJ_UNAVAILABLE,
-			    PROXY_RETRY_AFTER_SECS, "model `%s` is not ready "
-			    "and the supervisor is unreachable", pm->name);
-	}
-	front_arm_timer(pm);
-	supervisor_demand(pm);
-}
-
-void
-front_arm_timer(struct pmodel *pm)
-{
-	int64_t		deadline, left;
-	struct timeval	tv;
-
-	if (pm->timer == NULL)
-		pm->timer = evtimer_new(proxy_base, front_timer_cb, pm);
-	deadline = queue_next_deadline(&pm->queue,
-	    (int64_t)proxy_conf.request_timeout_secs * 1000);
-	if (deadline < 0) {
-		evtimer_del(pm->timer);
-		return;
-	}
-	left = deadline - clock_ms();
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = left / 1000;
-	tv.tv_usec = (left % 1000) * 1000 + 1000;
-	evtimer_add(pm->timer, &tv);
-}
-
-static void
-front_pending_timer_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct qentry	*e;
-	struct preq	*pr;
-	int64_t		 deadline, left;
-	struct timeval	 tv;
-
-	while ((e = queue_expired(&front_pending, clock_ms(),
-	    PROXY_PRECONFIG_WAIT_MS)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
-		    "the proxy has no configuration from the supervisor yet");
-	}
-	if ((deadline = queue_next_deadline(&front_pending,
-	    PROXY_PRECONFIG_WAIT_MS)) >= 0) {
-		left = deadline - clock_ms();
-		if (left < 0)
-			left = 0;
-		tv.tv_sec = left / 1000;
-		tv.tv_usec = (left % 1000) * 1000 + 1000;
-		evtimer_add(front_pending_timer, &tv);
-	}
-}
-
-void
-front_config_arrived(void)
-{
-	struct qentry	*e;
-	struct preq	*pr;
-
-	evtimer_del(front_pending_timer);
-	while ((e = queue_pop(&front_pending)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		pr->phase = PR_READING;
-		front_route(pr);
-	}
+	route_request(pr);
 }
 
 /* ------------------------------------------------------------------ */
@@ -926,9 +613,7 @@ front_config_arrived(void)
 void
 front_init(void)
 {
-	queue_init(&front_pending);
-	front_pending_timer = evtimer_new(proxy_base, front_pending_timer_cb,
-	    NULL);
+	route_init();
 	front_accept_timer = evtimer_new(proxy_base, front_accept_timer_cb,
 	    NULL);
 	front_htp = evhtp_new(proxy_base, NULL);
@@ -992,20 +677,9 @@ front_apply_config(void)
 void
 front_stop_accepting(void)
 {
-	struct pmodel	*pm;
-	struct qentry	*e;
-	struct preq	*pr;
-
 	if (front_htp != NULL && front_htp->server != NULL)
 		evhtp_unbind_socket(front_htp);
-	TAILQ_FOREACH(pm, &proxy_models, entry)
-		front_fail_queue(pm, 503, REJ_UNAVAILABLE,
-		    PROXY_RETRY_AFTER_SECS, "the proxy is shutting down");
-	while ((e = queue_pop(&front_pending)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
-		    "the proxy is shutting down");
-	}
+	route_fail_all("the proxy is shutting down");
 }
 
 void
@@ -1020,8 +694,7 @@ front_shutdown(void)
 		evhtp_free(front_htp);
 	}
 	front_htp = NULL;
-	if (front_pending_timer != NULL)
-		event_free(front_pending_timer);
+	route_shutdown();
 	if (front_accept_timer != NULL)
 		event_free(front_accept_timer);
 	linger_shutdown();
@@ -1036,5 +709,5 @@ front_metrics_view(struct metrics_proxy_view *v)
 	v->accept_paused = front_paused;
 	v->supervisor_connected = supervisor_connected();
 	memcpy(v->rejected, front_rejected, sizeof(v->rejected));
-	v->waiting_for_config = queue_len(&front_pending);
+	v->waiting_for_config = route_pending_count();
 }

@@ -177,23 +177,41 @@ void		 front_apply_config(void);
 void		 front_error(struct preq *, int status, enum reject_code,
 		    int retry_after, const char *fmt, ...)
 		    __attribute__((format(printf, 5, 6)));
-/* Send, forward or queue a request whose model is known. */
-void		 front_route(struct preq *);
+/* Answer a request with a JSON body made by the proxy. */
+void		 front_reply_json(struct preq *, int, const unsigned char *,
+		    size_t);
+/* Stop parsing the connection's next request while this one is held. */
+void		 front_pause(struct preq *);
+/* The request is forwarded: it counts as active until its answer is out. */
+void		 front_mark_upstream(struct preq *);
 /* The request's response is complete: let libevhtp finish it. */
 void		 front_finish(struct preq *);
-/* Try to dispatch a model's queue (it became ready, or a slot freed). */
-void		 front_dispatch_queue(struct pmodel *);
-/* Fail every request queued for a model. */
-void		 front_fail_queue(struct pmodel *, int status, enum reject_code,
-		    int retry_after, const char *msg);
-/* Route requests held since before the first config. */
-void		 front_config_arrived(void);
-void		 front_arm_timer(struct pmodel *);
 void		 front_stop_accepting(void);
 uint32_t	 front_active_requests(void);
 void		 front_shutdown(void);
 void		 front_metrics_view(struct metrics_proxy_view *);
 void		 front_count_reject(enum reject_code);
+
+/* route.c: where a complete request goes. */
+void		 route_init(void);
+void		 route_shutdown(void);
+void		 route_health(struct preq *);
+void		 route_models(struct preq *);
+void		 route_model_one(struct preq *);
+/* Send, forward or queue a request whose model is known. */
+void		 route_request(struct preq *);
+/* Try to dispatch a model's queue (it became ready, or a slot freed). */
+void		 route_dispatch_queue(struct pmodel *);
+/* Fail every request queued for a model. */
+void		 route_fail_queue(struct pmodel *, int status, enum reject_code,
+		    int retry_after, const char *msg);
+void		 route_fail_all(const char *msg);
+void		 route_arm_timer(struct pmodel *);
+/* Route requests held since before the first config. */
+void		 route_config_arrived(void);
+/* Take a request out of whatever queue holds it. */
+void		 route_forget(struct preq *);
+uint32_t	 route_pending_count(void);
 
 /* upstream.c: forwarding and relaying. */
 void		 upstream_start(struct preq *);

@@ -143,7 +143,7 @@ registry_apply_config(const struct proto_config *c)
 	}
 	TAILQ_FOREACH(pm, &proxy_models, entry) {
 		if (!pm->configured && queue_len(&pm->queue) > 0)
-			front_fail_queue(pm, 404, REJ_MODEL_NOT_FOUND, 0,
+			route_fail_queue(pm, 404, REJ_MODEL_NOT_FOUND, 0,
 			    "the model was removed from the configuration");
 		if (!pm->configured)
 			pm->ready = false;
@@ -154,7 +154,7 @@ registry_apply_config(const struct proto_config *c)
 	front_apply_config();
 	control_apply_config();
 	if (first)
-		front_config_arrived();
+		route_config_arrived();
 }
 
 /* The model can be sent requests at port (generation). */
@@ -177,7 +177,7 @@ registry_set_ready(struct pmodel *pm, uint16_t port, uint64_t generation)
 		    "queued=%u", pm->name, port, (unsigned long long)generation,
 		    queue_len(&pm->queue));
 	}
-	front_dispatch_queue(pm);
+	route_dispatch_queue(pm);
 }
 
 /* In manual mode, only the pinned (else the active) model is served. */
@@ -193,7 +193,7 @@ registry_enforce_manual(void)
 			continue;
 		if (registry_pin != NULL ? strcmp(registry_pin, pm->name) != 0 :
 		    !pm->ready)
-			front_fail_queue(pm, 503, REJ_MANUAL_MODE, 0,
+			route_fail_queue(pm, 503, REJ_MANUAL_MODE, 0,
 			    "llmux is in manual mode and this model is not "
 			    "the pinned one");
 	}
@@ -265,7 +265,7 @@ registry_failed(const char *name, const char *reason)
 	    queue_len(&pm->queue), pm->reason);
 	snprintf(msg, sizeof(msg), "model `%s` failed to start: %s", pm->name,
 	    pm->reason);
-	front_fail_queue(pm, 503, REJ_MODEL_FAILED, 0, msg);
+	route_fail_queue(pm, 503, REJ_MODEL_FAILED, 0, msg);
 }
 
 void
@@ -304,7 +304,7 @@ registry_supervisor_lost(void)
 		if (pm->draining) {
 			pm->draining = false;
 			if (pm->ready)
-				front_dispatch_queue(pm);
+				route_dispatch_queue(pm);
 		}
 	}
 }

@@ -555,7 +555,7 @@ upstream_end(struct ustream *us, bool reuse)
 	us->key = NULL;
 	pr->us = NULL;
 	pm->upstreams--;
-	front_dispatch_queue(pm);
+	route_dispatch_queue(pm);
 }
 
 static void

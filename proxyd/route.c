@@ -1,0 +1,387 @@
+/*
+ * route.c -- where a complete request goes: /health and /v1/models answered
+ * here; a model request forwarded at once when its model is ready, else
+ * queued (bounded, timed) until the supervisor says ready or failed; and
+ * requests held while the proxy has no config yet.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <evhtp/evhtp.h>
+#include <yajl/yajl_gen.h>
+
+#include "clock.h"
+#include "log.h"
+#include "proxy.h"
+#include "xmalloc.h"
+
+static struct queue	 route_pending;		/* before config */
+static struct event	*route_pending_timer;
+
+static void
+route_gen_model(yajl_gen g, const char *id, struct pmodel *pm)
+{
+	const char	*state;
+
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"id", 2);
+	yajl_gen_string(g, (const unsigned char *)id, strlen(id));
+	yajl_gen_string(g, (const unsigned char *)"object", 6);
+	yajl_gen_string(g, (const unsigned char *)"model", 5);
+	yajl_gen_string(g, (const unsigned char *)"created", 7);
+	yajl_gen_integer(g, 0);
+	yajl_gen_string(g, (const unsigned char *)"owned_by", 8);
+	yajl_gen_string(g, (const unsigned char *)"llmux", 5);
+	if (strcmp(id, pm->name) != 0) {
+		yajl_gen_string(g, (const unsigned char *)"alias_of", 8);
+		yajl_gen_string(g, (const unsigned char *)pm->name,
+		    strlen(pm->name));
+	}
+	state = pm->known ? proto_model_state_name(pm->state) : "unknown";
+	yajl_gen_string(g, (const unsigned char *)"state", 5);
+	yajl_gen_string(g, (const unsigned char *)state, strlen(state));
+	yajl_gen_map_close(g);
+}
+
+/* GET /v1/models: every configured model (and alias) with its state. */
+void
+route_models(struct preq *pr)
+{
+	yajl_gen		 g;
+	const unsigned char	*out;
+	size_t			 len, i;
+	struct pmodel		*pm;
+
+	g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"object", 6);
+	yajl_gen_string(g, (const unsigned char *)"list", 4);
+	yajl_gen_string(g, (const unsigned char *)"data", 4);
+	yajl_gen_array_open(g);
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (!pm->configured)
+			continue;
+		route_gen_model(g, pm->name, pm);
+		for (i = 0; i < pm->n_aliases; i++)
+			route_gen_model(g, pm->aliases[i], pm);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	front_reply_json(pr, 200, out, len);
+	yajl_gen_free(g);
+}
+
+void
+route_model_one(struct preq *pr)
+{
+	yajl_gen		 g;
+	const unsigned char	*out;
+	size_t			 len;
+	const char		*id = pr->req->uri->path->full + 11;
+	struct pmodel		*pm;
+
+	if (!proxy_conf.have) {
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "the proxy has no configuration yet");
+		return;
+	}
+	if ((pm = registry_resolve(id)) == NULL) {
+		front_error(pr, 404, REJ_MODEL_NOT_FOUND,
+		    0, "The model `%s` does not exist.", id);
+		return;
+	}
+	g = yajl_gen_alloc(NULL);
+	route_gen_model(g, id, pm);
+	yajl_gen_get_buf(g, &out, &len);
+	front_reply_json(pr, 200, out, len);
+	yajl_gen_free(g);
+}
+
+void
+route_health(struct preq *pr)
+{
+	char	buf[256];
+	int	len;
+
+	len = snprintf(buf, sizeof(buf), "{\"status\":\"ok\",\"configured\":%s,"
+	    "\"supervisor\":%s,\"waiting_for_config\":%u}\n",
+	    proxy_conf.have ? "true" : "false",
+	    supervisor_connected() ? "true" : "false",
+	    queue_len(&route_pending));
+	front_reply_json(pr, 200, (const unsigned char *)buf, (size_t)len);
+}
+
+/* May requests for this model be sent to it now? */
+static bool
+route_dispatchable(struct pmodel *pm)
+{
+	return (pm->ready && !pm->draining &&
+	    pm->upstreams < PROXY_MAX_UPSTREAM_PER_MODEL);
+}
+
+/* Forward a request whose model is ready. */
+static void
+route_forward(struct preq *pr)
+{
+	struct pmodel	*pm = pr->model;
+	int64_t		 now = clock_ms();
+
+	front_mark_upstream(pr);
+	pr->counted = true;
+	pm->in_flight++;
+	pm->metrics.requests[pr->waited ? 1 : 0]++;
+	if (pr->waited)
+		metrics_observe_wait(&pm->metrics,
+		    (double)(now - pr->qe.t_enq_ms) / 1000.0);
+	upstream_start(pr);
+	supervisor_demand(pm);
+}
+
+void
+route_request(struct preq *pr)
+{
+	struct pmodel	*pm;
+	const char	*allowed;
+
+	if (pr->gone || pr->phase == PR_DONE)
+		return;
+	if (!proxy_conf.have) {
+		if (proxy_exiting || queue_push(&route_pending, &pr->qe, clock_ms(),
+		    PROXY_PRECONFIG_MAX) != 0) {
+			front_error(pr, 503, REJ_UNAVAILABLE,
+			    PROXY_RETRY_AFTER_SECS,
+			    "the proxy has no configuration yet");
+			return;
+		}
+		pr->phase = PR_WAIT_CONFIG;
+		front_pause(pr);
+		if (!evtimer_pending(route_pending_timer, NULL)) {
+			struct timeval tv = { PROXY_PRECONFIG_WAIT_MS / 1000,
+			    (PROXY_PRECONFIG_WAIT_MS % 1000) * 1000 };
+			evtimer_add(route_pending_timer, &tv);
+		}
+		return;
+	}
+	if ((pm = registry_resolve(pr->model_name)) == NULL) {
+		front_error(pr, 404, REJ_MODEL_NOT_FOUND, 0,
+		    "The model `%s` does not exist.", pr->model_name);
+		return;
+	}
+	pr->model = pm;
+	if (registry_manual()) {
+		allowed = registry_pinned();
+		if ((allowed != NULL && strcmp(allowed, pm->name) != 0) ||
+		    (allowed == NULL && !pm->ready)) {
+			front_error(pr, 503, REJ_MANUAL_MODE, 0,
+			    "llmux is in manual mode and model `%s` is not the "
+			    "%s model", pm->name, allowed != NULL ? "pinned" :
+			    "active");
+			return;
+		}
+	}
+	if (route_dispatchable(pm) && queue_len(&pm->queue) == 0) {
+		route_forward(pr);
+		return;
+	}
+	/* Shutting down: what was accepted and can be served is; not more. */
+	if (proxy_exiting) {
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "the proxy is shutting down");
+		return;
+	}
+	if (queue_push(&pm->queue, &pr->qe, clock_ms(),
+	    proxy_conf.max_queue_per_model) != 0) {
+		if (supervisor_connected())
+			front_error(pr, 429, REJ_QUEUE_FULL,
+			    PROXY_RETRY_AFTER_SECS, "the queue of model `%s` is "
+			    "full (%u requests)", pm->name,
+			    proxy_conf.max_queue_per_model);
+		else
+			front_error(pr, 503, REJ_UNAVAILABLE,
+			    PROXY_RETRY_AFTER_SECS, "model `%s` is not ready "
+			    "and the supervisor is unreachable", pm->name);
+		return;
+	}
+	pr->phase = PR_QUEUED;
+	pr->waited = true;
+	front_pause(pr);
+	route_arm_timer(pm);
+	supervisor_demand(pm);
+}
+
+void
+route_dispatch_queue(struct pmodel *pm)
+{
+	struct qentry	*e;
+	struct preq	*pr;
+	bool		 any = false;
+
+	while (route_dispatchable(pm) && (e = queue_pop(&pm->queue)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		route_forward(pr);
+		any = true;
+	}
+	if (any) {
+		route_arm_timer(pm);
+		supervisor_demand(pm);
+	}
+}
+
+void
+route_fail_queue(struct pmodel *pm, int status, enum reject_code code,
+    int retry_after, const char *msg)
+{
+	struct qentry	*e;
+	struct preq	*pr;
+
+	while ((e = queue_pop(&pm->queue)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		front_error(pr, status, code, retry_after, "%s", msg);
+	}
+	route_arm_timer(pm);
+	supervisor_demand(pm);
+}
+
+/* The head of a model's queue waited request_timeout_secs: 504 (503). */
+static void
+route_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pmodel	*pm = arg;
+	struct qentry	*e;
+	struct preq	*pr;
+	int64_t		 timeout = (int64_t)proxy_conf.request_timeout_secs *
+			    1000;
+
+	while ((e = queue_expired(&pm->queue, clock_ms(), timeout)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		if (supervisor_connected())
+			front_error(pr, 504, REJ_TIMEOUT, 0, "timed out after "
+			    "%us waiting for model `%s`",
+			    proxy_conf.request_timeout_secs, pm->name);
+		else
+			front_error(pr, 503, REJ_UNAVAILABLE,
+			    PROXY_RETRY_AFTER_SECS, "model `%s` is not ready "
+			    "and the supervisor is unreachable", pm->name);
+	}
+	route_arm_timer(pm);
+	supervisor_demand(pm);
+}
+
+void
+route_arm_timer(struct pmodel *pm)
+{
+	int64_t		deadline, left;
+	struct timeval	tv;
+
+	if (pm->timer == NULL)
+		pm->timer = evtimer_new(proxy_base, route_timer_cb, pm);
+	deadline = queue_next_deadline(&pm->queue,
+	    (int64_t)proxy_conf.request_timeout_secs * 1000);
+	if (deadline < 0) {
+		evtimer_del(pm->timer);
+		return;
+	}
+	left = deadline - clock_ms();
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000 + 1000;
+	evtimer_add(pm->timer, &tv);
+}
+
+static void
+route_pending_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qentry	*e;
+	struct preq	*pr;
+	int64_t		 deadline, left;
+	struct timeval	 tv;
+
+	while ((e = queue_expired(&route_pending, clock_ms(),
+	    PROXY_PRECONFIG_WAIT_MS)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "the proxy has no configuration from the supervisor yet");
+	}
+	if ((deadline = queue_next_deadline(&route_pending,
+	    PROXY_PRECONFIG_WAIT_MS)) >= 0) {
+		left = deadline - clock_ms();
+		if (left < 0)
+			left = 0;
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000 + 1000;
+		evtimer_add(route_pending_timer, &tv);
+	}
+}
+
+void
+route_config_arrived(void)
+{
+	struct qentry	*e;
+	struct preq	*pr;
+
+	evtimer_del(route_pending_timer);
+	while ((e = queue_pop(&route_pending)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		pr->phase = PR_READING;
+		route_request(pr);
+	}
+}
+
+/* Take a request out of whatever queue holds it. */
+void
+route_forget(struct preq *pr)
+{
+	if (!pr->qe.queued)
+		return;
+	if (pr->phase == PR_WAIT_CONFIG)
+		queue_remove(&route_pending, &pr->qe);
+	else if (pr->model != NULL) {
+		queue_remove(&pr->model->queue, &pr->qe);
+		supervisor_demand(pr->model);
+	}
+}
+
+/* Shutting down: every waiting request gets 503. */
+void
+route_fail_all(const char *msg)
+{
+	struct pmodel	*pm;
+	struct qentry	*e;
+	struct preq	*pr;
+
+	TAILQ_FOREACH(pm, &proxy_models, entry)
+		route_fail_queue(pm, 503, REJ_UNAVAILABLE,
+		    PROXY_RETRY_AFTER_SECS, msg);
+	while ((e = queue_pop(&route_pending)) != NULL) {
+		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "%s", msg);
+	}
+}
+
+uint32_t
+route_pending_count(void)
+{
+	return (queue_len(&route_pending));
+}
+
+void
+route_init(void)
+{
+	queue_init(&route_pending);
+	route_pending_timer = evtimer_new(proxy_base, route_pending_timer_cb,
+	    NULL);
+}
+
+void
+route_shutdown(void)
+{
+	if (route_pending_timer != NULL)
+		event_free(route_pending_timer);
+	route_pending_timer = NULL;
+}

@@ -130,5 +130,59 @@ def upstream_refused_is_502(env):
     check(status == 502 and error_code(obj) == "upstream_error", repr(obj))
 
 
+def raw(port, data, until):
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(data)
+    out = b""
+    while not until(out):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out
+
+
+def post_bytes(body, extra=b"", version=b"1.1"):
+    return (b"POST /v1/chat/completions HTTP/" + version + b"\r\nHost: x\r\n" + extra +
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+@test
+def pipelined_requests_answered_in_order(env):
+    st, up = ready_stack(env)
+    reqs = b"".join(post_bytes(json.dumps({"model": "a", "n": i}).encode()) for i in range(3))
+    out = raw(st.port, reqs, lambda o: o.count(b"HTTP/1.1 200") == 3 and o.endswith(b"}"))
+    bodies = [json.loads(b.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])
+              for b in out.split(b"HTTP/1.1 200")[1:]]
+    check([b["length"] for b in bodies] == [len(json.dumps({"model": "a", "n": i}))
+                                           for i in range(3)], repr(bodies))
+
+
+@test
+def expect_continue_and_http10(env):
+    st, up = ready_stack(env)
+    import socket
+    s = socket.create_connection(("127.0.0.1", st.port), timeout=20)
+    body = json.dumps({"model": "a"}).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body))
+    got = s.recv(4096)
+    check(got.startswith(b"HTTP/1.1 100"), repr(got))
+    s.sendall(body)
+    while b'"sha256"' not in got or not got.endswith(b"}"):
+        got += s.recv(65536)
+    obj = json.loads(got.split(b"\r\n\r\n")[-1])
+    check("expect" not in obj["headers"], "Expect is not forwarded")
+    s.close()
+    # An HTTP/1.0 client gets a stream without chunked framing, ended by close.
+    out = raw(st.port, post_bytes(json.dumps({"model": "a", "stream": True, "chunks": 3}).encode(),
+                                  version=b"1.0"), lambda o: False)
+    head, _, rest = out.partition(b"\r\n\r\n")
+    check(b"chunked" not in head.lower() and b"connection: close" in head.lower(), repr(head))
+    check(rest.count(b"data: ") == 4 and rest.endswith(b"data: [DONE]\n\n"), repr(rest[-80:]))
+
+
 if __name__ == "__main__":
     harness.main()

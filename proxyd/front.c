@@ -450,7 +450,8 @@ front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 		else if (method == htp_method_GET && override == NULL &&
 		    strncmp(path, "/v1/models/", 11) == 0)
 			pr->route = ROUTE_MODEL_ONE;
-		else if (method == htp_method_POST || override != NULL)
+		else if (method == htp_method_POST || (override != NULL &&
+		    method != htp_method_HEAD))
 			pr->route = ROUTE_INFER;
 	}
 	if (pr->route == ROUTE_NONE)

@@ -151,6 +151,46 @@ def before_config_requests_wait_then_route(env):
     check(result and result[0][0] == 200, repr(result))
 
 
+@test
+def before_config_the_holding_is_bounded(env):
+    import selectors
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}), start=False)
+    cfg, st.sup.config = st.sup.config, None
+    st.proxy = env.spawn("proxyd", [harness.binary("llmux-proxyd"), "--socket", st.sock,
+                                    "--listen", "127.0.0.1:%d" % st.port])
+    st.sup.wait_connected()
+    harness.wait_until(lambda: harness.http(st.port, "GET", "/health")[0] == 200)
+    held = 1024
+    sel = selectors.DefaultSelector()
+    body = json.dumps({"model": "a"}).encode()
+    for i in range(held):
+        s = socket.create_connection(("127.0.0.1", st.port), timeout=30)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, [b""])
+    harness.wait_until(lambda: harness.http_json(st.port, "GET", "/health")[1]
+                       ["waiting_for_config"] == held, timeout=30)
+    status, hdrs, obj = st.post({"model": "a"})
+    check(status == 503 and error_code(obj) == "model_unavailable", repr(obj))
+    check(int(hdrs["retry-after"]) > 0)
+    st.sup.send(cfg)
+    st.sup.send(state_msg({"a": (READY_S, up, 1)}))
+    done = 0
+    while done < held:
+        events = sel.select(timeout=30)
+        check(events, "answers keep coming")
+        for key, _ in events:
+            d = key.fileobj.recv(65536)
+            key.data[0] += d
+            if not d:
+                check(key.data[0].startswith(b"HTTP/1.1 200"), repr(key.data[0][:200]))
+                done += 1
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+
+
 def metrics_has(st, line):
     try:
         return line in harness.http(st.admin, "GET", "/metrics", timeout=2)[2].decode()

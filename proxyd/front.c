@@ -41,19 +41,17 @@ static uint32_t			 front_nconns;
 static bool			 front_paused;		/* accept disabled */
 static struct event		*front_accept_timer;	/* EMFILE backoff */
 static uint64_t			 front_rejected[REJ__COUNT];
-static uint32_t			 front_active;		/* PR_UPSTREAM */
+static uint32_t			 front_active;		/* forwarded, not freed */
 
 static const struct timeval	 front_idle_timeout = { 120, 0 };
 
 static void	front_release(struct preq *);
 static void	front_accept_update(void);
 
-/* The request is answered (or abandoned): it no longer counts as active. */
+/* The request is answered (or abandoned). */
 static void
 front_set_done(struct preq *pr)
 {
-	if (pr->phase == PR_UPSTREAM)
-		front_active--;
 	pr->phase = PR_DONE;
 }
 
@@ -198,6 +196,7 @@ front_mark_upstream(struct preq *pr)
 {
 	front_pause(pr);
 	pr->phase = PR_UPSTREAM;
+	pr->counted = true;
 	front_active++;
 }
 
@@ -532,7 +531,9 @@ front_release(struct preq *pr)
 		pr->mp = NULL;
 	}
 	if (pr->counted && pm != NULL) {
+		/* Its last byte is out (or the client is gone). */
 		pr->counted = false;
+		front_active--;
 		pm->in_flight--;
 		supervisor_demand(pm);
 		registry_check_drained(pm);

@@ -182,7 +182,7 @@ void		 front_reply_json(struct preq *, int, const unsigned char *,
 		    size_t);
 /* Stop parsing the connection's next request while this one is held. */
 void		 front_pause(struct preq *);
-/* The request is forwarded: it counts as active until its answer is out. */
+/* The request is forwarded: it counts (active, in flight) until freed. */
 void		 front_mark_upstream(struct preq *);
 /* The request's response is complete: let libevhtp finish it. */
 void		 front_finish(struct preq *);

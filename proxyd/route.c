@@ -131,7 +131,6 @@ route_forward(struct preq *pr)
 	int64_t		 now = clock_ms();
 
 	front_mark_upstream(pr);
-	pr->counted = true;
 	pm->in_flight++;
 	pm->metrics.requests[pr->waited ? 1 : 0]++;
 	if (pr->waited)

@@ -39,7 +39,6 @@ struct upool;
 #define PROXY_MAX_UPSTREAM_PER_MODEL	1024	/* concurrent exchanges */
 #define PROXY_CLIENT_HIGH_WATER		(256u << 10)	/* stop reading upstream */
 #define PROXY_CLIENT_LOW_WATER		(64u << 10)	/* resume */
-#define PROXY_HEADER_TOKEN_MAX		8000	/* libevhtp's parser limit */
 
 /* What the proxy uses of the supervisor's config push. */
 struct pconf {

@@ -157,6 +157,7 @@ enum config_mode {
  */
 struct config_diag {
 	bool		 error;
+	bool		 machine;	/* about this host, not the file */
 	unsigned	 line, col;	/* 0 when not tied to a place */
 	char		*msg;
 };
@@ -172,6 +173,7 @@ struct config_diags {
 #define CONFIG_MAX_DEPTH	32
 #define CONFIG_MAX_SCALAR	(64u << 10)
 #define CONFIG_MAX_NODES	100000
+#define CONFIG_MAX_DIAGS	100	/* kept; the rest are counted */
 
 /*
  * Load and validate a config file. Returns the config, or NULL when there

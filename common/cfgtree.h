@@ -37,7 +37,7 @@ struct cfgnode {
 	bool			  quoted;	/* scalars: written quoted */
 	unsigned		  line;		/* 1-based */
 	unsigned		  col;		/* 1-based, in characters */
-	char			 *str;		/* scalars: the text, NUL-free */
+	char			 *str;		/* scalars: text, NUL-free */
 	size_t			  len;
 	/* A sequence's items; a mapping's keys and values, interleaved. */
 	struct cfgnode		**items;

@@ -27,7 +27,8 @@ struct cfgnode	*cfgtree_builder_node(struct cfgtree_builder *,
 int		 cfgtree_builder_text(struct cfgtree_builder *,
 		    struct cfgnode *, const char *, size_t);
 /* Attach a node under the open container (or as the root); open it. */
-int		 cfgtree_builder_add(struct cfgtree_builder *, struct cfgnode *);
+int		 cfgtree_builder_add(struct cfgtree_builder *,
+		    struct cfgnode *);
 /* Close the innermost open container. */
 int		 cfgtree_builder_close(struct cfgtree_builder *);
 /* Record the first error; returns -1. */

@@ -182,7 +182,8 @@ cfgtree_parse_json(const char *buf, size_t len, struct cfgtree_error *err)
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
 		j.base = j.cur = 3;
 	if ((j.h = yajl_alloc(&cfgtree_json_callbacks, NULL, &j)) == NULL) {
-		cfgtree_builder_fail(&j.b, 0, 0, "cannot start the JSON parser");
+		cfgtree_builder_fail(&j.b, 0, 0,
+		    "cannot start the JSON parser");
 		return (cfgtree_builder_finish(&j.b));
 	}
 	st = yajl_parse(j.h, (const unsigned char *)buf + j.base,

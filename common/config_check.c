@@ -19,10 +19,8 @@
 #include "config.h"
 #include "config_int.h"
 
-#define CONFIG_CHECK_TEXT	320	/* config_printable's output */
-
 struct config_check_port {
-	char			 name[CONFIG_CHECK_TEXT + 16];
+	char			 name[CONFIG_TEXT_MAX + 16];
 	unsigned		 port;
 	struct config_pos	 pos;
 };
@@ -32,7 +30,7 @@ static const char *
 config_check_name(const struct model_config *m, char *buf)
 {
 	return (config_printable(m->name, strlen(m->name), buf,
-	    CONFIG_CHECK_TEXT));
+	    CONFIG_TEXT_MAX));
 }
 
 /* Does a come after b in the file (unplaced values come first)? */
@@ -49,7 +47,7 @@ config_check_ports(struct config_loader *ld)
 	struct config_check_port	*v, *a, *b, *later, *first;
 	struct config_pos		 none = { 0, 0 };
 	size_t				 n = 0, i, j;
-	char				 where[64], nm[CONFIG_CHECK_TEXT];
+	char				 where[64], nm[CONFIG_TEXT_MAX];
 
 	v = calloc(cfg->n_models + 3, sizeof(*v));
 	if (v == NULL)
@@ -137,8 +135,9 @@ config_check_args(struct config_loader *ld, struct model_config *m)
 	double			 gmu = 0;
 	bool			 missing;
 	int			 rc = 0;
-	char			 nm[CONFIG_CHECK_TEXT];
+	char			 nm[CONFIG_TEXT_MAX];
 
+	config_check_name(m, nm);
 	for (size_t i = 0; i < m->n_extra_args; i++) {
 		pos = config_marked(ld, &m->extra_args[i], m->pos);
 		if ((val = config_check_option(m->extra_args, m->n_extra_args,
@@ -150,7 +149,7 @@ config_check_args(struct config_loader *ld, struct model_config *m)
 				config_diag(ld, true, false, pos.line, pos.col,
 				    "models.%s.extra_args: the tensor parallel "
 				    "size must be an integer from 1 to %d",
-				    config_check_name(m, nm), CONFIG_MAX_GPUS);
+				    nm, CONFIG_MAX_GPUS);
 				rc = -1;
 				tp = 1;
 			}
@@ -163,7 +162,7 @@ config_check_args(struct config_loader *ld, struct model_config *m)
 				config_diag(ld, true, false, pos.line, pos.col,
 				    "models.%s.extra_args: the GPU memory "
 				    "utilization must be a number more than 0, "
-				    "at most 1", config_check_name(m, nm));
+				    "at most 1", nm);
 				rc = -1;
 				gmu = 0;
 			}
@@ -176,7 +175,7 @@ config_check_args(struct config_loader *ld, struct model_config *m)
 		config_diag(ld, true, false, pos.line, pos.col,
 		    "models.%s.gpu_memory_utilization: %g differs from "
 		    "--gpu-memory-utilization %g in extra_args; set it in one "
-		    "place", config_check_name(m, nm), m->gpu_memory_utilization, gmu);
+		    "place", nm, m->gpu_memory_utilization, gmu);
 		rc = -1;
 	}
 	if (m->gpu_memory_utilization == 0)
@@ -189,28 +188,30 @@ config_check_gpus(struct config_loader *ld, struct model_config *m)
 {
 	struct config		*cfg = ld->cfg;
 	struct config_pos	 pos;
-	char			 nm[CONFIG_CHECK_TEXT];
+	char			 nm[CONFIG_TEXT_MAX];
 
+	config_check_name(m, nm);
 	for (size_t i = 0; i < m->n_gpus; i++) {
-		if (cfg->gpu_count == 0 || (unsigned)m->gpus[i] < cfg->gpu_count)
+		if (cfg->gpu_count == 0 ||
+		    (unsigned)m->gpus[i] < cfg->gpu_count)
 			continue;
 		pos = config_marked(ld, &m->gpus[i], m->pos);
 		config_diag(ld, true, false, pos.line, pos.col,
 		    "models.%s.gpus[%zu]: GPU %d does not exist (gpu_count is "
-		    "%u)", config_check_name(m, nm), i, m->gpus[i], cfg->gpu_count);
+		    "%u)", nm, i, m->gpus[i], cfg->gpu_count);
 	}
 	if (m->n_gpus != 0 && m->tensor_parallel_size > m->n_gpus) {
 		pos = config_marked(ld, &m->gpus, m->pos);
 		config_diag(ld, true, false, pos.line, pos.col,
 		    "models.%s.gpus: tensor parallel size %u needs %u GPUs, "
-		    "but %zu %s listed", config_check_name(m, nm), m->tensor_parallel_size,
+		    "but %zu %s listed", nm, m->tensor_parallel_size,
 		    m->tensor_parallel_size, m->n_gpus,
 		    m->n_gpus == 1 ? "is" : "are");
 	} else if (m->n_gpus == 0 && cfg->gpu_count != 0 &&
 	    m->tensor_parallel_size > cfg->gpu_count)
 		config_diag(ld, true, false, m->pos.line, m->pos.col,
 		    "models.%s: tensor parallel size %u needs %u GPUs, but "
-		    "gpu_count is %u", config_check_name(m, nm), m->tensor_parallel_size,
+		    "gpu_count is %u", nm, m->tensor_parallel_size,
 		    m->tensor_parallel_size, cfg->gpu_count);
 }
 
@@ -236,18 +237,19 @@ config_check_tp(struct config_loader *ld, const struct model_config *m)
 		{ "--disable-custom-all-reduce", "custom all-reduce buffers "
 		  "cannot survive a CUDA checkpoint" },
 	};
-	char	nm[CONFIG_CHECK_TEXT];
+	char	nm[CONFIG_TEXT_MAX];
 
 	if (m->tensor_parallel_size <= 1 ||
 	    (m->eviction.process != PROCESS_CUDA_SUSPEND &&
 	    m->eviction.process != PROCESS_CHECKPOINT))
 		return;
+	config_check_name(m, nm);
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		if (config_check_has_arg(m, need[i].arg))
 			continue;
 		config_diag(ld, false, false, m->pos.line, m->pos.col,
 		    "models.%s: %s at tensor parallel size %u without %s in "
-		    "extra_args: %s", config_check_name(m, nm),
+		    "extra_args: %s", nm,
 		    eviction_process_name(m->eviction.process),
 		    m->tensor_parallel_size, need[i].arg, need[i].why);
 	}
@@ -261,15 +263,16 @@ config_check_checkpoint_path(struct config_loader *ld,
 	struct config_pos	 pos;
 	struct stat		 st;
 	bool			 run = ld->mode == CONFIG_RUN;
-	char			 nm[CONFIG_CHECK_TEXT], path[CONFIG_CHECK_TEXT];
+	char			 nm[CONFIG_TEXT_MAX], path[CONFIG_TEXT_MAX];
 
 	if (m->checkpoint_path == NULL)
 		return;
+	config_check_name(m, nm);
 	pos = config_marked(ld, &m->checkpoint_path, m->pos);
 	if (!cfg->checkpoint.set) {
 		config_diag(ld, true, false, pos.line, pos.col,
 		    "models.%s.checkpoint_path: needs a top-level "
-		    "'checkpoint' section", config_check_name(m, nm));
+		    "'checkpoint' section", nm);
 		return;
 	}
 	if (cfg->checkpoint.object_store.set ||
@@ -277,7 +280,7 @@ config_check_checkpoint_path(struct config_loader *ld,
 		return;
 	config_diag(ld, run, true, pos.line, pos.col,
 	    "models.%s.checkpoint_path: %s does not exist on this machine%s",
-	    config_check_name(m, nm), config_printable(m->checkpoint_path,
+	    nm, config_printable(m->checkpoint_path,
 	    strlen(m->checkpoint_path), path, sizeof(path)), run ? "" :
 	    " (the supervisor will refuse to start)");
 }
@@ -291,11 +294,12 @@ config_check_aliases(struct config_loader *ld)
 	struct config_pos	 pos;
 	const char		*a;
 	size_t			 i, j, k, l;
-	char			 nm[CONFIG_CHECK_TEXT], onm[CONFIG_CHECK_TEXT];
-	char			 an[CONFIG_CHECK_TEXT];
+	char			 nm[CONFIG_TEXT_MAX], onm[CONFIG_TEXT_MAX];
+	char			 an[CONFIG_TEXT_MAX];
 
 	for (i = 0; i < cfg->n_models; i++) {
 		m = &cfg->models[i];
+		config_check_name(m, nm);
 		for (j = 0; j < m->n_aliases; j++) {
 			a = m->aliases[j];
 			config_printable(a, strlen(a), an, sizeof(an));
@@ -305,7 +309,7 @@ config_check_aliases(struct config_loader *ld)
 					config_diag(ld, true, false, pos.line,
 					    pos.col, "models.%s.aliases[%zu]: "
 					    "'%s' is the name of a model",
-					    config_check_name(m, nm), j, an);
+					    nm, j, an);
 					goto next;
 				}
 			}
@@ -316,11 +320,11 @@ config_check_aliases(struct config_loader *ld)
 				    l++) {
 					if (strcmp(o->aliases[l], a) != 0)
 						continue;
+					config_check_name(o, onm);
 					config_diag(ld, true, false, pos.line,
 					    pos.col, "models.%s.aliases[%zu]: "
 					    "'%s' is already an alias of "
-					    "model '%s'", config_check_name(m, nm), j, an,
-					    config_check_name(o, onm));
+					    "model '%s'", nm, j, an, onm);
 					goto next;
 				}
 			}
@@ -363,7 +367,7 @@ config_check_machine(struct config_loader *ld)
 	struct config		*cfg = ld->cfg;
 	struct model_config	*m;
 	struct config_pos	 none = { 0, 0 }, pos;
-	char			 nm[CONFIG_CHECK_TEXT], cmd[CONFIG_CHECK_TEXT];
+	char			 nm[CONFIG_TEXT_MAX], cmd[CONFIG_TEXT_MAX];
 
 	if (cfg->vllm_command != NULL &&
 	    !config_check_command(cfg->vllm_command)) {
@@ -382,12 +386,13 @@ config_check_machine(struct config_loader *ld)
 		if (config_check_command(cfg->checkpoint.criu_path))
 			break;
 		pos = config_marked(ld, &cfg->checkpoint.criu_path, m->pos);
+		config_check_name(m, nm);
 		config_diag(ld, false, true, pos.line, pos.col,
 		    "checkpoint.criu_path: %s is not found on this machine; "
 		    "model %s needs it to checkpoint",
 		    config_printable(cfg->checkpoint.criu_path,
 		    strlen(cfg->checkpoint.criu_path), cmd, sizeof(cmd)),
-		    config_check_name(m, nm));
+		    nm);
 		break;
 	}
 }

@@ -3,6 +3,7 @@
  *
  *   config_keys.c   the one table of keys (type, bounds, default, field)
  *   config_bind.c   the binder: document tree -> structs, by the table
+ *   config_value.c  the value types: one parser per type of the table
  *   config_check.c  rules across keys, and facts about this machine
  *   config.c        the public API: load, free, diagnostics, lookups
  */
@@ -63,7 +64,8 @@ struct config_key {
 	const char		*def;	/* the default, as written in a file */
 	size_t			 off;	/* the field in its section's struct */
 	size_t			 aux_off; /* lists: the size_t count */
-	size_t			 set_off; /* 1 + offset of a bool set when given; 0: none */
+	size_t			 set_off; /* 1 + offset of a bool made true
+					     when the key is given; 0: none */
 	enum config_section	 sub;	/* CT_SECTION: the nested section */
 	/* Strings and list items: an error message, or NULL when valid. */
 	const char		*(*check)(const char *);
@@ -99,7 +101,7 @@ struct config_loader {
 	bool			 sorted;
 	const struct cfgnode	*root;
 	struct config_pos	 models_pos;
-	bool			 defaults;	/* binding the table's defaults */
+	bool			 defaults;	/* binding the defaults */
 };
 
 /* Record a diagnostic; machine: it depends on this host, not the file. */
@@ -110,9 +112,37 @@ void		 config_mark(struct config_loader *, const void *,
 		    const struct cfgnode *);
 /* Where a field was written; fallback when it was not. */
 struct config_pos config_marked(struct config_loader *, const void *,
-		    struct config_pos);
+		     struct config_pos);
 /* A printable, quoted, bounded copy of untrusted text, into buf. */
 const char	*config_printable(const char *, size_t, char *, size_t);
+
+/* config_value.c */
+#define CONFIG_PATH_MAX	1024	/* a key path: "models.NAME.extra_args[3]" */
+#define CONFIG_TEXT_MAX	320	/* config_printable's output */
+void		 config_value_path(char *, size_t, const char *,
+		    const struct cfgnode *);
+void		 config_value_expected(struct config_loader *,
+		    const struct cfgnode *, const char *, const char *);
+int		 config_value_uint(struct config_loader *,
+		    const struct config_key *, const struct cfgnode *,
+		    const char *, uint64_t *);
+int		 config_value_bytes(struct config_loader *,
+		    const struct config_key *, const struct cfgnode *,
+		    const char *, uint64_t *);
+int		 config_value_double(struct config_loader *,
+		    const struct config_key *, const struct cfgnode *,
+		    const char *, double *);
+int		 config_value_text(struct config_loader *,
+		    const struct config_key *, const struct cfgnode *,
+		    const char *, char **);
+int		 config_value_bool(struct config_loader *,
+		    const struct cfgnode *, const char *, bool *);
+int		 config_value_policy(struct config_loader *,
+		    const struct cfgnode *, const char *, enum policy_type *);
+int		 config_value_level(struct config_loader *,
+		    const struct cfgnode *, const char *, struct eviction *);
+int		 config_value_eviction(struct config_loader *,
+		    const struct cfgnode *, const char *, struct eviction *);
 
 /* config_bind.c */
 void		 config_bind_defaults(struct config_loader *,

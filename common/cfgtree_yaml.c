@@ -84,7 +84,9 @@ cfgtree_yaml_event(struct cfgtree_builder *b, const yaml_event_t *ev,
 			cfgtree_free(n);
 			return (-1);
 		}
-		n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+		/* Quoted, or tagged !!str: a string, whatever it reads. */
+		n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+		    ev->data.scalar.tag != NULL;
 		if (!n->quoted && ev->data.scalar.tag == NULL)
 			cfgtree_resolve_plain(n);
 		return (cfgtree_builder_add(b, n));

@@ -139,10 +139,11 @@ config_check_args(struct config_loader *ld, struct model_config *m)
 
 	config_check_name(m, nm);
 	for (size_t i = 0; i < m->n_extra_args; i++) {
+		val = config_check_option(m->extra_args, m->n_extra_args, &i,
+		    tp_opts, &missing);
+		/* Point at the value, or at the option that lacks one. */
 		pos = config_marked(ld, &m->extra_args[i], m->pos);
-		if ((val = config_check_option(m->extra_args, m->n_extra_args,
-		    &i, tp_opts, &missing)) != NULL || missing) {
-			errno = 0;
+		if (val != NULL || missing) {
 			tp = missing ? 0 : strtoul(val, &end, 10);
 			if (missing || *val < '0' || *val > '9' ||
 			    *end != '\0' || tp < 1 || tp > CONFIG_MAX_GPUS) {
@@ -153,9 +154,12 @@ config_check_args(struct config_loader *ld, struct model_config *m)
 				rc = -1;
 				tp = 1;
 			}
-		} else if ((val = config_check_option(m->extra_args,
-		    m->n_extra_args, &i, gmu_opts, &missing)) != NULL ||
-		    missing) {
+			continue;
+		}
+		val = config_check_option(m->extra_args, m->n_extra_args, &i,
+		    gmu_opts, &missing);
+		pos = config_marked(ld, &m->extra_args[i], m->pos);
+		if (val != NULL || missing) {
 			gmu = missing ? 0 : strtod(val, &end);
 			if (missing || *val == '\0' || *end != '\0' ||
 			    !isfinite(gmu) || gmu <= 0 || gmu > 1) {

@@ -103,10 +103,16 @@ config_value_bytes(struct config_loader *ld, const struct config_key *k,
 	uint64_t	 n;
 	size_t		 i;
 
-	if (v->kind == CFGNODE_SCALAR && v->tag == CFGTAG_INT)
-		return (config_value_uint(ld, k, v, path, out));
-	if (v->kind != CFGNODE_SCALAR || v->tag != CFGTAG_STR ||
-	    v->str[0] < '0' || v->str[0] > '9')
+	if (v->kind != CFGNODE_SCALAR ||
+	    (v->tag != CFGTAG_STR && v->tag != CFGTAG_INT))
+		goto bad;
+	snprintf(range, sizeof(range), "%" PRIu64 "..%" PRIu64 " bytes",
+	    k->min, k->max);
+	if (v->tag == CFGTAG_INT && (v->str[0] == '-' || v->str[0] == '+')) {
+		config_value_range(ld, v, path, range);
+		return (-1);
+	}
+	if (v->str[0] < '0' || v->str[0] > '9')
 		goto bad;
 	errno = 0;
 	n = strtoumax(v->str, &end, 10);
@@ -117,8 +123,6 @@ config_value_bytes(struct config_loader *ld, const struct config_key *k,
 			break;
 	if (i == sizeof(units) / sizeof(units[0]))
 		goto bad;
-	snprintf(range, sizeof(range), "%" PRIu64 "..%" PRIu64 " bytes",
-	    k->min, k->max);
 	if (errno == ERANGE || n > UINT64_MAX / units[i].mult ||
 	    n * units[i].mult < k->min || n * units[i].mult > k->max) {
 		config_value_range(ld, v, path, range);
@@ -136,7 +140,7 @@ int
 config_value_double(struct config_loader *ld, const struct config_key *k,
     const struct cfgnode *v, const char *path, double *out)
 {
-	char	range[96];
+	char	range[96], *end;
 	double	d;
 
 	if (k->flags & CK_MIN_EXCL)
@@ -149,8 +153,9 @@ config_value_double(struct config_loader *ld, const struct config_key *k,
 		config_value_expected(ld, v, path, "a number");
 		return (-1);
 	}
-	d = strtod(v->str, NULL);
-	if (!isfinite(d) || d < k->dmin || d > k->dmax ||
+	/* YAML's .inf and .nan are not numbers strtod reads: refused. */
+	d = strtod(v->str, &end);
+	if (*end != '\0' || !isfinite(d) || d < k->dmin || d > k->dmax ||
 	    ((k->flags & CK_MIN_EXCL) && d == k->dmin)) {
 		config_value_range(ld, v, path, range);
 		return (-1);

@@ -18,11 +18,13 @@
 
 #include "config.h"
 #include "config_int.h"
+#include "xmalloc.h"
 
 struct config_check_port {
 	char			 name[CONFIG_TEXT_MAX + 16];
 	unsigned		 port;
 	struct config_pos	 pos;
+	size_t			 order;
 };
 
 /* A model's name, printable, for messages. */
@@ -33,61 +35,70 @@ config_check_name(const struct model_config *m, char *buf)
 	    CONFIG_TEXT_MAX));
 }
 
-/* Does a come after b in the file (unplaced values come first)? */
-static bool
-config_check_later(struct config_pos a, struct config_pos b)
+/* File order; values not written in the file (defaults) come first. */
+static int
+config_check_port_cmp(const void *a, const void *b)
 {
-	return (a.line > b.line || (a.line == b.line && a.col > b.col));
+	const struct config_check_port	*x = a, *y = b;
+
+	if (x->pos.line != y->pos.line)
+		return (x->pos.line < y->pos.line ? -1 : 1);
+	if (x->pos.col != y->pos.col)
+		return (x->pos.col < y->pos.col ? -1 : 1);
+	return (x->order < y->order ? -1 : x->order > y->order);
+}
+
+static void
+config_check_port_add(struct config_check_port *v, size_t *n,
+    const char *name, unsigned port, struct config_pos pos)
+{
+	snprintf(v[*n].name, sizeof(v[*n].name), "%s", name);
+	v[*n].port = port;
+	v[*n].pos = pos;
+	v[*n].order = *n;
+	(*n)++;
 }
 
 static void
 config_check_ports(struct config_loader *ld)
 {
 	struct config			*cfg = ld->cfg;
-	struct config_check_port	*v, *a, *b, *later, *first;
+	struct config_check_port	*v;
 	struct config_pos		 none = { 0, 0 };
 	size_t				 n = 0, i, j;
-	char				 where[64], nm[CONFIG_TEXT_MAX];
+	char				 where[CONFIG_TEXT_MAX + 16];
+	char				 nm[CONFIG_TEXT_MAX];
 
-	v = calloc(cfg->n_models + 3, sizeof(*v));
-	if (v == NULL)
-		return;
-	snprintf(v[n].name, sizeof(v[n].name), "port");
-	v[n].port = cfg->port;
-	v[n++].pos = config_marked(ld, &cfg->port, none);
-	if (cfg->admin_port != 0) {
-		snprintf(v[n].name, sizeof(v[n].name), "admin_port");
-		v[n].port = cfg->admin_port;
-		v[n++].pos = config_marked(ld, &cfg->admin_port, none);
-	}
-	if (cfg->metrics_port != 0) {
-		snprintf(v[n].name, sizeof(v[n].name), "metrics_port");
-		v[n].port = cfg->metrics_port;
-		v[n++].pos = config_marked(ld, &cfg->metrics_port, none);
-	}
+	v = xcalloc(cfg->n_models + 3, sizeof(*v));
+	config_check_port_add(v, &n, "port", cfg->port,
+	    config_marked(ld, &cfg->port, none));
+	if (cfg->admin_port != 0)
+		config_check_port_add(v, &n, "admin_port", cfg->admin_port,
+		    config_marked(ld, &cfg->admin_port, none));
+	if (cfg->metrics_port != 0)
+		config_check_port_add(v, &n, "metrics_port", cfg->metrics_port,
+		    config_marked(ld, &cfg->metrics_port, none));
 	for (i = 0; i < cfg->n_models; i++) {
-		snprintf(v[n].name, sizeof(v[n].name), "models.%s.port",
+		snprintf(where, sizeof(where), "models.%s.port",
 		    config_check_name(&cfg->models[i], nm));
-		v[n].port = cfg->models[i].port;
-		v[n++].pos = config_marked(ld, &cfg->models[i].port, none);
+		config_check_port_add(v, &n, where, cfg->models[i].port,
+		    config_marked(ld, &cfg->models[i].port, none));
 	}
-	for (i = 0; i < n; i++) {
-		for (j = i + 1; j < n; j++) {
-			a = &v[i];
-			b = &v[j];
-			if (a->port == 0 || a->port != b->port)
+	/* In file order, each port against those written before it. */
+	qsort(v, n, sizeof(*v), config_check_port_cmp);
+	for (i = 1; i < n; i++) {
+		for (j = 0; j < i; j++) {
+			if (v[i].port == 0 || v[i].port != v[j].port)
 				continue;
-			later = config_check_later(a->pos, b->pos) ? a : b;
-			first = later == a ? b : a;
-			if (first->pos.line != 0)
+			if (v[j].pos.line != 0)
 				snprintf(where, sizeof(where), "line %u",
-				    first->pos.line);
+				    v[j].pos.line);
 			else
 				snprintf(where, sizeof(where), "the default");
-			config_diag(ld, true, false, later->pos.line,
-			    later->pos.col, "%s: port %u is already used by "
-			    "%s (%s)", later->name, later->port, first->name,
-			    where);
+			config_diag(ld, true, false, v[i].pos.line,
+			    v[i].pos.col, "%s: port %u is already used by %s "
+			    "(%s)", v[i].name, v[i].port, v[j].name, where);
+			break;
 		}
 	}
 	free(v);

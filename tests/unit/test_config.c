@@ -929,7 +929,7 @@ START_TEST(test_error_checkpoint_gpus)
 	    "5:42: error: models.a.extra_args: the tensor parallel size must be "
 	    "an integer from 1 to 64\n");
 	expect_diags(M "    extra_args: [--max-model-len, 9, -tp]\n",
-	    "5:39: error: models.a.extra_args: the tensor parallel size must be "
+	    "5:38: error: models.a.extra_args: the tensor parallel size must be "
 	    "an integer from 1 to 64\n");
 	expect_diags(M "    extra_args: [--gpu-memory-utilization=1.5]\n",
 	    "5:18: error: models.a.extra_args: the GPU memory utilization must "

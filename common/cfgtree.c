@@ -12,14 +12,63 @@
 #include "cfgtree_int.h"
 #include "xmalloc.h"
 
+/* The length of the UTF-8 sequence at p (of avail bytes), or 0. */
+static size_t
+cfgtree_utf8(const unsigned char *p, size_t avail)
+{
+	unsigned	cp, min;
+	size_t		n, k;
+
+	if (p[0] < 0x80)
+		return (1);
+	if ((p[0] & 0xe0) == 0xc0) {
+		n = 1;
+		cp = p[0] & 0x1f;
+		min = 0x80;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		n = 2;
+		cp = p[0] & 0x0f;
+		min = 0x800;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		n = 3;
+		cp = p[0] & 0x07;
+		min = 0x10000;
+	} else
+		return (0);
+	if (avail <= n)
+		return (0);
+	for (k = 1; k <= n; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return (0);
+		cp = (cp << 6) | (p[k] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return (0);
+	return (n + 1);
+}
+
+/* Is s valid UTF-8 without NUL bytes? */
+static bool
+cfgtree_valid_text(const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i = 0, n;
+
+	while (i < len) {
+		if (p[i] == '\0' || (n = cfgtree_utf8(p + i, len - i)) == 0)
+			return (false);
+		i += n;
+	}
+	return (true);
+}
+
 /* Find the first NUL byte or invalid UTF-8 sequence; 0 when clean. */
 static int
 cfgtree_check_bytes(const char *buf, size_t len, struct cfgtree_error *err)
 {
 	const unsigned char	*p = (const unsigned char *)buf;
 	unsigned		 line = 1, col = 1;
-	size_t			 i = 0, n, k;
-	unsigned		 cp, min;
+	size_t			 i = 0, n;
 
 	while (i < len) {
 		if (p[i] == '\0') {
@@ -29,48 +78,21 @@ cfgtree_check_bytes(const char *buf, size_t len, struct cfgtree_error *err)
 			    "the file contains a NUL byte (binary data?)");
 			return (-1);
 		}
-		if (p[i] < 0x80) {
-			if (p[i] == '\n') {
-				line++;
-				col = 1;
-			} else
-				col++;
-			i++;
-			continue;
+		if ((n = cfgtree_utf8(p + i, len - i)) == 0) {
+			err->line = line;
+			err->col = col;
+			snprintf(err->msg, sizeof(err->msg), "invalid UTF-8 "
+			    "(byte 0x%02x); the file must be UTF-8 text", p[i]);
+			return (-1);
 		}
-		if ((p[i] & 0xe0) == 0xc0) {
-			n = 1;
-			cp = p[i] & 0x1f;
-			min = 0x80;
-		} else if ((p[i] & 0xf0) == 0xe0) {
-			n = 2;
-			cp = p[i] & 0x0f;
-			min = 0x800;
-		} else if ((p[i] & 0xf8) == 0xf0) {
-			n = 3;
-			cp = p[i] & 0x07;
-			min = 0x10000;
+		if (p[i] == '\n') {
+			line++;
+			col = 1;
 		} else
-			goto bad;
-		if (len - i <= n)
-			goto bad;
-		for (k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				goto bad;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			goto bad;
-		i += n + 1;
-		col++;
+			col++;
+		i += n;
 	}
 	return (0);
-bad:
-	err->line = line;
-	err->col = col;
-	snprintf(err->msg, sizeof(err->msg),
-	    "invalid UTF-8 (byte 0x%02x); the file must be UTF-8 text", p[i]);
-	return (-1);
 }
 
 struct cfgnode *
@@ -258,6 +280,10 @@ cfgtree_builder_text(struct cfgtree_builder *b, struct cfgnode *n,
 	if (memchr(s, '\0', len) != NULL)
 		return (cfgtree_builder_fail(b, n->line, n->col,
 		    "value contains a NUL character"));
+	/* JSON escapes can spell what the file's bytes could not. */
+	if (!cfgtree_valid_text(s, len))
+		return (cfgtree_builder_fail(b, n->line, n->col,
+		    "value is not valid UTF-8 (a lone \\u surrogate?)"));
 	n->str = xmalloc(len + 1);
 	memcpy(n->str, s, len);
 	n->str[len] = '\0';

@@ -5,9 +5,7 @@
  * binding goes on, so one run reports every error in the file. Defaults
  * are bound by the same code, from the table's text.
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +26,7 @@ config_bind_field(const struct config_key *k, void *base)
 	return ((char *)base + k->off);
 }
 
-/* prefix.name, with name made printable. */
+/* Free a NULL-terminated list of strings. */
 static void
 config_bind_free_list(char **list)
 {

@@ -16,6 +16,7 @@
 #include "config_int.h"
 #include "xmalloc.h"
 
+/* prefix.name, with name made printable: "models.chat.port". */
 void
 config_value_path(char *buf, size_t size, const char *prefix,
     const struct cfgnode *name)
@@ -350,5 +351,3 @@ config_value_eviction(struct config_loader *ld, const struct cfgnode *v,
 		*out = e;
 	return (bad);
 }
-
-/* Free a NULL-terminated list of strings. */

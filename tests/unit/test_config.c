@@ -1472,6 +1472,8 @@ START_TEST(test_hostile_json)
 	    "premature EOF\n");
 	expect_refused("{\"a\": \"\\u0000\"}", 15, "1:7: error: value contains "
 	    "a NUL character\n");
+	expect_refused("{\"a\": \"\\udc00\"}", 15, "1:7: error: value is not "
+	    "valid UTF-8 (a lone \\u surrogate?)\n");
 	expect_refused("{\"a\": 1, // no\n}", 16, "1:10: error: JSON syntax "
 	    "error: probable comment found in input text, comments are not "
 	    "enabled.\n");

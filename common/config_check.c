@@ -25,6 +25,7 @@ struct config_check_port {
 	unsigned		 port;
 	struct config_pos	 pos;
 	size_t			 order;
+	bool			 top;	/* port, admin_port, metrics_port */
 };
 
 /* A model's name, printable, for messages. */
@@ -56,6 +57,7 @@ config_check_port_add(struct config_check_port *v, size_t *n,
 	v[*n].port = port;
 	v[*n].pos = pos;
 	v[*n].order = *n;
+	v[*n].top = strncmp(name, "models.", 7) != 0;
 	(*n)++;
 }
 
@@ -89,6 +91,11 @@ config_check_ports(struct config_loader *ld)
 	for (i = 1; i < n; i++) {
 		for (j = 0; j < i; j++) {
 			if (v[i].port == 0 || v[i].port != v[j].port)
+				continue;
+			/* /metrics may be served on the control API's port. */
+			if (v[i].top && v[j].top &&
+			    strcmp(v[i].name, "port") != 0 &&
+			    strcmp(v[j].name, "port") != 0)
 				continue;
 			if (v[j].pos.line != 0)
 				snprintf(where, sizeof(where), "line %u",

@@ -317,13 +317,18 @@ const char *
 config_keys_suggest(enum config_section sec, const char *name)
 {
 	const char	*best = NULL;
-	size_t		 d, bestd = SIZE_MAX, limit;
+	size_t		 d, bestd = SIZE_MAX, limit, len, klen;
 
-	limit = strlen(name) / 3;
+	len = strlen(name);
+	limit = len / 3;
 	if (limit < 2)
 		limit = 2;
 	for (size_t i = 0; i < config_nkeys; i++) {
 		if (config_keys[i].section != sec)
+			continue;
+		/* The distance is at least the difference in length. */
+		klen = strlen(config_keys[i].name);
+		if (len > klen + limit || klen > len + limit)
 			continue;
 		d = config_keys_distance(name, config_keys[i].name);
 		if (d <= limit && d < bestd) {

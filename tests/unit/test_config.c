@@ -839,6 +839,8 @@ START_TEST(test_error_ports)
 	expect_diags("admin_port: 0\nmetrics_port: 0\nmodels:\n  a:\n"
 	    "    model_path: p\n    port: 3001\n  b:\n    model_path: p\n"
 	    "    port: 9090\n", "");
+	/* /metrics may share the control API's port. */
+	expect_diags(M "admin_port: 9090\n", "");
 	expect_diags(M "admin_port: 3000\n",
 	    "5:13: error: admin_port: port 3000 is already used by port (the "
 	    "default)\n");

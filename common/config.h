@@ -162,6 +162,10 @@ struct config_diag {
 	char		*msg;
 };
 
+/*
+ * In file order. Past CONFIG_MAX_DIAGS the rest are dropped and counted in
+ * one last diagnostic; n_errors counts every error, dropped ones too.
+ */
 struct config_diags {
 	struct config_diag	*v;
 	size_t			 n;
@@ -178,7 +182,9 @@ struct config_diags {
 /*
  * Load and validate a config file. Returns the config, or NULL when there
  * are errors; every problem (all of them, in file order) is in diags,
- * which the caller frees with config_diags_free.
+ * which the caller frees with config_diags_free. A returned config is
+ * complete: each model's eviction is its effective one, and its
+ * gpu_memory_utilization and tensor_parallel_size are filled in.
  */
 struct config	*config_load(const char *path, enum config_mode,
 		    struct config_diags *diags);

@@ -33,7 +33,6 @@
 #define COUNT(s, f)	.aux_off = offsetof(s, f)
 
 static const char *config_keys_check_path(const char *);
-static const char *config_keys_check_socket(const char *);
 static const char *config_keys_check_user(const char *);
 static const char *config_keys_check_address(const char *);
 static const char *config_keys_check_token(const char *);
@@ -78,7 +77,6 @@ const struct config_key config_keys[] = {
 	  .doc = "how the supervisor reaches the GPUs" },
 	{ "supervisor_socket", TOP(supervisor_socket), .type = CT_STRING,
 	  .max = 107, .def = "/run/llmux/supervisor.sock",
-	  .check = config_keys_check_socket,
 	  .doc = "the supervisor's Unix socket (LLMUX_SOCKET and --socket "
 	  "override it)" },
 	{ "user", TOP(user), .type = CT_STRING, .max = 32,
@@ -357,14 +355,6 @@ config_keys_check_path(const char *s)
 {
 	if (s[0] != '/')
 		return ("must be an absolute path");
-	return (NULL);
-}
-
-static const char *
-config_keys_check_socket(const char *s)
-{
-	if (strlen(s) > 107)
-		return ("is too long for a Unix socket path (107 bytes)");
 	return (NULL);
 }
 

@@ -778,6 +778,36 @@ START_TEST(test_error_types)
 	expect_diags(M "proxy: {api_keys: [\"a b\"]}\n",
 	    "5:20: error: proxy.api_keys[0]: 'a b' may hold only printable "
 	    "ASCII without spaces\n");
+	expect_diags(M "port: true\n",
+	    "5:7: error: port: expected an integer from 1 to 65535, got a "
+	    "boolean\n");
+	expect_diags(M "model_log_max_bytes: -5\n",
+	    "5:22: error: model_log_max_bytes: -5 is out of range "
+	    "(1024..1099511627776 bytes)\n");
+	expect_diags(M "model_log_max_bytes: MiB\n",
+	    "5:22: error: model_log_max_bytes: expected a size such as 65536, "
+	    "\"64MiB\" or \"32M\", got a string\n");
+	expect_diags(M "model_log_max_bytes: {a: 1}\n",
+	    "5:22: error: model_log_max_bytes: expected a size such as 65536, "
+	    "\"64MiB\" or \"32M\", got a mapping\n");
+	expect_diags(M "policy: {policy_type: [fifo]}\n",
+	    "5:23: error: policy.policy_type: expected a policy name, got a "
+	    "sequence\n");
+	expect_diags(M "    eviction: [offload, stop]\n",
+	    "5:15: error: models.a.eviction: expected {weights, process}, a "
+	    "level 1..5 or \"weights+process\", got a sequence\n");
+	expect_diags(M "    eviction: {weights: 1, process: stop, process: "
+	    "stop}\n",
+	    "5:25: error: models.a.eviction.weights: expected a strategy name, "
+	    "got an integer\n"
+	    "5:43: error: models.a.eviction.process: duplicate key (first at "
+	    "line 5)\n");
+	expect_diags(M "    env: [A=1]\n",
+	    "5:10: error: models.a.env: expected a mapping of variable names to "
+	    "values, got a sequence\n");
+	expect_diags(M "    gpus: \"0\"\n",
+	    "5:11: error: models.a.gpus: expected a sequence of GPU indexes, got "
+	    "a string (remove the quotes)\n");
 	expect_diags(M "    env: {1X: a, \"A=B\": c, OK: [d]}\n",
 	    "5:11: error: models.a.env.1X: not a valid environment variable "
 	    "name\n"
@@ -789,7 +819,7 @@ END_TEST
 
 START_TEST(test_error_ranges)
 {
-	char	sock[120], text[512];
+	char	sock[120], text[512], *big;
 
 	expect_diags("models:\n  a:\n    model_path: p\n    port: 0\n",
 	    "4:11: error: models.a.port: 0 is out of range (1..65535)\n");
@@ -809,6 +839,29 @@ START_TEST(test_error_ranges)
 	expect_diags(M "policy: {tick_interval_ms: 5}\n",
 	    "5:28: error: policy.tick_interval_ms: 5 is out of range "
 	    "(10..3600000)\n");
+	/* Lists longer than their limit. */
+	snprintf(text, sizeof(text), M "    aliases: [");
+	for (int i = 0; i < 33; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "a%d, ", i);
+	strcat(text, "z]\n");
+	expect_diags(text, "5:14: error: models.a.aliases: too many entries "
+	    "(34; at most 32)\n");
+	snprintf(text, sizeof(text), M "    gpus: [");
+	for (int i = 0; i < 65; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "%d, ", i % 10);
+	strcat(text, "0]\n");
+	expect_diags(text, "5:11: error: models.a.gpus: too many entries (66; at "
+	    "most 64)\n");
+	big = malloc(8192);
+	snprintf(big, 8192, M "    env: {");
+	for (int i = 0; i < 256; i++)
+		snprintf(big + strlen(big), 8192 - strlen(big), "E%d: v, ", i);
+	strcat(big, "Z: v}\n");
+	expect_diags(big, "5:10: error: models.a.env: too many entries (257; at "
+	    "most 256)\n");
+	free(big);
 	memset(sock, 'x', sizeof(sock));
 	snprintf(text, sizeof(text), M "supervisor_socket: /%.107s\n", sock);
 	expect_diags(text, "5:20: error: supervisor_socket: is too long (108 "
@@ -839,6 +892,11 @@ START_TEST(test_error_ports)
 	expect_diags("admin_port: 0\nmetrics_port: 0\nmodels:\n  a:\n"
 	    "    model_path: p\n    port: 3001\n  b:\n    model_path: p\n"
 	    "    port: 9090\n", "");
+	/* On one line, the later column is the one reported. */
+	expect_diags("{\"port\": 7, \"models\": {\"a\": {\"model_path\": "
+	    "\"p\", \"port\": 7}}}",
+	    "1:57: error: models.a.port: port 7 is already used by port (line "
+	    "1)\n");
 	/* /metrics may share the control API's port. */
 	expect_diags(M "admin_port: 9090\n", "");
 	expect_diags(M "admin_port: 3000\n",
@@ -966,6 +1024,10 @@ START_TEST(test_error_names)
 	expect_diags("models:\n  \"\\e[31m\":\n    model_path: p\n    port: 1\n",
 	    "2:3: error: models.\\x1b[31m: bad model name: it may hold only "
 	    "letters, digits and . _ : / @ -\n");
+	expect_diags("models:\n  \"mod\xc3\xa8le \xe2\x82\xac\":\n"
+	    "    model_path: p\n    port: 1\n",
+	    "2:3: error: models.mod\xc3\xa8le \xe2\x82\xac: bad model name: it "
+	    "may hold only letters, digits and . _ : / @ -\n");
 	expect_diags(M "    aliases: [b, a]\n  b:\n    model_path: q\n"
 	    "    port: 8002\n    aliases: [c, b2, c]\n  c2:\n"
 	    "    model_path: r\n    port: 8003\n    aliases: [b2, \"x y\"]\n",
@@ -1047,6 +1109,10 @@ START_TEST(test_warnings)
 	expect_diags(M "    sleep-level: 2\n",
 	    "5:5: warning: models.a.sleep-level: unknown key, ignored (did you "
 	    "mean 'sleep_level'?)\n");
+	expect_diags(M "a_key_much_longer_than_any_known_key_of_the_table_at_all_"
+	    "really_long: 1\n",
+	    "5:1: warning: a_key_much_longer_than_any_known_key_of_the_table_at_"
+	    "all_really_...: unknown key, ignored\n");
 	expect_diags(M "frobnicate: 1\n",
 	    "5:1: warning: frobnicate: unknown key, ignored\n");
 	expect_diags(M "    max_sleeping: 2\n",
@@ -1443,6 +1509,11 @@ START_TEST(test_hostile_yaml)
 	    "supported: write the value out in full\n");
 	expect_refused("a: !!binary aGk=\n", 16, "1:4: error: YAML tags are not "
 	    "supported here (only !!str, !!map and !!seq)\n");
+	expect_refused("a: !!set {b}\n", 13, "1:4: error: YAML tags are not "
+	    "supported here (only !!str, !!map and !!seq)\n");
+	expect_refused("a: !!map [b]\n", 13, "1:4: error: YAML tags are not "
+	    "supported here (only !!str, !!map and !!seq)\n");
+	expect_diags(M "proxy: !!map {api_keys: !!seq [k]}\n", "");
 	expect_refused("a: 1\n---\nb: 2\n", 14, "2:1: error: more than one "
 	    "YAML document in the file\n");
 	expect_refused("models:\n  a: [\n", 15, "3:1: error: YAML syntax error: "
@@ -1481,6 +1552,9 @@ START_TEST(test_hostile_json)
 	    "enabled.\n");
 	expect_refused("{\n  \"a\": tru\n}", 13, "2:11: error: JSON syntax "
 	    "error: invalid string in json text.\n");
+	expect_diags("\xef\xbb\xbf{\"models\": {\"a\": {\"model_path\": "
+	    "\"p\", \"port\": 0}}}",
+	    "1:46: error: models.a.port: 0 is out of range (1..65535)\n");
 	/* A JSON file is told by its first byte, not its name. */
 	expect_diags("\n\n  {\"models\": {\"a\": {\"model_path\": \"p\", "
 	    "\"port\": \"1\"}}}",

@@ -231,7 +231,7 @@ void
 model_set_failed(struct model *m, const char *reason)
 {
 	model_set_pstate(m, MODEL_FAILED);
-	m->reason = xstrdup(reason);
+	m->reason = body_text_dup(reason);
 	model_set_error(m, reason);
 }
 
@@ -239,7 +239,7 @@ void
 model_set_error(struct model *m, const char *err)
 {
 	free(m->last_error);
-	m->last_error = err != NULL ? xstrdup(err) : NULL;
+	m->last_error = err != NULL ? body_text_dup(err) : NULL;
 }
 
 void

@@ -41,6 +41,7 @@ struct supervisor_opts {
 	int		 verbose;
 };
 
+/* Run the daemon until SIGTERM; takes the config (and frees it). */
 int	supervisor_main(struct config *, const struct supervisor_opts *);
 void	supervisor_dispatch_proxy(struct client *, struct proto_msg *);
 void	supervisor_dispatch_ctl(struct client *, struct proto_msg *);
@@ -515,6 +516,7 @@ struct client {
 TAILQ_HEAD(clients, client);
 
 int	 server_peer_roles(const struct peer_cred *, const struct role_policy *);
+void	 server_update_roles(struct supervisor *);
 int	 server_listen(struct supervisor *, char *err, size_t errlen);
 void	 server_close(struct supervisor *);
 void	 server_reply(struct client *, uint32_t id, int status,
@@ -525,7 +527,9 @@ void	 server_log_data(struct client *, uint32_t id, const uint8_t *,
 	    size_t);
 /* Push state (soon, coalesced) to the proxy and subscribers. */
 void	 server_schedule_state(struct supervisor *);
-void	 server_push_config(struct supervisor *);
+/* Send now to one peer, or (NULL) to every proxy / subscriber. */
+void	 server_send_state(struct supervisor *, struct client *);
+void	 server_send_config(struct supervisor *, struct client *);
 void	 server_send_ready(struct supervisor *, struct model *);
 void	 server_send_failed(struct supervisor *, struct model *,
 	    const char *reason);
@@ -535,6 +539,9 @@ bool	 server_client_alive(struct supervisor *, struct client *);
 size_t	 server_count_role(struct supervisor *, enum proto_role);
 
 /* ---- control.c: the control calls --------------------------------------- */
+
+struct ctl_call;
+TAILQ_HEAD(ctl_calls, ctl_call);
 
 void	 control_call(struct client *, struct proto_msg *);
 /* The switcher's state string ("idle", "active:a", "switching:a->b"). */
@@ -570,6 +577,9 @@ void		 body_eviction(struct body *, const struct eviction *);
 /* A one-key map {key: printf(...)}. */
 struct body	*body_message(const char *key, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+/* Text from a model made valid UTF-8 and short enough for a message. */
+void		 body_text_clean(char *);
+char		*body_text_dup(const char *);
 /* The seed's Rust Debug form: "EvictionPolicy { weights: Offload, ... }" */
 const char	*body_eviction_debug(const struct eviction *, char *, size_t);
 
@@ -614,9 +624,13 @@ struct supervisor {
 	struct switch_op	*switching;
 
 	int			 listen_fd;
+	struct role_policy	 roles;
+	bool			 has_proxy_gid;
+	gid_t			 proxy_gid;
 	struct event		*ev_listen;
 	struct event		*ev_accept_retry;
 	struct clients		 clients;
+	struct ctl_calls	 calls;
 	struct event		*ev_state;
 	uint64_t		 config_generation;
 

@@ -362,8 +362,8 @@ evict_finish(struct evict_op *op)
 			model_set_pstate(m, MODEL_NOT_STARTED);
 		break;
 	}
-	log_info("%s done model=%s result=%s ms=%lld", evict_kind_name(op->kind),
-	    m->name, op->result == EVICT_OK ? "ok" : op->result ==
+	log_info("%s done model=%s result=%s ms=%lld", op->adopting ? "adopt" :
+	    evict_kind_name(op->kind), m->name, op->result == EVICT_OK ? "ok" : op->result ==
 	    EVICT_ESCALATED ? "escalated" : "failed",
 	    (long long)(clock_ms() - op->start_ms));
 	model_changed(m);
@@ -875,6 +875,12 @@ evict_adopt(struct model *m, enum model_pstate st, int64_t timeout_ms)
 	op->health_timeout_ms = timeout_ms;
 	evict_replan(op, STEP_HEALTH);
 	return (evict_begin(op, NULL, NULL, NULL));
+}
+
+bool
+evict_adopting(const struct model *m)
+{
+	return (m->op != NULL && m->op->adopting);
 }
 
 bool

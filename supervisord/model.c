@@ -141,7 +141,8 @@ model_published_state(const struct model *m)
 {
 	enum evict_kind	kind;
 
-	if (evict_busy(m, &kind, NULL)) {
+	/* An adopted model keeps its state while it is checked. */
+	if (evict_busy(m, &kind, NULL) && !evict_adopting(m)) {
 		switch (kind) {
 		case EVICT_WAKE:
 			return (m->pstate == MODEL_STARTING ||

@@ -413,6 +413,8 @@ int		 evict_stop(struct model *, evict_done_cb, evict_progress_cb,
 /* Re-check an adopted process: /health, then its recorded state. */
 int		 evict_adopt(struct model *, enum model_pstate,
 		    int64_t timeout_ms);
+/* Is the running operation the check of an adopted process? */
+bool		 evict_adopting(const struct model *);
 /* A running operation's kind and current phase, for status. */
 bool		 evict_busy(const struct model *, enum evict_kind *,
 		    const char **phase);

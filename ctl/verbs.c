@@ -1,0 +1,765 @@
+/*
+ * verbs.c -- llmuxctl's commands, in one table (name, arguments, help,
+ * argument counts, function) from which `llmuxctl help` and every usage
+ * line are generated, and the one way a command makes a call: send it,
+ * show progress events as they come, and turn the reply into output and
+ * an exit code.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "xmalloc.h"
+
+#define VERBS_TICK_MS	100
+
+static int	verb_status(struct ctl *, int, char **);
+static int	verb_models(struct ctl *, int, char **);
+static int	verb_switch(struct ctl *, int, char **);
+static int	verb_pin(struct ctl *, int, char **);
+static int	verb_unpin(struct ctl *, int, char **);
+static int	verb_mode(struct ctl *, int, char **);
+static int	verb_sleep(struct ctl *, int, char **);
+static int	verb_wake(struct ctl *, int, char **);
+static int	verb_stop(struct ctl *, int, char **);
+static int	verb_eviction(struct ctl *, int, char **);
+static int	verb_checkpoint(struct ctl *, int, char **);
+static int	verb_restore(struct ctl *, int, char **);
+static int	verb_validate(struct ctl *, int, char **);
+static int	verb_reload(struct ctl *, int, char **);
+static int	verb_logs(struct ctl *, int, char **);
+static int	verb_metrics(struct ctl *, int, char **);
+static int	verb_help(struct ctl *, int, char **);
+
+const struct ctl_verb ctl_verbs[] = {
+	{ "status", "", "the switcher, the mode and every model", 0, 0,
+	  verb_status },
+	{ "models", "", "the configured models", 0, 0, verb_models },
+	{ "switch", "MODEL", "make MODEL the active model", 1, 1,
+	  verb_switch },
+	{ "pin", "MODEL", "manual mode, pinned to MODEL (switches to it)",
+	  1, 1, verb_pin },
+	{ "unpin", "", "back to auto mode", 0, 0, verb_unpin },
+	{ "mode", "auto|manual", "set the switch mode", 1, 1, verb_mode },
+	{ "sleep", "MODEL [--eviction W+P]", "put MODEL to sleep", 1, 3,
+	  verb_sleep },
+	{ "wake", "MODEL", "wake MODEL (starts it if needed)", 1, 1,
+	  verb_wake },
+	{ "stop", "MODEL|--all", "stop a model's processes (all models' with "
+	  "--all)", 1, 1, verb_stop },
+	{ "eviction", "[MODEL W+P]", "show every model's eviction, or set "
+	  "MODEL's", 0, 2, verb_eviction },
+	{ "checkpoint", "MODEL [--eviction W+checkpoint] [--no-warmup]",
+	  "CRIU-checkpoint MODEL to disk", 1, 4, verb_checkpoint },
+	{ "restore", "MODEL", "restore a checkpointed MODEL", 1, 1,
+	  verb_restore },
+	{ "validate", "MODEL [--policies W+P,...]", "check that MODEL sleeps "
+	  "and wakes correctly", 1, 3, verb_validate },
+	{ "reload", "", "read the configuration again", 0, 0, verb_reload },
+	{ "logs", "MODEL [-f] [-n LINES]", "MODEL's log (-f: follow it)", 1, 4,
+	  verb_logs },
+	{ "metrics", "", "the supervisor's metrics (Prometheus text)", 0, 0,
+	  verb_metrics },
+	{ "help", "[COMMAND]", "this list, or one command's usage", 0, 1,
+	  verb_help },
+	{ NULL, NULL, NULL, 0, 0, NULL }
+};
+
+const struct ctl_verb *
+verbs_find(const char *name)
+{
+	for (const struct ctl_verb *v = ctl_verbs; v->name != NULL; v++)
+		if (strcmp(v->name, name) == 0)
+			return (v);
+	return (NULL);
+}
+
+void
+verbs_usage(FILE *f)
+{
+	char	line[128];
+
+	fprintf(f, "usage: llmuxctl [--socket PATH] [--json] COMMAND [ARGS]\n\n"
+	    "commands:\n");
+	for (const struct ctl_verb *v = ctl_verbs; v->name != NULL; v++) {
+		snprintf(line, sizeof(line), "%s%s%s", v->name,
+		    *v->args != '\0' ? " " : "", v->args);
+		if (strlen(line) > 34)
+			fprintf(f, "  %s\n  %-34s  %s\n", line, "", v->help);
+		else
+			fprintf(f, "  %-34s  %s\n", line, v->help);
+	}
+	fprintf(f, "\nexit status: 0 done, 1 failed or refused, 2 usage, "
+	    "3 supervisor unreachable\n");
+}
+
+static int
+verbs_usage_of(const struct ctl_verb *v)
+{
+	fprintf(stderr, "usage: llmuxctl %s%s%s\n", v->name,
+	    *v->args != '\0' ? " " : "", v->args);
+	return (CTL_EXIT_USAGE);
+}
+
+int
+verbs_run(struct ctl *ctl, const struct ctl_verb *v, int argc, char **argv)
+{
+	if (argc < v->min_args || (v->max_args >= 0 && argc > v->max_args))
+		return (verbs_usage_of(v));
+	return (v->exec(ctl, argc, argv));
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+struct reply {
+	int		 status;
+	uint8_t		*body;
+	size_t		 len;
+	struct value	*v;
+};
+
+static void
+reply_free(struct reply *r)
+{
+	free(r->body);
+	value_free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+static int
+verbs_connect(struct ctl *ctl)
+{
+	char	err[1024];
+	int	rc;
+
+	if (ctl->connected)
+		return (CTL_EXIT_OK);
+	if ((rc = client_open(&ctl->cl, ctl->socket, err, sizeof(err))) != 0) {
+		fprintf(stderr, "llmuxctl: %s\n", err);
+		return (rc);
+	}
+	ctl->connected = true;
+	return (CTL_EXIT_OK);
+}
+
+/*
+ * Make a call and wait for its reply, showing progress (for verb) and
+ * writing log data to stdout as they come. Returns a CTL_EXIT_* code for
+ * failures to talk; the reply's own status is in r.
+ */
+static int
+verbs_call(struct ctl *ctl, const char *verb, enum proto_type type,
+    const struct proto_call *call, struct reply *r)
+{
+	struct proto_msg	m;
+	char			err[1024];
+	uint32_t		id;
+	int			rc;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = verbs_connect(ctl)) != 0)
+		return (rc);
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	m.id = id = ctl->cl.next_id++;
+	if (call != NULL)
+		m.u.call = *call;
+	if (client_send(&ctl->cl, &m) != 0) {
+		fprintf(stderr, "llmuxctl: lost the connection to the "
+		    "supervisor at %s\n", ctl->socket);
+		return (CTL_EXIT_UNREACHABLE);
+	}
+	for (;;) {
+		rc = client_recv(&ctl->cl, &m, VERBS_TICK_MS, err, sizeof(err));
+		if (rc == 0) {
+			output_progress_tick();
+			continue;
+		}
+		if (rc < 0) {
+			output_progress_end();
+			fprintf(stderr, "llmuxctl: lost the connection to the "
+			    "supervisor: %s\n", err);
+			return (CTL_EXIT_UNREACHABLE);
+		}
+		if (m.id != id && m.type != PROTO_ERROR) {
+			proto_msg_free(&m);
+			continue;
+		}
+		switch (m.type) {
+		case PROTO_PROGRESS:
+			output_progress(verb, &m.u.progress);
+			break;
+		case PROTO_LOG_DATA:
+			fwrite(m.u.log.data, 1, m.u.log.len, stdout);
+			fflush(stdout);
+			break;
+		case PROTO_REPLY:
+			output_progress_end();
+			r->status = m.u.reply.status;
+			r->body = m.u.reply.body;
+			r->len = m.u.reply.body_len;
+			m.u.reply.body = NULL;
+			r->v = value_parse(r->body, r->len);
+			proto_msg_free(&m);
+			return (CTL_EXIT_OK);
+		case PROTO_ERROR:
+			output_progress_end();
+			fprintf(stderr, "llmuxctl: %s\n", m.u.error.message);
+			proto_msg_free(&m);
+			return (CTL_EXIT_FAILED);
+		default:
+			break;
+		}
+		proto_msg_free(&m);
+	}
+}
+
+/* "  phases: sleep 12 ms, stop 30 ms" when the reply lists phases. */
+static void
+verbs_phases(const struct value *v)
+{
+	const struct value	*phases, *p;
+	char			 d[32];
+
+	if ((phases = value_get(v, "phases")) == NULL || phases->n == 0)
+		return;
+	printf("  phases:");
+	for (size_t i = 0; i < phases->n; i++) {
+		p = value_at(phases, i);
+		printf("%s %s %s%s", i == 0 ? "" : ",",
+		    value_str(value_get(p, "phase"), "?"),
+		    output_duration(value_uint(value_get(p, "ms"), 0), d,
+		    sizeof(d)), value_bool(value_get(p, "ok")) ? "" :
+		    " (failed)");
+	}
+	printf("\n");
+}
+
+/* Print a reply's message or error; the exit code from its status. */
+static int
+verbs_result(struct ctl *ctl, struct reply *r)
+{
+	const char	*msg, *err;
+	int		 rc;
+
+	rc = r->status >= 200 && r->status < 300 ? CTL_EXIT_OK :
+	    CTL_EXIT_FAILED;
+	if (ctl->json) {
+		output_json(r->body, r->len);
+		return (rc);
+	}
+	msg = value_str(value_get(r->v, "message"), NULL);
+	err = value_str(value_get(r->v, "error"), NULL);
+	if (rc == CTL_EXIT_OK) {
+		if (msg != NULL)
+			printf("%s\n", msg);
+	} else
+		fprintf(stderr, "llmuxctl: %s\n", err != NULL ? err :
+		    msg != NULL ? msg : "failed");
+	verbs_phases(r->v);
+	return (rc);
+}
+
+static int
+verbs_simple(struct ctl *ctl, const char *verb, enum proto_type type,
+    const struct proto_call *call)
+{
+	struct reply	r;
+	int		rc;
+
+	if ((rc = verbs_call(ctl, verb, type, call, &r)) != 0)
+		return (rc);
+	rc = verbs_result(ctl, &r);
+	reply_free(&r);
+	return (rc);
+}
+
+/* "--opt VALUE" or "--opt=VALUE" at argv[*i]; NULL if not this option. */
+static const char *
+verbs_option(const char *opt, int argc, char **argv, int *i)
+{
+	size_t	len = strlen(opt);
+
+	if (strcmp(argv[*i], opt) == 0) {
+		if (*i + 1 >= argc)
+			return (NULL);
+		return (argv[++*i]);
+	}
+	if (strncmp(argv[*i], opt, len) == 0 && argv[*i][len] == '=')
+		return (argv[*i] + len + 1);
+	return (NULL);
+}
+
+static int
+verbs_parse_eviction(const struct ctl_verb *v, const char *s,
+    struct eviction *e)
+{
+	if (eviction_parse(s, e) != 0) {
+		fprintf(stderr, "llmuxctl: unknown eviction '%s': expected "
+		    "WEIGHTS+PROCESS (retain|offload|discard + keep_running|"
+		    "cuda_suspend|checkpoint|stop) or a level 1-5\n", s);
+		return (verbs_usage_of(v));
+	}
+	return (CTL_EXIT_OK);
+}
+
+/* ---- the commands ---------------------------------------------------------------- */
+
+static int
+verb_status(struct ctl *ctl, int argc, char **argv)
+{
+	struct reply		 r;
+	const struct value	*models, *m, *mode, *ev, *sv;
+	struct table		*t;
+	char			 port[16], pid[16], infl[16], q[16], rs[16];
+	char			 evs[64], d[32], note[256];
+	int			 rc;
+
+	if ((rc = verbs_call(ctl, "status", PROTO_CTL_STATUS, NULL, &r)) != 0)
+		return (rc);
+	if (ctl->json || r.status != 200 || r.v == NULL) {
+		rc = verbs_result(ctl, &r);
+		reply_free(&r);
+		return (rc);
+	}
+	mode = value_get(r.v, "mode");
+	sv = value_get(r.v, "supervisor");
+	printf("state: %s   mode: %s%s%s   supervisor: pid %llu, up %s%s\n",
+	    value_str(value_get(r.v, "state"), "?"),
+	    value_str(value_get(mode, "mode"), "?"),
+	    value_str(value_get(mode, "pinned"), NULL) != NULL ?
+	    ", pinned to " : "", value_str(value_get(mode, "pinned"), ""),
+	    (unsigned long long)value_uint(value_get(sv, "pid"), 0),
+	    output_duration(value_uint(value_get(sv, "uptime_secs"), 0) * 1000,
+	    d, sizeof(d)), value_bool(value_get(sv, "unprivileged")) ?
+	    ", unprivileged" : "");
+	t = table_new(10, "MODEL", "STATE", "PROCESS", "EVICTION", "PORT",
+	    "PID", "IN_FLIGHT", "QUEUED", "RESTARTS", "NOTE");
+	models = value_get(r.v, "models");
+	for (size_t i = 0; models != NULL && i < models->n; i++) {
+		m = value_at(models, i);
+		ev = value_get(m, "eviction");
+		snprintf(evs, sizeof(evs), "%s+%s",
+		    value_str(value_get(ev, "weights"), "?"),
+		    value_str(value_get(ev, "process"), "?"));
+		snprintf(port, sizeof(port), "%llu", (unsigned long long)
+		    value_uint(value_get(m, "port"), 0));
+		pid[0] = '\0';
+		if (value_get(m, "pid") != NULL &&
+		    value_get(m, "pid")->kind == VALUE_UINT)
+			snprintf(pid, sizeof(pid), "%llu", (unsigned long long)
+			    value_uint(value_get(m, "pid"), 0));
+		snprintf(infl, sizeof(infl), "%llu", (unsigned long long)
+		    value_uint(value_get(m, "in_flight"), 0));
+		snprintf(q, sizeof(q), "%llu", (unsigned long long)
+		    value_uint(value_get(m, "queue_depth"), 0));
+		snprintf(rs, sizeof(rs), "%llu", (unsigned long long)
+		    value_uint(value_get(m, "restarts"), 0));
+		note[0] = '\0';
+		if (value_bool(value_get(m, "crash_loop")))
+			snprintf(note, sizeof(note), "crash loop");
+		else if (value_str(value_get(m, "phase"), NULL) != NULL)
+			snprintf(note, sizeof(note), "phase %s",
+			    value_str(value_get(m, "phase"), ""));
+		else if (value_str(value_get(m, "last_error"), NULL) != NULL) {
+			snprintf(note, sizeof(note), "%.80s",
+			    value_str(value_get(m, "last_error"), ""));
+			for (char *p = note; *p != '\0'; p++)
+				if (*p == '\n')
+					*p = ' ';
+		}
+		table_add(t, value_key(models, i),
+		    value_str(value_get(m, "state"), "?"),
+		    value_str(value_get(m, "process_state"), "?"), evs, port,
+		    pid, infl, q, rs, note);
+	}
+	table_print(t);
+	table_free(t);
+	reply_free(&r);
+	return (CTL_EXIT_OK);
+}
+
+static int
+verb_models(struct ctl *ctl, int argc, char **argv)
+{
+	struct reply		 r;
+	const struct value	*models, *m, *ev, *al;
+	struct table		*t;
+	char			 port[16], evs[64], aliases[512];
+	size_t			 o;
+	int			 rc;
+
+	if ((rc = verbs_call(ctl, "models", PROTO_CTL_MODELS, NULL, &r)) != 0)
+		return (rc);
+	if (ctl->json || r.status != 200 || r.v == NULL) {
+		rc = verbs_result(ctl, &r);
+		reply_free(&r);
+		return (rc);
+	}
+	t = table_new(6, "MODEL", "PORT", "EVICTION", "STATE", "ALIASES",
+	    "PATH");
+	models = value_get(r.v, "models");
+	for (size_t i = 0; models != NULL && i < models->n; i++) {
+		m = value_at(models, i);
+		ev = value_get(m, "eviction");
+		snprintf(evs, sizeof(evs), "%s+%s",
+		    value_str(value_get(ev, "weights"), "?"),
+		    value_str(value_get(ev, "process"), "?"));
+		snprintf(port, sizeof(port), "%llu", (unsigned long long)
+		    value_uint(value_get(m, "port"), 0));
+		al = value_get(m, "aliases");
+		aliases[0] = '\0';
+		o = 0;
+		for (size_t j = 0; al != NULL && j < al->n; j++)
+			o += (size_t)snprintf(aliases + o, o < sizeof(aliases) ?
+			    sizeof(aliases) - o : 0, "%s%s", j ? "," : "",
+			    value_str(value_at(al, j), "?"));
+		table_add(t, value_str(value_get(m, "name"), "?"), port, evs,
+		    value_str(value_get(m, "state"), "?"), aliases,
+		    value_str(value_get(m, "model_path"), "?"));
+	}
+	table_print(t);
+	table_free(t);
+	reply_free(&r);
+	return (CTL_EXIT_OK);
+}
+
+static int
+verbs_model_call(struct ctl *ctl, const char *verb, enum proto_type type,
+    char *model)
+{
+	struct proto_call	call;
+
+	memset(&call, 0, sizeof(call));
+	call.model = model;
+	return (verbs_simple(ctl, verb, type, &call));
+}
+
+static int
+verb_switch(struct ctl *ctl, int argc, char **argv)
+{
+	return (verbs_model_call(ctl, "switch", PROTO_CTL_SWITCH, argv[0]));
+}
+
+static int
+verb_pin(struct ctl *ctl, int argc, char **argv)
+{
+	return (verbs_model_call(ctl, "pin", PROTO_CTL_PIN, argv[0]));
+}
+
+static int
+verb_unpin(struct ctl *ctl, int argc, char **argv)
+{
+	return (verbs_simple(ctl, "unpin", PROTO_CTL_UNPIN, NULL));
+}
+
+static int
+verb_mode(struct ctl *ctl, int argc, char **argv)
+{
+	struct proto_call	call;
+
+	if (strcmp(argv[0], "auto") != 0 && strcmp(argv[0], "manual") != 0)
+		return (verbs_usage_of(verbs_find("mode")));
+	memset(&call, 0, sizeof(call));
+	call.mode = argv[0];
+	return (verbs_simple(ctl, "mode", PROTO_CTL_MODE, &call));
+}
+
+static int
+verb_sleep(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_verb	*v = verbs_find("sleep");
+	struct proto_call	 call;
+	const char		*s;
+	int			 i, rc;
+
+	memset(&call, 0, sizeof(call));
+	call.model = argv[0];
+	for (i = 1; i < argc; i++) {
+		if ((s = verbs_option("--eviction", argc, argv, &i)) == NULL)
+			return (verbs_usage_of(v));
+		if ((rc = verbs_parse_eviction(v, s, &call.eviction)) != 0)
+			return (rc);
+		call.has_eviction = true;
+	}
+	return (verbs_simple(ctl, "sleep", PROTO_CTL_SLEEP, &call));
+}
+
+static int
+verb_wake(struct ctl *ctl, int argc, char **argv)
+{
+	return (verbs_model_call(ctl, "wake", PROTO_CTL_WAKE, argv[0]));
+}
+
+static int
+verbs_stop_one(struct ctl *ctl, struct proto_call *call)
+{
+	struct reply	r;
+	int		rc;
+
+	if ((rc = verbs_call(ctl, "stop", PROTO_CTL_SLEEP, call, &r)) != 0)
+		return (rc);
+	if (!ctl->json && r.status == 200) {
+		printf("Model %s stopped\n", call->model);
+		verbs_phases(r.v);
+		rc = CTL_EXIT_OK;
+	} else
+		rc = verbs_result(ctl, &r);
+	reply_free(&r);
+	return (rc);
+}
+
+/* Stop = sleep with retain+stop; --all does it for every model with a
+ * process. */
+static int
+verb_stop(struct ctl *ctl, int argc, char **argv)
+{
+	struct proto_call	 call;
+	struct reply		 r;
+	const struct value	*models, *m, *pid;
+	int			 rc, worst = CTL_EXIT_OK;
+
+	memset(&call, 0, sizeof(call));
+	call.has_eviction = true;
+	call.eviction = (struct eviction){ WEIGHTS_RETAIN, PROCESS_STOP };
+	if (strcmp(argv[0], "--all") != 0) {
+		if (argv[0][0] == '-')
+			return (verbs_usage_of(verbs_find("stop")));
+		call.model = argv[0];
+		return (verbs_stop_one(ctl, &call));
+	}
+	if ((rc = verbs_call(ctl, "status", PROTO_CTL_STATUS, NULL, &r)) != 0)
+		return (rc);
+	models = value_get(r.v, "models");
+	for (size_t i = 0; models != NULL && i < models->n; i++) {
+		m = value_at(models, i);
+		pid = value_get(m, "pid");
+		if (pid == NULL || pid->kind != VALUE_UINT)
+			continue;
+		call.model = (char *)value_key(models, i);
+		if ((rc = verbs_stop_one(ctl, &call)) > worst)
+			worst = rc;
+	}
+	reply_free(&r);
+	return (worst);
+}
+
+static int
+verb_eviction(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_verb	*v = verbs_find("eviction");
+	struct proto_call	 call;
+	struct reply		 r;
+	const struct value	*models, *m, *ev;
+	struct table		*t;
+	char			 evs[64];
+	int			 rc;
+
+	if (argc == 1)
+		return (verbs_usage_of(v));
+	if (argc == 2) {
+		memset(&call, 0, sizeof(call));
+		call.model = argv[0];
+		if ((rc = verbs_parse_eviction(v, argv[1], &call.eviction)) !=
+		    0)
+			return (rc);
+		call.has_eviction = true;
+		return (verbs_simple(ctl, "eviction", PROTO_CTL_EVICTION_SET,
+		    &call));
+	}
+	if ((rc = verbs_call(ctl, "eviction", PROTO_CTL_EVICTION_GET, NULL,
+	    &r)) != 0)
+		return (rc);
+	if (ctl->json || r.status != 200 || r.v == NULL) {
+		rc = verbs_result(ctl, &r);
+		reply_free(&r);
+		return (rc);
+	}
+	t = table_new(3, "MODEL", "EVICTION", "PROCESS");
+	models = value_get(r.v, "models");
+	for (size_t i = 0; models != NULL && i < models->n; i++) {
+		m = value_at(models, i);
+		ev = value_get(m, "eviction");
+		snprintf(evs, sizeof(evs), "%s+%s",
+		    value_str(value_get(ev, "weights"), "?"),
+		    value_str(value_get(ev, "process"), "?"));
+		table_add(t, value_key(models, i), evs,
+		    value_str(value_get(m, "process_state"), "?"));
+	}
+	table_print(t);
+	table_free(t);
+	reply_free(&r);
+	return (CTL_EXIT_OK);
+}
+
+static int
+verb_checkpoint(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_verb	*v = verbs_find("checkpoint");
+	struct proto_call	 call;
+	const char		*s;
+	int			 i, rc;
+
+	memset(&call, 0, sizeof(call));
+	call.model = argv[0];
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--no-warmup") == 0) {
+			call.no_warmup = true;
+			continue;
+		}
+		if ((s = verbs_option("--eviction", argc, argv, &i)) == NULL)
+			return (verbs_usage_of(v));
+		if ((rc = verbs_parse_eviction(v, s, &call.eviction)) != 0)
+			return (rc);
+		call.has_eviction = true;
+	}
+	return (verbs_simple(ctl, "checkpoint", PROTO_CTL_CHECKPOINT, &call));
+}
+
+static int
+verb_restore(struct ctl *ctl, int argc, char **argv)
+{
+	return (verbs_model_call(ctl, "restore", PROTO_CTL_RESTORE, argv[0]));
+}
+
+static int
+verb_validate(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_verb	*v = verbs_find("validate");
+	struct proto_call	 call;
+	struct eviction		 e;
+	char			*list = NULL, *p, *save = NULL, **pol = NULL;
+	const char		*s;
+	size_t			 n = 0;
+	int			 i, rc;
+
+	memset(&call, 0, sizeof(call));
+	call.model = argv[0];
+	for (i = 1; i < argc; i++) {
+		if ((s = verbs_option("--policies", argc, argv, &i)) == NULL)
+			return (verbs_usage_of(v));
+		free(list);
+		list = xstrdup(s);
+	}
+	for (p = list != NULL ? strtok_r(list, ",", &save) : NULL; p != NULL;
+	    p = strtok_r(NULL, ",", &save)) {
+		if ((rc = verbs_parse_eviction(v, p, &e)) != 0) {
+			free(pol);
+			free(list);
+			return (rc);
+		}
+		pol = xreallocarray(pol, n + 1, sizeof(*pol));
+		pol[n++] = p;
+	}
+	call.policies.v = pol;
+	call.policies.n = n;
+	rc = verbs_simple(ctl, "validate", PROTO_CTL_VALIDATE, &call);
+	free(pol);
+	free(list);
+	return (rc);
+}
+
+static int
+verb_reload(struct ctl *ctl, int argc, char **argv)
+{
+	struct reply		 r;
+	const struct value	*l;
+	static const char	*lists[] = { "added", "removed", "changed" };
+	int			 rc;
+
+	if ((rc = verbs_call(ctl, "reload", PROTO_CTL_RELOAD, NULL, &r)) != 0)
+		return (rc);
+	rc = verbs_result(ctl, &r);
+	if (!ctl->json && r.v != NULL) {
+		l = value_get(r.v, "errors");
+		for (size_t i = 0; l != NULL && i < l->n; i++)
+			fprintf(stderr, "%s\n", value_str(value_at(l, i), "?"));
+		for (size_t k = 0; k < 3; k++) {
+			l = value_get(r.v, lists[k]);
+			if (l == NULL || l->n == 0)
+				continue;
+			printf("  %s:", lists[k]);
+			for (size_t i = 0; i < l->n; i++)
+				printf(" %s", value_str(value_at(l, i), "?"));
+			printf("\n");
+		}
+	}
+	reply_free(&r);
+	return (rc);
+}
+
+static int
+verb_logs(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_verb	*v = verbs_find("logs");
+	struct proto_call	 call;
+	struct reply		 r;
+	const char		*s;
+	char			*end;
+	long			 n;
+	int			 i, rc;
+
+	memset(&call, 0, sizeof(call));
+	call.model = argv[0];
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0 ||
+		    strcmp(argv[i], "--follow") == 0) {
+			call.follow = true;
+			continue;
+		}
+		if ((s = verbs_option("-n", argc, argv, &i)) == NULL &&
+		    (s = verbs_option("--lines", argc, argv, &i)) == NULL)
+			return (verbs_usage_of(v));
+		n = strtol(s, &end, 10);
+		if (*s == '\0' || *end != '\0' || n < 1 || n > 1000000)
+			return (verbs_usage_of(v));
+		call.lines = (uint32_t)n;
+	}
+	/* The log is printed as it comes; only a failure is reported. */
+	if ((rc = verbs_call(ctl, "logs", PROTO_CTL_LOGS, &call, &r)) != 0)
+		return (rc);
+	rc = CTL_EXIT_OK;
+	if (r.status != 200)
+		rc = verbs_result(ctl, &r);
+	reply_free(&r);
+	return (rc);
+}
+
+static int
+verb_metrics(struct ctl *ctl, int argc, char **argv)
+{
+	struct reply	r;
+	int		rc;
+
+	if ((rc = verbs_call(ctl, "metrics", PROTO_CTL_METRICS, NULL, &r)) !=
+	    0)
+		return (rc);
+	if (ctl->json || r.status != 200) {
+		rc = verbs_result(ctl, &r);
+		reply_free(&r);
+		return (rc);
+	}
+	fputs(value_str(value_get(r.v, "text"), ""), stdout);
+	reply_free(&r);
+	return (CTL_EXIT_OK);
+}
+
+static int
+verb_help(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_verb	*v;
+
+	if (argc == 0) {
+		verbs_usage(stdout);
+		return (CTL_EXIT_OK);
+	}
+	if ((v = verbs_find(argv[0])) == NULL) {
+		fprintf(stderr, "llmuxctl: unknown command '%s'\n", argv[0]);
+		return (CTL_EXIT_USAGE);
+	}
+	printf("usage: llmuxctl %s%s%s\n  %s\n", v->name,
+	    *v->args != '\0' ? " " : "", v->args, v->help);
+	return (CTL_EXIT_OK);
+}

@@ -258,6 +258,8 @@ verbs_result(struct ctl *ctl, struct reply *r)
 	} else
 		fprintf(stderr, "llmuxctl: %s\n", err != NULL ? err :
 		    msg != NULL ? msg : "failed");
+	if ((msg = value_str(value_get(r->v, "log"), NULL)) != NULL)
+		fprintf(stderr, "last lines of the model's log:\n%s\n", msg);
 	verbs_phases(r->v);
 	return (rc);
 }

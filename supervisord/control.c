@@ -306,7 +306,10 @@ ctl_eviction_body(struct supervisor *sup)
 	return (b);
 }
 
-/* {key: text, model, process_state, elapsed_ms, escalated, reason, phases} */
+/*
+ * {key: text, model, process_state, elapsed_ms, escalated, reason, log,
+ * phases}
+ */
 static struct body *
 ctl_op_body(struct model *m, const char *key, const char *text,
     const struct evict_report *r)
@@ -314,7 +317,7 @@ ctl_op_body(struct model *m, const char *key, const char *text,
 	struct body	*b = body_new();
 	char		*s;
 
-	body_map(b, 7);
+	body_map(b, 8);
 	body_kstr(b, key, text);
 	body_kstr(b, "model", m->name);
 	s = model_process_state(m);
@@ -326,6 +329,7 @@ ctl_op_body(struct model *m, const char *key, const char *text,
 	s = r->reason != NULL ? body_text_dup(r->reason) : NULL;
 	body_kstr(b, "reason", s);
 	free(s);
+	body_kstr(b, "log", r->log);
 	body_str(b, "phases");
 	body_array(b, r->n_phases);
 	for (size_t i = 0; i < r->n_phases; i++) {

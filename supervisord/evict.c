@@ -68,6 +68,7 @@ struct evict_op {
 	enum model_pstate	 adopt_state;
 	int64_t			 health_timeout_ms;
 	char			*images;	/* CHECKPOINT: where */
+	char			*log;		/* last lines of a failed start */
 	struct evict_report	 report;
 };
 
@@ -278,6 +279,7 @@ evict_op_free(struct evict_op *op)
 	free(op->w);
 	free(op->reason);
 	free(op->images);
+	free(op->log);
 	free(op);
 }
 
@@ -290,6 +292,7 @@ evict_report(struct evict_op *op)
 
 	op->report.result = op->result;
 	op->report.reason = op->reason;
+	op->report.log = op->log;
 	op->report.total_ms = clock_ms() - op->start_ms;
 	op->w = NULL;
 	op->nw = 0;
@@ -917,18 +920,18 @@ static void
 evict_start_logged_cb(struct process *p, void *arg)
 {
 	struct evict_op	*op = arg;
-	char		*tail, *why;
+	char		*why;
 
 	op->waiting_log = false;
-	tail = modellog_tail(op->m->sup, op->m->name, 10, 2048);
-	xasprintf(&why, "the model process %s%s%s%s",
+	free(op->log);
+	op->log = modellog_tail(op->m->sup, op->m->name, 10, 2048);
+	if (op->log != NULL)
+		body_text_clean(op->log);
+	xasprintf(&why, "the model process %s%s",
 	    p->exit_reason != NULL ? p->exit_reason : "exited",
-	    op->plan.steps[op->idx] == STEP_START ? " while starting" : "",
-	    tail != NULL && *tail != '\0' ? "; last lines of its log:\n" : "",
-	    tail != NULL ? tail : "");
+	    op->plan.steps[op->idx] == STEP_START ? " while starting" : "");
 	evict_step_end(op, false, why);
 	free(why);
-	free(tail);
 }
 
 void

@@ -370,6 +370,7 @@ struct evict_report {
 	enum evict_kind		 kind;
 	enum evict_result	 result;
 	const char		*reason;	/* FAILED, ESCALATED: why */
+	const char		*log;		/* a failed start's last log lines */
 	int64_t			 total_ms;
 	size_t			 n_phases;
 	struct {

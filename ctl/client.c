@@ -130,7 +130,12 @@ client_open(struct client *cl, const char *path, char *err, size_t errlen)
 	m.u.hello.role = PROTO_ROLE_ADMIN;
 	m.u.hello.pid = (uint32_t)getpid();
 	m.u.hello.program = "llmuxctl";
-	if (client_send(cl, &m) != 0) {
+	/*
+	 * A peer the supervisor refuses is told why and disconnected at
+	 * once, perhaps before our hello is written: read what it said.
+	 */
+	if (client_send(cl, &m) != 0 && errno != EPIPE &&
+	    errno != ECONNRESET) {
 		snprintf(err, errlen, "cannot talk to the supervisor at %s: %s",
 		    path, strerror(errno));
 		client_close(cl);

@@ -3,6 +3,7 @@
  * one command from the verb table (verbs.c) over the supervisor's socket.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@ main(int argc, char **argv)
 	const char		*env;
 	int			 ch, rc;
 
+	/* A closed socket is an error to report, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.cl.fd = -1;
 	env = getenv("LLMUX_SOCKET");

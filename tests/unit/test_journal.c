@@ -170,8 +170,8 @@ END_TEST
 
 START_TEST(test_files)
 {
-	char		 dir[] = "/tmp/llmux-journal-XXXXXX", err[256];
-	char		*path;
+	char		 dir[64] = "/tmp/llmux-journal-XXXXXX", err[256];
+	char		*path, tmp[128];
 	struct journal	 j, k;
 	struct stat	 sb;
 	FILE		*f;
@@ -185,9 +185,8 @@ START_TEST(test_files)
 	journal_free(&k);
 	/* No temp file is left behind. */
 	path = journal_path(dir);
-	strcat(dir, "/state.tmp");
-	ck_assert_int_eq(stat(dir, &sb), -1);
-	dir[strlen(dir) - strlen("/state.tmp")] = '\0';
+	snprintf(tmp, sizeof(tmp), "%s/state.tmp", dir);
+	ck_assert_int_eq(stat(tmp, &sb), -1);
 	/* A damaged file is reported, not trusted. */
 	f = fopen(path, "w");
 	fputs("llmux-state 1\nmodel name=a pid=zzz\n", f);

@@ -83,7 +83,7 @@ $(foreach p,$(PROGS),$(eval $(call prog_rules,$(call prog_dir,$(p)),$(call prog_
 PROG_LIBS = $(foreach p,$(PROGS),$(BUILD)/lib/lib$(subst /,-,$(call prog_dir,$(p))).a)
 
 .PHONY: all check unit integration fuzz-regress asan fuzz demo bench bench-proxy \
-        bench-policies soak clean install deb rpm distclean clang-check
+        bench-policies bench-fakevllm soak clean install deb rpm distclean clang-check
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -176,8 +176,16 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(PROG_LIBS) $(LIB)
 demo: all
 	@tools/demo.sh $(BUILD)
 
+# Every switch policy on every trace of tests/traces/ through llmux-sim.
+bench-policies: $(BUILD)/bin/llmux-sim
+	@tests/bench/bench-policies.py $(BUILD) $(BENCH_ARGS)
+
 bench:
 	@echo "make bench: benchmarks are not written yet"
+
+# llmux-fakevllm's own latency and throughput (needs wrk: install-deps.sh --all).
+bench-fakevllm: $(BUILD)/bin/llmux-fakevllm
+	@tests/bench/bench-fakevllm.sh $(BUILD)
 
 soak: $(TESTS_BUILT)
 	@LLMUX_SOAK=1 tests/run-tests --only integration $(BUILD)

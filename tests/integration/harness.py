@@ -10,6 +10,7 @@ when it returns without raising. Waiting is always for a condition, with a
 deadline (wait_until), never a bare sleep.
 """
 import http.client
+import http.client as httpclient  # http() below shadows the package
 import json
 import os
 import shutil
@@ -161,7 +162,7 @@ def http(port, method, path, body=None, headers=None, timeout=10.0, host="127.0.
         headers.setdefault("Content-Type", "application/json")
     elif isinstance(body, str):
         body = body.encode()
-    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    c = httpclient.HTTPConnection(host, port, timeout=timeout)
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
@@ -182,7 +183,7 @@ def http_json(port, method, path, body=None, headers=None, timeout=10.0):
 
 def sse_events(port, path, body, headers=None, timeout=30.0):
     """POST a streaming request; returns (status, [data payload strings])."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c = httpclient.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         h = {"Content-Type": "application/json"}
         h.update(headers or {})

@@ -1,0 +1,206 @@
+/*
+ * switcher.h -- the switch state machine and resource model (DESIGN.md §4).
+ *
+ * The switcher decides and sequences every switch; it never performs one.
+ * It is engine-agnostic and clock-free: the embedder (the supervisor, or
+ * llmux-sim in virtual time) feeds it inputs, each with the time now_ms,
+ * and it answers through an ops vtable: engine operations (drain, evict,
+ * wake, warm up), notifications (ready, failed, state changed, switch
+ * records) and one timer (set_timer: the earliest time it wants to be
+ * called again through switcher_timer).
+ *
+ * A switch: cooldown (victims active for min_active_secs) -> drain victims
+ * -> evict victims -> wake the target -> ready. Engine operations are
+ * asynchronous: the embedder reports completions with switcher_drained,
+ * switcher_evicted, switcher_woken and switcher_warmed. An engine may also
+ * complete an operation synchronously, from inside the op call: inputs that
+ * arrive while the switcher is running are queued and handled once the
+ * current one is done, so the switcher never re-enters itself.
+ *
+ * Models are numbered 0..n-1 in config order.
+ */
+#ifndef LLMUX_SWITCHER_H
+#define LLMUX_SWITCHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "cost.h"
+#include "eviction.h"
+
+#define SWITCHER_NEVER	INT64_MAX
+
+struct switcher;
+
+/* A model's state in the switcher. */
+enum switcher_mstate {
+	SWM_STOPPED,	/* no process: nothing resident */
+	SWM_SLEEPING,	/* asleep with an eviction (see slept_with) */
+	SWM_WAKING,	/* the target of a switch: started or woken */
+	SWM_WARMING,	/* start-up warm-up: one inference */
+	SWM_ACTIVE,	/* ready: requests are dispatched to it */
+	SWM_DRAINING,	/* a victim: new requests wait, in-flight finish */
+	SWM_EVICTING,	/* a victim (or a failed target) being evicted */
+};
+
+enum switcher_phase {
+	SWP_COOLDOWN,	/* victims serve until active min_active_secs */
+	SWP_DRAIN,	/* waiting for the victims' in-flight requests */
+	SWP_EVICT,	/* victims being put to sleep */
+	SWP_WAKE,	/* the target being woken */
+	SWP_WARMUP,	/* start-up: the warm-up inference */
+	SWP_ABORT,	/* a hung wake: the target is being stopped */
+};
+
+enum switcher_mode {
+	SWITCHER_AUTO,
+	SWITCHER_MANUAL,	/* no automatic switching */
+};
+
+/* Every phase of one finished switch, for metrics and logs. */
+struct switch_record {
+	int		 from;		/* main victim; -1: none */
+	int		 to;		/* target; -1: a sleep with no target */
+	uint64_t	 victims;	/* every model evicted */
+	int64_t		 start_ms;
+	int64_t		 cooldown_ms;
+	int64_t		 drain_ms;
+	int64_t		 sleep_ms;
+	int64_t		 wake_ms;
+	int64_t		 total_ms;
+	bool		 ok;
+	bool		 by_operator;
+	unsigned	 evict_failures; /* victims the engine had to stop */
+	const char	*reason;	/* when !ok */
+};
+
+struct switcher_ops {
+	/* Engine operations: each is answered by a completion input. */
+	void	(*drain)(void *, int model);
+	void	(*evict)(void *, int model, struct eviction);
+	void	(*wake)(void *, int model);
+	void	(*warmup)(void *, int model);	/* NULL: no warm-up step */
+	/* Notifications. */
+	void	(*ready)(void *, int model);
+	void	(*failed)(void *, int model, const char *reason);
+	void	(*state_changed)(void *);
+	void	(*record)(void *, const struct switch_record *);
+	/* Call switcher_timer at at_ms (SWITCHER_NEVER: no timer). */
+	void	(*set_timer)(void *, int64_t at_ms);
+};
+
+/* Knobs that are not in the config file. */
+struct switcher_params {
+	double		 context_residue;	/* RESOURCE_CONTEXT_RESIDUE */
+	int64_t		 wake_timeout_ms;	/* warm wakes: 300 s */
+	int64_t		 backoff_ms;		/* first failure: 2 s */
+	int64_t		 backoff_max_ms;	/* doubling up to 60 s */
+	unsigned	 n_gpus;		/* 0: from the config */
+	bool		 quiet;			/* no info logs per switch */
+};
+
+void	 switcher_params_default(struct switcher_params *);
+
+/* The config must outlive the switcher. */
+struct switcher	*switcher_new(const struct config *, const struct switcher_ops *,
+		    void *arg, const struct switcher_params *);
+void		 switcher_free(struct switcher *);
+/* Warm-up (config warmup) and preload; call once, when ready to serve. */
+void		 switcher_start(struct switcher *, int64_t now_ms);
+
+/* Inputs: demand as the proxy reports it. */
+void	switcher_demand(struct switcher *, int model, uint32_t queued,
+	    uint32_t in_flight, int64_t oldest_wait_ms, int64_t now_ms);
+/* The proxy went away (its counts become zero, no policy evictions). */
+void	switcher_proxy(struct switcher *, bool connected, int64_t now_ms);
+void	switcher_timer(struct switcher *, int64_t now_ms);
+
+/* Inputs: engine completions. reason may be NULL when ok. */
+void	switcher_drained(struct switcher *, int model, int64_t now_ms);
+void	switcher_evicted(struct switcher *, int model, bool ok,
+	    const char *reason, int64_t now_ms);
+void	switcher_woken(struct switcher *, int model, bool ok,
+	    const char *reason, int64_t now_ms);
+void	switcher_warmed(struct switcher *, int model, bool ok,
+	    const char *reason, int64_t now_ms);
+void	switcher_died(struct switcher *, int model, const char *reason,
+	    int64_t now_ms);
+
+/*
+ * Inputs: operator commands. Each returns 0, or -1 with *cause set (free
+ * it). A switch, pin or wake is answered later by ready or failed for the
+ * model; a sleep by a switch record with to == -1.
+ */
+int	switcher_cmd_switch(struct switcher *, int model, int64_t now_ms,
+	    char **cause);
+int	switcher_cmd_pin(struct switcher *, int model, int64_t now_ms,
+	    char **cause);
+void	switcher_cmd_unpin(struct switcher *, int64_t now_ms);
+void	switcher_cmd_mode(struct switcher *, enum switcher_mode,
+	    int64_t now_ms);
+int	switcher_cmd_sleep(struct switcher *, int model,
+	    const struct eviction *, int64_t now_ms, char **cause);
+int	switcher_cmd_wake(struct switcher *, int model, int64_t now_ms,
+	    char **cause);
+int	switcher_cmd_set_eviction(struct switcher *, int model,
+	    struct eviction, char **cause);
+
+/* Introspection. */
+struct switcher_model_status {
+	const char		*name;
+	enum switcher_mstate	 state;
+	struct eviction		 eviction;	/* used for its next sleep */
+	struct eviction		 slept_with;	/* when SLEEPING */
+	uint64_t		 gpus;
+	double			 fraction;
+	double			 held;		/* on each of its GPUs now */
+	uint32_t		 queued;
+	uint32_t		 in_flight;
+	int64_t			 active_since_ms;
+	int64_t			 last_used_ms;
+	int64_t			 backoff_until_ms;
+	unsigned		 failures;	/* in a row */
+	unsigned		 failures_total;
+	const char		*last_error;	/* NULL: none */
+	bool			 pinned;
+	bool			 admitted;	/* the proxy may queue for it */
+};
+
+struct switcher_switch_status {
+	int			 target;	/* -1: a sleep */
+	int			 from;		/* main victim, -1: none */
+	uint64_t		 victims;
+	uint64_t		 gpus;
+	enum switcher_phase	 phase;
+	int64_t			 start_ms;
+	int64_t			 phase_start_ms;
+	bool			 by_operator;
+};
+
+size_t		 switcher_n_models(const struct switcher *);
+int		 switcher_model_index(const struct switcher *, const char *);
+const char	*switcher_model_name(const struct switcher *, int);
+void		 switcher_model_status(const struct switcher *, int,
+		    struct switcher_model_status *);
+enum switcher_mstate switcher_model_state(const struct switcher *, int);
+/* May the proxy queue a request for the model (else 503: manual mode)? */
+bool		 switcher_admits(const struct switcher *, int);
+/* The switches in progress; returns how many (at most max are filled). */
+size_t		 switcher_switches(const struct switcher *,
+		    struct switcher_switch_status *, size_t max);
+enum switcher_mode switcher_mode(const struct switcher *);
+int		 switcher_pinned(const struct switcher *);
+/* Models ready now, as a mask. */
+uint64_t	 switcher_active(const struct switcher *);
+/* "idle", "active:m", "switching:a->b", "switching:none->b". */
+const char	*switcher_state_string(const struct switcher *, char *, size_t);
+const struct cost_table *switcher_costs(const struct switcher *);
+const char	*switcher_policy_name(const struct switcher *);
+unsigned	 switcher_n_gpus(const struct switcher *);
+
+const char	*switcher_mstate_name(enum switcher_mstate);
+const char	*switcher_phase_name(enum switcher_phase);
+
+#endif

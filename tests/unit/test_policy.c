@@ -1,0 +1,495 @@
+/*
+ * test_policy.c -- each policy's decisions on constructed situations: the
+ * views are built by hand, so every test says exactly what the switcher
+ * would show the policy and what the policy must answer.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "supervisord/policy.h"
+
+#define A	0
+#define B	1
+#define C	2
+
+static struct policy_config	 pc;
+static struct policy_model	 pm[3];
+static struct policy_view	 view;
+static struct policy		*pol;
+
+/* A view where model a is active since `since` and b, c are asleep. */
+static void
+setup_view(int64_t since)
+{
+	memset(pm, 0, sizeof(pm));
+	pm[A].state = POLICY_ACTIVE;
+	pm[A].active_since_ms = since;
+	pm[B].state = POLICY_ASLEEP;
+	pm[C].state = POLICY_ASLEEP;
+	view.n_models = 3;
+	view.models = pm;
+}
+
+/* Model i waits: n requests, the oldest since `oldest`; victim a. */
+static void
+waiting(int i, uint32_t n, int64_t oldest)
+{
+	pm[i].queued = n;
+	pm[i].oldest_ms = oldest;
+	pm[i].candidate = n > 0;
+	pm[i].victims = 1u << A;
+	pm[i].victim = A;
+	pm[i].victims_since_ms = pm[A].active_since_ms;
+	pm[i].victims_queued = pm[A].queued;
+	pm[i].victims_in_flight = pm[A].in_flight;
+	pm[i].cost_ms = 10000;
+	pm[i].cost_back_ms = 10000;
+}
+
+/* Model a is serving. */
+static void
+busy(uint32_t in_flight)
+{
+	pm[A].in_flight = in_flight;
+	for (int i = B; i <= C; i++)
+		pm[i].victims_in_flight = in_flight;
+}
+
+static struct policy_decision
+decide(int64_t now)
+{
+	struct policy_decision	d;
+
+	view.now_ms = now;
+	policy_decide(pol, &view, &d);
+	return (d);
+}
+
+static void
+make(enum policy_type t)
+{
+	policy_config_default(&pc);
+	pc.type = t;
+	pol = policy_new(&pc, 3);
+	ck_assert_ptr_nonnull(pol);
+}
+
+static void
+teardown(void)
+{
+	policy_free(pol);
+	pol = NULL;
+}
+
+/* ---- registry ---------------------------------------------------------- */
+
+START_TEST(test_names_and_defaults)
+{
+	enum policy_type t;
+
+	ck_assert_str_eq(policy_type_name(POLICY_FIFO), "fifo");
+	ck_assert_str_eq(policy_type_name(POLICY_COST_AWARE), "cost_aware");
+	ck_assert_str_eq(policy_type_name(POLICY_TIME_SLICE), "time_slice");
+	ck_assert_str_eq(policy_type_name(POLICY_BATCH_AWARE), "batch_aware");
+	ck_assert_int_eq(policy_type_parse("time_slice", &t), 0);
+	ck_assert_int_eq(t, POLICY_TIME_SLICE);
+	ck_assert_int_eq(policy_type_parse("round_robin", &t), -1);
+	ck_assert_int_eq(policy_type_parse("", &t), -1);
+
+	policy_config_default(&pc);
+	ck_assert_int_eq(pc.type, POLICY_FIFO);
+	ck_assert_uint_eq(pc.request_timeout_secs, 300);
+	ck_assert(pc.drain_before_switch);
+	ck_assert_int_eq(pc.eviction.weights, WEIGHTS_RETAIN);
+	ck_assert_int_eq(pc.eviction.process, PROCESS_STOP);
+	ck_assert_uint_eq(pc.min_active_secs, 5);
+	ck_assert_uint_eq(pc.coalesce_window_ms, 2000);
+	ck_assert(pc.amortization_factor == 0.5);
+	ck_assert_uint_eq(pc.max_wait_secs, 15);
+	ck_assert_uint_eq(pc.tick_interval_ms, 500);
+	ck_assert_uint_eq(pc.min_quantum_ms, 2000);
+
+	pc.type = POLICY__COUNT;
+	ck_assert_ptr_null(policy_new(&pc, 3));
+}
+END_TEST
+
+START_TEST(test_only_candidates_are_targets)
+{
+	struct policy_decision d;
+
+	make(POLICY_FIFO);
+	setup_view(0);
+	waiting(B, 2, 100);
+	pm[B].candidate = false;	/* e.g. its GPUs are busy */
+	d = decide(1000);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert(d.next_ms == POLICY_NEVER);
+	teardown();
+}
+END_TEST
+
+/* ---- fifo -------------------------------------------------------------- */
+
+START_TEST(test_fifo)
+{
+	struct policy_decision d;
+
+	make(POLICY_FIFO);
+	setup_view(0);
+	d = decide(100);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert(d.next_ms == POLICY_NEVER);
+
+	/* The first request for a model that is not active switches. */
+	busy(3);
+	waiting(B, 1, 100);
+	d = decide(100);
+	ck_assert_int_eq(d.target, B);
+
+	/* Two waiting: the oldest request first. */
+	waiting(C, 4, 50);
+	d = decide(200);
+	ck_assert_int_eq(d.target, C);
+	teardown();
+}
+END_TEST
+
+/* ---- cost_aware ---------------------------------------------------------- */
+
+START_TEST(test_cost_aware_stale_and_idle)
+{
+	struct policy_decision d;
+
+	make(POLICY_COST_AWARE);
+	/* Stale: switch even inside the serving window. */
+	setup_view(10000);
+	waiting(B, 1, 0);
+	d = decide(15000);
+	ck_assert_int_eq(d.target, B);
+	d = decide(14999);
+	ck_assert_int_eq(d.target, -1);
+
+	/* Nothing active (no victims): switch at once. */
+	setup_view(0);
+	pm[A].state = POLICY_ASLEEP;
+	waiting(B, 1, 14000);
+	pm[B].victims = 0;
+	pm[B].victim = -1;
+	d = decide(14000);
+	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_cost_aware_serving_window)
+{
+	struct policy_decision d;
+
+	make(POLICY_COST_AWARE);
+	/* a became active at 20 s; the switch is estimated at 10 s. */
+	setup_view(20000);
+	waiting(B, 9, 21000);
+	d = decide(22000);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 30000);	/* the window's end */
+	/* The window holds even when the queue is past the threshold. */
+	waiting(B, 20, 21000);
+	d = decide(25000);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 30000);
+	d = decide(30000);
+	ck_assert_int_eq(d.target, B);
+
+	/* Staleness comes first when it is earlier than the window. */
+	teardown();
+	make(POLICY_COST_AWARE);
+	setup_view(20000);
+	waiting(B, 1, 6000);
+	d = decide(20500);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 21000);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_cost_aware_threshold_and_coalescing)
+{
+	struct policy_decision d;
+
+	make(POLICY_COST_AWARE);
+	/* Past the window; 10 s cost needs ceil(0.5 * 10) = 5 requests. */
+	setup_view(0);
+	waiting(B, 5, 50000);
+	d = decide(50000);
+	ck_assert_int_eq(d.target, B);
+
+	teardown();
+	make(POLICY_COST_AWARE);
+	setup_view(0);
+	waiting(B, 4, 50000);
+	d = decide(50000);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 52000);	/* one coalescing window */
+	/* A later look does not restart the window. */
+	d = decide(51000);
+	ck_assert_int_eq(d.next_ms, 52000);
+	d = decide(52000);
+	ck_assert_int_eq(d.target, B);
+
+	/* Reaching the threshold inside the window switches at once. */
+	teardown();
+	make(POLICY_COST_AWARE);
+	setup_view(0);
+	waiting(B, 2, 50000);
+	d = decide(50000);
+	ck_assert_int_eq(d.target, -1);
+	waiting(B, 5, 50000);
+	d = decide(50500);
+	ck_assert_int_eq(d.target, B);
+
+	/* The cost estimate sets the threshold: 3 s needs 2. */
+	teardown();
+	make(POLICY_COST_AWARE);
+	setup_view(0);
+	waiting(B, 2, 50000);
+	pm[B].cost_ms = 3000;
+	d = decide(50000);
+	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_cost_aware_gives_up)
+{
+	struct policy_decision d;
+
+	make(POLICY_COST_AWARE);
+	setup_view(0);
+	waiting(B, 1, 50000);
+	d = decide(50000);
+	ck_assert_int_eq(d.next_ms, 52000);
+	/* The client gave up: nothing waits, the window is forgotten. */
+	waiting(B, 0, 0);
+	d = decide(51000);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert(d.next_ms == POLICY_NEVER);
+	/* A new request opens a new window. */
+	waiting(B, 1, 60000);
+	d = decide(60000);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 62000);
+	d = decide(62000);
+	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+/* ---- time_slice ---------------------------------------------------------- */
+
+START_TEST(test_time_slice_no_reactive_switch)
+{
+	struct policy_decision d;
+
+	make(POLICY_TIME_SLICE);
+	setup_view(0);
+	d = decide(10000);		/* the tick grid starts here */
+	ck_assert_int_eq(d.target, -1);
+	/* Between ticks nothing happens, even with a as idle as can be. */
+	waiting(B, 3, 10100);
+	d = decide(10100);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 10500);
+	d = decide(10500);
+	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_time_slice_tick_waits_for_idle)
+{
+	struct policy_decision d;
+
+	make(POLICY_TIME_SLICE);
+	setup_view(0);
+	d = decide(10000);
+	busy(1);
+	waiting(B, 3, 10000);
+	d = decide(10500);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 11000);
+	busy(0);
+	d = decide(10700);		/* idle, but no tick yet */
+	ck_assert_int_eq(d.target, -1);
+	d = decide(11000);
+	ck_assert_int_eq(d.target, B);
+
+	/* The active model keeps min_active_secs. */
+	teardown();
+	make(POLICY_TIME_SLICE);
+	setup_view(10000);
+	d = decide(10000);
+	waiting(B, 3, 10000);
+	d = decide(14500);
+	ck_assert_int_eq(d.target, -1);
+	d = decide(15000);
+	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_time_slice_longest_queue)
+{
+	struct policy_decision d;
+
+	make(POLICY_TIME_SLICE);
+	setup_view(0);
+	d = decide(10000);
+	waiting(B, 2, 10000);
+	waiting(C, 5, 10200);
+	d = decide(10500);
+	ck_assert_int_eq(d.target, C);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_time_slice_stale_and_cold)
+{
+	struct policy_decision d;
+
+	make(POLICY_TIME_SLICE);
+	setup_view(0);
+	d = decide(10000);
+	busy(4);
+	waiting(B, 1, 0);
+	d = decide(15000);		/* not on a tick: staleness is reactive */
+	ck_assert_int_eq(d.target, B);
+
+	setup_view(0);
+	pm[A].state = POLICY_ASLEEP;
+	waiting(C, 1, 15100);
+	pm[C].victims = 0;
+	pm[C].victim = -1;
+	d = decide(15100);
+	ck_assert_int_eq(d.target, C);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_time_slice_missed_ticks)
+{
+	struct policy_decision d;
+
+	make(POLICY_TIME_SLICE);
+	setup_view(0);
+	d = decide(10000);
+	/* Ticks passed while nothing waited did nothing; the next is on
+	 * the grid after now. */
+	waiting(B, 1, 12300);
+	d = decide(12300);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 12500);
+	d = decide(12500);
+	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+/* ---- batch_aware ------------------------------------------------------- */
+
+START_TEST(test_batch_aware_switches_when_batch_done)
+{
+	struct policy_decision d;
+
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	busy(2);
+	waiting(B, 3, 10000);
+	d = decide(10100);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 25000);	/* staleness deadline */
+	/* The active batch finished: switch now, on no tick. */
+	busy(0);
+	waiting(B, 3, 10000);
+	d = decide(10137);
+	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_batch_aware_min_active_and_stale)
+{
+	struct policy_decision d;
+
+	make(POLICY_BATCH_AWARE);
+	setup_view(10000);
+	waiting(B, 1, 10000);
+	d = decide(12000);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 15000);
+	d = decide(15000);
+	ck_assert_int_eq(d.target, B);
+
+	/* A stale request forces the switch from a busy model. */
+	setup_view(0);
+	busy(5);
+	waiting(B, 1, 1000);
+	d = decide(15999);
+	ck_assert_int_eq(d.target, -1);
+	d = decide(16000);
+	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_batch_aware_choice)
+{
+	struct policy_decision d;
+
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	/* b: 1 request waiting 12 s (13000); c: 3 waiting 1 s (6000). */
+	waiting(B, 1, 28000);
+	waiting(C, 3, 39000);
+	d = decide(40000);
+	ck_assert_int_eq(d.target, B);
+	/* c: 5 waiting 1 s (10000) beats b: 1 waiting 2 s (3000). */
+	waiting(B, 1, 38000);
+	waiting(C, 5, 39000);
+	d = decide(40000);
+	ck_assert_int_eq(d.target, C);
+	teardown();
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("policy");
+	TCase	*tc = tcase_create("core");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_test(tc, test_names_and_defaults);
+	tcase_add_test(tc, test_only_candidates_are_targets);
+	tcase_add_test(tc, test_fifo);
+	tcase_add_test(tc, test_cost_aware_stale_and_idle);
+	tcase_add_test(tc, test_cost_aware_serving_window);
+	tcase_add_test(tc, test_cost_aware_threshold_and_coalescing);
+	tcase_add_test(tc, test_cost_aware_gives_up);
+	tcase_add_test(tc, test_time_slice_no_reactive_switch);
+	tcase_add_test(tc, test_time_slice_tick_waits_for_idle);
+	tcase_add_test(tc, test_time_slice_longest_queue);
+	tcase_add_test(tc, test_time_slice_stale_and_cold);
+	tcase_add_test(tc, test_time_slice_missed_ticks);
+	tcase_add_test(tc, test_batch_aware_switches_when_batch_done);
+	tcase_add_test(tc, test_batch_aware_min_active_and_stale);
+	tcase_add_test(tc, test_batch_aware_choice);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}

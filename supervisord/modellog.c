@@ -169,26 +169,35 @@ modellog_keeper_run(int in, int dirfd, const char *file, uint64_t max_bytes,
 	free(buf);
 }
 
+/* Close fds lo..hi (inclusive), one by one if close_range is missing. */
+static void
+modellog_close_range(unsigned lo, unsigned hi)
+{
+	if (close_range(lo, hi, 0) == 0)
+		return;
+	for (unsigned fd = lo; fd <= hi && fd < 65536; fd++)
+		close((int)fd);
+}
+
 /* In the keeper: close every descriptor but the ones listed. */
 static void
 modellog_close_others(const int *keep, size_t n)
 {
-	int	lo = 3;
+	unsigned	lo = 3;
 
-	for (int fd = 3; ; ) {
+	for (;;) {
 		int	next = -1;
 
 		for (size_t i = 0; i < n; i++)
-			if (keep[i] >= fd && (next == -1 || keep[i] < next))
+			if (keep[i] >= (int)lo && (next == -1 || keep[i] < next))
 				next = keep[i];
 		if (next == -1) {
-			close_range((unsigned)lo, ~0U, 0);
+			modellog_close_range(lo, ~0U);
 			return;
 		}
-		if (next > lo)
-			close_range((unsigned)lo, (unsigned)next - 1, 0);
-		lo = next + 1;
-		fd = next + 1;
+		if ((unsigned)next > lo)
+			modellog_close_range(lo, (unsigned)next - 1);
+		lo = (unsigned)next + 1;
 	}
 }
 

@@ -162,7 +162,7 @@ asan:
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" check
 
 clang-check:
-	@$(MAKE) --no-print-directory BUILD=build/clang CC=clang all >/dev/null
+	@$(MAKE) --no-print-directory BUILD=build/clang CC=clang SAN= OPT=-O2 all >/dev/null
 
 # Fuzz targets land in build/fuzz/fuzz_<name>; run one with, for example,
 #   build/fuzz/fuzz_frame -max_total_time=600 CORPUS_DIR tests/fuzz/corpus/fuzz_frame

@@ -536,6 +536,15 @@ evict_step_start(struct evict_op *op)
 	op->in_step = true;
 	op->step_ms = clock_ms();
 	detail[0] = '\0';
+	/* A process that died between two steps fails the next at once. */
+	if (m->proc != NULL && m->proc->exited && step != STEP_STOP) {
+		evict_progress(op, evict_step_name(step), NULL);
+		snprintf(err, sizeof(err), "the model process %s",
+		    m->proc->exit_reason != NULL ? m->proc->exit_reason :
+		    "exited");
+		evict_step_end(op, false, err);
+		return;
+	}
 	if (m->proc != NULL)
 		snprintf(detail, sizeof(detail), "pid %d", (int)m->proc->pid);
 	log_debug("phase start model=%s op=%s phase=%s", m->name,
@@ -608,6 +617,13 @@ evict_step_start(struct evict_op *op)
 		    op);
 		return;
 	case STEP_START:
+		if (m->proc != NULL) {
+			/* A wake from a state without a process never has one. */
+			evict_progress(op, evict_step_name(step), detail);
+			evict_step_end(op, false, "a process of the model is "
+			    "still running");
+			return;
+		}
 		if ((p = process_start(m, err, sizeof(err))) == NULL) {
 			evict_progress(op, evict_step_name(step), NULL);
 			evict_step_end(op, false, err);

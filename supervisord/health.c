@@ -28,6 +28,7 @@ struct health {
 	health_cb		 cb;
 	void			*arg;
 	uint64_t		 polls;
+	bool			 clipped;	/* this poll's deadline was cut */
 	char			 last[256];
 };
 
@@ -71,10 +72,11 @@ health_result_cb(const struct httpc_result *r, void *arg)
 		health_end(h, 1, NULL);
 		return;
 	}
+	/* A poll cut short by the deadline says less than the one before. */
 	if (r->status != 0)
 		snprintf(h->last, sizeof(h->last), "GET /health answered %d",
 		    r->status);
-	else
+	else if (!h->clipped || h->polls == 1)
 		snprintf(h->last, sizeof(h->last), "GET /health: %s",
 		    r->error);
 	if (now >= h->deadline_ms) {
@@ -94,6 +96,7 @@ health_poll(struct health *h)
 {
 	int64_t	left = h->deadline_ms - clock_ms();
 
+	h->clipped = left < HEALTH_CALL_TIMEOUT_MS;
 	if (left > HEALTH_CALL_TIMEOUT_MS)
 		left = HEALTH_CALL_TIMEOUT_MS;
 	if (left < 1)

@@ -282,6 +282,33 @@ process_adopt(struct model *m, pid_t pid, uint64_t start_time,
 	return (p);
 }
 
+/*
+ * Does the leader's pid still name our tree? The kernel keeps a pid that
+ * is in use as a process group or session id, so once the leader is gone
+ * the pid can only be taken by a new process when nothing of our group or
+ * session is left: a live process with that pid and another start time
+ * means there is nothing of ours to find by that id (and signalling it
+ * would hit a stranger).
+ */
+static bool
+process_ids_ours(const struct process *p)
+{
+	struct procfs_stat	st;
+
+	if (procfs_read_stat(p->pid, &st) != 0)
+		return (true);
+	return (st.starttime == p->start_time);
+}
+
+/* The members of the tree (not the leader), if the ids are still ours. */
+static size_t
+process_scan(const struct process *p, struct procfs_stat *out, size_t max)
+{
+	if (!process_ids_ours(p))
+		return (0);
+	return (procfs_members(p->pid, out, max));
+}
+
 /* SIGKILL whatever is left of a tree whose leader is gone. */
 static void
 process_kill_remnants(struct process *p)
@@ -290,7 +317,7 @@ process_kill_remnants(struct process *p)
 	size_t			 n;
 
 	mem = xcalloc(PROCESS_MAX_MEMBERS, sizeof(*mem));
-	n = procfs_members(p->pid, mem, PROCESS_MAX_MEMBERS);
+	n = process_scan(p, mem, PROCESS_MAX_MEMBERS);
 	for (size_t i = 0; i < n; i++) {
 		int	fd = process_pidfd_open(mem[i].pid);
 
@@ -374,7 +401,8 @@ process_stop_signal(struct process_stop *ps, int sig)
 	if (!ps->leader_gone)
 		process_pidfd_signal(p->pidfd, sig);
 	/* The group outlives its leader while any member is left. */
-	kill(-p->pid, sig);
+	if (process_ids_ours(p))
+		kill(-p->pid, sig);
 	for (size_t i = 0; i < ps->n; i++)
 		if (!ps->v[i].gone)
 			process_pidfd_signal(ps->v[i].pidfd, sig);
@@ -474,7 +502,7 @@ process_stop(struct process *p, int64_t grace_ms, process_cb cb, void *arg)
 	p->stop = ps;
 
 	mem = xcalloc(PROCESS_MAX_MEMBERS, sizeof(*mem));
-	n = procfs_members(p->pid, mem, PROCESS_MAX_MEMBERS);
+	n = process_scan(p, mem, PROCESS_MAX_MEMBERS);
 	ps->v = xcalloc(n == 0 ? 1 : n, sizeof(*ps->v));
 	for (size_t i = 0; i < n; i++) {
 		struct process_member	*pm = &ps->v[ps->n];
@@ -525,7 +553,7 @@ process_members(const struct process *p, pid_t *out, size_t max)
 	if (!p->exited)
 		out[o++] = p->pid;
 	mem = xcalloc(PROCESS_MAX_MEMBERS, sizeof(*mem));
-	n = procfs_members(p->pid, mem, PROCESS_MAX_MEMBERS);
+	n = process_scan(p, mem, PROCESS_MAX_MEMBERS);
 	for (size_t i = 0; i < n && o < max; i++)
 		out[o++] = mem[i].pid;
 	free(mem);

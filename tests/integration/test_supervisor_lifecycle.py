@@ -197,5 +197,44 @@ def sigterm_leaves_models_running(env):
     check(not alive(pid), "stop --all stopped a")
 
 
+@harness.test
+def systemd_notify_and_watchdog(env):
+    import socket as so
+    sup = Sup(env, {"a": {}})
+    path = os.path.join(sup.run, "notify")
+    s = so.socket(so.AF_UNIX, so.SOCK_DGRAM)
+    s.bind(path)
+    os.chmod(path, 0o777)
+    s.settimeout(20)
+    got = []
+
+    def wait_for(word):
+        while not any(word in m for m in got):
+            got.append(s.recv(4096).decode())
+        return True
+
+    os.environ["NOTIFY_SOCKET"] = path
+    os.environ["WATCHDOG_USEC"] = "200000"
+    try:
+        proc = sup.start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+        del os.environ["WATCHDOG_USEC"]
+    check(wait_for("READY=1"), got)
+    check("STATUS=serving 1 models on %s" % sup.socket in got[0], got)
+    # WATCHDOG=1 keeps coming, at half the interval.
+    n = len([m for m in got if "WATCHDOG=1" in m])
+    while len([m for m in got if "WATCHDOG=1" in m]) < n + 3:
+        got.append(s.recv(4096).decode())
+    # The models do not see the notify socket.
+    sup.ctl_ok("wake", "a")
+    check(b"NOTIFY_SOCKET" not in environ(sup.model("a")["pid"]), "not passed on")
+    proc.signal(signal.SIGHUP)
+    check(wait_for("RELOADING=1"), got)
+    proc.signal(signal.SIGTERM)
+    check(wait_for("STOPPING=1"), got)
+    s.close()
+
+
 if __name__ == "__main__":
     harness.main()

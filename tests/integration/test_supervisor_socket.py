@@ -185,5 +185,31 @@ def proxy_role_gets_config_and_state(env):
     wait_until(lambda: sup.model("b")["queue_depth"] == 0, 10, "demand cleared")
 
 
+@harness.test
+def subscribe_gets_state_events(env):
+    sup = Sup(env, {"a": {}})
+    sup.start()
+    r = Raw(sup.socket)
+    r.send(hello())
+    check(mp_type(r.frame()) == T_HELLO, "hello")
+    r.send(frame(mp_map([("t", mp_uint(316)), ("id", mp_uint(1))])))
+    check(mp_type(r.frame()) == T_REPLY, "subscribed")
+    first = r.frame()
+    # The state of every model, a stopped (state 0) at first.
+    check(mp_type(first) == T_STATE and b"\xa4name\xa1a" in first and
+          b"\xa5state\x00" in first, first)
+    sup.ctl_ok("wake", "a")
+    # Pushes follow the change until the model is ready (state 2).
+    seen = []
+    while True:
+        p = r.frame()
+        check(p is not None and mp_type(p) == T_STATE, p)
+        seen.append(p)
+        if b"\xa5state\x02" in p:
+            break
+    check(len(seen) >= 1, seen)
+    r.close()
+
+
 if __name__ == "__main__":
     harness.main()

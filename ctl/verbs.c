@@ -55,8 +55,8 @@ const struct ctl_verb ctl_verbs[] = {
 	  "CRIU-checkpoint MODEL to disk", 1, 4, verb_checkpoint },
 	{ "restore", "MODEL", "restore a checkpointed MODEL", 1, 1,
 	  verb_restore },
-	{ "validate", "MODEL [--policies W+P,...]", "check that MODEL sleeps "
-	  "and wakes correctly", 1, 3, verb_validate },
+	{ "validate", "MODEL [--policies W+P,...]", "sleep and wake MODEL with "
+	  "each eviction, checking its answers", 1, 3, verb_validate },
 	{ "reload", "", "read the configuration again", 0, 0, verb_reload },
 	{ "logs", "MODEL [-f] [-n LINES]", "MODEL's log (-f: follow it)", 1, 4,
 	  verb_logs },
@@ -626,11 +626,50 @@ verb_restore(struct ctl *ctl, int argc, char **argv)
 	return (verbs_model_call(ctl, "restore", PROTO_CTL_RESTORE, argv[0]));
 }
 
+/* The seed's table: eviction, sleep and wake time, GPU MiB, match, pass. */
+static void
+verbs_validate_table(const struct value *results)
+{
+	static const char	*mem[] = { "gpu_mib_before", "gpu_mib_asleep",
+				    "gpu_mib_awake" };
+	const struct value	*row, *x;
+	struct table		*t;
+	char			 s[32], w[32], g[3][24];
+
+	if (results == NULL || results->n == 0)
+		return;
+	t = table_new(9, "EVICTION", "SLEEP", "WAKE", "GPU_MIB_BEFORE",
+	    "ASLEEP", "AWAKE", "MATCH", "PASS", "ERROR");
+	for (size_t i = 0; i < results->n; i++) {
+		row = value_at(results, i);
+		output_duration(value_uint(value_get(row, "sleep_ms"), 0), s,
+		    sizeof(s));
+		output_duration(value_uint(value_get(row, "wake_ms"), 0), w,
+		    sizeof(w));
+		for (int k = 0; k < 3; k++) {
+			x = value_get(row, mem[k]);
+			if (x != NULL && x->kind == VALUE_UINT)
+				snprintf(g[k], sizeof(g[k]), "%llu",
+				    (unsigned long long)x->u);
+			else
+				snprintf(g[k], sizeof(g[k]), "-");
+		}
+		table_add(t, value_str(value_get(row, "eviction"), "?"), s, w,
+		    g[0], g[1], g[2], value_bool(value_get(row,
+		    "response_match")) ? "yes" : "no", value_bool(value_get(row,
+		    "pass")) ? "PASS" : "FAIL", value_str(value_get(row,
+		    "error"), NULL));
+	}
+	table_print(t);
+	table_free(t);
+}
+
 static int
 verb_validate(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_verb	*v = verbs_find("validate");
 	struct proto_call	 call;
+	struct reply		 r;
 	struct eviction		 e;
 	char			*list = NULL, *p, *save = NULL, **pol = NULL;
 	const char		*s;
@@ -657,9 +696,15 @@ verb_validate(struct ctl *ctl, int argc, char **argv)
 	}
 	call.policies.v = pol;
 	call.policies.n = n;
-	rc = verbs_simple(ctl, "validate", PROTO_CTL_VALIDATE, &call);
+	rc = verbs_call(ctl, "validate", PROTO_CTL_VALIDATE, &call, &r);
 	free(pol);
 	free(list);
+	if (rc != 0)
+		return (rc);
+	rc = verbs_result(ctl, &r);
+	if (!ctl->json)
+		verbs_validate_table(value_get(r.v, "results"));
+	reply_free(&r);
 	return (rc);
 }
 

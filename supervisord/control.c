@@ -21,20 +21,6 @@
 #include "version.h"
 #include "xmalloc.h"
 
-/* A call waiting for an operation. */
-struct ctl_call {
-	struct supervisor	*sup;
-	struct client		*client;	/* NULL once the peer left */
-	uint32_t		 id;
-	enum proto_type		 type;
-	char			*name;
-	struct eviction		 eviction;
-	int64_t			 start_ms;
-	bool			 prev_manual;	/* PIN: restored on failure */
-	char			*prev_pinned;
-	TAILQ_ENTRY(ctl_call)	 entry;
-};
-
 /* The placeholder switch: sleep the victims one by one, wake target. */
 struct switch_op {
 	struct supervisor	*sup;
@@ -48,8 +34,8 @@ struct switch_op {
 	int64_t			 start_ms;
 };
 
-static struct ctl_call *
-ctl_call_new(struct client *c, struct proto_msg *msg, const char *name)
+struct ctl_call *
+control_call_new(struct client *c, struct proto_msg *msg, const char *name)
 {
 	struct supervisor	*sup = c->sup;
 	struct ctl_call		*call;
@@ -66,8 +52,8 @@ ctl_call_new(struct client *c, struct proto_msg *msg, const char *name)
 }
 
 /* Send the final reply (if the peer is still there) and free the call. */
-static void
-ctl_call_done(struct ctl_call *call, int status, struct body *b)
+void
+control_call_done(struct ctl_call *call, int status, struct body *b)
 {
 	const uint8_t	*data;
 	size_t		 len;
@@ -115,8 +101,8 @@ ctl_not_found(struct client *c, uint32_t id, const char *name)
 	    name));
 }
 
-static void
-ctl_progress_cb(struct model *m, const char *phase, int64_t elapsed,
+void
+control_progress_cb(struct model *m, const char *phase, int64_t elapsed,
     const char *detail, void *arg)
 {
 	struct ctl_call	*call = arg;
@@ -353,13 +339,13 @@ ctl_sleep_done(struct model *m, const struct evict_report *r, void *arg)
 		if (r->result == EVICT_OK) {
 			xasprintf(&text, "Model %s checkpointed to %s",
 			    m->name, m->images != NULL ? m->images : "?");
-			ctl_call_done(call, 200, ctl_op_body(m, "message",
+			control_call_done(call, 200, ctl_op_body(m, "message",
 			    text, r));
 		} else {
 			xasprintf(&text, "Checkpoint failed: %s%s", r->reason,
 			    r->result == EVICT_ESCALATED ?
 			    " (the model was stopped)" : "");
-			ctl_call_done(call, 500, ctl_op_body(m, "error", text,
+			control_call_done(call, 500, ctl_op_body(m, "error", text,
 			    r));
 		}
 		free(text);
@@ -367,14 +353,14 @@ ctl_sleep_done(struct model *m, const struct evict_report *r, void *arg)
 	}
 	if (r->result == EVICT_FAILED) {
 		xasprintf(&text, "Failed to sleep model: %s", r->reason);
-		ctl_call_done(call, 500, ctl_op_body(m, "error", text, r));
+		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
 	} else {
 		xasprintf(&text, "Model %s sleeping with policy %s%s%s",
 		    m->name, body_eviction_debug(&call->eviction, dbg,
 		    sizeof(dbg)), r->result == EVICT_ESCALATED ?
 		    "; escalated to stop: " : "", r->result ==
 		    EVICT_ESCALATED ? r->reason : "");
-		ctl_call_done(call, 200, ctl_op_body(m, "message", text, r));
+		control_call_done(call, 200, ctl_op_body(m, "message", text, r));
 	}
 	free(text);
 }
@@ -387,14 +373,14 @@ ctl_wake_done(struct model *m, const struct evict_report *r, void *arg)
 
 	if (call->type == PROTO_CTL_RESTORE && r->result != EVICT_OK) {
 		xasprintf(&text, "Restore failed: %s", r->reason);
-		ctl_call_done(call, 500, ctl_op_body(m, "error", text, r));
+		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
 	} else if (r->result == EVICT_FAILED) {
 		xasprintf(&text, "Failed to wake model: %s", r->reason);
-		ctl_call_done(call, 500, ctl_op_body(m, "error", text, r));
+		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
 	} else {
 		xasprintf(&text, call->type == PROTO_CTL_RESTORE ?
 		    "Model %s restored" : "Model %s woken", m->name);
-		ctl_call_done(call, 200, ctl_op_body(m, "message", text, r));
+		control_call_done(call, 200, ctl_op_body(m, "message", text, r));
 	}
 	free(text);
 }
@@ -422,11 +408,11 @@ ctl_sleep(struct client *c, struct proto_msg *msg, struct model *m)
 	} else
 		ev = msg->u.call.has_eviction ? msg->u.call.eviction :
 		    model_eviction(m);
-	call = ctl_call_new(c, msg, m->name);
+	call = control_call_new(c, msg, m->name);
 	call->eviction = ev;
-	if (evict_sleep(m, &ev, ctl_sleep_done, ctl_progress_cb, call, err,
+	if (evict_sleep(m, &ev, ctl_sleep_done, control_progress_cb, call, err,
 	    sizeof(err)) != 0)
-		ctl_call_done(call, 409, body_message("error", "%s", err));
+		control_call_done(call, 409, body_message("error", "%s", err));
 }
 
 static void
@@ -443,10 +429,10 @@ ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
 	}
 	/* An operator's wake ends a crash loop. */
 	model_clear_crash_loop(m);
-	call = ctl_call_new(c, msg, m->name);
-	if (evict_wake(m, ctl_wake_done, ctl_progress_cb, call, err,
+	call = control_call_new(c, msg, m->name);
+	if (evict_wake(m, ctl_wake_done, control_progress_cb, call, err,
 	    sizeof(err)) != 0)
-		ctl_call_done(call, 409, body_message("error", "%s", err));
+		control_call_done(call, 409, body_message("error", "%s", err));
 }
 
 /* ---- the placeholder switch ----------------------------------------------------- */
@@ -460,7 +446,7 @@ switch_progress_cb(struct model *m, const char *phase, int64_t elapsed,
 	struct switch_op	*sw = arg;
 
 	for (size_t i = 0; i < sw->ncalls; i++)
-		ctl_progress_cb(m, phase, elapsed, detail, sw->calls[i]);
+		control_progress_cb(m, phase, elapsed, detail, sw->calls[i]);
 }
 
 static void
@@ -480,18 +466,18 @@ switch_finish(struct switch_op *sw, const char *error)
 				sup->pinned = call->prev_pinned;
 				call->prev_pinned = NULL;
 				persist_schedule(sup);
-				ctl_call_done(call, 500, body_message("error",
+				control_call_done(call, 500, body_message("error",
 				    "Failed to switch to pinned model: %s",
 				    error));
 			} else
-				ctl_call_done(call, 200, body_message(
+				control_call_done(call, 200, body_message(
 				    "message", "Pinned to model: %s",
 				    sw->target));
 		} else if (error != NULL)
-			ctl_call_done(call, 500, body_message("error",
+			control_call_done(call, 500, body_message("error",
 			    "Switch failed: %s", error));
 		else
-			ctl_call_done(call, 200, body_message("message",
+			control_call_done(call, 200, body_message("message",
 			    "Switched to model: %s", sw->target));
 	}
 	for (size_t i = 0; i < sw->nv; i++)
@@ -562,7 +548,7 @@ ctl_switch_begin(struct ctl_call *call, struct model *target)
 
 	if (sw != NULL) {
 		if (strcmp(sw->target, target->name) != 0) {
-			ctl_call_done(call, 409, body_message("error", "a "
+			control_call_done(call, 409, body_message("error", "a "
 			    "switch to %s is in progress", sw->target));
 			return;
 		}
@@ -628,7 +614,7 @@ ctl_pin(struct client *c, struct proto_msg *msg, struct model *m)
 	struct supervisor	*sup = c->sup;
 	struct ctl_call		*call;
 
-	call = ctl_call_new(c, msg, m->name);
+	call = control_call_new(c, msg, m->name);
 	call->prev_manual = sup->manual;
 	call->prev_pinned = sup->pinned;
 	sup->manual = true;
@@ -637,7 +623,7 @@ ctl_pin(struct client *c, struct proto_msg *msg, struct model *m)
 	persist_schedule(sup);
 	if (sup->active == m && m->pstate == MODEL_RUNNING &&
 	    sup->switching == NULL) {
-		ctl_call_done(call, 200, body_message("message",
+		control_call_done(call, 200, body_message("message",
 		    "Pinned to model: %s", m->name));
 		return;
 	}
@@ -655,7 +641,7 @@ ctl_switch(struct client *c, struct proto_msg *msg, struct model *m)
 		server_schedule_state(sup);
 		persist_schedule(sup);
 	}
-	ctl_switch_begin(ctl_call_new(c, msg, m->name), m);
+	ctl_switch_begin(control_call_new(c, msg, m->name), m);
 }
 
 static void
@@ -756,8 +742,8 @@ control_call(struct client *c, struct proto_msg *msg)
 		ctl_wake(c, msg, m);
 		return;
 	case PROTO_CTL_VALIDATE:
-		ctl_reply(c, msg->id, 501, body_message("error", "validate is "
-		    "not supported by this build of llmux yet"));
+		validate_call(control_call_new(c, msg, m->name), m,
+		    &msg->u.call.policies);
 		return;
 	case PROTO_CTL_RELOAD:
 		ctl_reload(c, msg);

@@ -98,3 +98,14 @@ gpu_resume(struct supervisor *sup, const pid_t *pids, size_t n, gpu_cb cb,
 	(void)n;
 	return (gpu_fail(sup, cb, arg));
 }
+
+int
+gpu_memory_mib(const struct config *conf, const pid_t *pids, size_t n,
+    uint64_t *mib)
+{
+	(void)conf;
+	(void)pids;
+	(void)n;
+	*mib = 0;
+	return (-1);	/* NVML is not loaded by this build */
+}

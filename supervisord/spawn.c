@@ -72,6 +72,22 @@ spawn_names_served_model(char *const *args)
 	return (false);
 }
 
+const char *
+spawn_served_name(const struct model_config *mc)
+{
+	static const char	opt[] = "--served-model-name";
+	char			**a = mc->extra_args;
+
+	for (size_t i = 0; a != NULL && a[i] != NULL; i++) {
+		if (strcmp(a[i], opt) == 0 && a[i + 1] != NULL)
+			return (a[i + 1]);
+		if (strncmp(a[i], opt, sizeof(opt) - 1) == 0 &&
+		    a[i][sizeof(opt) - 1] == '=')
+			return (a[i] + sizeof(opt));
+	}
+	return (mc->name);
+}
+
 /*
  * vllm_command serve MODEL_PATH --port PORT --enable-sleep-mode
  * [--served-model-name NAME] EXTRA_ARGS...

@@ -23,6 +23,7 @@
 #include "eviction.h"
 #include "proto.h"
 
+struct body;
 struct event;
 struct event_base;
 struct proto_conn;
@@ -173,6 +174,8 @@ char	**spawn_argv(const struct config *, const struct model_config *);
 char	**spawn_envp(char *const *base, const struct model_config *,
 	    bool criu);
 bool	  spawn_names_served_model(char *const *);
+/* The first name the model is served as (its name, or extra_args'). */
+const char *spawn_served_name(const struct model_config *);
 /* fork, set the child up and exec; -1 with the reason in err. */
 pid_t	  spawn_exec(const struct spawn_spec *, char *err, size_t errlen);
 void	  spawn_strv_free(char **);
@@ -292,6 +295,9 @@ int	gpu_suspend(struct supervisor *, const pid_t *, size_t, gpu_cb,
 	    void *);
 int	gpu_resume(struct supervisor *, const pid_t *, size_t, gpu_cb,
 	    void *);
+/* GPU memory used by pids, MiB; -1 when it cannot be measured here. */
+int	gpu_memory_mib(const struct config *, const pid_t *, size_t,
+	    uint64_t *);
 
 typedef void	(*criu_cb)(int ok, const char *reason, pid_t restored,
 		    void *);
@@ -543,13 +549,42 @@ size_t	 server_count_role(struct supervisor *, enum proto_role);
 
 /* ---- control.c: the control calls --------------------------------------- */
 
-struct ctl_call;
+/* A call waiting for an operation; it outlives its peer. */
+struct ctl_call {
+	struct supervisor	*sup;
+	struct client		*client;	/* NULL once the peer left */
+	uint32_t		 id;
+	enum proto_type		 type;
+	char			*name;
+	struct eviction		 eviction;
+	int64_t			 start_ms;
+	bool			 prev_manual;	/* PIN: restored on failure */
+	char			*prev_pinned;
+	TAILQ_ENTRY(ctl_call)	 entry;
+};
 TAILQ_HEAD(ctl_calls, ctl_call);
 
 void	 control_call(struct client *, struct proto_msg *);
+struct ctl_call *control_call_new(struct client *, struct proto_msg *,
+	    const char *);
+/* Send the final reply (if the peer is still there), free the call. */
+void	 control_call_done(struct ctl_call *, int, struct body *);
+/* An evict_progress_cb that sends progress on the call's id. */
+void	 control_progress_cb(struct model *, const char *, int64_t,
+	    const char *, void *);
 /* The switcher's state string ("idle", "active:a", "switching:a->b"). */
 char	*control_switcher_state(struct supervisor *);
 void	 control_client_gone(struct client *);
+
+/* ---- validate.c: the validate call -------------------------------------- */
+
+#define VALIDATE_REQUEST_TIMEOUT_MS	60000
+#define VALIDATE_MAX_POLICIES		16
+
+void	 validate_call(struct ctl_call *, struct model *,
+	    const struct proto_strlist *);
+/* The "text" of the first choice of a completion, or NULL. */
+char	*validate_text(const char *, size_t);
 
 /* ---- logfollow.c: the logs call ----------------------------------------- */
 

@@ -123,8 +123,28 @@ def tables_json_and_control(env):
     check('llmux_supervisor_model_state{model="a",state="sleeping"} 1' in metrics, metrics)
     rc, body = sup.ctl_json("metrics")
     check(rc == 0 and "llmux_supervisor_uptime_seconds" in body["text"], body)
-    rc, body = sup.ctl_json("validate", "a")
-    check(rc == 1 and "not supported" in body["error"], body)
+
+
+@harness.test
+def validate_evictions(env):
+    sup = Sup(env, {"a": {}})
+    sup.start()
+    rc, out, err = sup.ctl("validate", "a")
+    check(rc == 0 and "Model a: 2 of 2 evictions passed" in out, (rc, out, err))
+    rows = [l.split() for l in out.split("\n")[2:] if l.strip()]
+    check([(r[0], r[-3], r[-2]) for r in rows] ==
+          [("offload+keep_running", "yes", "PASS"), ("discard+keep_running", "yes", "PASS")],
+          out)
+    check("validate a: wake_up" in err and "validate a: request" in err, err)
+    rc, body = sup.ctl_json("validate", "a", "--policies", "retain+cuda_suspend,offload+stop")
+    check(rc == 1 and body["error"] == "Model a: 1 of 2 evictions passed", body)
+    first, second = body["results"]
+    check(not first["pass"] and first["response_match"] and
+          "escalated to stop" in first["error"], first)
+    check(second["pass"] and second["gpu_mib_before"] is None, second)
+    check(sup.model("a")["state"] == "ready", "left awake")
+    rc, out, err = sup.ctl("validate", "a", "--policies", "x+y")
+    check(rc == 2 and "unknown eviction 'x+y'" in err, (rc, err))
 
 
 if __name__ == "__main__":

@@ -528,6 +528,22 @@ START_TEST(test_eviction_debug)
 }
 END_TEST
 
+START_TEST(test_validate_text)
+{
+	const char	*reply = "{\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,"
+			    "\"text\" : \"red, \\\"green\\\" and blue\",\"x\":1}]}";
+	char		*t;
+
+	t = validate_text(reply, strlen(reply));
+	ck_assert_str_eq(t, "red, \\\"green\\\" and blue");
+	free(t);
+	ck_assert_ptr_null(validate_text("{\"text\":\"cut", 11));
+	ck_assert_ptr_null(validate_text("{\"text\": 3}", 11));
+	ck_assert_ptr_null(validate_text("{}", 2));
+	ck_assert_ptr_null(validate_text("\"text\"", 6));
+}
+END_TEST
+
 START_TEST(test_reload_changed)
 {
 	struct config	*a = load(base_yaml), *b;
@@ -578,6 +594,7 @@ main(void)
 	tcase_add_test(tc, test_text_clean);
 	tcase_add_test(tc, test_eviction_debug);
 	tcase_add_test(tc, test_reload_changed);
+	tcase_add_test(tc, test_validate_text);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

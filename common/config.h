@@ -157,10 +157,15 @@ enum config_mode {
  */
 struct config_diag {
 	bool		 error;
+	bool		 machine;	/* about this host, not the file */
 	unsigned	 line, col;	/* 0 when not tied to a place */
 	char		*msg;
 };
 
+/*
+ * In file order. Past CONFIG_MAX_DIAGS the rest are dropped and counted in
+ * one last diagnostic; n_errors counts every error, dropped ones too.
+ */
 struct config_diags {
 	struct config_diag	*v;
 	size_t			 n;
@@ -172,11 +177,14 @@ struct config_diags {
 #define CONFIG_MAX_DEPTH	32
 #define CONFIG_MAX_SCALAR	(64u << 10)
 #define CONFIG_MAX_NODES	100000
+#define CONFIG_MAX_DIAGS	100	/* kept; the rest are counted */
 
 /*
  * Load and validate a config file. Returns the config, or NULL when there
  * are errors; every problem (all of them, in file order) is in diags,
- * which the caller frees with config_diags_free.
+ * which the caller frees with config_diags_free. A returned config is
+ * complete: each model's eviction is its effective one, and its
+ * gpu_memory_utilization and tensor_parallel_size are filled in.
  */
 struct config	*config_load(const char *path, enum config_mode,
 		    struct config_diags *diags);

@@ -1,18 +1,98 @@
 /*
- * main.c -- llmux-supervisord (not yet implemented: prints its usage).
+ * main.c -- llmux-supervisord: options, then the configuration. With
+ * --check-config it judges the file and exits; the supervisor proper is
+ * not written yet.
  */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "log.h"
 #include "version.h"
+#include "xmalloc.h"
+
+#define SUPERVISOR_CONFIG	"/etc/llmux/llmux.yaml"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: llmux-supervisord [-nv] [-c FILE] [--check-config] "
+	    "[--socket PATH]\n"
+	    "  -c, --config FILE   the configuration (default %s)\n"
+	    "  -n, --check-config  check the configuration, then exit\n"
+	    "      --socket PATH   the supervisor socket (or LLMUX_SOCKET)\n"
+	    "  -v, --verbose       more logging (repeat for debug)\n"
+	    "      --help          this text\n"
+	    "      --version       the version\n", SUPERVISOR_CONFIG);
+}
 
 int
 main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("llmux-supervisord %s\n", LLMUX_VERSION);
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "socket", required_argument, NULL, 'S' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct config_diags	 diags;
+	struct config		*cfg;
+	const char		*path = SUPERVISOR_CONFIG, *sock;
+	int			 ch, check = 0, verbose = 0;
+
+	sock = getenv("LLMUX_SOCKET");
+	while ((ch = getopt_long(argc, argv, "c:nv", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'S':
+			sock = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return (0);
+		case 'V':
+			printf("llmux-supervisord %s\n", LLMUX_VERSION);
+			return (0);
+		default:
+			usage(stderr);
+			return (1);
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return (1);
+	}
+	log_init("llmux-supervisord", verbose);
+
+	cfg = config_load(path, check ? CONFIG_CHECK : CONFIG_RUN, &diags);
+	config_diags_print(&diags, path, stderr);
+	config_diags_free(&diags);
+	if (cfg == NULL)
+		return (1);
+	if (check) {
+		printf("configuration OK\n");
+		config_free(cfg);
 		return (0);
 	}
-	fprintf(stderr, "llmux-supervisord: not implemented yet\n");
-	return (argc > 1 && strcmp(argv[1], "--help") == 0 ? 0 : 1);
+	if (sock != NULL && *sock != '\0') {
+		free(cfg->supervisor_socket);
+		cfg->supervisor_socket = xstrdup(sock);
+	}
+	log_warnx("supervisor not implemented yet config=%s socket=%s", path,
+	    cfg->supervisor_socket != NULL ? cfg->supervisor_socket : "-");
+	config_free(cfg);
+	return (1);
 }

@@ -82,6 +82,36 @@ void	output_json(const uint8_t *, size_t);
 /* "1m 02s", "340 ms" */
 const char *output_duration(uint64_t ms, char *, size_t);
 
+/* ---- call.c: making a call ---------------------------------------------------- */
+
+struct ctl;
+struct ctl_verb;
+
+struct ctl_reply {
+	int		 status;
+	uint8_t		*body;
+	size_t		 len;
+	struct value	*v;
+};
+
+/*
+ * Make a call and wait for its reply, showing progress (for verb) and
+ * writing log data to stdout. Returns a CTL_EXIT_* code for failures to
+ * talk; the reply's own status is in the reply.
+ */
+int	 call_run(struct ctl *, const char *verb, enum proto_type,
+	    const struct proto_call *, struct ctl_reply *);
+void	 call_reply_free(struct ctl_reply *);
+/* Print a reply's message or error (and phases); exit code from status. */
+int	 call_result(struct ctl *, struct ctl_reply *);
+void	 call_phases(const struct value *);
+int	 call_simple(struct ctl *, const char *, enum proto_type,
+	    const struct proto_call *);
+/* "--opt VALUE" or "--opt=VALUE" at argv[*i]; NULL if not this option. */
+const char *call_option(const char *, int, char **, int *);
+int	 call_eviction(const struct ctl_verb *, const char *,
+	    struct eviction *);
+
 /* ---- verbs.c ---------------------------------------------------------------- */
 
 struct ctl {
@@ -104,6 +134,8 @@ extern const struct ctl_verb ctl_verbs[];
 
 const struct ctl_verb	*verbs_find(const char *);
 void			 verbs_usage(FILE *);
+/* "usage: llmuxctl VERB ARGS" on stderr; returns CTL_EXIT_USAGE. */
+int			 verbs_usage_line(const struct ctl_verb *);
 int			 verbs_run(struct ctl *, const struct ctl_verb *, int,
 			    char **);
 

@@ -1,9 +1,8 @@
 /*
  * verbs.c -- llmuxctl's commands, in one table (name, arguments, help,
  * argument counts, function) from which `llmuxctl help` and every usage
- * line are generated, and the one way a command makes a call: send it,
- * show progress events as they come, and turn the reply into output and
- * an exit code.
+ * line are generated, and each command: its arguments, its call (call.c)
+ * and how it shows the reply.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +11,6 @@
 
 #include "ctl.h"
 #include "xmalloc.h"
-
-#define VERBS_TICK_MS	100
 
 static int	verb_status(struct ctl *, int, char **);
 static int	verb_models(struct ctl *, int, char **);
@@ -95,8 +92,8 @@ verbs_usage(FILE *f)
 	    "3 supervisor unreachable\n");
 }
 
-static int
-verbs_usage_of(const struct ctl_verb *v)
+int
+verbs_usage_line(const struct ctl_verb *v)
 {
 	fprintf(stderr, "usage: llmuxctl %s%s%s\n", v->name,
 	    *v->args != '\0' ? " " : "", v->args);
@@ -107,204 +104,8 @@ int
 verbs_run(struct ctl *ctl, const struct ctl_verb *v, int argc, char **argv)
 {
 	if (argc < v->min_args || (v->max_args >= 0 && argc > v->max_args))
-		return (verbs_usage_of(v));
+		return (verbs_usage_line(v));
 	return (v->exec(ctl, argc, argv));
-}
-
-/* ---- calls -------------------------------------------------------------------- */
-
-struct reply {
-	int		 status;
-	uint8_t		*body;
-	size_t		 len;
-	struct value	*v;
-};
-
-static void
-reply_free(struct reply *r)
-{
-	free(r->body);
-	value_free(r->v);
-	memset(r, 0, sizeof(*r));
-}
-
-static int
-verbs_connect(struct ctl *ctl)
-{
-	char	err[1024];
-	int	rc;
-
-	if (ctl->connected)
-		return (CTL_EXIT_OK);
-	if ((rc = client_open(&ctl->cl, ctl->socket, err, sizeof(err))) != 0) {
-		fprintf(stderr, "llmuxctl: %s\n", err);
-		return (rc);
-	}
-	ctl->connected = true;
-	return (CTL_EXIT_OK);
-}
-
-/*
- * Make a call and wait for its reply, showing progress (for verb) and
- * writing log data to stdout as they come. Returns a CTL_EXIT_* code for
- * failures to talk; the reply's own status is in r.
- */
-static int
-verbs_call(struct ctl *ctl, const char *verb, enum proto_type type,
-    const struct proto_call *call, struct reply *r)
-{
-	struct proto_msg	m;
-	char			err[1024];
-	uint32_t		id;
-	int			rc;
-
-	memset(r, 0, sizeof(*r));
-	if ((rc = verbs_connect(ctl)) != 0)
-		return (rc);
-	memset(&m, 0, sizeof(m));
-	m.type = type;
-	m.id = id = ctl->cl.next_id++;
-	if (call != NULL)
-		m.u.call = *call;
-	if (client_send(&ctl->cl, &m) != 0) {
-		fprintf(stderr, "llmuxctl: lost the connection to the "
-		    "supervisor at %s\n", ctl->socket);
-		return (CTL_EXIT_UNREACHABLE);
-	}
-	for (;;) {
-		rc = client_recv(&ctl->cl, &m, VERBS_TICK_MS, err, sizeof(err));
-		if (rc == 0) {
-			output_progress_tick();
-			continue;
-		}
-		if (rc < 0) {
-			output_progress_end();
-			fprintf(stderr, "llmuxctl: lost the connection to the "
-			    "supervisor: %s\n", err);
-			return (CTL_EXIT_UNREACHABLE);
-		}
-		if (m.id != id && m.type != PROTO_ERROR) {
-			proto_msg_free(&m);
-			continue;
-		}
-		switch (m.type) {
-		case PROTO_PROGRESS:
-			output_progress(verb, &m.u.progress);
-			break;
-		case PROTO_LOG_DATA:
-			fwrite(m.u.log.data, 1, m.u.log.len, stdout);
-			fflush(stdout);
-			break;
-		case PROTO_REPLY:
-			output_progress_end();
-			r->status = m.u.reply.status;
-			r->body = m.u.reply.body;
-			r->len = m.u.reply.body_len;
-			m.u.reply.body = NULL;
-			r->v = value_parse(r->body, r->len);
-			proto_msg_free(&m);
-			return (CTL_EXIT_OK);
-		case PROTO_ERROR:
-			output_progress_end();
-			fprintf(stderr, "llmuxctl: %s\n", m.u.error.message);
-			proto_msg_free(&m);
-			return (CTL_EXIT_FAILED);
-		default:
-			break;
-		}
-		proto_msg_free(&m);
-	}
-}
-
-/* "  phases: sleep 12 ms, stop 30 ms" when the reply lists phases. */
-static void
-verbs_phases(const struct value *v)
-{
-	const struct value	*phases, *p;
-	char			 d[32];
-
-	if ((phases = value_get(v, "phases")) == NULL || phases->n == 0)
-		return;
-	printf("  phases:");
-	for (size_t i = 0; i < phases->n; i++) {
-		p = value_at(phases, i);
-		printf("%s %s %s%s", i == 0 ? "" : ",",
-		    value_str(value_get(p, "phase"), "?"),
-		    output_duration(value_uint(value_get(p, "ms"), 0), d,
-		    sizeof(d)), value_bool(value_get(p, "ok")) ? "" :
-		    " (failed)");
-	}
-	printf("\n");
-}
-
-/* Print a reply's message or error; the exit code from its status. */
-static int
-verbs_result(struct ctl *ctl, struct reply *r)
-{
-	const char	*msg, *err;
-	int		 rc;
-
-	rc = r->status >= 200 && r->status < 300 ? CTL_EXIT_OK :
-	    CTL_EXIT_FAILED;
-	if (ctl->json) {
-		output_json(r->body, r->len);
-		return (rc);
-	}
-	msg = value_str(value_get(r->v, "message"), NULL);
-	err = value_str(value_get(r->v, "error"), NULL);
-	if (rc == CTL_EXIT_OK) {
-		if (msg != NULL)
-			printf("%s\n", msg);
-	} else
-		fprintf(stderr, "llmuxctl: %s\n", err != NULL ? err :
-		    msg != NULL ? msg : "failed");
-	if ((msg = value_str(value_get(r->v, "log"), NULL)) != NULL)
-		fprintf(stderr, "last lines of the model's log:\n%s\n", msg);
-	verbs_phases(r->v);
-	return (rc);
-}
-
-static int
-verbs_simple(struct ctl *ctl, const char *verb, enum proto_type type,
-    const struct proto_call *call)
-{
-	struct reply	r;
-	int		rc;
-
-	if ((rc = verbs_call(ctl, verb, type, call, &r)) != 0)
-		return (rc);
-	rc = verbs_result(ctl, &r);
-	reply_free(&r);
-	return (rc);
-}
-
-/* "--opt VALUE" or "--opt=VALUE" at argv[*i]; NULL if not this option. */
-static const char *
-verbs_option(const char *opt, int argc, char **argv, int *i)
-{
-	size_t	len = strlen(opt);
-
-	if (strcmp(argv[*i], opt) == 0) {
-		if (*i + 1 >= argc)
-			return (NULL);
-		return (argv[++*i]);
-	}
-	if (strncmp(argv[*i], opt, len) == 0 && argv[*i][len] == '=')
-		return (argv[*i] + len + 1);
-	return (NULL);
-}
-
-static int
-verbs_parse_eviction(const struct ctl_verb *v, const char *s,
-    struct eviction *e)
-{
-	if (eviction_parse(s, e) != 0) {
-		fprintf(stderr, "llmuxctl: unknown eviction '%s': expected "
-		    "WEIGHTS+PROCESS (retain|offload|discard + keep_running|"
-		    "cuda_suspend|checkpoint|stop) or a level 1-5\n", s);
-		return (verbs_usage_of(v));
-	}
-	return (CTL_EXIT_OK);
 }
 
 /* ---- the commands ---------------------------------------------------------------- */
@@ -312,18 +113,18 @@ verbs_parse_eviction(const struct ctl_verb *v, const char *s,
 static int
 verb_status(struct ctl *ctl, int argc, char **argv)
 {
-	struct reply		 r;
+	struct ctl_reply		 r;
 	const struct value	*models, *m, *mode, *ev, *sv;
 	struct table		*t;
 	char			 port[16], pid[16], infl[16], q[16], rs[16];
 	char			 evs[64], d[32], note[256];
 	int			 rc;
 
-	if ((rc = verbs_call(ctl, "status", PROTO_CTL_STATUS, NULL, &r)) != 0)
+	if ((rc = call_run(ctl, "status", PROTO_CTL_STATUS, NULL, &r)) != 0)
 		return (rc);
 	if (ctl->json || r.status != 200 || r.v == NULL) {
-		rc = verbs_result(ctl, &r);
-		reply_free(&r);
+		rc = call_result(ctl, &r);
+		call_reply_free(&r);
 		return (rc);
 	}
 	mode = value_get(r.v, "mode");
@@ -379,25 +180,25 @@ verb_status(struct ctl *ctl, int argc, char **argv)
 	}
 	table_print(t);
 	table_free(t);
-	reply_free(&r);
+	call_reply_free(&r);
 	return (CTL_EXIT_OK);
 }
 
 static int
 verb_models(struct ctl *ctl, int argc, char **argv)
 {
-	struct reply		 r;
+	struct ctl_reply		 r;
 	const struct value	*models, *m, *ev, *al;
 	struct table		*t;
 	char			 port[16], evs[64], aliases[512];
 	size_t			 o;
 	int			 rc;
 
-	if ((rc = verbs_call(ctl, "models", PROTO_CTL_MODELS, NULL, &r)) != 0)
+	if ((rc = call_run(ctl, "models", PROTO_CTL_MODELS, NULL, &r)) != 0)
 		return (rc);
 	if (ctl->json || r.status != 200 || r.v == NULL) {
-		rc = verbs_result(ctl, &r);
-		reply_free(&r);
+		rc = call_result(ctl, &r);
+		call_reply_free(&r);
 		return (rc);
 	}
 	t = table_new(6, "MODEL", "PORT", "EVICTION", "STATE", "ALIASES",
@@ -424,7 +225,7 @@ verb_models(struct ctl *ctl, int argc, char **argv)
 	}
 	table_print(t);
 	table_free(t);
-	reply_free(&r);
+	call_reply_free(&r);
 	return (CTL_EXIT_OK);
 }
 
@@ -436,7 +237,7 @@ verbs_model_call(struct ctl *ctl, const char *verb, enum proto_type type,
 
 	memset(&call, 0, sizeof(call));
 	call.model = model;
-	return (verbs_simple(ctl, verb, type, &call));
+	return (call_simple(ctl, verb, type, &call));
 }
 
 static int
@@ -454,7 +255,7 @@ verb_pin(struct ctl *ctl, int argc, char **argv)
 static int
 verb_unpin(struct ctl *ctl, int argc, char **argv)
 {
-	return (verbs_simple(ctl, "unpin", PROTO_CTL_UNPIN, NULL));
+	return (call_simple(ctl, "unpin", PROTO_CTL_UNPIN, NULL));
 }
 
 static int
@@ -463,10 +264,10 @@ verb_mode(struct ctl *ctl, int argc, char **argv)
 	struct proto_call	call;
 
 	if (strcmp(argv[0], "auto") != 0 && strcmp(argv[0], "manual") != 0)
-		return (verbs_usage_of(verbs_find("mode")));
+		return (verbs_usage_line(verbs_find("mode")));
 	memset(&call, 0, sizeof(call));
 	call.mode = argv[0];
-	return (verbs_simple(ctl, "mode", PROTO_CTL_MODE, &call));
+	return (call_simple(ctl, "mode", PROTO_CTL_MODE, &call));
 }
 
 static int
@@ -480,13 +281,13 @@ verb_sleep(struct ctl *ctl, int argc, char **argv)
 	memset(&call, 0, sizeof(call));
 	call.model = argv[0];
 	for (i = 1; i < argc; i++) {
-		if ((s = verbs_option("--eviction", argc, argv, &i)) == NULL)
-			return (verbs_usage_of(v));
-		if ((rc = verbs_parse_eviction(v, s, &call.eviction)) != 0)
+		if ((s = call_option("--eviction", argc, argv, &i)) == NULL)
+			return (verbs_usage_line(v));
+		if ((rc = call_eviction(v, s, &call.eviction)) != 0)
 			return (rc);
 		call.has_eviction = true;
 	}
-	return (verbs_simple(ctl, "sleep", PROTO_CTL_SLEEP, &call));
+	return (call_simple(ctl, "sleep", PROTO_CTL_SLEEP, &call));
 }
 
 static int
@@ -498,18 +299,18 @@ verb_wake(struct ctl *ctl, int argc, char **argv)
 static int
 verbs_stop_one(struct ctl *ctl, struct proto_call *call)
 {
-	struct reply	r;
+	struct ctl_reply	r;
 	int		rc;
 
-	if ((rc = verbs_call(ctl, "stop", PROTO_CTL_SLEEP, call, &r)) != 0)
+	if ((rc = call_run(ctl, "stop", PROTO_CTL_SLEEP, call, &r)) != 0)
 		return (rc);
 	if (!ctl->json && r.status == 200) {
 		printf("Model %s stopped\n", call->model);
-		verbs_phases(r.v);
+		call_phases(r.v);
 		rc = CTL_EXIT_OK;
 	} else
-		rc = verbs_result(ctl, &r);
-	reply_free(&r);
+		rc = call_result(ctl, &r);
+	call_reply_free(&r);
 	return (rc);
 }
 
@@ -519,7 +320,7 @@ static int
 verb_stop(struct ctl *ctl, int argc, char **argv)
 {
 	struct proto_call	 call;
-	struct reply		 r;
+	struct ctl_reply		 r;
 	const struct value	*models, *m, *pid;
 	int			 rc, worst = CTL_EXIT_OK;
 
@@ -528,11 +329,11 @@ verb_stop(struct ctl *ctl, int argc, char **argv)
 	call.eviction = (struct eviction){ WEIGHTS_RETAIN, PROCESS_STOP };
 	if (strcmp(argv[0], "--all") != 0) {
 		if (argv[0][0] == '-')
-			return (verbs_usage_of(verbs_find("stop")));
+			return (verbs_usage_line(verbs_find("stop")));
 		call.model = argv[0];
 		return (verbs_stop_one(ctl, &call));
 	}
-	if ((rc = verbs_call(ctl, "status", PROTO_CTL_STATUS, NULL, &r)) != 0)
+	if ((rc = call_run(ctl, "status", PROTO_CTL_STATUS, NULL, &r)) != 0)
 		return (rc);
 	models = value_get(r.v, "models");
 	for (size_t i = 0; models != NULL && i < models->n; i++) {
@@ -544,7 +345,7 @@ verb_stop(struct ctl *ctl, int argc, char **argv)
 		if ((rc = verbs_stop_one(ctl, &call)) > worst)
 			worst = rc;
 	}
-	reply_free(&r);
+	call_reply_free(&r);
 	return (worst);
 }
 
@@ -553,30 +354,30 @@ verb_eviction(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_verb	*v = verbs_find("eviction");
 	struct proto_call	 call;
-	struct reply		 r;
+	struct ctl_reply		 r;
 	const struct value	*models, *m, *ev;
 	struct table		*t;
 	char			 evs[64];
 	int			 rc;
 
 	if (argc == 1)
-		return (verbs_usage_of(v));
+		return (verbs_usage_line(v));
 	if (argc == 2) {
 		memset(&call, 0, sizeof(call));
 		call.model = argv[0];
-		if ((rc = verbs_parse_eviction(v, argv[1], &call.eviction)) !=
+		if ((rc = call_eviction(v, argv[1], &call.eviction)) !=
 		    0)
 			return (rc);
 		call.has_eviction = true;
-		return (verbs_simple(ctl, "eviction", PROTO_CTL_EVICTION_SET,
+		return (call_simple(ctl, "eviction", PROTO_CTL_EVICTION_SET,
 		    &call));
 	}
-	if ((rc = verbs_call(ctl, "eviction", PROTO_CTL_EVICTION_GET, NULL,
+	if ((rc = call_run(ctl, "eviction", PROTO_CTL_EVICTION_GET, NULL,
 	    &r)) != 0)
 		return (rc);
 	if (ctl->json || r.status != 200 || r.v == NULL) {
-		rc = verbs_result(ctl, &r);
-		reply_free(&r);
+		rc = call_result(ctl, &r);
+		call_reply_free(&r);
 		return (rc);
 	}
 	t = table_new(3, "MODEL", "EVICTION", "PROCESS");
@@ -592,7 +393,7 @@ verb_eviction(struct ctl *ctl, int argc, char **argv)
 	}
 	table_print(t);
 	table_free(t);
-	reply_free(&r);
+	call_reply_free(&r);
 	return (CTL_EXIT_OK);
 }
 
@@ -611,13 +412,13 @@ verb_checkpoint(struct ctl *ctl, int argc, char **argv)
 			call.no_warmup = true;
 			continue;
 		}
-		if ((s = verbs_option("--eviction", argc, argv, &i)) == NULL)
-			return (verbs_usage_of(v));
-		if ((rc = verbs_parse_eviction(v, s, &call.eviction)) != 0)
+		if ((s = call_option("--eviction", argc, argv, &i)) == NULL)
+			return (verbs_usage_line(v));
+		if ((rc = call_eviction(v, s, &call.eviction)) != 0)
 			return (rc);
 		call.has_eviction = true;
 	}
-	return (verbs_simple(ctl, "checkpoint", PROTO_CTL_CHECKPOINT, &call));
+	return (call_simple(ctl, "checkpoint", PROTO_CTL_CHECKPOINT, &call));
 }
 
 static int
@@ -669,7 +470,7 @@ verb_validate(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_verb	*v = verbs_find("validate");
 	struct proto_call	 call;
-	struct reply		 r;
+	struct ctl_reply		 r;
 	struct eviction		 e;
 	char			*list = NULL, *p, *save = NULL, **pol = NULL;
 	const char		*s;
@@ -679,14 +480,14 @@ verb_validate(struct ctl *ctl, int argc, char **argv)
 	memset(&call, 0, sizeof(call));
 	call.model = argv[0];
 	for (i = 1; i < argc; i++) {
-		if ((s = verbs_option("--policies", argc, argv, &i)) == NULL)
-			return (verbs_usage_of(v));
+		if ((s = call_option("--policies", argc, argv, &i)) == NULL)
+			return (verbs_usage_line(v));
 		free(list);
 		list = xstrdup(s);
 	}
 	for (p = list != NULL ? strtok_r(list, ",", &save) : NULL; p != NULL;
 	    p = strtok_r(NULL, ",", &save)) {
-		if ((rc = verbs_parse_eviction(v, p, &e)) != 0) {
+		if ((rc = call_eviction(v, p, &e)) != 0) {
 			free(pol);
 			free(list);
 			return (rc);
@@ -696,29 +497,29 @@ verb_validate(struct ctl *ctl, int argc, char **argv)
 	}
 	call.policies.v = pol;
 	call.policies.n = n;
-	rc = verbs_call(ctl, "validate", PROTO_CTL_VALIDATE, &call, &r);
+	rc = call_run(ctl, "validate", PROTO_CTL_VALIDATE, &call, &r);
 	free(pol);
 	free(list);
 	if (rc != 0)
 		return (rc);
-	rc = verbs_result(ctl, &r);
+	rc = call_result(ctl, &r);
 	if (!ctl->json)
 		verbs_validate_table(value_get(r.v, "results"));
-	reply_free(&r);
+	call_reply_free(&r);
 	return (rc);
 }
 
 static int
 verb_reload(struct ctl *ctl, int argc, char **argv)
 {
-	struct reply		 r;
+	struct ctl_reply		 r;
 	const struct value	*l;
 	static const char	*lists[] = { "added", "removed", "changed" };
 	int			 rc;
 
-	if ((rc = verbs_call(ctl, "reload", PROTO_CTL_RELOAD, NULL, &r)) != 0)
+	if ((rc = call_run(ctl, "reload", PROTO_CTL_RELOAD, NULL, &r)) != 0)
 		return (rc);
-	rc = verbs_result(ctl, &r);
+	rc = call_result(ctl, &r);
 	if (!ctl->json && r.v != NULL) {
 		l = value_get(r.v, "errors");
 		for (size_t i = 0; l != NULL && i < l->n; i++)
@@ -733,7 +534,7 @@ verb_reload(struct ctl *ctl, int argc, char **argv)
 			printf("\n");
 		}
 	}
-	reply_free(&r);
+	call_reply_free(&r);
 	return (rc);
 }
 
@@ -742,7 +543,7 @@ verb_logs(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_verb	*v = verbs_find("logs");
 	struct proto_call	 call;
-	struct reply		 r;
+	struct ctl_reply		 r;
 	const char		*s;
 	char			*end;
 	long			 n;
@@ -756,40 +557,40 @@ verb_logs(struct ctl *ctl, int argc, char **argv)
 			call.follow = true;
 			continue;
 		}
-		if ((s = verbs_option("-n", argc, argv, &i)) == NULL &&
-		    (s = verbs_option("--lines", argc, argv, &i)) == NULL)
-			return (verbs_usage_of(v));
+		if ((s = call_option("-n", argc, argv, &i)) == NULL &&
+		    (s = call_option("--lines", argc, argv, &i)) == NULL)
+			return (verbs_usage_line(v));
 		n = strtol(s, &end, 10);
 		if (*s == '\0' || *end != '\0' || n < 1 || n > 1000000)
-			return (verbs_usage_of(v));
+			return (verbs_usage_line(v));
 		call.lines = (uint32_t)n;
 	}
 	/* The log is printed as it comes; only a failure is reported. */
-	if ((rc = verbs_call(ctl, "logs", PROTO_CTL_LOGS, &call, &r)) != 0)
+	if ((rc = call_run(ctl, "logs", PROTO_CTL_LOGS, &call, &r)) != 0)
 		return (rc);
 	rc = CTL_EXIT_OK;
 	if (r.status != 200)
-		rc = verbs_result(ctl, &r);
-	reply_free(&r);
+		rc = call_result(ctl, &r);
+	call_reply_free(&r);
 	return (rc);
 }
 
 static int
 verb_metrics(struct ctl *ctl, int argc, char **argv)
 {
-	struct reply	r;
+	struct ctl_reply	r;
 	int		rc;
 
-	if ((rc = verbs_call(ctl, "metrics", PROTO_CTL_METRICS, NULL, &r)) !=
+	if ((rc = call_run(ctl, "metrics", PROTO_CTL_METRICS, NULL, &r)) !=
 	    0)
 		return (rc);
 	if (ctl->json || r.status != 200) {
-		rc = verbs_result(ctl, &r);
-		reply_free(&r);
+		rc = call_result(ctl, &r);
+		call_reply_free(&r);
 		return (rc);
 	}
 	fputs(value_str(value_get(r.v, "text"), ""), stdout);
-	reply_free(&r);
+	call_reply_free(&r);
 	return (CTL_EXIT_OK);
 }
 

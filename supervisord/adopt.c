@@ -50,7 +50,7 @@ adopt_orphan_stopped(struct model *m, const struct evict_report *r,
 {
 	log_info("stopped a process of a model no longer configured model=%s",
 	    m->name);
-	model_free(m);
+	model_free_later(m);
 }
 
 static void

@@ -138,6 +138,8 @@ evict_set_reason(struct evict_op *op, const char *fmt, const char *phase,
 {
 	free(op->reason);
 	xasprintf(&op->reason, fmt, phase, why);
+	/* It may quote the model: keep it fit for a message. */
+	body_text_clean(op->reason);
 }
 
 /* The operation is over: set the model's state, then tell the waiters. */

@@ -76,6 +76,22 @@ model_free(struct model *m)
 	free(m);
 }
 
+static void
+model_free_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	model_free(arg);
+}
+
+/* Free from the loop: the caller may be one of several callbacks of m. */
+void
+model_free_later(struct model *m)
+{
+	struct timeval	tv = { 0, 0 };
+
+	m->removed = true;
+	event_base_once(m->sup->base, -1, EV_TIMEOUT, model_free_cb, m, &tv);
+}
+
 struct model *
 model_find(struct supervisor *sup, const char *name)
 {

@@ -85,7 +85,7 @@ static void
 reload_removed_cb(struct model *m, const struct evict_report *r, void *arg)
 {
 	log_info("removed model stopped model=%s", m->name);
-	model_free(m);
+	model_free_later(m);
 }
 
 void

@@ -147,11 +147,19 @@ supervisor_free(struct supervisor *sup)
 {
 	struct model	*m;
 	struct client	*c;
+	struct ctl_call	*call;
 	int		 i;
 
 	/* Models are forgotten, not stopped. */
 	while ((m = TAILQ_FIRST(&sup->models)) != NULL)
 		model_free(m);
+	/* Calls still waiting for an operation get no reply. */
+	while ((call = TAILQ_FIRST(&sup->calls)) != NULL) {
+		TAILQ_REMOVE(&sup->calls, call, entry);
+		free(call->name);
+		free(call->prev_pinned);
+		free(call);
+	}
 	while ((c = TAILQ_FIRST(&sup->clients)) != NULL) {
 		control_client_gone(c);
 		TAILQ_REMOVE(&sup->clients, c, entry);

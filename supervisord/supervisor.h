@@ -135,6 +135,7 @@ TAILQ_HEAD(models, model);
 struct model	*model_new(struct supervisor *, struct model_config *);
 struct model	*model_new_unconfigured(struct supervisor *, const char *);
 void		 model_free(struct model *);
+void		 model_free_later(struct model *);
 struct model	*model_find(struct supervisor *, const char *);
 /* The eviction a sleep uses when none is given: override, config, policy. */
 struct eviction	 model_eviction(const struct model *);

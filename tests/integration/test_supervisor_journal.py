@@ -120,5 +120,20 @@ def damaged_journal_is_set_aside(env):
     wait_until(lambda: "name=a pid=" in journal(sup), 10, "a new journal")
 
 
+@harness.test
+def journal_write_failure_is_reported(env):
+    sup = Sup(env, {"a": {}}, extra="")
+    sup.state_dir = "/proc/llmux-no-such-dir"
+    sup.write_config(sup.models)
+    sup.start()
+    sup.ctl_ok("wake", "a")
+    wait_until(lambda: "cannot write the state journal" in sup.log_text(), 10,
+               "the warning")
+    metrics = sup.ctl_ok("metrics")
+    check("llmux_supervisor_journal_failures 0" not in metrics and
+          "llmux_supervisor_journal_writes_total 0" in metrics, metrics)
+    check(sup.model("a")["state"] == "ready", "serving on regardless")
+
+
 if __name__ == "__main__":
     harness.main()

@@ -81,6 +81,28 @@ def start_failure_has_exit_status_and_log(env):
 
 
 @harness.test
+def start_errors_are_reported(env):
+    # A command that cannot be executed (its interpreter does not exist).
+    sup = Sup(env, {"a": {}})
+    bad = env.write("bad-vllm", "#!/nonexistent/interpreter\n")
+    os.chmod(bad, 0o755)
+    sup.command = bad
+    sup.write_config(sup.models)
+    sup.start()
+    rc, out, err = sup.ctl("wake", "a")
+    check(rc == 1 and "start failed: cannot run %s: No such file or directory" % bad in err,
+          (rc, out, err))
+    # A log directory that cannot be made.
+    sup.command = None
+    sup.log_dir = "/dev/null/logs"
+    sup.write_config(sup.models)
+    sup.ctl_ok("reload")
+    rc, out, err = sup.ctl("wake", "a")
+    check(rc == 1 and "cannot create log_dir /dev/null/logs" in err, (rc, out, err))
+    check(sup.model("a")["state"] == "failed", sup.model("a"))
+
+
+@harness.test
 def startup_timeout(env):
     sup = Sup(env, {"a": {"args": ["--fake-health-500", "--fake-engine-process"],
                           "startup_timeout_secs": 1}})

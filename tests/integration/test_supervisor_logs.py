@@ -86,9 +86,15 @@ def logs_and_follow(env):
                follower.output().count("path=/health") >= 3, 10,
                "new lines followed: %r" % follower.output())
     check(follower.alive(), "still following")
+    # Following a model that reload removes ends the call.
+    del sup.models["m"]
+    sup.models["n"] = {}
+    sup.write_config(sup.models)
+    sup.ctl_ok("reload")
+    check(follower.wait(20) == 0, "the follower ends with the model")
     rc, out, err = sup.ctl("logs", "nope")
     check(rc == 1 and "Model not found: nope" in err, (rc, out, err))
-    rc, out, err = sup.ctl("logs", "m", "-n", "0")
+    rc, out, err = sup.ctl("logs", "n", "-n", "0")
     check(rc == 2 and "usage: llmuxctl logs" in err, (rc, out, err))
 
 

@@ -154,6 +154,21 @@ def stale_socket_and_second_supervisor(env):
 
 
 @harness.test
+def socket_path_errors(env):
+    sup = Sup(env, {"a": {}})
+    with open(sup.socket, "w") as f:
+        f.write("not a socket")
+    p = sup.start("not-a-socket", wait=False)
+    check(p.wait(20) == 1, "exit 1")
+    check("%s exists and is not a socket" % sup.socket in p.output(), p.output())
+    check(open(sup.socket).read() == "not a socket", "the file is left alone")
+    # --socket is not checked by the config loader: the supervisor says.
+    long_path = env.path("run", "x" * 120 + ".sock")
+    p = env.spawn("too-long", sup.argv() + ["--socket", long_path])
+    check(p.wait(20) == 1 and "socket path is too long" in p.output(), p.output())
+
+
+@harness.test
 def proxy_role_gets_config_and_state(env):
     sup = Sup(env, {"a": {"aliases": "[alpha]"}, "b": {}})
     sup.start()

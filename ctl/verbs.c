@@ -108,6 +108,15 @@ verbs_run(struct ctl *ctl, const struct ctl_verb *v, int argc, char **argv)
 	return (v->exec(ctl, argc, argv));
 }
 
+/* "offload+keep_running" from a reply's {weights, process}. */
+static const char *
+verbs_eviction_text(const struct value *ev, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s+%s", value_str(value_get(ev, "weights"), "?"),
+	    value_str(value_get(ev, "process"), "?"));
+	return (buf);
+}
+
 /* ---- the commands ---------------------------------------------------------------- */
 
 static int
@@ -144,9 +153,7 @@ verb_status(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; models != NULL && i < models->n; i++) {
 		m = value_at(models, i);
 		ev = value_get(m, "eviction");
-		snprintf(evs, sizeof(evs), "%s+%s",
-		    value_str(value_get(ev, "weights"), "?"),
-		    value_str(value_get(ev, "process"), "?"));
+		verbs_eviction_text(ev, evs, sizeof(evs));
 		snprintf(port, sizeof(port), "%llu", (unsigned long long)
 		    value_uint(value_get(m, "port"), 0));
 		pid[0] = '\0';
@@ -207,9 +214,7 @@ verb_models(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; models != NULL && i < models->n; i++) {
 		m = value_at(models, i);
 		ev = value_get(m, "eviction");
-		snprintf(evs, sizeof(evs), "%s+%s",
-		    value_str(value_get(ev, "weights"), "?"),
-		    value_str(value_get(ev, "process"), "?"));
+		verbs_eviction_text(ev, evs, sizeof(evs));
 		snprintf(port, sizeof(port), "%llu", (unsigned long long)
 		    value_uint(value_get(m, "port"), 0));
 		al = value_get(m, "aliases");
@@ -270,10 +275,12 @@ verb_mode(struct ctl *ctl, int argc, char **argv)
 	return (call_simple(ctl, "mode", PROTO_CTL_MODE, &call));
 }
 
+/* MODEL [--eviction W+P] (and for checkpoint, [--no-warmup]). */
 static int
-verb_sleep(struct ctl *ctl, int argc, char **argv)
+verbs_eviction_call(struct ctl *ctl, const char *verb, enum proto_type type,
+    int argc, char **argv)
 {
-	const struct ctl_verb	*v = verbs_find("sleep");
+	const struct ctl_verb	*v = verbs_find(verb);
 	struct proto_call	 call;
 	const char		*s;
 	int			 i, rc;
@@ -281,13 +288,24 @@ verb_sleep(struct ctl *ctl, int argc, char **argv)
 	memset(&call, 0, sizeof(call));
 	call.model = argv[0];
 	for (i = 1; i < argc; i++) {
+		if (type == PROTO_CTL_CHECKPOINT &&
+		    strcmp(argv[i], "--no-warmup") == 0) {
+			call.no_warmup = true;
+			continue;
+		}
 		if ((s = call_option("--eviction", argc, argv, &i)) == NULL)
 			return (verbs_usage_line(v));
 		if ((rc = call_eviction(v, s, &call.eviction)) != 0)
 			return (rc);
 		call.has_eviction = true;
 	}
-	return (call_simple(ctl, "sleep", PROTO_CTL_SLEEP, &call));
+	return (call_simple(ctl, verb, type, &call));
+}
+
+static int
+verb_sleep(struct ctl *ctl, int argc, char **argv)
+{
+	return (verbs_eviction_call(ctl, "sleep", PROTO_CTL_SLEEP, argc, argv));
 }
 
 static int
@@ -385,9 +403,7 @@ verb_eviction(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; models != NULL && i < models->n; i++) {
 		m = value_at(models, i);
 		ev = value_get(m, "eviction");
-		snprintf(evs, sizeof(evs), "%s+%s",
-		    value_str(value_get(ev, "weights"), "?"),
-		    value_str(value_get(ev, "process"), "?"));
+		verbs_eviction_text(ev, evs, sizeof(evs));
 		table_add(t, value_key(models, i), evs,
 		    value_str(value_get(m, "process_state"), "?"));
 	}
@@ -400,25 +416,8 @@ verb_eviction(struct ctl *ctl, int argc, char **argv)
 static int
 verb_checkpoint(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_verb	*v = verbs_find("checkpoint");
-	struct proto_call	 call;
-	const char		*s;
-	int			 i, rc;
-
-	memset(&call, 0, sizeof(call));
-	call.model = argv[0];
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--no-warmup") == 0) {
-			call.no_warmup = true;
-			continue;
-		}
-		if ((s = call_option("--eviction", argc, argv, &i)) == NULL)
-			return (verbs_usage_line(v));
-		if ((rc = call_eviction(v, s, &call.eviction)) != 0)
-			return (rc);
-		call.has_eviction = true;
-	}
-	return (call_simple(ctl, "checkpoint", PROTO_CTL_CHECKPOINT, &call));
+	return (verbs_eviction_call(ctl, "checkpoint", PROTO_CTL_CHECKPOINT,
+	    argc, argv));
 }
 
 static int

@@ -8,7 +8,7 @@ import signal
 
 import harness
 from harness import check, wait_until
-from supervisor_helpers import Sup, alive, as_root, proc_uid, NOBODY
+from supervisor_helpers import Sup, alive, as_root, marked, proc_uid, NOBODY
 
 
 def environ(pid):
@@ -162,19 +162,6 @@ WRAPPER = """#!/bin/bash
 setsid bash -c 'exec -a "%(marker)s-escaped" sleep 10002' &
 exec %(fake)s "$@"
 """
-
-
-def marked(marker):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    if marker.encode() in f.read():
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out
 
 
 @harness.test

@@ -7,7 +7,7 @@ import uuid
 
 import harness
 from harness import check, wait_until
-from supervisor_helpers import Sup
+from supervisor_helpers import Sup, marked
 
 FLOOD = """#!/bin/bash
 # The model floods its stdout with 50 MB of lines while it serves.
@@ -15,19 +15,6 @@ line="%(marker)s $(printf 'x%%.0s' {1..80})"
 (exec -a "%(marker)s-flood" yes "$line" | head -c 50000000) &
 exec %(fake)s "$@"
 """
-
-
-def marked(marker):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    if marker.encode() in f.read():
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out
 
 
 @harness.test

@@ -162,7 +162,7 @@ call_simple(struct ctl *ctl, const char *verb, enum proto_type type,
     const struct proto_call *call)
 {
 	struct ctl_reply	r;
-	int		rc;
+	int			rc;
 
 	if ((rc = call_run(ctl, verb, type, call, &r)) != 0)
 		return (rc);

@@ -122,7 +122,7 @@ verbs_eviction_text(const struct value *ev, char *buf, size_t len)
 static int
 verb_status(struct ctl *ctl, int argc, char **argv)
 {
-	struct ctl_reply		 r;
+	struct ctl_reply	 r;
 	const struct value	*models, *m, *mode, *ev, *sv;
 	struct table		*t;
 	char			 port[16], pid[16], infl[16], q[16], rs[16];
@@ -194,7 +194,7 @@ verb_status(struct ctl *ctl, int argc, char **argv)
 static int
 verb_models(struct ctl *ctl, int argc, char **argv)
 {
-	struct ctl_reply		 r;
+	struct ctl_reply	 r;
 	const struct value	*models, *m, *ev, *al;
 	struct table		*t;
 	char			 port[16], evs[64], aliases[512];
@@ -318,7 +318,7 @@ static int
 verbs_stop_one(struct ctl *ctl, struct proto_call *call)
 {
 	struct ctl_reply	r;
-	int		rc;
+	int			rc;
 
 	if ((rc = call_run(ctl, "stop", PROTO_CTL_SLEEP, call, &r)) != 0)
 		return (rc);
@@ -338,7 +338,7 @@ static int
 verb_stop(struct ctl *ctl, int argc, char **argv)
 {
 	struct proto_call	 call;
-	struct ctl_reply		 r;
+	struct ctl_reply	 r;
 	const struct value	*models, *m, *pid;
 	int			 rc, worst = CTL_EXIT_OK;
 
@@ -372,7 +372,7 @@ verb_eviction(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_verb	*v = verbs_find("eviction");
 	struct proto_call	 call;
-	struct ctl_reply		 r;
+	struct ctl_reply	 r;
 	const struct value	*models, *m, *ev;
 	struct table		*t;
 	char			 evs[64];
@@ -469,7 +469,7 @@ verb_validate(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_verb	*v = verbs_find("validate");
 	struct proto_call	 call;
-	struct ctl_reply		 r;
+	struct ctl_reply	 r;
 	struct eviction		 e;
 	char			*list = NULL, *p, *save = NULL, **pol = NULL;
 	const char		*s;
@@ -511,7 +511,7 @@ verb_validate(struct ctl *ctl, int argc, char **argv)
 static int
 verb_reload(struct ctl *ctl, int argc, char **argv)
 {
-	struct ctl_reply		 r;
+	struct ctl_reply	 r;
 	const struct value	*l;
 	static const char	*lists[] = { "added", "removed", "changed" };
 	int			 rc;
@@ -542,7 +542,7 @@ verb_logs(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_verb	*v = verbs_find("logs");
 	struct proto_call	 call;
-	struct ctl_reply		 r;
+	struct ctl_reply	 r;
 	const char		*s;
 	char			*end;
 	long			 n;
@@ -578,7 +578,7 @@ static int
 verb_metrics(struct ctl *ctl, int argc, char **argv)
 {
 	struct ctl_reply	r;
-	int		rc;
+	int			rc;
 
 	if ((rc = call_run(ctl, "metrics", PROTO_CTL_METRICS, NULL, &r)) !=
 	    0)

@@ -83,7 +83,8 @@ $(foreach p,$(PROGS),$(eval $(call prog_rules,$(call prog_dir,$(p)),$(call prog_
 PROG_LIBS = $(foreach p,$(PROGS),$(BUILD)/lib/lib$(subst /,-,$(call prog_dir,$(p))).a)
 
 .PHONY: all check unit integration fuzz-regress asan fuzz demo bench bench-proxy \
-        bench-policies bench-fakevllm soak clean install deb rpm distclean clang-check
+        bench-policies bench-fakevllm bench-status soak clean install deb rpm \
+        distclean clang-check
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -191,6 +192,13 @@ bench-proxy: $(BINS)
 # llmux-fakevllm's own latency and throughput (needs wrk: install-deps.sh --all).
 bench-fakevllm: $(BUILD)/bin/llmux-fakevllm
 	@tests/bench/bench-fakevllm.sh $(BUILD)
+
+# The status round trip over the supervisor's socket (p50/p99 of 10 000).
+bench-status: $(BINS) $(BUILD)/bench/bench_status
+	@tests/bench/bench-status.py $(BUILD)
+$(BUILD)/bench/%: tests/bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
 soak: $(TESTS_BUILT)
 	@LLMUX_SOAK=1 tests/run-tests --only integration $(BUILD)

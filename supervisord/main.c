@@ -1,7 +1,7 @@
 /*
  * main.c -- llmux-supervisord: options, then the configuration. With
- * --check-config it judges the file and exits; the supervisor proper is
- * not written yet.
+ * --check-config it judges the file and exits; otherwise the supervisor
+ * runs (supervisor.c) until SIGTERM.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "supervisor.h"
 #include "log.h"
 #include "version.h"
-#include "xmalloc.h"
 
 #define SUPERVISOR_CONFIG	"/etc/llmux/llmux.yaml"
 
@@ -41,6 +41,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct config_diags	 diags;
+	struct supervisor_opts	 opts;
 	struct config		*cfg;
 	const char		*path = SUPERVISOR_CONFIG, *sock;
 	int			 ch, check = 0, verbose = 0;
@@ -87,12 +88,9 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return (0);
 	}
-	if (sock != NULL && *sock != '\0') {
-		free(cfg->supervisor_socket);
-		cfg->supervisor_socket = xstrdup(sock);
-	}
-	log_warnx("supervisor not implemented yet config=%s socket=%s", path,
-	    cfg->supervisor_socket != NULL ? cfg->supervisor_socket : "-");
-	config_free(cfg);
-	return (1);
+	/* --socket or LLMUX_SOCKET win over the file's supervisor_socket. */
+	opts.config_path = path;
+	opts.socket_path = sock;
+	opts.verbose = verbose;
+	return (supervisor_main(cfg, &opts));
 }

@@ -139,15 +139,23 @@ def machine_facts(env):
 
 @test
 def run_mode(env):
-    """Without --check-config a good file loads, then the stub exits 1."""
-    path = env.write("llmux.yaml", GOOD)
-    sock = env.path("s.sock")
-    rc, out, err = supervisord("-c", path, "--socket", sock)
-    check(rc == 1 and out == "", "exit %d, stdout %r" % (rc, out))
-    check("supervisor not implemented yet" in err, "stderr %r" % err)
-    check("socket=%s" % sock in err, "stderr %r" % err)
-    rc, _, err = supervisord("-c", path, env={"LLMUX_SOCKET": sock + "2"})
-    check(rc == 1 and "socket=%s2" % sock in err, "LLMUX_SOCKET: %r" % err)
+    """Without --check-config a good file loads and the supervisor serves
+    on --socket, or on LLMUX_SOCKET."""
+    import signal
+    text = GOOD + "state_dir: %s\nlog_dir: %s\n" % (env.path("state"), env.path("logs"))
+    path = env.write("llmux.yaml", text)
+    for name, args, extra in (("by-option", ["--socket", env.path("s.sock")], {}),
+                              ("by-env", [], {"LLMUX_SOCKET": env.path("s.sock2")})):
+        sock = args[1] if args else extra["LLMUX_SOCKET"]
+        p = env.spawn(name, [harness.binary("llmux-supervisord"), "-c", path] + args,
+                      extra_env=extra)
+        harness.wait_until(lambda: subprocess.run(
+            [harness.binary("llmuxctl"), "--socket", sock, "status"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0,
+            20, "the supervisor on %s" % sock)
+        check('msg="listening" path=%s' % sock in p.output(), p.output())
+        p.signal(signal.SIGTERM)
+        check(p.wait(20) == 0, "clean exit: %s" % p.output())
 
 
 @test

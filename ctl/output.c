@@ -1,0 +1,184 @@
+/*
+ * output.c -- what llmuxctl prints: aligned tables, a progress line for
+ * long operations (on stderr: redrawn in place on a terminal, one line per
+ * phase otherwise), and reply bodies as JSON for --json.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "ctl.h"
+#include "mpjson.h"
+#include "xmalloc.h"
+
+struct table {
+	int	  cols;
+	char	**cells;	/* rows * cols */
+	size_t	  rows;
+};
+
+struct table *
+table_new(int cols, ...)
+{
+	struct table	*t = xcalloc(1, sizeof(*t));
+	va_list		 ap;
+
+	t->cols = cols;
+	t->cells = xcalloc((size_t)cols, sizeof(char *));
+	va_start(ap, cols);
+	for (int i = 0; i < cols; i++)
+		t->cells[i] = xstrdup(va_arg(ap, const char *));
+	va_end(ap);
+	t->rows = 1;
+	return (t);
+}
+
+/* One row of cols strings (NULL prints as "-"). */
+void
+table_add(struct table *t, ...)
+{
+	va_list		 ap;
+	const char	*s;
+
+	t->cells = xreallocarray(t->cells, (t->rows + 1) * (size_t)t->cols,
+	    sizeof(char *));
+	va_start(ap, t);
+	for (int i = 0; i < t->cols; i++) {
+		s = va_arg(ap, const char *);
+		t->cells[t->rows * (size_t)t->cols + (size_t)i] =
+		    xstrdup(s != NULL && *s != '\0' ? s : "-");
+	}
+	va_end(ap);
+	t->rows++;
+}
+
+void
+table_print(struct table *t)
+{
+	size_t	*w = xcalloc((size_t)t->cols, sizeof(*w)), len;
+
+	for (size_t r = 0; r < t->rows; r++)
+		for (int c = 0; c < t->cols; c++) {
+			len = strlen(t->cells[r * (size_t)t->cols + (size_t)c]);
+			if (len > w[c])
+				w[c] = len;
+		}
+	for (size_t r = 0; r < t->rows; r++) {
+		for (int c = 0; c < t->cols; c++) {
+			const char *s = t->cells[r * (size_t)t->cols +
+			    (size_t)c];
+
+			if (c == t->cols - 1)
+				printf("%s\n", s);
+			else
+				printf("%-*s  ", (int)w[c], s);
+		}
+	}
+	free(w);
+}
+
+void
+table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->rows * (size_t)t->cols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t);
+}
+
+const char *
+output_duration(uint64_t ms, char *buf, size_t len)
+{
+	if (ms < 1000)
+		snprintf(buf, len, "%llu ms", (unsigned long long)ms);
+	else if (ms < 60000)
+		snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
+	else if (ms < 3600000)
+		snprintf(buf, len, "%llum %02llus",
+		    (unsigned long long)(ms / 60000),
+		    (unsigned long long)(ms / 1000 % 60));
+	else
+		snprintf(buf, len, "%lluh %02llum",
+		    (unsigned long long)(ms / 3600000),
+		    (unsigned long long)(ms / 60000 % 60));
+	return (buf);
+}
+
+/* The last progress event and when it arrived, for redrawing. */
+static struct {
+	bool	 active;
+	bool	 tty;
+	char	 verb[32];
+	char	 model[PROTO_MAX_NAME + 1];
+	char	 phase[PROTO_MAX_NAME + 1];
+	char	 detail[256];
+	uint64_t elapsed_ms;
+	int64_t	 at_ms;
+} progress;
+
+static void
+output_progress_draw(void)
+{
+	uint64_t	ms = progress.elapsed_ms;
+	char		d[32], *nl;
+
+	if (progress.tty)
+		ms += (uint64_t)(clock_ms() - progress.at_ms);
+	if ((nl = strchr(progress.detail, '\n')) != NULL)
+		*nl = '\0';
+	fprintf(stderr, "%s%s %s: %s %s%s%s%s", progress.tty ? "\r\033[K" : "",
+	    progress.verb, progress.model, progress.phase,
+	    output_duration(ms, d, sizeof(d)), progress.detail[0] != '\0' ?
+	    " (" : "", progress.detail, progress.detail[0] != '\0' ? ")" : "");
+	if (!progress.tty)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+void
+output_progress(const char *verb, const struct proto_progress *p)
+{
+	progress.active = true;
+	progress.tty = isatty(STDERR_FILENO);
+	snprintf(progress.verb, sizeof(progress.verb), "%s", verb);
+	snprintf(progress.model, sizeof(progress.model), "%s",
+	    p->model != NULL ? p->model : "");
+	snprintf(progress.phase, sizeof(progress.phase), "%s", p->phase);
+	snprintf(progress.detail, sizeof(progress.detail), "%s",
+	    p->detail != NULL ? p->detail : "");
+	progress.elapsed_ms = p->elapsed_ms;
+	progress.at_ms = clock_ms();
+	output_progress_draw();
+}
+
+void
+output_progress_tick(void)
+{
+	if (progress.active && progress.tty)
+		output_progress_draw();
+}
+
+void
+output_progress_end(void)
+{
+	if (progress.active && progress.tty)
+		fprintf(stderr, "\r\033[K");
+	progress.active = false;
+}
+
+void
+output_json(const uint8_t *body, size_t len)
+{
+	char	*s = mpjson_string(body, len, 1);
+
+	if (s == NULL) {
+		fprintf(stderr, "llmuxctl: the reply is not valid msgpack\n");
+		return;
+	}
+	printf("%s\n", s);
+	free(s);
+}

@@ -1,0 +1,775 @@
+/*
+ * control.c -- the control calls (status, models, mode, pin, unpin,
+ * switch, eviction get/set, sleep, wake, checkpoint, restore, validate,
+ * reload, logs, metrics, subscribe), answered with bodies shaped like the
+ * seed's control API JSON (seed/control.rs.txt), llmux's own fields beside
+ * the seed's, never instead of them. Long calls wait for an operation of
+ * evict.c and send progress events on their id until the reply.
+ *
+ * Until the switcher lands, "switch" is a placeholder here: drain-less
+ * sleep of every running model but the target, then wake the target.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "log.h"
+#include "supervisor.h"
+#include "version.h"
+#include "xmalloc.h"
+
+/* The placeholder switch: sleep the victims one by one, wake target. */
+struct switch_op {
+	struct supervisor	*sup;
+	char			*target;
+	char			*from;
+	char			**victims;
+	size_t			 nv;
+	size_t			 i;
+	struct ctl_call		**calls;
+	size_t			 ncalls;
+	int64_t			 start_ms;
+};
+
+struct ctl_call *
+control_call_new(struct client *c, struct proto_msg *msg, const char *name)
+{
+	struct supervisor	*sup = c->sup;
+	struct ctl_call		*call;
+
+	call = xcalloc(1, sizeof(*call));
+	call->sup = sup;
+	call->client = c;
+	call->id = msg->id;
+	call->type = msg->type;
+	call->name = name != NULL ? xstrdup(name) : NULL;
+	call->start_ms = clock_ms();
+	TAILQ_INSERT_TAIL(&sup->calls, call, entry);
+	return (call);
+}
+
+/* Send the final reply (if the peer is still there) and free the call. */
+void
+control_call_done(struct ctl_call *call, int status, struct body *b)
+{
+	const uint8_t	*data;
+	size_t		 len;
+
+	if (call->client != NULL) {
+		data = body_data(b, &len);
+		server_reply(call->client, call->id, status, data, len);
+	}
+	body_free(b);
+	TAILQ_REMOVE(&call->sup->calls, call, entry);
+	free(call->name);
+	free(call->prev_pinned);
+	free(call);
+}
+
+void
+control_client_gone(struct client *c)
+{
+	struct ctl_call	*call;
+
+	TAILQ_FOREACH(call, &c->sup->calls, entry)
+		if (call->client == c)
+			call->client = NULL;
+	if (c->follow != NULL) {
+		logfollow_free(c->follow);
+		c->follow = NULL;
+	}
+}
+
+static void
+ctl_reply(struct client *c, uint32_t id, int status, struct body *b)
+{
+	const uint8_t	*data;
+	size_t		 len;
+
+	data = body_data(b, &len);
+	server_reply(c, id, status, data, len);
+	body_free(b);
+}
+
+static void
+ctl_not_found(struct client *c, uint32_t id, const char *name)
+{
+	ctl_reply(c, id, 404, body_message("error", "Model not found: %s",
+	    name));
+}
+
+void
+control_progress_cb(struct model *m, const char *phase, int64_t elapsed,
+    const char *detail, void *arg)
+{
+	struct ctl_call	*call = arg;
+
+	if (call->client != NULL)
+		server_progress(call->client, call->id, m->name, phase,
+		    clock_ms() - call->start_ms, detail);
+}
+
+char *
+control_switcher_state(struct supervisor *sup)
+{
+	struct switch_op	*sw = sup->switching;
+	char			*s;
+
+	if (sw != NULL)
+		xasprintf(&s, "switching:%s->%s", sw->from != NULL ? sw->from :
+		    "none", sw->target);
+	else if (sup->active != NULL && sup->active->pstate == MODEL_RUNNING)
+		xasprintf(&s, "active:%s", sup->active->name);
+	else
+		s = xstrdup("idle");
+	return (s);
+}
+
+/* ---- bodies ------------------------------------------------------------------ */
+
+static void
+ctl_body_mode(struct supervisor *sup, struct body *b)
+{
+	if (sup->manual) {
+		body_map(b, 2);
+		body_kstr(b, "mode", "manual");
+		body_kstr(b, "pinned", sup->pinned);
+	} else {
+		body_map(b, 1);
+		body_kstr(b, "mode", "auto");
+	}
+}
+
+/* The eviction a model has in force: how it sleeps, else its policy. */
+static struct eviction
+ctl_eviction_in_force(const struct model *m)
+{
+	if (m->pstate == MODEL_SLEEPING || m->pstate == MODEL_CHECKPOINTED)
+		return (m->sleeping);
+	return (model_eviction(m));
+}
+
+static size_t
+ctl_count_models(struct supervisor *sup)
+{
+	struct model	*m;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(m, &sup->models, entry)
+		if (!m->removed)
+			n++;
+	return (n);
+}
+
+static struct body *
+ctl_status_body(struct supervisor *sup)
+{
+	struct body	*b = body_new();
+	struct model	*m;
+	struct eviction	 ev;
+	const char	*phase;
+	char		*s;
+
+	body_map(b, 5);
+	s = control_switcher_state(sup);
+	body_kstr(b, "state", s);
+	free(s);
+	body_kstr(b, "active_model", sup->active != NULL &&
+	    sup->active->pstate == MODEL_RUNNING ? sup->active->name : NULL);
+	body_str(b, "mode");
+	ctl_body_mode(sup, b);
+	body_str(b, "models");
+	body_map(b, ctl_count_models(sup));
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m->removed)
+			continue;
+		body_str(b, m->name);
+		body_map(b, 15);
+		body_kuint(b, "in_flight", m->in_flight);
+		body_kuint(b, "queue_depth", m->queued);
+		s = model_process_state(m);
+		body_kstr(b, "process_state", s);
+		free(s);
+		body_kstr(b, "state", proto_model_state_name(
+		    model_published_state(m)));
+		body_kuint(b, "port", m->proc != NULL ? m->proc->port :
+		    m->cfg != NULL ? m->cfg->port : 0);
+		body_str(b, "pid");
+		if (m->proc != NULL && !m->proc->exited)
+			body_uint(b, (uint64_t)m->proc->pid);
+		else
+			body_nil(b);
+		body_kuint(b, "generation", m->generation);
+		body_str(b, "eviction");
+		ev = ctl_eviction_in_force(m);
+		body_eviction(b, &ev);
+		body_kuint(b, "starts", m->starts);
+		body_kuint(b, "restarts", m->restarts);
+		body_kuint(b, "crashes", m->crashes);
+		body_kbool(b, "crash_loop", m->crash_loop);
+		body_kuint(b, "escalations", m->escalations);
+		body_str(b, "phase");
+		body_str(b, evict_busy(m, NULL, &phase) ? phase : NULL);
+		body_kstr(b, "last_error", m->last_error);
+	}
+	body_str(b, "supervisor");
+	body_map(b, 5);
+	body_kuint(b, "pid", (uint64_t)getpid());
+	body_kstr(b, "version", LLMUX_VERSION);
+	body_kbool(b, "unprivileged", !sup->privileged);
+	body_kuint(b, "uptime_secs", (uint64_t)((clock_ms() -
+	    sup->started_ms) / 1000));
+	body_kuint(b, "config_generation", sup->config_generation);
+	return (b);
+}
+
+static struct body *
+ctl_models_body(struct supervisor *sup)
+{
+	struct body		*b = body_new();
+	struct model		*m;
+	struct model_config	*mc;
+	struct eviction		 ev;
+	char			*s;
+
+	body_map(b, 1);
+	body_str(b, "models");
+	body_array(b, ctl_count_models(sup));
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m->removed)
+			continue;
+		mc = m->cfg;
+		body_map(b, 9);
+		body_kstr(b, "name", m->name);
+		body_kstr(b, "model_path", mc != NULL ? mc->model_path : NULL);
+		body_kuint(b, "port", mc != NULL ? mc->port : 0);
+		body_str(b, "aliases");
+		body_array(b, mc != NULL ? mc->n_aliases : 0);
+		for (size_t i = 0; mc != NULL && i < mc->n_aliases; i++)
+			body_str(b, mc->aliases[i]);
+		body_str(b, "eviction");
+		ev = model_eviction(m);
+		body_eviction(b, &ev);
+		s = model_process_state(m);
+		body_kstr(b, "process_state", s);
+		free(s);
+		body_kstr(b, "state", proto_model_state_name(
+		    model_published_state(m)));
+		body_kuint(b, "tensor_parallel_size", mc != NULL &&
+		    mc->tensor_parallel_size > 0 ? mc->tensor_parallel_size : 1);
+		body_kuint(b, "startup_timeout_secs", mc != NULL ?
+		    config_model_startup_timeout(sup->conf, mc) : 0);
+	}
+	return (b);
+}
+
+static struct body *
+ctl_eviction_body(struct supervisor *sup)
+{
+	struct body	*b = body_new();
+	struct model	*m;
+	struct eviction	 ev;
+	char		*s;
+
+	body_map(b, 1);
+	body_str(b, "models");
+	body_map(b, ctl_count_models(sup));
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m->removed)
+			continue;
+		body_str(b, m->name);
+		body_map(b, 2);
+		body_str(b, "eviction");
+		ev = model_eviction(m);
+		body_eviction(b, &ev);
+		s = model_process_state(m);
+		body_kstr(b, "process_state", s);
+		free(s);
+	}
+	return (b);
+}
+
+/*
+ * {key: text, model, process_state, elapsed_ms, escalated, reason, log,
+ * phases}
+ */
+static struct body *
+ctl_op_body(struct model *m, const char *key, const char *text,
+    const struct evict_report *r)
+{
+	struct body	*b = body_new();
+	char		*s;
+
+	body_map(b, 8);
+	body_kstr(b, key, text);
+	body_kstr(b, "model", m->name);
+	s = model_process_state(m);
+	body_kstr(b, "process_state", s);
+	free(s);
+	body_kuint(b, "elapsed_ms", (uint64_t)(r->total_ms < 0 ? 0 :
+	    r->total_ms));
+	body_kbool(b, "escalated", r->result == EVICT_ESCALATED);
+	s = r->reason != NULL ? body_text_dup(r->reason) : NULL;
+	body_kstr(b, "reason", s);
+	free(s);
+	body_kstr(b, "log", r->log);
+	body_str(b, "phases");
+	body_array(b, r->n_phases);
+	for (size_t i = 0; i < r->n_phases; i++) {
+		body_map(b, 3);
+		body_kstr(b, "phase", evict_step_name(r->phases[i].step));
+		body_kuint(b, "ms", (uint64_t)r->phases[i].ms);
+		body_kbool(b, "ok", r->phases[i].ok);
+	}
+	return (b);
+}
+
+/* ---- sleep, wake, checkpoint, restore ----------------------------------------- */
+
+static void
+ctl_sleep_done(struct model *m, const struct evict_report *r, void *arg)
+{
+	struct ctl_call	*call = arg;
+	char		 dbg[128], *text;
+
+	if (call->type == PROTO_CTL_CHECKPOINT) {
+		if (r->result == EVICT_OK) {
+			xasprintf(&text, "Model %s checkpointed to %s",
+			    m->name, m->images != NULL ? m->images : "?");
+			control_call_done(call, 200, ctl_op_body(m, "message",
+			    text, r));
+		} else {
+			xasprintf(&text, "Checkpoint failed: %s%s", r->reason,
+			    r->result == EVICT_ESCALATED ?
+			    " (the model was stopped)" : "");
+			control_call_done(call, 500, ctl_op_body(m, "error", text,
+			    r));
+		}
+		free(text);
+		return;
+	}
+	if (r->result == EVICT_FAILED) {
+		xasprintf(&text, "Failed to sleep model: %s", r->reason);
+		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
+	} else {
+		xasprintf(&text, "Model %s sleeping with policy %s%s%s",
+		    m->name, body_eviction_debug(&call->eviction, dbg,
+		    sizeof(dbg)), r->result == EVICT_ESCALATED ?
+		    "; escalated to stop: " : "", r->result ==
+		    EVICT_ESCALATED ? r->reason : "");
+		control_call_done(call, 200, ctl_op_body(m, "message", text, r));
+	}
+	free(text);
+}
+
+static void
+ctl_wake_done(struct model *m, const struct evict_report *r, void *arg)
+{
+	struct ctl_call	*call = arg;
+	char		*text;
+
+	if (call->type == PROTO_CTL_RESTORE && r->result != EVICT_OK) {
+		xasprintf(&text, "Restore failed: %s", r->reason);
+		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
+	} else if (r->result == EVICT_FAILED) {
+		xasprintf(&text, "Failed to wake model: %s", r->reason);
+		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
+	} else {
+		xasprintf(&text, call->type == PROTO_CTL_RESTORE ?
+		    "Model %s restored" : "Model %s woken", m->name);
+		control_call_done(call, 200, ctl_op_body(m, "message", text, r));
+	}
+	free(text);
+}
+
+static void
+ctl_sleep(struct client *c, struct proto_msg *msg, struct model *m)
+{
+	struct ctl_call	*call;
+	struct eviction	 ev;
+	char		 err[512];
+
+	if (msg->type == PROTO_CTL_CHECKPOINT) {
+		ev = model_eviction(m);
+		if (msg->u.call.has_eviction)
+			ev = msg->u.call.eviction;
+		if (ev.process != PROCESS_CHECKPOINT) {
+			if (msg->u.call.has_eviction) {
+				ctl_reply(c, msg->id, 400, body_message("error",
+				    "checkpoint needs an eviction whose "
+				    "process is checkpoint"));
+				return;
+			}
+			ev.process = PROCESS_CHECKPOINT;
+		}
+	} else
+		ev = msg->u.call.has_eviction ? msg->u.call.eviction :
+		    model_eviction(m);
+	call = control_call_new(c, msg, m->name);
+	call->eviction = ev;
+	if (evict_sleep(m, &ev, ctl_sleep_done, control_progress_cb, call, err,
+	    sizeof(err)) != 0)
+		control_call_done(call, 409, body_message("error", "%s", err));
+}
+
+static void
+ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
+{
+	struct ctl_call	*call;
+	char		 err[512];
+
+	if (msg->type == PROTO_CTL_RESTORE && m->pstate != MODEL_CHECKPOINTED) {
+		ctl_reply(c, msg->id, 409, body_message("error", "Model %s is "
+		    "not checkpointed (%s)", m->name,
+		    model_pstate_name(m->pstate)));
+		return;
+	}
+	/* An operator's wake ends a crash loop. */
+	model_clear_crash_loop(m);
+	call = control_call_new(c, msg, m->name);
+	if (evict_wake(m, ctl_wake_done, control_progress_cb, call, err,
+	    sizeof(err)) != 0)
+		control_call_done(call, 409, body_message("error", "%s", err));
+}
+
+/* ---- the placeholder switch ----------------------------------------------------- */
+
+static void	switch_next(struct switch_op *);
+
+static void
+switch_progress_cb(struct model *m, const char *phase, int64_t elapsed,
+    const char *detail, void *arg)
+{
+	struct switch_op	*sw = arg;
+
+	for (size_t i = 0; i < sw->ncalls; i++)
+		control_progress_cb(m, phase, elapsed, detail, sw->calls[i]);
+}
+
+static void
+switch_finish(struct switch_op *sw, const char *error)
+{
+	struct supervisor	*sup = sw->sup;
+	struct ctl_call		*call;
+
+	sup->switching = NULL;
+	server_schedule_state(sup);
+	for (size_t i = 0; i < sw->ncalls; i++) {
+		call = sw->calls[i];
+		if (call->type == PROTO_CTL_PIN) {
+			if (error != NULL) {
+				sup->manual = call->prev_manual;
+				free(sup->pinned);
+				sup->pinned = call->prev_pinned;
+				call->prev_pinned = NULL;
+				persist_schedule(sup);
+				control_call_done(call, 500, body_message("error",
+				    "Failed to switch to pinned model: %s",
+				    error));
+			} else
+				control_call_done(call, 200, body_message(
+				    "message", "Pinned to model: %s",
+				    sw->target));
+		} else if (error != NULL)
+			control_call_done(call, 500, body_message("error",
+			    "Switch failed: %s", error));
+		else
+			control_call_done(call, 200, body_message("message",
+			    "Switched to model: %s", sw->target));
+	}
+	for (size_t i = 0; i < sw->nv; i++)
+		free(sw->victims[i]);
+	free(sw->victims);
+	free(sw->calls);
+	free(sw->target);
+	free(sw->from);
+	free(sw);
+}
+
+static void
+switch_wake_done(struct model *m, const struct evict_report *r, void *arg)
+{
+	struct switch_op	*sw = arg;
+	char			*why = NULL;
+
+	if (r->result == EVICT_FAILED)
+		why = body_text_dup(r->reason);
+	switch_finish(sw, why);
+	free(why);
+}
+
+static void
+switch_victim_done(struct model *m, const struct evict_report *r, void *arg)
+{
+	struct switch_op	*sw = arg;
+
+	sw->i++;
+	switch_next(sw);
+}
+
+static void
+switch_next(struct switch_op *sw)
+{
+	struct model	*m;
+	struct eviction	 ev;
+	char		 err[512];
+
+	while (sw->i < sw->nv) {
+		m = model_find(sw->sup, sw->victims[sw->i]);
+		if (m != NULL && m->pstate == MODEL_RUNNING && m->op == NULL) {
+			ev = model_eviction(m);
+			if (evict_sleep(m, &ev, switch_victim_done,
+			    switch_progress_cb, sw, err, sizeof(err)) == 0)
+				return;
+			log_warnx("switch: cannot sleep model=%s reason=\"%s\"",
+			    m->name, err);
+		}
+		sw->i++;
+	}
+	if ((m = model_find(sw->sup, sw->target)) == NULL) {
+		switch_finish(sw, "the model was removed");
+		return;
+	}
+	model_clear_crash_loop(m);
+	if (evict_wake(m, switch_wake_done, switch_progress_cb, sw, err,
+	    sizeof(err)) != 0)
+		switch_finish(sw, err);
+}
+
+static void
+ctl_switch_begin(struct ctl_call *call, struct model *target)
+{
+	struct supervisor	*sup = call->sup;
+	struct switch_op	*sw = sup->switching;
+	struct model		*m;
+
+	if (sw != NULL) {
+		if (strcmp(sw->target, target->name) != 0) {
+			control_call_done(call, 409, body_message("error", "a "
+			    "switch to %s is in progress", sw->target));
+			return;
+		}
+		sw->calls = xreallocarray(sw->calls, sw->ncalls + 1,
+		    sizeof(*sw->calls));
+		sw->calls[sw->ncalls++] = call;
+		return;
+	}
+	sw = xcalloc(1, sizeof(*sw));
+	sw->sup = sup;
+	sw->target = xstrdup(target->name);
+	sw->start_ms = clock_ms();
+	if (sup->active != NULL && sup->active != target)
+		sw->from = xstrdup(sup->active->name);
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m == target || m->removed || m->pstate != MODEL_RUNNING)
+			continue;
+		sw->victims = xreallocarray(sw->victims, sw->nv + 1,
+		    sizeof(*sw->victims));
+		sw->victims[sw->nv++] = xstrdup(m->name);
+		if (sw->from == NULL)
+			sw->from = xstrdup(m->name);
+	}
+	sw->calls = xcalloc(1, sizeof(*sw->calls));
+	sw->calls[sw->ncalls++] = call;
+	sup->switching = sw;
+	server_schedule_state(sup);
+	switch_next(sw);
+}
+
+/* ---- the calls ------------------------------------------------------------------ */
+
+static void
+ctl_mode(struct client *c, struct proto_msg *msg)
+{
+	struct supervisor	*sup = c->sup;
+	const char		*mode = msg->u.call.mode;
+
+	if (strcmp(mode, "auto") == 0) {
+		sup->manual = false;
+		free(sup->pinned);
+		sup->pinned = NULL;
+		ctl_reply(c, msg->id, 200, body_message("message",
+		    "Switched to auto mode"));
+	} else if (strcmp(mode, "manual") == 0) {
+		sup->manual = true;
+		free(sup->pinned);
+		sup->pinned = NULL;
+		ctl_reply(c, msg->id, 200, body_message("message",
+		    "Switched to manual mode"));
+	} else {
+		ctl_reply(c, msg->id, 400, body_message("message",
+		    "Unknown mode: %s. Use 'auto' or 'manual'.", mode));
+		return;
+	}
+	server_schedule_state(sup);
+	persist_schedule(sup);
+}
+
+static void
+ctl_pin(struct client *c, struct proto_msg *msg, struct model *m)
+{
+	struct supervisor	*sup = c->sup;
+	struct ctl_call		*call;
+
+	call = control_call_new(c, msg, m->name);
+	call->prev_manual = sup->manual;
+	call->prev_pinned = sup->pinned;
+	sup->manual = true;
+	sup->pinned = xstrdup(m->name);
+	server_schedule_state(sup);
+	persist_schedule(sup);
+	if (sup->active == m && m->pstate == MODEL_RUNNING &&
+	    sup->switching == NULL) {
+		control_call_done(call, 200, body_message("message",
+		    "Pinned to model: %s", m->name));
+		return;
+	}
+	ctl_switch_begin(call, m);
+}
+
+static void
+ctl_switch(struct client *c, struct proto_msg *msg, struct model *m)
+{
+	struct supervisor	*sup = c->sup;
+
+	if (sup->manual) {
+		free(sup->pinned);
+		sup->pinned = xstrdup(m->name);
+		server_schedule_state(sup);
+		persist_schedule(sup);
+	}
+	ctl_switch_begin(control_call_new(c, msg, m->name), m);
+}
+
+static void
+ctl_reload(struct client *c, struct proto_msg *msg)
+{
+	struct reload_result	 r;
+	struct body		*b;
+
+	reload_run(c->sup, &r);
+	b = body_new();
+	if (!r.ok) {
+		body_map(b, 2);
+		body_str(b, "error");
+		body_str(b, "Invalid configuration, the running one is kept");
+		body_str(b, "errors");
+		body_array(b, r.n_errors);
+		for (size_t i = 0; i < r.n_errors; i++)
+			body_str(b, r.errors[i]);
+		ctl_reply(c, msg->id, 400, b);
+		reload_result_free(&r);
+		return;
+	}
+	body_map(b, 5);
+	body_kstr(b, "message", "Configuration reloaded");
+	body_kuint(b, "generation", c->sup->config_generation);
+	body_str(b, "added");
+	body_array(b, r.n_added);
+	for (size_t i = 0; i < r.n_added; i++)
+		body_str(b, r.added[i]);
+	body_str(b, "removed");
+	body_array(b, r.n_removed);
+	for (size_t i = 0; i < r.n_removed; i++)
+		body_str(b, r.removed[i]);
+	body_str(b, "changed");
+	body_array(b, r.n_changed);
+	for (size_t i = 0; i < r.n_changed; i++)
+		body_str(b, r.changed[i]);
+	ctl_reply(c, msg->id, 200, b);
+	reload_result_free(&r);
+}
+
+void
+control_call(struct client *c, struct proto_msg *msg)
+{
+	struct supervisor	*sup = c->sup;
+	struct model		*m = NULL;
+	struct body		*b;
+	char			*text, dbg[128];
+
+	if (proto_call_fields(msg->type) & PROTO_F_MODEL) {
+		if ((m = model_find(sup, msg->u.call.model)) == NULL) {
+			ctl_not_found(c, msg->id, msg->u.call.model);
+			return;
+		}
+	}
+	switch (msg->type) {
+	case PROTO_CTL_STATUS:
+		ctl_reply(c, msg->id, 200, ctl_status_body(sup));
+		return;
+	case PROTO_CTL_MODELS:
+		ctl_reply(c, msg->id, 200, ctl_models_body(sup));
+		return;
+	case PROTO_CTL_MODE:
+		ctl_mode(c, msg);
+		return;
+	case PROTO_CTL_PIN:
+		ctl_pin(c, msg, m);
+		return;
+	case PROTO_CTL_UNPIN:
+		sup->manual = false;
+		free(sup->pinned);
+		sup->pinned = NULL;
+		server_schedule_state(sup);
+		persist_schedule(sup);
+		ctl_reply(c, msg->id, 200, body_message("message",
+		    "Unpinned. Switched to auto mode."));
+		return;
+	case PROTO_CTL_SWITCH:
+		ctl_switch(c, msg, m);
+		return;
+	case PROTO_CTL_EVICTION_GET:
+		ctl_reply(c, msg->id, 200, ctl_eviction_body(sup));
+		return;
+	case PROTO_CTL_EVICTION_SET:
+		m->has_override = true;
+		m->override = msg->u.call.eviction;
+		model_changed(m);
+		ctl_reply(c, msg->id, 200, body_message("message",
+		    "Eviction policy for %s set to %s", m->name,
+		    body_eviction_debug(&m->override, dbg, sizeof(dbg))));
+		return;
+	case PROTO_CTL_SLEEP:
+	case PROTO_CTL_CHECKPOINT:
+		ctl_sleep(c, msg, m);
+		return;
+	case PROTO_CTL_WAKE:
+	case PROTO_CTL_RESTORE:
+		ctl_wake(c, msg, m);
+		return;
+	case PROTO_CTL_VALIDATE:
+		validate_call(control_call_new(c, msg, m->name), m,
+		    &msg->u.call.policies);
+		return;
+	case PROTO_CTL_RELOAD:
+		ctl_reload(c, msg);
+		return;
+	case PROTO_CTL_LOGS:
+		logfollow_call(c, msg->id, m, msg->u.call.lines,
+		    msg->u.call.follow);
+		return;
+	case PROTO_CTL_METRICS:
+		text = metrics_text(sup);
+		b = body_new();
+		body_map(b, 1);
+		body_kstr(b, "text", text);
+		free(text);
+		ctl_reply(c, msg->id, 200, b);
+		return;
+	case PROTO_CTL_SUBSCRIBE:
+		c->subscribed = true;
+		ctl_reply(c, msg->id, 200, body_message("message",
+		    "Subscribed to state events"));
+		server_send_state(sup, c);
+		return;
+	default:
+		proto_conn_send_error(c->conn, msg->id, "bad_message",
+		    "%s is not a control call", proto_type_name(msg->type) ?
+		    proto_type_name(msg->type) : "?");
+		return;
+	}
+}

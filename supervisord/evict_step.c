@@ -1,0 +1,446 @@
+/*
+ * evict_step.c -- the steps of evictions and wakes: each one an HTTP call
+ * to the model, a call into the gpu or criu module, a start or a stop;
+ * timing and reporting each, and what a failed step turns the rest of the
+ * plan into (escalation to stop for a sleep, stop-then-fail for a wake).
+ * Also what happens when the model's process dies during a step.
+ */
+#include <sys/types.h>
+
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "clock.h"
+#include "evict_int.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static void
+evict_http_cb(const struct httpc_result *r, void *arg)
+{
+	struct evict_op	*op = arg;
+	char		 why[512];
+
+	op->call = NULL;
+	if (r->status >= 200 && r->status < 300) {
+		evict_step_end(op, true, NULL);
+		return;
+	}
+	if (r->status != 0)
+		snprintf(why, sizeof(why), "the model answered %d: %.300s",
+		    r->status, r->body);
+	else
+		snprintf(why, sizeof(why), "%s", r->error);
+	evict_step_end(op, false, why);
+}
+
+static void
+evict_http(struct evict_op *op, const char *path, const char *body,
+    int64_t timeout_ms)
+{
+	struct model	*m = op->m;
+
+	if (m->proc == NULL || m->proc->exited) {
+		evict_step_end(op, false, "the model has no running process");
+		return;
+	}
+	op->call = httpc_request(m->sup->base, m->proc->port, "POST", path,
+	    body, timeout_ms, evict_http_cb, op);
+}
+
+static void
+evict_health_cb(int ok, const char *reason, void *arg)
+{
+	struct evict_op	*op = arg;
+
+	op->health = NULL;
+	evict_step_end(op, ok != 0, reason);
+}
+
+static void
+evict_stopped_cb(struct process *p, void *arg)
+{
+	struct evict_op	*op = arg;
+	struct model	*m = op->m;
+
+	if (m->proc == p) {
+		m->proc = NULL;
+		process_free(p);
+	}
+	evict_step_end(op, true, NULL);
+}
+
+static struct evict_pending *
+evict_pending_new(struct evict_op *op)
+{
+	op->pending = xcalloc(1, sizeof(*op->pending));
+	op->pending->op = op;
+	return (op->pending);
+}
+
+static void
+evict_gpu_cb(int ok, const char *reason, void *arg)
+{
+	struct evict_pending	*pp = arg;
+	struct evict_op		*op = pp->op;
+
+	free(pp);
+	if (op == NULL)
+		return;
+	op->pending = NULL;
+	evict_step_end(op, ok != 0, reason);
+}
+
+static void
+evict_criu_cb(int ok, const char *reason, pid_t restored, void *arg)
+{
+	struct evict_pending	*pp = arg;
+	struct evict_op		*op = pp->op;
+	struct model		*m;
+	struct process		*p;
+	struct procfs_stat	 st;
+	char			 err[256];
+
+	free(pp);
+	if (op == NULL)
+		return;
+	op->pending = NULL;
+	m = op->m;
+	if (ok && op->plan.steps[op->idx] == STEP_CRIU_RESTORE) {
+		if (procfs_read_stat(restored, &st) != 0 ||
+		    (p = process_adopt(m, restored, st.starttime, NULL,
+		    m->cfg != NULL ? m->cfg->port : 0, err,
+		    sizeof(err))) == NULL) {
+			evict_step_end(op, false, "restored process is gone");
+			return;
+		}
+		m->proc = p;
+		m->generation++;
+	}
+	evict_step_end(op, ok != 0, reason);
+}
+
+static void
+evict_step_gpu(struct evict_op *op, bool suspend)
+{
+	struct model	*m = op->m;
+	pid_t		*pids, *gpu;
+	size_t		 n, ng;
+
+	if (m->proc == NULL) {
+		evict_step_end(op, false, "the model has no running process");
+		return;
+	}
+	pids = xcalloc(EVICT_MAX_PIDS, sizeof(*pids));
+	gpu = xcalloc(EVICT_MAX_PIDS, sizeof(*gpu));
+	n = process_members(m->proc, pids, EVICT_MAX_PIDS);
+	ng = gpu_processes(m->sup->conf, pids, n, gpu, EVICT_MAX_PIDS);
+	if (suspend)
+		gpu_suspend(m->sup, gpu, ng, evict_gpu_cb,
+		    evict_pending_new(op));
+	else
+		gpu_resume(m->sup, gpu, ng, evict_gpu_cb,
+		    evict_pending_new(op));
+	free(pids);
+	free(gpu);
+}
+
+/* CRIU leaves these behind when a dump fails; a later dump trips on them. */
+static void
+evict_remove_link_remap(void)
+{
+	glob_t	g;
+
+	if (glob("/dev/shm/link_remap.*", 0, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		(void)unlink(g.gl_pathv[i]);
+	globfree(&g);
+}
+
+void
+evict_step_start(struct evict_op *op)
+{
+	struct model	*m = op->m;
+	struct process	*p;
+	enum evict_step	 step;
+	char		 err[1024], detail[256];
+	int64_t		 timeout;
+
+	if (op->idx >= op->plan.n) {
+		evict_finish(op);
+		return;
+	}
+	step = op->plan.steps[op->idx];
+	op->in_step = true;
+	op->step_ms = clock_ms();
+	detail[0] = '\0';
+	/* A process that died between two steps fails the next at once. */
+	if (m->proc != NULL && m->proc->exited && step != STEP_STOP) {
+		evict_progress(op, evict_step_name(step), NULL);
+		snprintf(err, sizeof(err), "the model process %s",
+		    m->proc->exit_reason != NULL ? m->proc->exit_reason :
+		    "exited");
+		evict_step_end(op, false, err);
+		return;
+	}
+	if (m->proc != NULL)
+		snprintf(detail, sizeof(detail), "pid %d", (int)m->proc->pid);
+	log_debug("phase start model=%s op=%s phase=%s", m->name,
+	    evict_kind_name(op->kind), evict_step_name(step));
+
+	switch (step) {
+	case STEP_SLEEP_OFFLOAD:
+		evict_progress(op, evict_step_name(step), "POST /sleep?level=1");
+		evict_http(op, "/sleep?level=1", NULL, EVICT_SLEEP_TIMEOUT_MS);
+		return;
+	case STEP_SLEEP_DISCARD:
+		evict_progress(op, evict_step_name(step), "POST /sleep?level=2");
+		evict_http(op, "/sleep?level=2", NULL, EVICT_SLEEP_TIMEOUT_MS);
+		return;
+	case STEP_NCCL_SUSPEND:
+		evict_progress(op, evict_step_name(step), NULL);
+		evict_http(op, "/collective_rpc", "{\"method\":\"suspend_nccl\"}",
+		    EVICT_NCCL_TIMEOUT_MS);
+		return;
+	case STEP_NCCL_RESUME:
+		evict_progress(op, evict_step_name(step), NULL);
+		evict_http(op, "/collective_rpc", "{\"method\":\"resume_nccl\"}",
+		    EVICT_NCCL_TIMEOUT_MS);
+		return;
+	case STEP_WAKE_UP:
+		evict_progress(op, evict_step_name(step), "POST /wake_up");
+		evict_http(op, "/wake_up", NULL, EVICT_WAKE_TIMEOUT_MS);
+		return;
+	case STEP_RELOAD_WEIGHTS:
+		evict_progress(op, evict_step_name(step), NULL);
+		timeout = m->cfg != NULL ? (int64_t)config_model_startup_timeout(
+		    m->sup->conf, m->cfg) * 1000 : EVICT_WAKE_TIMEOUT_MS;
+		evict_http(op, "/collective_rpc",
+		    "{\"method\":\"reload_weights\"}", timeout);
+		return;
+	case STEP_RESET_PREFIX_CACHE:
+		evict_progress(op, evict_step_name(step), NULL);
+		evict_http(op, "/reset_prefix_cache", NULL,
+		    EVICT_RESET_CACHE_TIMEOUT_MS);
+		return;
+	case STEP_CUDA_SUSPEND:
+	case STEP_CUDA_RESUME:
+		evict_progress(op, evict_step_name(step), detail);
+		evict_step_gpu(op, step == STEP_CUDA_SUSPEND);
+		return;
+	case STEP_CRIU_DUMP:
+		evict_progress(op, evict_step_name(step), detail);
+		if (m->proc == NULL) {
+			evict_step_end(op, false, "the model has no process");
+			return;
+		}
+		evict_remove_link_remap();
+		free(op->images);
+		op->images = criu_images_dir(m->sup->conf, m->name);
+		criu_dump(m->sup, m->proc->pid, op->images, evict_criu_cb,
+		    evict_pending_new(op));
+		return;
+	case STEP_CRIU_RESTORE:
+		evict_progress(op, evict_step_name(step), m->images);
+		criu_restore(m->sup, m->images != NULL ? m->images : "",
+		    evict_criu_cb, evict_pending_new(op));
+		return;
+	case STEP_STOP:
+		evict_progress(op, evict_step_name(step), detail);
+		if (m->proc == NULL) {
+			evict_step_end(op, true, NULL);
+			return;
+		}
+		process_stop(m->proc, PROCESS_STOP_GRACE_MS, evict_stopped_cb,
+		    op);
+		return;
+	case STEP_START:
+		if (m->proc != NULL) {
+			/* A wake from a state without a process never has one. */
+			evict_progress(op, evict_step_name(step), detail);
+			evict_step_end(op, false, "a process of the model is "
+			    "still running");
+			return;
+		}
+		if ((p = process_start(m, err, sizeof(err))) == NULL) {
+			evict_progress(op, evict_step_name(step), NULL);
+			evict_step_end(op, false, err);
+			return;
+		}
+		m->proc = p;
+		m->generation++;
+		m->starts++;
+		model_set_pstate(m, MODEL_STARTING);
+		snprintf(detail, sizeof(detail), "pid %d", (int)p->pid);
+		evict_progress(op, evict_step_name(step), detail);
+		timeout = (int64_t)config_model_startup_timeout(m->sup->conf,
+		    m->cfg) * 1000;
+		op->health = health_wait(m->sup->base, p->port, timeout,
+		    evict_health_cb, op);
+		return;
+	case STEP_HEALTH:
+		evict_progress(op, evict_step_name(step), detail);
+		if (m->proc == NULL) {
+			evict_step_end(op, false, "the model has no process");
+			return;
+		}
+		op->health = health_wait(m->sup->base, m->proc->port,
+		    op->health_timeout_ms > 0 ? op->health_timeout_ms :
+		    EVICT_HEALTH_TIMEOUT_MS, evict_health_cb, op);
+		return;
+	case STEP__COUNT:
+		break;
+	}
+	evict_step_end(op, false, "unknown step");
+}
+
+/* Replace what is left of the plan by one step. */
+void
+evict_replan(struct evict_op *op, enum evict_step step)
+{
+	op->plan.steps[0] = step;
+	op->plan.n = 1;
+	op->idx = 0;
+}
+
+static void
+evict_step_failed(struct evict_op *op, enum evict_step step,
+    const char *why)
+{
+	struct model	*m = op->m;
+	const char	*phase = evict_step_name(step);
+
+	if (step == STEP_RESET_PREFIX_CACHE) {
+		log_warnx("reset_prefix_cache failed, going on model=%s "
+		    "reason=\"%s\"", m->name, why);
+		op->idx++;
+		evict_schedule(op);
+		return;
+	}
+	switch (op->kind) {
+	case EVICT_SLEEP:
+		if (op->result != EVICT_ESCALATED) {
+			op->result = EVICT_ESCALATED;
+			evict_set_reason(op, "%s failed: %s", phase, why);
+			log_warnx("eviction step failed, escalating to stop "
+			    "model=%s phase=%s reason=\"%s\"", m->name, phase,
+			    why);
+			evict_progress(op, "escalate", op->reason);
+		}
+		evict_replan(op, STEP_STOP);
+		break;
+	case EVICT_WAKE:
+		if (step == STEP_CRIU_RESTORE) {
+			op->result = EVICT_ESCALATED;
+			evict_set_reason(op, "%s failed, cold start instead: %s",
+			    phase, why);
+			log_warnx("restore failed, starting the model afresh "
+			    "model=%s reason=\"%s\"", m->name, why);
+			free(m->images);
+			m->images = NULL;
+			evict_replan(op, STEP_START);
+			break;
+		}
+		op->failing = true;
+		op->result = EVICT_FAILED;
+		if (op->reason == NULL)
+			evict_set_reason(op, "%s failed: %s", phase, why);
+		if (m->proc != NULL)
+			evict_replan(op, STEP_STOP);
+		else
+			op->idx = op->plan.n;
+		break;
+	case EVICT_STOP:
+		op->idx++;
+		break;
+	}
+	evict_schedule(op);
+}
+
+void
+evict_step_end(struct evict_op *op, bool ok, const char *why)
+{
+	struct model	*m = op->m;
+	enum evict_step	 step = op->plan.steps[op->idx];
+	int64_t		 ms = clock_ms() - op->step_ms;
+	struct evict_report *r = &op->report;
+
+	op->in_step = false;
+	model_phase_record(m, step, ms);
+	if (r->n_phases < EVICT_MAX_PHASES) {
+		r->phases[r->n_phases].step = step;
+		r->phases[r->n_phases].ms = ms;
+		r->phases[r->n_phases].ok = ok;
+		r->n_phases++;
+	}
+	log_info("phase done model=%s op=%s phase=%s ok=%d ms=%lld%s%s%s",
+	    m->name, evict_kind_name(op->kind), evict_step_name(step), ok,
+	    (long long)ms, ok ? "" : " reason=\"", ok ? "" : why,
+	    ok ? "" : "\"");
+	if (!ok) {
+		evict_step_failed(op, step, why != NULL ? why : "failed");
+		return;
+	}
+	op->idx++;
+	evict_schedule(op);
+}
+
+static void
+evict_start_logged_cb(struct process *p, void *arg)
+{
+	struct evict_op	*op = arg;
+	char		*why;
+
+	op->waiting_log = false;
+	free(op->log);
+	op->log = modellog_tail(op->m->sup, op->m->name, 10, 2048);
+	if (op->log != NULL)
+		body_text_clean(op->log);
+	xasprintf(&why, "the model process %s%s",
+	    p->exit_reason != NULL ? p->exit_reason : "exited",
+	    op->plan.steps[op->idx] == STEP_START ? " while starting" : "");
+	evict_step_end(op, false, why);
+	free(why);
+}
+
+void
+evict_process_exited(struct model *m)
+{
+	struct evict_op	*op = m->op;
+	enum evict_step	 step;
+	char		 why[300];
+
+	if (op == NULL || !op->in_step || op->waiting_log)
+		return;
+	step = op->plan.steps[op->idx];
+	switch (step) {
+	case STEP_START:
+	case STEP_HEALTH:
+		health_cancel(op->health);
+		op->health = NULL;
+		op->waiting_log = true;
+		process_wait_log(m->proc, evict_start_logged_cb, op);
+		return;
+	case STEP_CRIU_DUMP:
+	case STEP_STOP:
+		return;		/* expected */
+	default:
+		httpc_cancel(op->call);
+		op->call = NULL;
+		if (op->pending != NULL) {
+			op->pending->op = NULL;
+			op->pending = NULL;
+		}
+		snprintf(why, sizeof(why), "the model process %s",
+		    m->proc->exit_reason != NULL ? m->proc->exit_reason :
+		    "exited");
+		evict_step_end(op, false, why);
+		return;
+	}
+}

@@ -1,0 +1,349 @@
+/*
+ * supervisor.c -- llmux-supervisord's life: setting up (models, cgroup,
+ * the socket, re-adoption from the journal), the event loop, signals,
+ * systemd notification and watchdog, and the one dispatch per kind of
+ * peer.
+ *
+ * SIGTERM and SIGINT stop listening, write the journal and exit, leaving
+ * the model processes running: the next supervisor re-adopts them (this
+ * matches systemd's KillMode=process). `llmuxctl stop --all` unloads them
+ * first when that is wanted. SIGHUP reloads the config.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <systemd/sd-daemon.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "log.h"
+#include "supervisor.h"
+#include "version.h"
+#include "xmalloc.h"
+
+#define SUPERVISOR_LOGCHECK_MS	1000
+
+static void
+supervisor_shutdown(struct supervisor *sup, const char *why)
+{
+	struct model	*m;
+	size_t		 running = 0;
+
+	if (sup->exiting)
+		return;
+	sup->exiting = true;
+	TAILQ_FOREACH(m, &sup->models, entry)
+		if (m->proc != NULL && !m->proc->exited)
+			running++;
+	log_info("exiting, leaving model processes running for the next "
+	    "supervisor reason=%s running=%zu", why, running);
+	sd_notify(0, "STOPPING=1");
+	server_close(sup);
+	event_base_loopexit(sup->base, NULL);
+}
+
+static void
+supervisor_signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct supervisor	*sup = arg;
+	struct reload_result	 r;
+
+	switch (sig) {
+	case SIGTERM:
+		supervisor_shutdown(sup, "SIGTERM");
+		break;
+	case SIGINT:
+		supervisor_shutdown(sup, "SIGINT");
+		break;
+	case SIGHUP:
+		sd_notify(0, "RELOADING=1");
+		reload_run(sup, &r);
+		reload_result_free(&r);
+		sd_notify(0, "READY=1");
+		break;
+	}
+}
+
+static void
+supervisor_watchdog_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void
+supervisor_logcheck_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct supervisor	*sup = arg;
+	struct model		*m;
+
+	TAILQ_FOREACH(m, &sup->models, entry)
+		if (m->proc != NULL && m->proc->log_file_mode)
+			modellog_check_file(sup, m->name);
+}
+
+/* Models of the config; a checkpoint_path starts checkpointed (seed). */
+static void
+supervisor_add_models(struct supervisor *sup)
+{
+	struct model	*m;
+
+	for (size_t i = 0; i < sup->conf->n_models; i++) {
+		m = model_new(sup, &sup->conf->models[i]);
+		if (m->cfg->checkpoint_path != NULL) {
+			m->pstate = MODEL_CHECKPOINTED;
+			m->images = xstrdup(m->cfg->checkpoint_path);
+			m->sleeping = config_model_eviction(sup->conf, m->cfg);
+		}
+	}
+}
+
+static void
+supervisor_preload(struct supervisor *sup)
+{
+	struct model	*m;
+	char		 err[256];
+
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m->cfg == NULL || !m->cfg->preload || m->proc != NULL ||
+		    m->op != NULL)
+			continue;
+		log_info("preloading model model=%s", m->name);
+		if (evict_wake(m, NULL, NULL, NULL, err, sizeof(err)) != 0)
+			log_warnx("cannot preload model=%s reason=\"%s\"",
+			    m->name, err);
+	}
+}
+
+static void
+supervisor_timers(struct supervisor *sup)
+{
+	struct timeval	tv;
+	uint64_t	usec = 0;
+
+	tv.tv_sec = SUPERVISOR_LOGCHECK_MS / 1000;
+	tv.tv_usec = (SUPERVISOR_LOGCHECK_MS % 1000) * 1000;
+	sup->ev_logcheck = event_new(sup->base, -1, EV_PERSIST,
+	    supervisor_logcheck_cb, sup);
+	event_add(sup->ev_logcheck, &tv);
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		usec /= 2;
+		tv.tv_sec = (time_t)(usec / 1000000);
+		tv.tv_usec = (suseconds_t)(usec % 1000000);
+		sup->ev_watchdog = event_new(sup->base, -1, EV_PERSIST,
+		    supervisor_watchdog_cb, sup);
+		event_add(sup->ev_watchdog, &tv);
+		log_info("systemd watchdog enabled interval_ms=%llu",
+		    (unsigned long long)(usec / 1000));
+	}
+}
+
+static void
+supervisor_free(struct supervisor *sup)
+{
+	struct model	*m;
+	struct client	*c;
+	struct ctl_call	*call;
+	int		 i;
+
+	/* Models are forgotten, not stopped. */
+	while ((m = TAILQ_FIRST(&sup->models)) != NULL)
+		model_free(m);
+	/* Calls still waiting for an operation get no reply. */
+	while ((call = TAILQ_FIRST(&sup->calls)) != NULL) {
+		TAILQ_REMOVE(&sup->calls, call, entry);
+		free(call->name);
+		free(call->prev_pinned);
+		free(call);
+	}
+	while ((c = TAILQ_FIRST(&sup->clients)) != NULL) {
+		control_client_gone(c);
+		TAILQ_REMOVE(&sup->clients, c, entry);
+		proto_conn_free(c->conn);
+		free(c->groups);
+		free(c);
+	}
+	for (i = 0; i < (int)(sizeof(sup->ev_sigs) / sizeof(sup->ev_sigs[0]));
+	    i++)
+		if (sup->ev_sigs[i] != NULL)
+			event_free(sup->ev_sigs[i]);
+	if (sup->ev_watchdog != NULL)
+		event_free(sup->ev_watchdog);
+	if (sup->ev_logcheck != NULL)
+		event_free(sup->ev_logcheck);
+	if (sup->ev_state != NULL)
+		event_free(sup->ev_state);
+	if (sup->ev_journal != NULL)
+		event_free(sup->ev_journal);
+	server_close(sup);
+	event_base_free(sup->base);
+	free(sup->pinned);
+	free(sup->cgroup_root);
+	free(sup->config_path);
+	free(sup->socket_path);
+	free(sup);
+}
+
+int
+supervisor_main(struct config *conf, const struct supervisor_opts *opts)
+{
+	struct supervisor	*sup;
+	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	char			 err[1024];
+	const char		*sock;
+	int			 rc = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	sup = xcalloc(1, sizeof(*sup));
+	if ((sup->base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	sup->conf = conf;
+	sup->config_path = xstrdup(opts->config_path != NULL ?
+	    opts->config_path : conf->path);
+	sock = opts->socket_path;
+	if (sock == NULL || *sock == '\0')
+		sock = getenv("LLMUX_SOCKET");
+	if (sock == NULL || *sock == '\0')
+		sock = conf->supervisor_socket;
+	sup->socket_path = xstrdup(sock);
+	sup->uid = geteuid();
+	sup->gid = getegid();
+	sup->privileged = sup->uid == 0;
+	sup->listen_fd = -1;
+	sup->started_ms = clock_ms();
+	TAILQ_INIT(&sup->models);
+	TAILQ_INIT(&sup->clients);
+	TAILQ_INIT(&sup->calls);
+
+	log_info("starting version=%s pid=%d config=%s models=%zu%s",
+	    LLMUX_VERSION, (int)getpid(), sup->config_path, conf->n_models,
+	    sup->privileged ? "" : " unprivileged=1");
+	if (!sup->privileged)
+		log_info("running unprivileged: models run as uid %u, not as "
+		    "user %s", (unsigned)sup->uid, conf->user);
+	cgroup_init(sup);
+	supervisor_add_models(sup);
+	/* The socket first: if another supervisor runs, adopt nothing. */
+	if (server_listen(sup, err, sizeof(err)) != 0) {
+		log_warnx("cannot listen: %s", err);
+		fprintf(stderr, "llmux-supervisord: %s\n", err);
+		supervisor_free(sup);
+		config_free(conf);
+		return (1);
+	}
+	adopt_from_journal(sup);
+	supervisor_preload(sup);
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		sup->ev_sigs[i] = evsignal_new(sup->base, sigs[i],
+		    supervisor_signal_cb, sup);
+		event_add(sup->ev_sigs[i], NULL);
+	}
+	supervisor_timers(sup);
+	sd_notifyf(0, "READY=1\nSTATUS=serving %zu models on %s\nMAINPID=%lu",
+	    conf->n_models, sup->socket_path, (unsigned long)getpid());
+	log_info("ready path=%s", sup->socket_path);
+
+	if (event_base_dispatch(sup->base) == -1) {
+		log_warnx("event loop failed");
+		rc = 1;
+	}
+	sup->journal_dirty = true;
+	persist_flush(sup);
+	conf = sup->conf;
+	supervisor_free(sup);
+	config_free(conf);
+	return (rc);
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+static void
+supervisor_pong(struct client *c, struct proto_msg *msg)
+{
+	struct proto_msg	out;
+
+	memset(&out, 0, sizeof(out));
+	out.type = PROTO_PONG;
+	out.id = msg->id;
+	proto_conn_send(c->conn, &out);
+}
+
+static void
+supervisor_unexpected(struct client *c, struct proto_msg *msg)
+{
+	const char	*name = proto_type_name(msg->type);
+
+	proto_conn_send_error(c->conn, msg->id, "unexpected", "message %s is "
+	    "not expected from a peer with the %s role", name != NULL ? name :
+	    "?", proto_role_name(c->role));
+}
+
+/* What the proxy sends: demand, drained, and the calls it forwards. */
+void
+supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
+{
+	struct model	*m;
+
+	switch (msg->type) {
+	case PROTO_PING:
+		supervisor_pong(c, msg);
+		return;
+	case PROTO_DEMAND:
+		if ((m = model_find(c->sup, msg->u.demand.model)) == NULL) {
+			proto_conn_send_error(c->conn, 0, "unknown_model",
+			    "demand for a model that is not configured: %s",
+			    msg->u.demand.model);
+			return;
+		}
+		m->queued = msg->u.demand.queued;
+		m->in_flight = msg->u.demand.in_flight;
+		m->oldest_ms = msg->u.demand.oldest_ms;
+		return;
+	case PROTO_DRAINED:
+		log_debug("drained model=%s drain_id=%u", msg->u.drain.model,
+		    msg->u.drain.drain_id);
+		return;
+	case PROTO_ERROR:
+		log_warnx("error from the proxy code=%s message=\"%s\"",
+		    msg->u.error.code, msg->u.error.message);
+		return;
+	case PROTO_CTL_LOGS:
+		proto_conn_send_error(c->conn, msg->id, "forbidden",
+		    "the proxy role may not read model logs");
+		return;
+	default:
+		if (proto_type_is_call(msg->type)) {
+			control_call(c, msg);
+			return;
+		}
+		supervisor_unexpected(c, msg);
+		return;
+	}
+}
+
+/* What llmuxctl (the admin role) sends: control calls. */
+void
+supervisor_dispatch_ctl(struct client *c, struct proto_msg *msg)
+{
+	switch (msg->type) {
+	case PROTO_PING:
+		supervisor_pong(c, msg);
+		return;
+	case PROTO_ERROR:
+		log_debug("error from a peer peer=%s code=%s", c->name,
+		    msg->u.error.code);
+		return;
+	default:
+		if (proto_type_is_call(msg->type)) {
+			control_call(c, msg);
+			return;
+		}
+		supervisor_unexpected(c, msg);
+		return;
+	}
+}

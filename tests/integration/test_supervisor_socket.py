@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""test_supervisor_socket.py -- the supervisor's socket: hostile and
+malformed messages cost the sending peer only, a peer without rights is
+refused with a clear message, calls before hello are refused, a stale
+socket is replaced and a live one is not taken over, and the proxy role
+gets config and state."""
+import os
+import socket
+import struct
+
+import harness
+from harness import check, wait_until
+from supervisor_helpers import (Sup, Raw, as_root, frame, hello, mp_map, mp_str,
+                                mp_type, mp_uint)
+
+T_ERROR, T_HELLO, T_CONFIG, T_STATE, T_REPLY = 2, 1, 100, 201, 400
+
+
+def serving(sup):
+    rc, out, err = sup.ctl("status")
+    return rc == 0
+
+
+def error_of(payload):
+    return mp_type(payload) == T_ERROR
+
+
+@harness.test
+def hostile_messages(env):
+    sup = Sup(env, {"a": {}})
+    sup.start()
+    status_call = frame(mp_map([("t", mp_uint(300)), ("id", mp_uint(7))]))
+    cases = [
+        # (what, bytes, expect: "error" reply, "closed", or "either")
+        ("garbage", b"\xff\xfe hello there \x00\x01", "closed"),
+        ("zero length", b"\x00\x00\x00\x00", "closed"),
+        ("huge length", b"\x7f\xff\xff\xff" + b"x" * 100, "closed"),
+        ("over the limit", struct.pack(">I", (1 << 20) + 1), "closed"),
+        ("not a map", frame(b"\x93\x01\x02\x03"), "error"),
+        ("no type", frame(mp_map([("id", mp_uint(1))])), "error"),
+        ("type is a string", frame(mp_map([("t", mp_str("hello"))])), "error"),
+        ("unknown type", frame(mp_map([("t", mp_uint(9999))])), "error"),
+        ("truncated map", frame(b"\x85\xa1t\x01"), "error"),
+        ("map of 2^32 pairs", frame(b"\xdf\xff\xff\xff\xff"), "error"),
+        ("string past the end", frame(b"\x81\xa1t\xdb\xff\xff\xff\xff"), "error"),
+        ("deep nesting", frame(b"\x81\xa1x" + b"\x91" * 200 + b"\x00"), "error"),
+        ("call before hello", status_call, "closed"),
+        ("hello of another version", hello(version=99), "closed"),
+        ("hello without a role", hello(role=0), "closed"),
+        ("hello with a bad role", hello(role=7), "error"),
+    ]
+    for what, data, expect in cases:
+        r = Raw(sup.socket)
+        r.send(data)
+        if expect == "closed":
+            check(r.closed(), "%s: the peer should be dropped" % what)
+        else:
+            p = r.frame()
+            check(p is not None and error_of(p), "%s: expected an error, got %r" % (what, p))
+        r.close()
+        check(serving(sup), "still serving after: %s" % what)
+
+    # After hello: wrong types, missing fields, unknown calls cost nothing.
+    r = Raw(sup.socket)
+    r.send(hello())
+    check(mp_type(r.frame()) == T_HELLO, "hello answered")
+    bad = [
+        frame(mp_map([("t", mp_uint(300))])),                          # no id
+        frame(mp_map([("t", mp_uint(305)), ("id", mp_uint(2))])),      # switch, no model
+        frame(mp_map([("t", mp_uint(305)), ("id", mp_uint(3)), ("model", mp_uint(5))])),
+        frame(mp_map([("t", mp_uint(305)), ("id", mp_uint(4)),
+                      ("model", mp_str("x" * 500))])),                 # too long
+        frame(mp_map([("t", mp_uint(308)), ("id", mp_uint(5)), ("model", mp_str("a")),
+                      ("eviction", mp_str("loud+clear"))])),           # bad eviction
+        frame(mp_map([("t", mp_uint(305)), ("id", mp_uint(6)),
+                      ("model", mp_str("a\x00b"))])),                  # NUL
+        frame(mp_map([("t", mp_uint(200)), ("model", mp_str("a"))])),  # demand from admin
+        frame(mp_map([("t", mp_uint(400)), ("id", mp_uint(8)), ("status", mp_uint(200)),
+                      ("body", b"\x80")])),                            # a reply to us
+        frame(mp_map([("t", mp_uint(1)), ("version", mp_uint(1)), ("role", mp_uint(2))])),
+    ]
+    for data in bad:
+        r.send(data)
+        p = r.frame()
+        check(p is not None and error_of(p), "expected an error for %r, got %r" % (data, p))
+    # The connection still works.
+    r.send(frame(mp_map([("t", mp_uint(300)), ("id", mp_uint(9))])))
+    p = r.frame()
+    check(mp_type(p) == T_REPLY, p)
+    r.close()
+
+    # A peer that keeps sending bad messages is dropped.
+    r = Raw(sup.socket)
+    r.send(hello())
+    r.frame()
+    r.send(frame(b"\x93\x01\x02\x03") * 80)
+    check(r.closed(), "a peer with 64 bad messages is dropped")
+    r.close()
+    # A peer that sends half a frame and goes away.
+    r = Raw(sup.socket)
+    r.send(hello()[:7])
+    r.close()
+    # Many peers at once that never speak.
+    idle = [Raw(sup.socket) for _ in range(50)]
+    check(serving(sup), "serving with 50 idle peers")
+    for x in idle:
+        x.close()
+    check(serving(sup), "serving at the end")
+    check(sup.proc.alive(), "the supervisor lives")
+
+
+@harness.test
+def peer_without_rights_is_refused(env):
+    if not as_root():
+        print("skipped: needs root to run a client as another user "
+              "(the role logic is covered by tests/unit/test_supervisor.c)")
+        return
+    sup = Sup(env, {"a": {}})
+    sup.start()
+    # The socket's mode keeps others out first (exit 3, one line).
+    rc, out, err = sup.ctl("status", as_uid=1)
+    check(rc == 3 and "Permission denied" in err and err.count("\n") == 1, (rc, out, err))
+    # Past the file mode (as a member of the socket's group would be),
+    # SO_PEERCRED decides: uid 1 (daemon) is neither root, nor the
+    # supervisor's user (nobody), nor the proxy user, nor an admin.
+    os.chmod(sup.socket, 0o666)
+    rc, out, err = sup.ctl("status", as_uid=1)
+    check(rc == 1, (rc, out, err))
+    check("uid 1 (daemon) may not use this socket" in err, err)
+    check(err.count("\n") == 1, "one line: %r" % err)
+    check(serving(sup), "still serving")
+    log = sup.log_text()
+    check("refusing a peer without rights" in log, "logged")
+
+
+@harness.test
+def stale_socket_and_second_supervisor(env):
+    sup = Sup(env, {"a": {}})
+    # A stale socket file (nobody listening) is replaced.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(sup.socket)
+    s.close()
+    os.chmod(sup.socket, 0o777)
+    os.chmod(os.path.dirname(sup.socket), 0o777)
+    sup.start()
+    check("removing a stale socket" in sup.log_text(), sup.log_text())
+    check(oct(os.stat(sup.socket).st_mode & 0o777) == oct(0o660), "mode 0660")
+    # A second supervisor on the same socket refuses to start.
+    second = env.spawn("second", sup.argv())
+    check(second.wait(20) == 1, "the second one exits 1")
+    check("another supervisor is running on %s" % sup.socket in second.output(),
+          second.output())
+    check(serving(sup), "the first one still serves")
+
+
+@harness.test
+def socket_path_errors(env):
+    sup = Sup(env, {"a": {}})
+    with open(sup.socket, "w") as f:
+        f.write("not a socket")
+    p = sup.start("not-a-socket", wait=False)
+    check(p.wait(20) == 1, "exit 1")
+    check("%s exists and is not a socket" % sup.socket in p.output(), p.output())
+    check(open(sup.socket).read() == "not a socket", "the file is left alone")
+    # --socket is not checked by the config loader: the supervisor says.
+    long_path = env.path("run", "x" * 120 + ".sock")
+    p = env.spawn("too-long", sup.argv() + ["--socket", long_path])
+    check(p.wait(20) == 1 and "socket path is too long" in p.output(), p.output())
+
+
+@harness.test
+def proxy_role_gets_config_and_state(env):
+    sup = Sup(env, {"a": {"aliases": "[alpha]"}, "b": {}})
+    sup.start()
+    r = Raw(sup.socket)
+    r.send(hello(role=1))
+    check(mp_type(r.frame()) == T_HELLO, "hello")
+    cfg = r.frame()
+    check(mp_type(cfg) == T_CONFIG and b"alpha" in cfg, cfg)
+    st = r.frame()
+    check(mp_type(st) == T_STATE, st)
+    # A state push follows a change.
+    sup.ctl_ok("wake", "a")
+    pushed = [r.frame() for _ in range(1)]
+    check(all(mp_type(p) in (T_STATE, 204) for p in pushed), pushed)
+    # Demand from the proxy shows in status.
+    r.send(frame(mp_map([("t", mp_uint(200)), ("model", mp_str("b")),
+                         ("queued", mp_uint(3)), ("in_flight", mp_uint(2))])))
+    wait_until(lambda: sup.model("b")["queue_depth"] == 3, 10, "demand recorded")
+    check(sup.model("b")["in_flight"] == 2, sup.model("b"))
+    # The proxy may not read logs.
+    r.send(frame(mp_map([("t", mp_uint(314)), ("id", mp_uint(5)), ("model", mp_str("a"))])))
+    while True:
+        p = r.frame()
+        if mp_type(p) == T_ERROR:
+            check(b"may not read model logs" in p, p)
+            break
+    # When the proxy goes, its counts go with it.
+    r.close()
+    wait_until(lambda: sup.model("b")["queue_depth"] == 0, 10, "demand cleared")
+
+
+@harness.test
+def subscribe_gets_state_events(env):
+    sup = Sup(env, {"a": {}})
+    sup.start()
+    r = Raw(sup.socket)
+    r.send(hello())
+    check(mp_type(r.frame()) == T_HELLO, "hello")
+    r.send(frame(mp_map([("t", mp_uint(316)), ("id", mp_uint(1))])))
+    check(mp_type(r.frame()) == T_REPLY, "subscribed")
+    first = r.frame()
+    # The state of every model, a stopped (state 0) at first.
+    check(mp_type(first) == T_STATE and b"\xa4name\xa1a" in first and
+          b"\xa5state\x00" in first, first)
+    sup.ctl_ok("wake", "a")
+    # Pushes follow the change until the model is ready (state 2).
+    seen = []
+    while True:
+        p = r.frame()
+        check(p is not None and mp_type(p) == T_STATE, p)
+        seen.append(p)
+        if b"\xa5state\x02" in p:
+            break
+    check(len(seen) >= 1, seen)
+    r.close()
+
+
+if __name__ == "__main__":
+    harness.main()

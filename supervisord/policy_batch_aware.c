@@ -82,7 +82,12 @@ policy_batch_aware_free(void *state)
 	free(ba);
 }
 
-/* Time the switches the view shows: work begun, target ready. */
+/*
+ * Time the switches the view shows: work begun (a victim with nothing left
+ * in flight, or the wake), target ready. Two switches at once on disjoint
+ * GPUs share one start, the earlier: the later one is overpriced, which
+ * errs towards time_slice's rules.
+ */
 static void
 policy_batch_aware_observe(struct batch_aware *ba, const struct policy_view *v)
 {

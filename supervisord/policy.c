@@ -88,10 +88,13 @@ policy_decide(struct policy *p, const struct policy_view *v,
 {
 	d->target = -1;
 	d->next_ms = POLICY_NEVER;
+	d->no_cooldown = false;
 	p->impl->decide(p->state, &p->cfg, v, d);
 	if (d->target >= 0 && ((size_t)d->target >= v->n_models ||
 	    !v->models[d->target].candidate))
 		d->target = -1;
+	if (d->target < 0)
+		d->no_cooldown = false;
 	if (d->next_ms <= v->now_ms && d->target < 0)
 		d->next_ms = POLICY_NEVER;
 }

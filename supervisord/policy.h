@@ -68,6 +68,13 @@ struct policy_view {
 struct policy_decision {
 	int		 target;	/* model index to switch to; -1: none */
 	int64_t		 next_ms;	/* ask again by then; POLICY_NEVER */
+	/*
+	 * The policy timed this switch itself: its victims are drained at
+	 * once, without the switcher's cooldown (min_active_secs). A policy
+	 * that sets it applies min_active_secs on its own terms; the seed's
+	 * policies never set it.
+	 */
+	bool		 no_cooldown;
 };
 
 struct policy;

@@ -1,41 +1,163 @@
 /*
- * policy_batch_aware.c -- llmux's own policy: serve each model's waiting
- * requests as one batch, and switch the moment the active batch is done.
+ * policy_batch_aware.c -- llmux's own policy: time_slice's rules, and a
+ * fast path wherever a switch is cheap.
  *
- * The requests waiting for a model are its batch. A visit serves the whole
- * batch, and everything that joins it while the model is awake (exhaustive
- * service, as time_slice), because leaving a model that still has work
- * only buys a second switch back to it. Three differences from time_slice:
+ * The requests waiting for a model are its batch. batch_aware asks
+ * time_slice first and keeps its answer: staleness (max_wait_secs), cold
+ * starts, and the scheduler tick that leaves an idle model once it has been
+ * active min_active_secs. Where time_slice would wait, batch_aware switches
+ * at once when a round trip (there and back) costs no more than the
+ * min_active_secs hold it replaces:
  *
- *   - Decisions are made on every change of demand, not on a scheduler
- *     tick: the switch starts the moment the active model's last request
- *     finishes (or its min_active_secs end), so the GPU never idles for
- *     part of a tick while requests wait.
- *   - The next batch is the one that has waited most in total, its size
- *     times the age of its oldest request, rather than the largest: a
- *     small batch that has waited long goes before a large fresh one, and
- *     a large batch before a single fresh request.
- *   - A staleness deadline is a timer, not a check made when the next
- *     request happens to arrive, so a lone request is never forgotten.
+ *   - an idle active model is left the moment another batch waits, with
+ *     no cooldown (the decision's no_cooldown) and no tick;
+ *   - a busy active model is left, once it has had min_active_secs, when
+ *     the oldest waiting request has waited a full round trip: by then the
+ *     waiting batch has paid more than leaving costs the active model's
+ *     next requests (about one round trip);
+ *   - among such batches, the one that has waited most in total (its size
+ *     times the age of its oldest request) goes first.
  *
- * As in the seed's policies, a request that has waited max_wait_secs
- * forces a switch even from a busy model, and a model that fits beside
- * the active ones (no victims) is woken at once. docs/policies.md has the
- * measurements.
+ * The round trip comes from the policy's own measurements: it times every
+ * switch it sees in the view, from the moment the victims have nothing left
+ * in flight (or the target starts waking, when nothing is evicted) to the
+ * target's being ready, per target model, with the seed's moving average.
+ * That is the price of the switch itself; the switcher's estimates
+ * (cost_ms) also count cooldowns and drains. A model never timed is priced
+ * at the mean of those that were; with no measurement at all nothing is
+ * cheap and the policy is time_slice.
+ *
+ * Where switches are dear, every departure from time_slice that was
+ * measured (switching on demand instead of on the tick, leaving idle
+ * models early, lingering on a model whose next request looks imminent,
+ * letting a busy model finish instead of honouring staleness) came out
+ * better or worse than time_slice by chance, trace by trace: the switches
+ * of a loaded system are all forced by staleness, and a small change of
+ * timing reshuffles which requests wait. docs/policies.md has the numbers.
  */
 #include <stdlib.h>
 
+#include "xmalloc.h"
+
 #include "policy.h"
+
+struct ba_model {
+	enum policy_mstate	 state;		/* as last seen */
+	int64_t			 started;	/* waking: its switch's work began */
+	int64_t			 cost;		/* ms to switch to it; 0: unknown */
+};
+
+struct batch_aware {
+	void			*ts;		/* time_slice's state */
+	size_t			 n;
+	struct ba_model		*m;
+	int64_t			 drained;	/* a victim had nothing in flight */
+};
 
 static void *
 policy_batch_aware_init(const struct policy_config *pc, size_t n)
 {
-	return (NULL);
+	struct batch_aware	*ba = xcalloc(1, sizeof(*ba));
+
+	ba->ts = policy_time_slice.init(pc, n);
+	ba->n = n;
+	ba->m = xcalloc(n > 0 ? n : 1, sizeof(*ba->m));
+	for (size_t i = 0; i < n; i++) {
+		ba->m[i].state = POLICY_ASLEEP;
+		ba->m[i].started = -1;
+	}
+	ba->drained = -1;
+	return (ba);
 }
 
 static void
 policy_batch_aware_free(void *state)
 {
+	struct batch_aware	*ba = state;
+
+	if (ba == NULL)
+		return;
+	policy_time_slice.free(ba->ts);
+	free(ba->m);
+	free(ba);
+}
+
+/*
+ * Time the switches the view shows: work begun (a victim with nothing left
+ * in flight, or the wake), target ready. Two switches at once on disjoint
+ * GPUs share one start, the earlier: the later one is overpriced, which
+ * errs towards time_slice's rules.
+ */
+static void
+policy_batch_aware_observe(struct batch_aware *ba, const struct policy_view *v)
+{
+	bool	leaving = false;
+
+	for (size_t i = 0; i < v->n_models && i < ba->n; i++) {
+		const struct policy_model *pm = &v->models[i];
+
+		if (pm->state != POLICY_LEAVING)
+			continue;
+		leaving = true;
+		if (pm->in_flight == 0 && ba->drained < 0)
+			ba->drained = v->now_ms;
+	}
+	for (size_t i = 0; i < v->n_models && i < ba->n; i++) {
+		const struct policy_model *pm = &v->models[i];
+		struct ba_model		*m = &ba->m[i];
+		int64_t			 sample;
+
+		if (pm->state == POLICY_WAKING && m->state != POLICY_WAKING)
+			m->started = ba->drained >= 0 ? ba->drained : v->now_ms;
+		else if (pm->state == POLICY_ACTIVE &&
+		    m->state == POLICY_WAKING && m->started >= 0) {
+			sample = v->now_ms - m->started;
+			if (sample < 1)
+				sample = 1;
+			/* The seed's average: the first sample raw, then 0.3. */
+			m->cost = m->cost == 0 ? sample :
+			    (3 * sample + 7 * m->cost) / 10;
+		}
+		if (pm->state != POLICY_WAKING)
+			m->started = -1;
+		m->state = pm->state;
+	}
+	if (!leaving)
+		ba->drained = -1;
+}
+
+/* What switching to model i costs, measured; -1 when nothing is known. */
+static int64_t
+policy_batch_aware_cost(const struct batch_aware *ba, int i)
+{
+	int64_t	sum = 0, n = 0;
+
+	if (ba->m[i].cost > 0)
+		return (ba->m[i].cost);
+	for (size_t j = 0; j < ba->n; j++) {
+		if (ba->m[j].cost > 0) {
+			sum += ba->m[j].cost;
+			n++;
+		}
+	}
+	return (n > 0 ? sum / n : -1);
+}
+
+/* There and back again: to candidate i and then to its main victim. */
+static int64_t
+policy_batch_aware_round_trip(const struct batch_aware *ba,
+    const struct policy_view *v, int i)
+{
+	int64_t	there, back;
+
+	if ((size_t)i >= ba->n || v->models[i].victim < 0 ||
+	    (size_t)v->models[i].victim >= ba->n)
+		return (-1);
+	there = policy_batch_aware_cost(ba, i);
+	back = policy_batch_aware_cost(ba, v->models[i].victim);
+	if (there < 0 || back < 0)
+		return (-1);
+	return (there + back);
 }
 
 /* Request-milliseconds a batch has waited, counting its oldest's age. */
@@ -69,34 +191,43 @@ static void
 policy_batch_aware_decide(void *state, const struct policy_config *pc,
     const struct policy_view *v, struct policy_decision *d)
 {
-	int64_t	now = v->now_ms;
-	int64_t	min_active = (int64_t)pc->min_active_secs * 1000;
-	int	urgent = -1, next = -1;
+	struct batch_aware	*ba = state;
+	int64_t			 now = v->now_ms;
+	int64_t			 min_active = (int64_t)pc->min_active_secs * 1000;
+	int			 idle = -1, busy = -1;
+
+	policy_batch_aware_observe(ba, v);
+	policy_time_slice.decide(ba->ts, pc, v, d);
+	if (d->target >= 0)
+		return;		/* staleness, a cold start or its tick */
 
 	for (size_t i = 0; i < v->n_models; i++) {
 		const struct policy_model *m = &v->models[i];
-		int64_t	free_at;
+		int64_t	rt, at;
 
-		if (!m->candidate || m->queued == 0)
+		if (!m->candidate || m->queued == 0 || m->victim < 0)
 			continue;
-		if (policy_stale(pc, v, m) || m->victim < 0) {
-			urgent = policy_older(v, urgent, (int)i);
-			continue;
-		}
-		d->next_ms = policy_min(d->next_ms, policy_stale_at(pc, m));
-		if (m->victims_queued > 0 || m->victims_in_flight > 0)
-			continue;	/* the active batch is not done */
-		free_at = m->victims_since_ms + min_active;
-		if (now < free_at) {
-			d->next_ms = policy_min(d->next_ms, free_at);
+		rt = policy_batch_aware_round_trip(ba, v, (int)i);
+		if (rt < 0 || rt > min_active)
+			continue;	/* dear: time_slice's rules */
+		if (m->victims_queued == 0 && m->victims_in_flight == 0) {
+			idle = policy_batch_aware_better(v, idle, (int)i);
 			continue;
 		}
-		next = policy_batch_aware_better(v, next, (int)i);
+		at = m->oldest_ms + rt;
+		if (at < m->victims_since_ms + min_active)
+			at = m->victims_since_ms + min_active;
+		if (now >= at)
+			busy = policy_batch_aware_better(v, busy, (int)i);
+		else
+			d->next_ms = policy_min(d->next_ms, at);
 	}
-	if (urgent >= 0)
-		d->target = urgent;
-	else if (next >= 0)
-		d->target = next;
+	if (idle >= 0)
+		d->target = idle;
+	else if (busy >= 0)
+		d->target = busy;
+	/* min_active_secs was applied above, where it applies. */
+	d->no_cooldown = d->target >= 0;
 }
 
 const struct policy_impl policy_batch_aware = {

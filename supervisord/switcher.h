@@ -9,8 +9,9 @@
  * records) and one timer (set_timer: the earliest time it wants to be
  * called again through switcher_timer).
  *
- * A switch: cooldown (victims active for min_active_secs) -> drain victims
- * -> evict victims -> wake the target -> ready. Engine operations are
+ * A switch: cooldown (victims active for min_active_secs; none when the
+ * policy's decision says no_cooldown) -> drain victims -> evict victims ->
+ * wake the target -> ready. Engine operations are
  * asynchronous: the embedder reports completions with switcher_drained,
  * switcher_evicted, switcher_woken and switcher_warmed. An engine may also
  * complete an operation synchronously, from inside the op call: inputs that

@@ -168,6 +168,10 @@ switcher_run_policy(struct switcher *sw, int64_t now)
 	if (idx < 0)
 		return (false);
 	sw->sw[idx].by_policy = true;
+	if (d.no_cooldown) {
+		/* The policy timed this switch itself: no cooldown. */
+		sw->sw[idx].deadline_ms = now;
+	}
 	return (true);
 }
 

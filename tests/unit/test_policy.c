@@ -47,6 +47,18 @@ waiting(int i, uint32_t n, int64_t oldest)
 	pm[i].cost_back_ms = 10000;
 }
 
+/* Model i waits for n requests, the oldest since `oldest`; victim v. */
+static void
+waiting_on(int i, uint32_t n, int64_t oldest, int v)
+{
+	waiting(i, n, oldest);
+	pm[i].victims = 1u << v;
+	pm[i].victim = v;
+	pm[i].victims_since_ms = pm[v].active_since_ms;
+	pm[i].victims_queued = pm[v].queued;
+	pm[i].victims_in_flight = pm[v].in_flight;
+}
+
 /* Model a is serving. */
 static void
 busy(uint32_t in_flight)
@@ -398,47 +410,140 @@ END_TEST
 
 /* ---- batch_aware ------------------------------------------------------- */
 
-START_TEST(test_batch_aware_switches_when_batch_done)
+/*
+ * Let batch_aware time one switch to model a: waking at `at`, ready `ms`
+ * later, nothing evicted. Every model is then priced at ms (a model never
+ * timed costs the mean of those that were).
+ */
+static void
+teach(int64_t at, int64_t ms)
+{
+	struct policy_decision d;
+
+	pm[A].state = POLICY_WAKING;
+	d = decide(at);
+	ck_assert_int_eq(d.target, -1);
+	pm[A].state = POLICY_ACTIVE;
+	pm[A].active_since_ms = at + ms;
+	d = decide(at + ms);
+	ck_assert_int_eq(d.target, -1);
+}
+
+START_TEST(test_batch_aware_dear_is_time_slice)
+{
+	struct policy_decision d;
+
+	/* Nothing timed yet: nothing is cheap, time_slice decides. */
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	d = decide(10000);
+	waiting(B, 3, 10100);
+	d = decide(10100);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 10500);	/* its tick */
+	d = decide(10500);
+	ck_assert_int_eq(d.target, B);
+	ck_assert(!d.no_cooldown);
+	teardown();
+
+	/* Timed at 3 s a switch: a round trip (6 s) is dearer than the
+	 * 5 s hold. a keeps its min_active_secs, as under time_slice. */
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	teach(0, 3000);
+	waiting(B, 3, 4000);
+	d = decide(4000);
+	ck_assert_int_eq(d.target, -1);
+	d = decide(7999);
+	ck_assert_int_eq(d.target, -1);
+	ck_assert_int_eq(d.next_ms, 8000);
+	d = decide(8000);
+	ck_assert_int_eq(d.target, B);
+	ck_assert(!d.no_cooldown);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_batch_aware_leaves_idle_at_once)
+{
+	struct policy_decision d;
+
+	/* 2 s a switch: a round trip (4 s) is cheaper than the hold. */
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	teach(0, 2000);
+	busy(1);
+	waiting(B, 2, 2300);
+	d = decide(2300);
+	ck_assert_int_eq(d.target, -1);		/* a is serving */
+	/* a is idle, 0.7 s after it became active, off the tick: go now. */
+	busy(0);
+	waiting(B, 2, 2300);
+	d = decide(2700);
+	ck_assert_int_eq(d.target, B);
+	ck_assert(d.no_cooldown);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_batch_aware_preempts_after_round_trip)
 {
 	struct policy_decision d;
 
 	make(POLICY_BATCH_AWARE);
 	setup_view(0);
-	busy(2);
-	waiting(B, 3, 10000);
-	d = decide(10100);
+	teach(0, 2000);
+	/* a busy since 2 s; b's oldest arrived at 10 s: a round trip (4 s)
+	 * later, at 14 s, b has waited more than leaving costs a. */
+	busy(3);
+	waiting(B, 1, 10000);
+	d = decide(12000);
 	ck_assert_int_eq(d.target, -1);
-	ck_assert_int_eq(d.next_ms, 25000);	/* staleness deadline */
-	/* The active batch finished: switch now, on no tick. */
-	busy(0);
-	waiting(B, 3, 10000);
-	d = decide(10137);
+	ck_assert_int_le(d.next_ms, 14000);	/* or time_slice's tick */
+	d = decide(13999);
+	ck_assert_int_eq(d.target, -1);
+	d = decide(14000);
+	ck_assert_int_eq(d.target, B);
+	ck_assert(d.no_cooldown);
+
+	/* A busy model keeps min_active_secs: a active since 12 s. */
+	pm[A].active_since_ms = 12000;
+	waiting(B, 1, 10000);
+	d = decide(14000);
+	ck_assert_int_eq(d.target, -1);
+	d = decide(16999);
+	ck_assert_int_eq(d.target, -1);
+	d = decide(17000);
 	ck_assert_int_eq(d.target, B);
 	teardown();
 }
 END_TEST
 
-START_TEST(test_batch_aware_min_active_and_stale)
+START_TEST(test_batch_aware_keeps_time_slice_rules)
 {
 	struct policy_decision d;
 
 	make(POLICY_BATCH_AWARE);
-	setup_view(10000);
-	waiting(B, 1, 10000);
-	d = decide(12000);
-	ck_assert_int_eq(d.target, -1);
-	ck_assert_int_eq(d.next_ms, 15000);
-	d = decide(15000);
-	ck_assert_int_eq(d.target, B);
-
-	/* A stale request forces the switch from a busy model. */
 	setup_view(0);
-	busy(5);
-	waiting(B, 1, 1000);
-	d = decide(15999);
-	ck_assert_int_eq(d.target, -1);
-	d = decide(16000);
+	teach(0, 2000);
+	/* b stale while a, active since 20 s, is busy: time_slice's
+	 * staleness switch, left to the switcher's cooldown. */
+	pm[A].active_since_ms = 20000;
+	busy(4);
+	waiting(B, 1, 6000);
+	d = decide(21000);
 	ck_assert_int_eq(d.target, B);
+	ck_assert(!d.no_cooldown);
+
+	/* A cold start (nothing to evict) goes at once, as time_slice. */
+	setup_view(0);
+	pm[A].state = POLICY_ASLEEP;
+	waiting(C, 1, 22000);
+	pm[C].victims = 0;
+	pm[C].victim = -1;
+	d = decide(22000);
+	ck_assert_int_eq(d.target, C);
+	ck_assert(!d.no_cooldown);
 	teardown();
 }
 END_TEST
@@ -449,16 +554,111 @@ START_TEST(test_batch_aware_choice)
 
 	make(POLICY_BATCH_AWARE);
 	setup_view(0);
-	/* b: 1 request waiting 12 s (13000); c: 3 waiting 1 s (6000). */
-	waiting(B, 1, 28000);
-	waiting(C, 3, 39000);
-	d = decide(40000);
+	teach(0, 2000);
+	pm[A].active_since_ms = 0;
+	/* Off the tick: b, 1 request waiting 12 s (13000) beats c, 3
+	 * waiting 1 s (6000). */
+	waiting(B, 1, 28100);
+	waiting(C, 3, 39100);
+	d = decide(40100);
 	ck_assert_int_eq(d.target, B);
+	ck_assert(d.no_cooldown);
 	/* c: 5 waiting 1 s (10000) beats b: 1 waiting 2 s (3000). */
-	waiting(B, 1, 38000);
-	waiting(C, 5, 39000);
-	d = decide(40000);
+	waiting(B, 1, 38100);
+	waiting(C, 5, 39100);
+	d = decide(40100);
 	ck_assert_int_eq(d.target, C);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_batch_aware_times_switches)
+{
+	struct policy_decision d;
+
+	/* a -> b: a drained by 1 s (nothing in flight), b waking from 1.6 s,
+	 * ready at 3.6 s: the switch cost 2.6 s from the drain, not the 2 s
+	 * of the wake alone. A round trip is 5.2 s: dear. */
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	pm[A].state = POLICY_LEAVING;
+	pm[A].in_flight = 2;
+	d = decide(500);			/* still draining */
+	pm[A].in_flight = 0;
+	d = decide(1000);
+	pm[A].state = POLICY_ASLEEP;
+	pm[B].state = POLICY_WAKING;
+	d = decide(1600);
+	pm[B].state = POLICY_ACTIVE;
+	pm[B].active_since_ms = 3600;
+	d = decide(3600);
+	ck_assert_int_eq(d.target, -1);
+	/* b idle, a waits (off the tick): with 2.6 s a switch, b keeps its
+	 * hold. */
+	waiting_on(A, 1, 3700, B);
+	d = decide(3700);
+	ck_assert_int_eq(d.target, -1);
+	teardown();
+
+	/* The same with the drain done at 1.5 s: 2.1 s, 4.2 s a round trip. */
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	pm[A].state = POLICY_LEAVING;
+	pm[A].in_flight = 2;
+	d = decide(1000);
+	pm[A].in_flight = 0;
+	d = decide(1500);
+	pm[A].state = POLICY_ASLEEP;
+	pm[B].state = POLICY_WAKING;
+	d = decide(1600);
+	pm[B].state = POLICY_ACTIVE;
+	pm[B].active_since_ms = 3600;
+	d = decide(3600);
+	waiting_on(A, 1, 3700, B);
+	d = decide(3700);
+	ck_assert_int_eq(d.target, A);
+	ck_assert(d.no_cooldown);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_batch_aware_average_and_failures)
+{
+	struct policy_decision d;
+
+	/* A failed wake (waking, then asleep) teaches nothing. */
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	pm[A].state = POLICY_WAKING;
+	d = decide(0);
+	pm[A].state = POLICY_ASLEEP;
+	d = decide(1000);
+	pm[A].state = POLICY_ACTIVE;	/* not from waking: no sample */
+	pm[A].active_since_ms = 1500;
+	d = decide(1500);
+	waiting(B, 1, 2000);
+	d = decide(2000);
+	ck_assert_int_eq(d.target, -1);	/* nothing timed: dear */
+
+	/* The first sample is taken raw (2 s: cheap). */
+	setup_view(0);
+	teach(10000, 2000);
+	waiting(B, 1, 12500);
+	d = decide(12500);
+	ck_assert_int_eq(d.target, B);
+	/* Then averaged: 3 s gives (3 x 3 + 7 x 2) / 10 = 2.3 s, still
+	 * cheap (4.6 s a round trip) where 3 s alone would not be... */
+	setup_view(0);
+	teach(20000, 3000);
+	waiting(B, 1, 23100);
+	d = decide(23100);
+	ck_assert_int_eq(d.target, B);
+	/* ...and 6 s more gives (18 + 16.1) / 10 = 3.41 s: dear. */
+	setup_view(0);
+	teach(30000, 6000);
+	waiting(B, 1, 36100);
+	d = decide(36100);
+	ck_assert_int_eq(d.target, -1);
 	teardown();
 }
 END_TEST
@@ -483,9 +683,13 @@ main(void)
 	tcase_add_test(tc, test_time_slice_longest_queue);
 	tcase_add_test(tc, test_time_slice_stale_and_cold);
 	tcase_add_test(tc, test_time_slice_missed_ticks);
-	tcase_add_test(tc, test_batch_aware_switches_when_batch_done);
-	tcase_add_test(tc, test_batch_aware_min_active_and_stale);
+	tcase_add_test(tc, test_batch_aware_dear_is_time_slice);
+	tcase_add_test(tc, test_batch_aware_leaves_idle_at_once);
+	tcase_add_test(tc, test_batch_aware_preempts_after_round_trip);
+	tcase_add_test(tc, test_batch_aware_keeps_time_slice_rules);
 	tcase_add_test(tc, test_batch_aware_choice);
+	tcase_add_test(tc, test_batch_aware_times_switches);
+	tcase_add_test(tc, test_batch_aware_average_and_failures);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

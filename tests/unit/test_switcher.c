@@ -1085,6 +1085,43 @@ START_TEST(test_time_slice_in_switcher)
 }
 END_TEST
 
+/* A decision with no_cooldown drains the victim at once. */
+START_TEST(test_policy_without_cooldown)
+{
+	struct call	*r;
+
+	config(2, POLICY_BATCH_AWARE);
+	start(0);
+	/* a takes 2 s to wake: batch_aware times it, 4 s a round trip. */
+	demand(A, 1, 0, 0, 1000);
+	ck_assert_uint_eq(count(CALL_WAKE, A), 1);
+	f.now = 3000;
+	switcher_woken(f.sw, A, true, NULL, 3000);
+	demand(A, 0, 1, 0, 3000);
+	demand(A, 0, 0, 0, 3500);
+	/* a, active 1 s of its 5 and idle: no cooldown, drained now. */
+	demand(B, 1, 0, 0, 4000);
+	ck_assert_str_eq(state(), "switching:a->b");
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
+	switcher_drained(f.sw, A, 4000);
+	switcher_evicted(f.sw, A, true, NULL, 4200);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 1);
+	switcher_woken(f.sw, B, true, NULL, 6000);
+	ck_assert_uint_eq(count(CALL_READY, B), 1);
+	r = last(CALL_RECORD);
+	ck_assert_int_eq(r->rec.from, A);
+	ck_assert_int_eq(r->rec.to, B);
+	ck_assert_int_eq(r->rec.cooldown_ms, 0);
+	ck_assert_int_eq(r->rec.total_ms, 2000);
+
+	/* A busy victim is not drained before the policy wants it. */
+	demand(B, 0, 3, 0, 6000);
+	demand(A, 1, 0, 0, 6100);
+	ck_assert_uint_eq(count(CALL_DRAIN, B), 0);
+	finish();
+}
+END_TEST
+
 START_TEST(test_checkpointed_start)
 {
 	config(2, POLICY_FIFO);
@@ -1139,6 +1176,7 @@ main(void)
 	tcase_add_test(tc, test_eviction_fixed_when_planned);
 	tcase_add_test(tc, test_drain_timeout_and_evict_failure);
 	tcase_add_test(tc, test_time_slice_in_switcher);
+	tcase_add_test(tc, test_policy_without_cooldown);
 	tcase_add_test(tc, test_checkpointed_start);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -146,7 +146,7 @@ int	switcher_cmd_sleep(struct switcher *, int model,
 int	switcher_cmd_wake(struct switcher *, int model, int64_t now_ms,
 	    char **cause);
 int	switcher_cmd_set_eviction(struct switcher *, int model,
-	    struct eviction, char **cause);
+	    struct eviction, int64_t now_ms, char **cause);
 
 /* Introspection. */
 struct switcher_model_status {

@@ -121,7 +121,7 @@ switcher_cmd_wake(struct switcher *sw, int model, int64_t now, char **cause)
 
 int
 switcher_cmd_set_eviction(struct switcher *sw, int model, struct eviction e,
-    char **cause)
+    int64_t now, char **cause)
 {
 	struct sw_event	ev;
 
@@ -136,7 +136,7 @@ switcher_cmd_set_eviction(struct switcher *sw, int model, struct eviction e,
 	ev.type = SWE_CMD_EVICTION;
 	ev.model = model;
 	ev.eviction = e;
-	ev.now = sw->now;
+	ev.now = now;
 	switcher_post(sw, &ev);
 	return (0);
 }

@@ -318,7 +318,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 				switcher_proxy(fz.sw, (b & 0x80) != 0, fz.now);
 			else {
 				eviction_from_level(1 + b % 5, &e);
-				switcher_cmd_set_eviction(fz.sw, m, e, &cause);
+				switcher_cmd_set_eviction(fz.sw, m, e, fz.now,
+				    &cause);
 			}
 			break;
 		}

@@ -993,10 +993,11 @@ START_TEST(test_sleep_command)
 
 	/* set eviction: the next sleep uses it. */
 	ck_assert_int_eq(switcher_cmd_set_eviction(f.sw, A,
-	    (struct eviction){ WEIGHTS_DISCARD, PROCESS_CUDA_SUSPEND }, &cause),
-	    0);
+	    (struct eviction){ WEIGHTS_DISCARD, PROCESS_CUDA_SUSPEND }, 2500,
+	    &cause), 0);
 	ck_assert_int_eq(switcher_cmd_set_eviction(f.sw, A,
-	    (struct eviction){ WEIGHTS__COUNT, PROCESS_STOP }, &cause), -1);
+	    (struct eviction){ WEIGHTS__COUNT, PROCESS_STOP }, 2500, &cause),
+	    -1);
 	free(cause);
 	ck_assert_int_eq(switcher_cmd_wake(f.sw, A, 3000, &cause), 0);
 	switcher_woken(f.sw, A, true, NULL, 3500);
@@ -1021,7 +1022,8 @@ START_TEST(test_eviction_fixed_when_planned)
 	bring_up(A, 1000);
 	demand(B, 1, 0, 0, 9000);
 	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
-	ck_assert_int_eq(switcher_cmd_set_eviction(f.sw, A, e, &cause), 0);
+	ck_assert_int_eq(switcher_cmd_set_eviction(f.sw, A, e, 9050, &cause),
+	    0);
 	switcher_drained(f.sw, A, 9100);
 	ck_assert_int_eq(last(CALL_EVICT)->e.process, PROCESS_STOP);
 	switcher_evicted(f.sw, A, true, NULL, 9200);

@@ -60,15 +60,15 @@ install: all
 
 # The source tarball both packages build from: the files git knows of
 # (committed or not, less the ignored ones), else the whole tree.
-dist: $(BUILD)/llmux-$(VERSION).tar.gz
-$(BUILD)/llmux-$(VERSION).tar.gz: FORCE
-	@packaging/mkdist.sh $(VERSION) $@
-FORCE:
+# (Made every time: it is cheap, and what it holds has no simple list of
+# prerequisites.)
+dist:
+	@packaging/mkdist.sh $(VERSION) $(BUILD)/llmux-$(VERSION).tar.gz
 
-deb: $(BUILD)/llmux-$(VERSION).tar.gz
+deb: dist
 	@packaging/mkdeb.sh $(VERSION) $(BUILD)
 
-rpm: $(BUILD)/llmux-$(VERSION).tar.gz
+rpm: dist
 	@packaging/mkrpm.sh $(VERSION) $(BUILD)
 
 package-check:

@@ -33,7 +33,7 @@ mkdir -p "$work"
 # The mirror apt uses here, for the base root.
 mirror=$( { grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null |
     awk '{ print $2 }'; grep -h '^deb ' /etc/apt/sources.list 2>/dev/null |
-    awk '{ print $2 }'; } | grep -v security | head -1)
+    awk '{ print $2 }'; } | grep -v security | head -1) || true
 if [ ! -f "$base" ]; then
 	echo "  ROOT   debootstrap bookworm from ${mirror:-the default mirror}"
 	rm -rf "$work/base"

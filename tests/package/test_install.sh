@@ -59,7 +59,8 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
 # systemd once booted; prints its log and fails when it failed.
 run_in() {
 	local kind=$1 pkg=$2 root=$work/root-$1
-	rm -rf "$root"
+	# A lock left by an interrupted run would make nspawn refuse the root.
+	rm -rf "$root" "$work/.#root-$1.lck"
 	mkdir -p "$root"
 	tar -C "$root" -xf "$base"
 	cp "$pkg" "$root/root/"

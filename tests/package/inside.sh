@@ -127,7 +127,7 @@ check "the socket's ACL admits llmux-admin" bash -c \
 # The supervisor starts models on an operator's wake here; the proxy's
 # demand starts them once the switcher drives it.
 check "llmuxctl wake tiny starts the model" llmuxctl wake tiny
-check "a request through the proxy is served by the fake model" chat small
+check "a request through the proxy is served by the fake model" chat tiny
 if [ $fails -gt 0 ]; then
 	echo "--- the daemons' journal, for the failure above:"
 	journalctl --no-pager -u llmux-supervisord -u llmux-proxyd | tail -40

@@ -6,6 +6,7 @@
 #   make fuzz       build the libFuzzer targets with clang (build/fuzz/)
 #   make demo       start a demo stack with fake models (see README.md)
 #   make bench      run the benchmarks and write docs/benchmarks.md
+#   make install, deb, rpm, package-check: packaging/package.mk
 #
 # Sources are found by directory, so a new .c file needs no edit here:
 # common/ and proto/ form libllmux.a; each program directory is one binary;
@@ -207,5 +208,7 @@ clean:
 	rm -rf build
 
 .SECONDARY:
+
+include packaging/package.mk
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

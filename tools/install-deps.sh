@@ -2,6 +2,10 @@
 # install-deps.sh -- install every build and test dependency of llmux from
 # Debian's archive. A no-op (and silent) when everything is present, so the
 # Makefile runs it before every build from a clean tree.
+#
+#   install-deps.sh             what `make` and `make check` need
+#   install-deps.sh --package   and what `make package-check` needs
+#   install-deps.sh --all       and the fuzz, sanitizer and benchmark tools
 set -eu
 
 # Debian package name, then a file or command that proves it is installed.
@@ -29,8 +33,28 @@ wrk:/usr/bin/wrk
 nginx:/usr/sbin/nginx
 "
 
+# Tools for `make deb`, `make rpm` and `make package-check` (the install
+# test builds a Debian root with debootstrap): installed on request.
+PACKAGE_PKGS="
+debhelper:/usr/bin/dh
+dpkg-dev:/usr/bin/dpkg-buildpackage
+fakeroot:/usr/bin/fakeroot
+lintian:/usr/bin/lintian
+rpm:/usr/bin/rpmbuild
+rpmlint:/usr/bin/rpmlint
+man-db:/usr/bin/man
+groff:/usr/bin/groff
+mandoc:/usr/bin/mandoc
+debootstrap:/usr/sbin/debootstrap
+systemd:/usr/bin/systemd-analyze
+acl:/usr/bin/getfacl
+"
+
 list="$PKGS"
-[ "${1:-}" = "--all" ] && list="$PKGS $EXTRA_PKGS"
+case "${1:-}" in
+--all)		list="$PKGS $EXTRA_PKGS $PACKAGE_PKGS" ;;
+--package)	list="$PKGS $PACKAGE_PKGS" ;;
+esac
 
 missing=""
 for entry in $list; do

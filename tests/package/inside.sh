@@ -1,0 +1,192 @@
+#!/bin/bash
+# inside.sh -- the install test's half that runs in the booted Debian 12
+# container (systemd is PID 1 there), as root, started by test_install.sh
+# through a oneshot unit. Arguments in /root/inside.args: the kind (deb or
+# rpm), the package file and three free ports (proxy, control API, model).
+# Prints one line per check and RESULT PASS or RESULT FAIL last.
+set -u
+read -r kind pkg pport aport mport < /root/inside.args
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
+fails=0
+
+ok() { echo "ok   $*"; }
+no() { echo "FAIL $*"; fails=$((fails + 1)); }
+# check DESCRIPTION COMMAND...: passes when the command does.
+check() {
+	local desc=$1
+	shift
+	if "$@" > /tmp/out 2>&1; then
+		ok "$desc"
+	else
+		no "$desc: $(head -c 600 /tmp/out | tr '\n' ' ')"
+	fi
+}
+# eventually SECONDS COMMAND...: the command passes before the deadline.
+eventually() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" > /dev/null 2>&1; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.2
+	done
+}
+is() { [ "$1" = "$2" ] || { echo "got '$1', want '$2'"; return 1; }; }
+chat() {
+	local code
+	code=$(curl -s -o /tmp/chat.json -w '%{http_code}' --max-time 60 \
+	    "http://127.0.0.1:$pport/v1/chat/completions" \
+	    -H 'Content-Type: application/json' \
+	    -d "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4}")
+	is "$code" 200 && grep -q '"choices"' /tmp/chat.json
+}
+unit_path() { systemctl show -P FragmentPath "$1"; }
+as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups "$@"; }
+
+echo "install test: $kind $pkg, inside systemd $(systemctl --version | head -1 | cut -d' ' -f2) as PID 1"
+
+# ---- install ---------------------------------------------------------
+if [ "$kind" = deb ]; then
+	# Installed, enabled, not started yet: the test configures first.
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	check "apt-get installs the .deb and its dependencies" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends "/root/$pkg"
+	rm -f /usr/sbin/policy-rc.d
+	check "the units are enabled" systemctl is-enabled \
+	    llmux-supervisord.service llmux-proxyd.socket \
+	    llmux-proxyd-admin.socket llmux-proxyd.service
+else
+	check "rpm installed the package (outside, with --nodeps)" rpm -q llmux
+fi
+
+# ---- files, users, directories -----------------------------------------
+for f in /usr/sbin/llmux-supervisord /usr/sbin/llmux-proxyd /usr/bin/llmuxctl \
+    /usr/bin/llmux-fakevllm /usr/bin/llmux-sim; do
+	check "$f is installed and runs" "$f" --help
+done
+check "/etc/llmux/llmux.yaml is root's, mode 640" \
+    is "$(stat -c '%a %U %G' /etc/llmux/llmux.yaml)" "640 root root"
+check "the shipped configuration is valid" \
+    llmux-supervisord --check-config -c /etc/llmux/llmux.yaml
+for u in llmux-supervisord.service llmux-proxyd.service llmux-proxyd.socket \
+    llmux-proxyd-admin.socket; do
+	check "unit $u is installed" test -f "$(unit_path $u)"
+done
+check "systemd-analyze verify passes on the units" systemd-analyze verify \
+    "$(unit_path llmux-supervisord.service)" "$(unit_path llmux-proxyd.service)" \
+    "$(unit_path llmux-proxyd.socket)" "$(unit_path llmux-proxyd-admin.socket)"
+for p in llmux-supervisord.8 llmux-proxyd.8 llmuxctl.1 llmux.yaml.5 \
+    llmux-fakevllm.1 llmux-sim.1; do
+	check "man ${p%.*}(${p##*.}) renders without a warning" bash -c \
+	    "out=\$(MANWIDTH=80 man --warnings ${p##*.} ${p%.*} 2>&1 >/dev/null); \
+	    [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
+done
+check "bash completion for llmuxctl" test -f /usr/share/bash-completion/completions/llmuxctl
+check "user llmux (the proxy)" bash -c \
+    'getent passwd llmux | grep -q ":/usr/sbin/nologin$"'
+check "user llmux-engine (models), home /var/lib/llmux-engine" bash -c \
+    'getent passwd llmux-engine | grep -q ":/var/lib/llmux-engine:"'
+check "group llmux-admin (operators)" getent group llmux-admin
+check "/var/lib/llmux-engine belongs to llmux-engine, 750" \
+    is "$(stat -c '%a %U %G' /var/lib/llmux-engine)" "750 llmux-engine llmux-engine"
+check "/run/llmux is 755 root:root" is "$(stat -c '%a %U %G' /run/llmux)" "755 root root"
+check "/run/llmux lets llmux-admin use new sockets (default ACL)" bash -c \
+    'getfacl -p /run/llmux | grep -qx "default:group:llmux-admin:rw-"'
+
+# ---- configure: llmux-fakevllm for vLLM, free ports --------------------
+cat > /etc/llmux/llmux.yaml <<YAML
+vllm_command: /usr/bin/llmux-fakevllm
+port: $pport
+admin_port: $aport
+metrics_port: 0
+models:
+  tiny:
+    model_path: tiny
+    port: $mport
+    extra_args: [--fake-fast]
+    aliases: [small]
+YAML
+mkdir -p /etc/systemd/system/llmux-proxyd.socket.d \
+    /etc/systemd/system/llmux-proxyd-admin.socket.d
+printf '[Socket]\nListenStream=\nListenStream=%s\n' "$pport" \
+    > /etc/systemd/system/llmux-proxyd.socket.d/port.conf
+printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$aport" \
+    > /etc/systemd/system/llmux-proxyd-admin.socket.d/port.conf
+systemctl daemon-reload
+
+# ---- start as the units do ---------------------------------------------
+check "the supervisor starts (Type=notify: READY=1)" \
+    systemctl start llmux-supervisord.service
+check "the proxy's sockets listen" \
+    systemctl start llmux-proxyd.socket llmux-proxyd-admin.socket
+check "the supervisor's socket is 660 root:llmux" \
+    is "$(stat -c '%a %U %G' /run/llmux/supervisor.sock)" "660 root llmux"
+check "the socket's ACL admits llmux-admin" bash -c \
+    'getfacl -p /run/llmux/supervisor.sock | grep -q "^group:llmux-admin:rw-"'
+# The supervisor starts models on an operator's wake here; the proxy's
+# demand starts them once the switcher drives it.
+check "llmuxctl wake tiny starts the model" llmuxctl wake tiny
+check "a request through the proxy is served by the fake model" chat tiny
+if [ $fails -gt 0 ]; then
+	echo "--- the daemons' journal, for the failure above:"
+	journalctl --no-pager -u llmux-supervisord -u llmux-proxyd | tail -40
+	llmuxctl status
+	cat /var/log/llmux/*.log 2>/dev/null | tail -20
+	echo "---"
+fi
+check "the proxy was socket-activated and runs as llmux" \
+    is "$(ps -o user= -p "$(systemctl show -P MainPID llmux-proxyd.service)")" llmux
+model_pid=$(pgrep -u llmux-engine -f 'llmux-fakevllm serve tiny' | head -1)
+check "the model runs as llmux-engine" test -n "$model_pid"
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+	check "the model has its own cgroup (Delegate=yes)" \
+	    grep -q 'llmux-supervisord.service/model.tiny' "/proc/${model_pid:-0}/cgroup"
+else
+	echo "skip the model's own cgroup: no cgroup v2 in this container"
+fi
+check "llmuxctl status, as root" llmuxctl status
+check "llmuxctl models names the model" bash -c 'llmuxctl --json models | grep -q "\"tiny\""'
+useradd -m alice && usermod -aG llmux-admin alice
+useradd -m mallory
+check "llmuxctl status, as a member of llmux-admin" as alice llmuxctl status
+check "llmuxctl is refused to anyone else" bash -c \
+    '! setpriv --reuid=mallory --regid=mallory --init-groups llmuxctl status'
+check "the control API answers" \
+    curl -sf --max-time 10 "http://127.0.0.1:$aport/control/status"
+
+# ---- restarts and reloads keep the model --------------------------------
+check "restart the supervisor" systemctl restart llmux-supervisord.service
+check "the model process survived the restart (KillMode=process)" \
+    kill -0 "${model_pid:-0}"
+check "re-adopted: the same pid serves" bash -c \
+    "llmuxctl --json status | grep -Eq '\"pid\": *${model_pid:-0}[,}]'"
+check "served after the supervisor's restart" eventually 30 chat tiny
+check "reload the supervisor (SIGHUP)" systemctl reload llmux-supervisord.service
+check "restart the proxy" systemctl restart llmux-proxyd.service
+check "served after the proxy's restart" chat tiny
+check "the supervisor is still active" systemctl is-active llmux-supervisord.service
+
+for u in llmux-proxyd.service llmux-supervisord.service; do
+	echo "security: $u $(systemd-analyze security --no-pager "$u" 2>&1 | tail -1)"
+done
+
+# ---- remove ------------------------------------------------------------
+as llmux-engine touch /var/lib/llmux-engine/model-cache
+if [ "$kind" = deb ]; then
+	check "apt-get purge" env DEBIAN_FRONTEND=noninteractive apt-get purge -y llmux
+	check "purge removed the state journal" test ! -e /var/lib/llmux
+	check "purge removed the model logs" test ! -e /var/log/llmux
+	check "purge removed /etc/llmux" test ! -e /etc/llmux
+else
+	check "rpm -e" rpm -e --nodeps llmux
+fi
+check "the units are gone" bash -c '! systemctl cat llmux-supervisord.service'
+check "the models were stopped" bash -c '! pgrep -f "llmux-fakevllm serve"'
+check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
+
+if [ $fails -eq 0 ]; then
+	echo "RESULT PASS"
+else
+	echo "RESULT FAIL ($fails)"
+fi

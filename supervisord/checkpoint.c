@@ -168,6 +168,16 @@ checkpoint_call(struct ctl_call *call, struct model *m,
 		ev.process = PROCESS_CHECKPOINT;
 	}
 	call->eviction = ev;
+	/* CRIU cannot dump a pipe: the log must be a file (a CRIU-safe start). */
+	if (m->proc != NULL && !m->proc->exited && !m->proc->log_file_mode &&
+	    m->pstate != MODEL_CHECKPOINTED) {
+		control_call_done(call, 409, body_message("error", "Model %s "
+		    "cannot be checkpointed: it was started for an eviction "
+		    "without checkpoint, so its output is a pipe CRIU cannot "
+		    "dump; stop it (llmuxctl stop %s) and checkpoint it again",
+		    m->name, m->name));
+		return;
+	}
 	ck = xcalloc(1, sizeof(*ck));
 	ck->call = call;
 	ck->model = xstrdup(m->name);
@@ -189,6 +199,7 @@ checkpoint_call(struct ctl_call *call, struct model *m,
 		break;
 	}
 	model_clear_crash_loop(m);
+	m->start_for_criu = true;
 	if (evict_wake(m, checkpoint_started, checkpoint_progress, ck, err,
 	    sizeof(err)) != 0)
 		checkpoint_fail(ck, 409, "%s", err);

@@ -80,6 +80,7 @@ struct criu_op {
 	pid_t			 target;	/* DUMP: the tree's root */
 	struct manifest		 man;		/* DUMP: what to write */
 	char			*nvml_path;
+	char			*cuda_path;
 
 	pid_t			 child;
 	int			 pidfd;
@@ -397,6 +398,7 @@ criu_op_free(struct criu_op *op)
 	free(op->out);
 	free(op->pidfile);
 	free(op->nvml_path);
+	free(op->cuda_path);
 	manifest_free(&op->man);
 	free(op);
 }
@@ -538,6 +540,8 @@ criu_op_new(struct model *m, enum criu_kind kind, criu_cb cb,
 	    conf->checkpoint.cuda_plugin_dir : "/usr/lib/criu/");
 	op->nvml_path = xstrdup(conf->gpu.nvml_library != NULL ?
 	    conf->gpu.nvml_library : "libnvidia-ml.so.1");
+	op->cuda_path = xstrdup(conf->gpu.cuda_library != NULL ?
+	    conf->gpu.cuda_library : "libcuda.so.1");
 	dir = criu_images_dir(conf, m->name);
 	op->base = xstrndup(dir, strlen(dir) - strlen("/images"));
 	free(dir);
@@ -572,13 +576,14 @@ criu_op_report_soon(struct criu_op *op)
 
 /* The machine as a manifest sees it: driver and GPUs (NVML). */
 static void
-criu_machine(const char *nvml_path, struct manifest *m)
+criu_machine(const struct criu_op *op, struct manifest *m)
 {
 	struct gpu_snapshot	s;
 	char			err[256];
 
-	m->cuda = cuda_driver_version();
-	if (nvml_open(nvml_path, err, sizeof(err)) != 0 ||
+	if (cuda_open(op->cuda_path, err, sizeof(err)) == 0)
+		m->cuda = cuda_driver_version();
+	if (nvml_open(op->nvml_path, err, sizeof(err)) != 0 ||
 	    nvml_snapshot(&s, err, sizeof(err)) != 0) {
 		m->driver = xstrdup("none");
 		return;
@@ -650,7 +655,7 @@ criu_dump_seal(void *arg)
 	char		*old;
 
 	op->ok = false;
-	criu_machine(op->nvml_path, &op->man);
+	criu_machine(op, &op->man);
 	op->man.created = (int64_t)time(NULL);
 	if (manifest_scan(op->tmp, &op->man, op->reason,
 	    sizeof(op->reason)) != 0 ||
@@ -762,7 +767,7 @@ criu_restore_check(void *arg)
 		    err);
 		return;
 	}
-	criu_machine(op->nvml_path, &here);
+	criu_machine(op, &here);
 	if (manifest_match(&img, &here, err, sizeof(err)) != 0) {
 		snprintf(op->reason, sizeof(op->reason), "image refused: it "
 		    "was %s", err);

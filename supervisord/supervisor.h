@@ -126,6 +126,7 @@ struct model {
 	/* GPU placement. */
 	struct gpu_saved	*gpu_saved;	/* CUDA-suspended: where it was */
 	uint64_t		 gpus_moved;	/* restored elsewhere: where; 0 no */
+	bool			 start_for_criu; /* next start: CRIU-safe */
 };
 TAILQ_HEAD(models, model);
 

@@ -35,6 +35,7 @@ struct gpu_state {
 struct gpu_telemetry_job {
 	struct supervisor	*sup;
 	char			*path;
+	bool			 loaded;	/* NVML is there */
 	bool			 ok;
 	char			 err[512];
 	struct gpu_snapshot	 snap;
@@ -49,6 +50,7 @@ gpu_telemetry_work(void *arg)
 
 	if (nvml_open(tj->path, tj->err, sizeof(tj->err)) != 0)
 		return;
+	tj->loaded = true;
 	tj->ok = nvml_snapshot(&tj->snap, tj->err, sizeof(tj->err)) == 0;
 }
 
@@ -103,6 +105,9 @@ gpu_telemetry_done(void *arg, bool cancelled)
 		if (!gs->said)
 			log_info("no GPU telemetry reason=\"%s\"", tj->err);
 		gs->said = true;
+		/* No NVML: it will not appear later; stop asking. */
+		if (!tj->loaded)
+			event_del(gs->ev_timer);
 	}
 	free(tj->path);
 	free(tj);

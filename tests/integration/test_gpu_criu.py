@@ -162,8 +162,22 @@ def refusals(env):
     os.unlink(os.path.join(images(sup), "inventory.img"))
     refused(sup, fake, "image file inventory.img is missing")
 
+    # The manifest itself: for another port, or another model.
+    mpath = os.path.join(images(sup), "llmux-manifest")
+    for old, new, says in ((" port=%d " % sup.ports["a"], " port=1 ",
+                            "it serves port 1, model a is configured on port %d"
+                            % sup.ports["a"]),
+                           (" path=", " path=x", "it holds x%s, model a is %s"
+                            % (sup.model_path("a"), sup.model_path("a")))):
+        sup.ctl_ok("checkpoint", "a")
+        with open(mpath) as f:
+            text = f.read()
+        with open(mpath, "w") as f:
+            f.write(text.replace(old, new, 1))
+        refused(sup, fake, says)
+
     sup.ctl_ok("checkpoint", "a")
-    os.unlink(os.path.join(images(sup), "llmux-manifest"))
+    os.unlink(mpath)
     refused(sup, fake, "it has no llmux manifest")
 
 
@@ -185,6 +199,37 @@ def dump_out_of_space_keeps_the_old_images(env):
     check(not any(alive(p) for p in pids), "stopped: GPU memory freed")
     check(not os.path.exists(images(sup) + ".tmp"), "the partial dump was removed")
     check(manifest(sup) == good, "the earlier images are untouched")
+
+
+@harness.test
+def checkpoint_call_failures(env):
+    fake = FakeGPU(env)
+    sup = GpuSup(env, fake, {"a": {"args": fake.args(1000), "eviction": "offload+checkpoint"},
+                             "b": {"args": ["--fake-exit-during-startup=3"],
+                                   "eviction": "offload+checkpoint"},
+                             "c": {"args": fake.args(1000), "eviction": "offload+checkpoint"}})
+    # images_dir where nothing can be created.
+    sup.extra = sup.extra.replace("images_dir: %s" % sup.images, "images_dir: /proc/llmux-no")
+    sup.write_config(sup.models, sup.extra)
+    sup.start()
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 1 and "cannot create /proc/llmux-no" in body["error"] and
+          "(the model was stopped)" in body["error"], body)
+    # A model that does not start.
+    rc, body = sup.ctl_json("checkpoint", "b")
+    check(rc == 1 and body["error"].startswith("Checkpoint failed: the model did not start: ") and
+          "exited with status 3" in body["error"], body)
+    # A model that cannot answer its warm-up (its GPU process is locked):
+    # left running, not dumped.
+    sup.ctl_ok("wake", "c")
+    gp = [p for p in fake.procs() if p in sup.model_pids("c")]
+    check(len(gp) == 1, fake.procs())
+    fake.write("proc.%d" % gp[0], "gpu=0 mib=1000 state=locked owner=0\n")
+    rc, body = sup.ctl_json("checkpoint", "c")
+    check(rc == 1 and body["error"] == "Checkpoint failed: the warm-up request failed: the "
+          "model answered 500", body)
+    check(sup.model("c")["state"] == "ready", "left running")
+    check(not any(c.startswith("dump") for c in fake.criu_calls()), fake.criu_calls())
 
 
 @harness.test

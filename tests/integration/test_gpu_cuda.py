@@ -227,6 +227,29 @@ def old_driver_says_what_is_missing(env):
 
 
 @harness.test
+def driver_too_old_or_not_ready(env):
+    # All the functions, but API 12.4: refused by version.
+    fake = FakeGPU(env, driver="550.54.15 12040")
+    sup = GpuSup(env, fake, {"a": {"args": fake.args(1000), "eviction": "retain+cuda_suspend"}})
+    sup.start()
+    sup.ctl_ok("wake", "a")
+    rc, body = sup.ctl_json("sleep", "a")
+    check(rc == 0 and body["escalated"] and "has API 12.4: CUDA suspend needs driver 570 or "
+          "later (CUDA 12.8)" in body["reason"], body)
+    sup.proc.stop()
+    # cuInit fails (the fake's: no state directory): said as the driver says it.
+    sup2 = GpuSup(env, fake, {"a": {"args": fake.args(1000),
+                                    "eviction": "retain+cuda_suspend"}})
+    sup2.fake = type("NoDir", (), {"env": lambda self, cuda=None: {
+        "LLMUX_CUDA_LIBRARY": harness.fake("libcuda.so")}})()
+    sup2.start(name="supervisord2")
+    sup2.ctl_ok("wake", "a")
+    rc, body = sup2.ctl_json("sleep", "a")
+    check(rc == 0 and body["escalated"] and "unavailable on this machine: cuInit failed: "
+          "CUDA_ERROR_NOT_INITIALIZED" in body["reason"], body)
+
+
+@harness.test
 def no_gpu_process(env):
     fake, sup = one_model(env, engine=False)
     # A model that registers nothing on the fake GPUs.

@@ -82,6 +82,11 @@ void	output_json(const uint8_t *, size_t);
 /* "1m 02s", "340 ms" */
 const char *output_duration(uint64_t ms, char *, size_t);
 
+/* ---- gpuout.c: GPUs in status, phases in validate -------------------------- */
+
+void	gpuout_status(const struct value *gpus);
+void	gpuout_validate_phases(const struct value *results);
+
 /* ---- call.c: making a call ---------------------------------------------------- */
 
 struct ctl;

@@ -187,6 +187,7 @@ verb_status(struct ctl *ctl, int argc, char **argv)
 	}
 	table_print(t);
 	table_free(t);
+	gpuout_status(value_get(r.v, "gpus"));
 	call_reply_free(&r);
 	return (CTL_EXIT_OK);
 }
@@ -502,8 +503,10 @@ verb_validate(struct ctl *ctl, int argc, char **argv)
 	if (rc != 0)
 		return (rc);
 	rc = call_result(ctl, &r);
-	if (!ctl->json)
+	if (!ctl->json) {
 		verbs_validate_table(value_get(r.v, "results"));
+		gpuout_validate_phases(value_get(r.v, "results"));
+	}
 	call_reply_free(&r);
 	return (rc);
 }

@@ -72,6 +72,7 @@ adopt_entry(struct supervisor *sup, const struct journal_entry *e)
 	if (e->pid <= 0) {
 		if (m != NULL && st == MODEL_CHECKPOINTED && e->images != NULL) {
 			m->pstate = MODEL_CHECKPOINTED;
+			free(m->images);	/* a checkpoint_path's */
 			m->images = xstrdup(e->images);
 		}
 		return;

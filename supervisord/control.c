@@ -164,6 +164,27 @@ ctl_count_models(struct supervisor *sup)
 	return (n);
 }
 
+/* A model's "gpus" (where its processes hold memory) and its bytes. */
+static void
+ctl_body_gpus(struct supervisor *sup, const struct model *m, struct body *b)
+{
+	uint64_t	mask, bytes;
+	size_t		n = 0;
+
+	mask = gpu_model_gpus(sup, m, &bytes);
+	if (mask == 0 && bytes == 0 && gpu_telemetry_error(sup) != NULL)
+		mask = m->gpus_moved;
+	for (int g = 0; g < 64; g++)
+		if (mask & ((uint64_t)1 << g))
+			n++;
+	body_str(b, "gpus");
+	body_array(b, n);
+	for (int g = 0; g < 64; g++)
+		if (mask & ((uint64_t)1 << g))
+			body_uint(b, (uint64_t)g);
+	body_kuint(b, "gpu_memory_bytes", bytes);
+}
+
 static struct body *
 ctl_status_body(struct supervisor *sup)
 {
@@ -173,7 +194,7 @@ ctl_status_body(struct supervisor *sup)
 	const char	*phase;
 	char		*s;
 
-	body_map(b, 5);
+	body_map(b, 6);
 	s = control_switcher_state(sup);
 	body_kstr(b, "state", s);
 	free(s);
@@ -187,7 +208,7 @@ ctl_status_body(struct supervisor *sup)
 		if (m->removed)
 			continue;
 		body_str(b, m->name);
-		body_map(b, 15);
+		body_map(b, 17);
 		body_kuint(b, "in_flight", m->in_flight);
 		body_kuint(b, "queue_depth", m->queued);
 		s = model_process_state(m);
@@ -214,7 +235,10 @@ ctl_status_body(struct supervisor *sup)
 		body_str(b, "phase");
 		body_str(b, evict_busy(m, NULL, &phase) ? phase : NULL);
 		body_kstr(b, "last_error", m->last_error);
+		ctl_body_gpus(sup, m, b);
 	}
+	body_str(b, "gpus");
+	gpu_status_body(sup, b);
 	body_str(b, "supervisor");
 	body_map(b, 5);
 	body_kuint(b, "pid", (uint64_t)getpid());
@@ -296,14 +320,14 @@ ctl_eviction_body(struct supervisor *sup)
  * {key: text, model, process_state, elapsed_ms, escalated, reason, log,
  * phases}
  */
-static struct body *
-ctl_op_body(struct model *m, const char *key, const char *text,
+struct body *
+control_op_body(struct model *m, const char *key, const char *text,
     const struct evict_report *r)
 {
 	struct body	*b = body_new();
 	char		*s;
 
-	body_map(b, 8);
+	body_map(b, 10);
 	body_kstr(b, key, text);
 	body_kstr(b, "model", m->name);
 	s = model_process_state(m);
@@ -316,6 +340,12 @@ ctl_op_body(struct model *m, const char *key, const char *text,
 	body_kstr(b, "reason", s);
 	free(s);
 	body_kstr(b, "log", r->log);
+	body_kbool(b, "moved", r->moved);
+	body_str(b, "gpus");
+	body_array(b, (size_t)__builtin_popcountll(r->gpus));
+	for (int g = 0; g < 64; g++)
+		if (r->gpus & ((uint64_t)1 << g))
+			body_uint(b, (uint64_t)g);
 	body_str(b, "phases");
 	body_array(b, r->n_phases);
 	for (size_t i = 0; i < r->n_phases; i++) {
@@ -335,32 +365,18 @@ ctl_sleep_done(struct model *m, const struct evict_report *r, void *arg)
 	struct ctl_call	*call = arg;
 	char		 dbg[128], *text;
 
-	if (call->type == PROTO_CTL_CHECKPOINT) {
-		if (r->result == EVICT_OK) {
-			xasprintf(&text, "Model %s checkpointed to %s",
-			    m->name, m->images != NULL ? m->images : "?");
-			control_call_done(call, 200, ctl_op_body(m, "message",
-			    text, r));
-		} else {
-			xasprintf(&text, "Checkpoint failed: %s%s", r->reason,
-			    r->result == EVICT_ESCALATED ?
-			    " (the model was stopped)" : "");
-			control_call_done(call, 500, ctl_op_body(m, "error", text,
-			    r));
-		}
-		free(text);
-		return;
-	}
 	if (r->result == EVICT_FAILED) {
 		xasprintf(&text, "Failed to sleep model: %s", r->reason);
-		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
+		control_call_done(call, 500, control_op_body(m, "error", text,
+		    r));
 	} else {
 		xasprintf(&text, "Model %s sleeping with policy %s%s%s",
 		    m->name, body_eviction_debug(&call->eviction, dbg,
 		    sizeof(dbg)), r->result == EVICT_ESCALATED ?
 		    "; escalated to stop: " : "", r->result ==
 		    EVICT_ESCALATED ? r->reason : "");
-		control_call_done(call, 200, ctl_op_body(m, "message", text, r));
+		control_call_done(call, 200, control_op_body(m, "message",
+		    text, r));
 	}
 	free(text);
 }
@@ -373,14 +389,17 @@ ctl_wake_done(struct model *m, const struct evict_report *r, void *arg)
 
 	if (call->type == PROTO_CTL_RESTORE && r->result != EVICT_OK) {
 		xasprintf(&text, "Restore failed: %s", r->reason);
-		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
+		control_call_done(call, 500, control_op_body(m, "error", text,
+		    r));
 	} else if (r->result == EVICT_FAILED) {
 		xasprintf(&text, "Failed to wake model: %s", r->reason);
-		control_call_done(call, 500, ctl_op_body(m, "error", text, r));
+		control_call_done(call, 500, control_op_body(m, "error", text,
+		    r));
 	} else {
 		xasprintf(&text, call->type == PROTO_CTL_RESTORE ?
 		    "Model %s restored" : "Model %s woken", m->name);
-		control_call_done(call, 200, ctl_op_body(m, "message", text, r));
+		control_call_done(call, 200, control_op_body(m, "message",
+		    text, r));
 	}
 	free(text);
 }
@@ -392,22 +411,8 @@ ctl_sleep(struct client *c, struct proto_msg *msg, struct model *m)
 	struct eviction	 ev;
 	char		 err[512];
 
-	if (msg->type == PROTO_CTL_CHECKPOINT) {
-		ev = model_eviction(m);
-		if (msg->u.call.has_eviction)
-			ev = msg->u.call.eviction;
-		if (ev.process != PROCESS_CHECKPOINT) {
-			if (msg->u.call.has_eviction) {
-				ctl_reply(c, msg->id, 400, body_message("error",
-				    "checkpoint needs an eviction whose "
-				    "process is checkpoint"));
-				return;
-			}
-			ev.process = PROCESS_CHECKPOINT;
-		}
-	} else
-		ev = msg->u.call.has_eviction ? msg->u.call.eviction :
-		    model_eviction(m);
+	ev = msg->u.call.has_eviction ? msg->u.call.eviction :
+	    model_eviction(m);
 	call = control_call_new(c, msg, m->name);
 	call->eviction = ev;
 	if (evict_sleep(m, &ev, ctl_sleep_done, control_progress_cb, call, err,
@@ -734,8 +739,10 @@ control_call(struct client *c, struct proto_msg *msg)
 		    body_eviction_debug(&m->override, dbg, sizeof(dbg))));
 		return;
 	case PROTO_CTL_SLEEP:
-	case PROTO_CTL_CHECKPOINT:
 		ctl_sleep(c, msg, m);
+		return;
+	case PROTO_CTL_CHECKPOINT:
+		checkpoint_call(control_call_new(c, msg, m->name), m, msg);
 		return;
 	case PROTO_CTL_WAKE:
 	case PROTO_CTL_RESTORE:

@@ -40,6 +40,7 @@ struct evict_op {
 	enum evict_result	 result;
 	char			*reason;
 	bool			 failing;	/* WAKE: stop, then fail */
+	bool			 cuda_failed;	/* a GPU process is FAILED */
 	bool			 adopting;
 	enum model_pstate	 adopt_state;
 	int64_t			 health_timeout_ms;

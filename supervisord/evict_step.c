@@ -7,7 +7,6 @@
  */
 #include <sys/types.h>
 
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,16 +83,50 @@ evict_pending_new(struct evict_op *op)
 }
 
 static void
-evict_gpu_cb(int ok, const char *reason, void *arg)
+evict_gpu_cb(struct gpu_result *r, void *arg)
 {
 	struct evict_pending	*pp = arg;
 	struct evict_op		*op = pp->op;
+	struct model		*m;
+	char			 detail[320];
 
 	free(pp);
 	if (op == NULL)
 		return;
 	op->pending = NULL;
-	evict_step_end(op, ok != 0, reason);
+	m = op->m;
+	gpu_refresh(m->sup);
+	if (op->plan.steps[op->idx] == STEP_CUDA_SUSPEND) {
+		if (r->ok) {
+			gpu_saved_free(m->gpu_saved);
+			m->gpu_saved = r->saved;
+			r->saved = NULL;
+		}
+	} else {
+		gpu_saved_free(m->gpu_saved);
+		m->gpu_saved = NULL;
+		op->cuda_failed = r->failed_state;
+		if (r->ok && r->moved) {
+			m->gpus_moved = r->gpus;
+			op->report.moved = true;
+			op->report.gpus = r->gpus;
+			snprintf(detail, sizeof(detail), "restored onto other "
+			    "GPUs: %s", r->detail != NULL ? r->detail : "");
+			evict_progress(op, "cuda_resume", detail);
+		} else if (r->ok && r->gpus != 0)
+			op->report.gpus = r->gpus;
+	}
+	evict_step_end(op, r->ok, r->reason);
+}
+
+static void
+evict_criu_progress(const char *detail, void *arg)
+{
+	struct evict_pending	*pp = arg;
+
+	if (pp->op != NULL)
+		evict_progress(pp->op, evict_step_name(
+		    pp->op->plan.steps[pp->op->idx]), detail);
 }
 
 static void
@@ -119,8 +152,15 @@ evict_criu_cb(int ok, const char *reason, pid_t restored, void *arg)
 			evict_step_end(op, false, "restored process is gone");
 			return;
 		}
+		p->log_file_mode = true;
 		m->proc = p;
 		m->generation++;
+	}
+	/* CRIU killed the tree after dumping it: wait until all is gone. */
+	if (ok && op->plan.steps[op->idx] == STEP_CRIU_DUMP &&
+	    m->proc != NULL) {
+		process_stop(m->proc, 0, evict_stopped_cb, op);
+		return;
 	}
 	evict_step_end(op, ok != 0, reason);
 }
@@ -129,38 +169,15 @@ static void
 evict_step_gpu(struct evict_op *op, bool suspend)
 {
 	struct model	*m = op->m;
-	pid_t		*pids, *gpu;
-	size_t		 n, ng;
 
 	if (m->proc == NULL) {
 		evict_step_end(op, false, "the model has no running process");
 		return;
 	}
-	pids = xcalloc(EVICT_MAX_PIDS, sizeof(*pids));
-	gpu = xcalloc(EVICT_MAX_PIDS, sizeof(*gpu));
-	n = process_members(m->proc, pids, EVICT_MAX_PIDS);
-	ng = gpu_processes(m->sup->conf, pids, n, gpu, EVICT_MAX_PIDS);
 	if (suspend)
-		gpu_suspend(m->sup, gpu, ng, evict_gpu_cb,
-		    evict_pending_new(op));
+		gpu_suspend(m, evict_gpu_cb, evict_pending_new(op));
 	else
-		gpu_resume(m->sup, gpu, ng, evict_gpu_cb,
-		    evict_pending_new(op));
-	free(pids);
-	free(gpu);
-}
-
-/* CRIU leaves these behind when a dump fails; a later dump trips on them. */
-static void
-evict_remove_link_remap(void)
-{
-	glob_t	g;
-
-	if (glob("/dev/shm/link_remap.*", 0, NULL, &g) != 0)
-		return;
-	for (size_t i = 0; i < g.gl_pathc; i++)
-		(void)unlink(g.gl_pathv[i]);
-	globfree(&g);
+		gpu_resume(m, evict_gpu_cb, evict_pending_new(op));
 }
 
 void
@@ -240,16 +257,15 @@ evict_step_start(struct evict_op *op)
 			evict_step_end(op, false, "the model has no process");
 			return;
 		}
-		evict_remove_link_remap();
 		free(op->images);
 		op->images = criu_images_dir(m->sup->conf, m->name);
-		criu_dump(m->sup, m->proc->pid, op->images, evict_criu_cb,
+		criu_dump(m, &op->eviction, evict_criu_cb, evict_criu_progress,
 		    evict_pending_new(op));
 		return;
 	case STEP_CRIU_RESTORE:
 		evict_progress(op, evict_step_name(step), m->images);
-		criu_restore(m->sup, m->images != NULL ? m->images : "",
-		    evict_criu_cb, evict_pending_new(op));
+		criu_restore(m, m->images != NULL ? m->images : "",
+		    evict_criu_cb, evict_criu_progress, evict_pending_new(op));
 		return;
 	case STEP_STOP:
 		evict_progress(op, evict_step_name(step), detail);
@@ -336,6 +352,22 @@ evict_step_failed(struct evict_op *op, enum evict_step step,
 		evict_replan(op, STEP_STOP);
 		break;
 	case EVICT_WAKE:
+		if (step == STEP_CUDA_RESUME && op->cuda_failed &&
+		    m->cfg != NULL) {
+			/* Never serve it: stop it and start it afresh. */
+			op->result = EVICT_ESCALATED;
+			evict_set_reason(op, "%s found a process in the CUDA "
+			    "FAILED state, so the model was stopped and started "
+			    "afresh: %s", phase, why);
+			log_warnx("CUDA FAILED state, restarting the model "
+			    "model=%s reason=\"%s\"", m->name, why);
+			evict_progress(op, "restart", op->reason);
+			op->plan.steps[0] = STEP_STOP;
+			op->plan.steps[1] = STEP_START;
+			op->plan.n = 2;
+			op->idx = 0;
+			break;
+		}
 		if (step == STEP_CRIU_RESTORE) {
 			op->result = EVICT_ESCALATED;
 			evict_set_reason(op, "%s failed, cold start instead: %s",

@@ -28,6 +28,22 @@ usage(FILE *f)
 	    "      --version       the version\n", SUPERVISOR_CONFIG);
 }
 
+/*
+ * What this machine lacks for the GPU strategies the config uses (the
+ * CUDA driver's checkpoint API, a CRIU new enough): warnings, since the
+ * supervisor runs without them (those evictions escalate to stop).
+ */
+static void
+main_check_machine(const struct config *cfg, const char *path)
+{
+	char	why[1024];
+
+	if (gpu_check_config(cfg, why, sizeof(why)) != 0)
+		fprintf(stderr, "%s: warning: %s\n", path, why);
+	if (criu_check_config(cfg, why, sizeof(why)) != 0)
+		fprintf(stderr, "%s: warning: %s\n", path, why);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -84,6 +100,7 @@ main(int argc, char **argv)
 	if (cfg == NULL)
 		return (1);
 	if (check) {
+		main_check_machine(cfg, path);
 		printf("configuration OK\n");
 		config_free(cfg);
 		return (0);

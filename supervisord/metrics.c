@@ -119,7 +119,7 @@ metrics_text(struct supervisor *sup)
 {
 	struct mbuf	 b;
 	struct model	*m;
-	char		 l[512];
+	char		 l[512], *gpu;
 	enum proto_model_state st;
 
 	b.cap = 8192;
@@ -223,5 +223,8 @@ metrics_text(struct supervisor *sup)
 	    "Seconds since the supervisor started.");
 	mbuf_printf(&b, "llmux_supervisor_uptime_seconds %lld\n",
 	    (long long)((clock_ms() - sup->started_ms) / 1000));
+	gpu = gpu_metrics_text(sup);
+	mbuf_printf(&b, "%s", gpu);
+	free(gpu);
 	return (b.p);
 }

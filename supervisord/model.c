@@ -73,6 +73,7 @@ model_free(struct model *m)
 	free(m->reason);
 	free(m->last_error);
 	free(m->images);
+	gpu_saved_free(m->gpu_saved);
 	free(m);
 }
 
@@ -239,6 +240,13 @@ model_set_pstate(struct model *m, enum model_pstate s)
 		free(m->images);
 		m->images = NULL;
 	}
+	if (s != MODEL_SLEEPING) {
+		gpu_saved_free(m->gpu_saved);
+		m->gpu_saved = NULL;
+	}
+	if (s == MODEL_NOT_STARTED || s == MODEL_FAILED ||
+	    s == MODEL_STARTING || s == MODEL_CHECKPOINTED)
+		m->gpus_moved = 0;
 	if (s != MODEL_RUNNING && m->sup->active == m)
 		m->sup->active = NULL;
 	model_changed(m);

@@ -188,7 +188,9 @@ process_start(struct model *m, char *err, size_t errlen)
 		snprintf(err, errlen, "model is no longer configured");
 		return (NULL);
 	}
-	criu = ev.process == PROCESS_CHECKPOINT || mc->checkpoint_path != NULL;
+	criu = ev.process == PROCESS_CHECKPOINT || mc->checkpoint_path != NULL ||
+	    m->start_for_criu;
+	m->start_for_criu = false;
 	memset(&sp, 0, sizeof(sp));
 	sp.cgroup_fd = -1;
 	sp.argv = spawn_argv(sup->conf, mc);

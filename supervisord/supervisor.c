@@ -97,7 +97,10 @@ supervisor_add_models(struct supervisor *sup)
 		if (m->cfg->checkpoint_path != NULL) {
 			m->pstate = MODEL_CHECKPOINTED;
 			m->images = xstrdup(m->cfg->checkpoint_path);
-			m->sleeping = config_model_eviction(sup->conf, m->cfg);
+			/* How it was put to sleep decides the wake's steps. */
+			if (criu_images_eviction(m->images, &m->sleeping) != 0)
+				m->sleeping = config_model_eviction(sup->conf,
+				    m->cfg);
 		}
 	}
 }
@@ -153,6 +156,8 @@ supervisor_free(struct supervisor *sup)
 	/* Models are forgotten, not stopped. */
 	while ((m = TAILQ_FIRST(&sup->models)) != NULL)
 		model_free(m);
+	worker_shutdown(sup);
+	gpu_free(sup);
 	/* Calls still waiting for an operation get no reply. */
 	while ((call = TAILQ_FIRST(&sup->calls)) != NULL) {
 		TAILQ_REMOVE(&sup->calls, call, entry);
@@ -226,6 +231,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		log_info("running unprivileged: models run as uid %u, not as "
 		    "user %s", (unsigned)sup->uid, conf->user);
 	cgroup_init(sup);
+	worker_init(sup);
 	supervisor_add_models(sup);
 	/* The socket first: if another supervisor runs, adopt nothing. */
 	if (server_listen(sup, err, sizeof(err)) != 0) {
@@ -244,6 +250,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		event_add(sup->ev_sigs[i], NULL);
 	}
 	supervisor_timers(sup);
+	gpu_init(sup);
 	sd_notifyf(0, "READY=1\nSTATUS=serving %zu models on %s\nMAINPID=%lu",
 	    conf->n_models, sup->socket_path, (unsigned long)getpid());
 	log_info("ready path=%s", sup->socket_path);

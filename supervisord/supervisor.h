@@ -122,6 +122,11 @@ struct model {
 	struct phase_stat	 phases[STEP__COUNT];
 	uint32_t		 escalations;
 	uint32_t		 wake_failures;
+
+	/* GPU placement. */
+	struct gpu_saved	*gpu_saved;	/* CUDA-suspended: where it was */
+	uint64_t		 gpus_moved;	/* restored elsewhere: where; 0 no */
+	bool			 start_for_criu; /* next start: CRIU-safe */
 };
 TAILQ_HEAD(models, model);
 
@@ -283,33 +288,78 @@ void		 health_cancel(struct health *);
 /* The poll delays, for tests: the next after cur. */
 int64_t		 health_next_interval(int64_t cur);
 
-/* ---- gpu.c and criu.c: in-memory suspend and checkpoint to disk -------- */
+/* ---- worker.c: blocking work on threads -------------------------------- */
 
-typedef void	(*gpu_cb)(int ok, const char *reason, void *);
+typedef void	(*worker_fn)(void *);
+/* Back on the loop; cancelled at exit: free, call nobody back. */
+typedef void	(*worker_done_fn)(void *, bool cancelled);
 
-/* Can CUDA suspend run here? If not, why (for messages and checks). */
-bool	gpu_available(const struct config *, char *why, size_t);
-/* The GPU processes among pids (NVML when available, else /proc). */
-size_t	gpu_processes(const struct config *, const pid_t *, size_t,
-	    pid_t *out, size_t max);
-int	gpu_suspend(struct supervisor *, const pid_t *, size_t, gpu_cb,
-	    void *);
-int	gpu_resume(struct supervisor *, const pid_t *, size_t, gpu_cb,
-	    void *);
-/* GPU memory used by pids, MiB; -1 when it cannot be measured here. */
-int	gpu_memory_mib(const struct config *, const pid_t *, size_t,
-	    uint64_t *);
+void	worker_init(struct supervisor *);
+void	worker_run(struct supervisor *, worker_fn, worker_done_fn, void *);
+void	worker_shutdown(struct supervisor *);
+int	worker_count(void);
+
+/* ---- gpu.c, gpu_ops.c: CUDA suspend and NVML telemetry ------------------ */
+
+struct gpu_state;
+struct gpu_saved;
+
+/* How a suspend or resume went (the callback may take saved). */
+struct gpu_result {
+	bool		  ok;
+	bool		  failed_state;	/* a process is in CUDA's FAILED state */
+	const char	 *reason;
+	bool		  moved;	/* restored onto other GPUs */
+	uint64_t	  gpus;		/* where the model is now; 0: unknown */
+	const char	 *detail;	/* "GPU 0 -> GPU 1", or why not */
+	struct gpu_saved *saved;	/* suspend: where each process was */
+};
+typedef void	(*gpu_cb)(struct gpu_result *, void *);
+typedef void	(*gpu_measure_cb)(bool ok, uint64_t mib, void *);
+
+void	 gpu_init(struct supervisor *);
+void	 gpu_free(struct supervisor *);
+/* Read NVML again soon (after a suspend or a resume). */
+void	 gpu_refresh(struct supervisor *);
+/* Can CUDA suspend run here? Loads the driver (blocks: not in the loop). */
+bool	 gpu_available(const struct config *, char *why, size_t);
+/* --check-config: -1 with a warning when a model needs what is missing. */
+int	 gpu_check_config(const struct config *, char *why, size_t);
+/* Lock + checkpoint every GPU process of the model, in parallel. */
+int	 gpu_suspend(struct model *, gpu_cb, void *);
+/* Restore + unlock them; maybe onto other GPUs (gpu.allow_migration). */
+int	 gpu_resume(struct model *, gpu_cb, void *);
+/* GPU memory the model's processes hold now, MiB (NVML). */
+void	 gpu_measure(struct model *, gpu_measure_cb, void *);
+void	 gpu_saved_free(struct gpu_saved *);
+/* From the last telemetry: status "gpus", a model's GPUs, metrics. */
+void	 gpu_status_body(struct supervisor *, struct body *);
+uint64_t gpu_model_gpus(struct supervisor *, const struct model *,
+	    uint64_t *bytes);
+const char *gpu_telemetry_error(struct supervisor *);
+char	*gpu_metrics_text(struct supervisor *);
+
+/* ---- criu.c: checkpoint to disk ---------------------------------------- */
 
 typedef void	(*criu_cb)(int ok, const char *reason, pid_t restored,
 		    void *);
+typedef void	(*criu_progress_cb)(const char *detail, void *);
 
 bool	criu_available(const struct config *, char *why, size_t);
-/* Dump the tree of pid to dir; the tree is gone when it succeeds. */
-int	criu_dump(struct supervisor *, pid_t, const char *dir, criu_cb,
-	    void *);
-int	criu_restore(struct supervisor *, const char *dir, criu_cb, void *);
-/* images_dir/NAME */
+/* --check-config: -1 with a warning when criu is missing or too old. */
+int	criu_check_config(const struct config *, char *why, size_t);
+/* Dump the tree of the model's process to images_dir/NAME/images. */
+int	criu_dump(struct model *, const struct eviction *, criu_cb,
+	    criu_progress_cb, void *);
+/* Check the images' manifest and checksums, then restore them. */
+int	criu_restore(struct model *, const char *dir, criu_cb,
+	    criu_progress_cb, void *);
+/* images_dir/NAME/images */
 char	*criu_images_dir(const struct config *, const char *model);
+/* "Version: 4.1" (criu --version) to 4 and 1; -1 if none. */
+int	criu_parse_version(const char *, int *major, int *minor);
+/* The eviction a checkpoint directory's manifest records; -1 if none. */
+int	criu_images_eviction(const char *dir, struct eviction *);
 
 /* ---- process.c: one model process -------------------------------------- */
 
@@ -379,6 +429,8 @@ struct evict_report {
 	const char		*reason;	/* FAILED, ESCALATED: why */
 	const char		*log;		/* a failed start's last log lines */
 	int64_t			 total_ms;
+	bool			 moved;		/* restored onto other GPUs */
+	uint64_t		 gpus;		/* ... these (a mask) */
 	size_t			 n_phases;
 	struct {
 		enum evict_step	 step;
@@ -570,12 +622,21 @@ struct ctl_call *control_call_new(struct client *, struct proto_msg *,
 	    const char *);
 /* Send the final reply (if the peer is still there), free the call. */
 void	 control_call_done(struct ctl_call *, int, struct body *);
+/* The reply body of sleep, wake, checkpoint and restore. */
+struct body *control_op_body(struct model *, const char *key,
+	    const char *text, const struct evict_report *);
 /* An evict_progress_cb that sends progress on the call's id. */
 void	 control_progress_cb(struct model *, const char *, int64_t,
 	    const char *, void *);
 /* The switcher's state string ("idle", "active:a", "switching:a->b"). */
 char	*control_switcher_state(struct supervisor *);
 void	 control_client_gone(struct client *);
+
+/* ---- checkpoint.c: the checkpoint call --------------------------------- */
+
+/* Start M if need be, warm it up, then sleep it with W+checkpoint. */
+void	 checkpoint_call(struct ctl_call *, struct model *,
+	    const struct proto_msg *);
 
 /* ---- validate.c: the validate call -------------------------------------- */
 
@@ -586,6 +647,8 @@ void	 validate_call(struct ctl_call *, struct model *,
 	    const struct proto_strlist *);
 /* The "text" of the first choice of a completion, or NULL. */
 char	*validate_text(const char *, size_t);
+/* A deterministic completion request for the model (temperature 0). */
+char	*validate_request_body(const struct model *, int max_tokens);
 
 /* ---- logfollow.c: the logs call ----------------------------------------- */
 
@@ -683,6 +746,10 @@ struct supervisor {
 	struct event		*ev_logcheck;
 	bool			 exiting;
 	uint64_t		 reloads;
+
+	int			 worker_fds[2];
+	struct event		*ev_worker;
+	struct gpu_state	*gpu;
 	uint64_t		 reload_failures;
 	int64_t			 started_ms;
 };

@@ -52,17 +52,11 @@ switcher_count_gpus(const struct config *cfg, const struct switcher_params *p)
 	return (n);
 }
 
-/* Fill one model from its config. */
+/* A model's configured GPUs: its gpus list, or all of them. */
 static void
-switcher_init_model(struct switcher *sw, struct sw_model *m,
+switcher_init_gpus(struct switcher *sw, struct sw_model *m,
     const struct model_config *mc)
 {
-	const struct config	*cfg = sw->cfg;
-	uint32_t		 startup;
-
-	m->cfg = mc;
-	m->sw = -1;
-	m->state = SWM_STOPPED;
 	if (mc->n_gpus == 0 || mc->gpus == NULL)
 		m->gpus = resource_all_gpus(sw->n_gpus);
 	else {
@@ -74,6 +68,20 @@ switcher_init_model(struct switcher *sw, struct sw_model *m,
 		if (m->gpus == 0)
 			m->gpus = resource_all_gpus(sw->n_gpus);
 	}
+}
+
+/* Fill one model from its config. */
+static void
+switcher_init_model(struct switcher *sw, struct sw_model *m,
+    const struct model_config *mc)
+{
+	const struct config	*cfg = sw->cfg;
+	uint32_t		 startup;
+
+	m->cfg = mc;
+	m->sw = -1;
+	m->state = SWM_STOPPED;
+	switcher_init_gpus(sw, m, mc);
 	m->fraction = mc->gpu_memory_utilization;
 	if (m->fraction <= 0.0 || m->fraction > 1.0)
 		m->fraction = 0.9;
@@ -90,6 +98,30 @@ switcher_init_model(struct switcher *sw, struct sw_model *m,
 		m->slept_with.weights = m->eviction.weights;
 		m->slept_with.process = PROCESS_CHECKPOINT;
 	}
+}
+
+/*
+ * The engine restored a model onto other GPUs than its own (CUDA restore
+ * with UUID remapping): it holds its memory there now, and is woken there
+ * next time. 0 gives it back its configured GPUs (after a stop, say).
+ * Call it before the completion that goes with it (switcher_woken), which
+ * plans with the new place.
+ */
+void
+switcher_model_placed(struct switcher *sw, int model, uint64_t gpus)
+{
+	struct sw_model	*m;
+	uint64_t	 all = resource_all_gpus(sw->n_gpus);
+
+	if (model < 0 || (size_t)model >= sw->n)
+		return;
+	m = &sw->m[model];
+	if (gpus == 0 || (gpus & all) == 0) {
+		m->gpus = 0;
+		switcher_init_gpus(sw, m, m->cfg);
+	} else
+		m->gpus = gpus & all;
+	sw->dirty = true;
 }
 
 struct switcher *

@@ -128,6 +128,13 @@ void	switcher_warmed(struct switcher *, int model, bool ok,
 	    const char *reason, int64_t now_ms);
 void	switcher_died(struct switcher *, int model, const char *reason,
 	    int64_t now_ms);
+/*
+ * Input: where a model lives now, as a mask of GPUs, when the engine
+ * restored it onto other GPUs than its configured ones (CUDA restore with
+ * UUID remapping, gpu.allow_migration); 0: back to its configured GPUs.
+ * Report it before the completion of that wake (switcher_woken).
+ */
+void	switcher_model_placed(struct switcher *, int model, uint64_t gpus);
 
 /*
  * Inputs: operator commands. Each returns 0, or -1 with *cause set (free

@@ -3,11 +3,12 @@
  * sleep and wake correctly with each of some evictions? The model is woken
  * and asked a deterministic question (temperature 0, fixed seed); then for
  * each eviction it is put to sleep, woken, and asked again, and the answer
- * must be the same. Each row records the sleep and wake times, the GPU
- * memory before, asleep and awake (when the gpu module can measure it),
- * whether the answer matched and whether the eviction took place without
- * escalating. Default evictions: offload+keep_running and
- * discard+keep_running, as in the seed.
+ * must be the same. Each row records the sleep and wake times and the
+ * time of each of their phases, the GPU memory of the model's processes
+ * before, asleep and awake (measured with NVML on a worker thread; null
+ * where NVML is not available), whether the answer matched and whether
+ * the eviction took place without escalating. Default evictions:
+ * offload+keep_running and discard+keep_running, as in the seed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,17 @@ struct validate_row {
 	bool		 woke;
 	bool		 match;
 	char		*error;
+	struct {
+		bool		 wake;		/* else a sleep phase */
+		enum evict_step	 step;
+		int64_t		 ms;
+		bool		 ok;
+	}		 phases[2 * EVICT_MAX_PHASES];
+	size_t		 nphases;
 };
+
+struct validate;
+typedef void	(*validate_next_fn)(struct validate *, struct model *);
 
 struct validate {
 	struct ctl_call		*call;
@@ -39,6 +50,8 @@ struct validate {
 	size_t			 i;
 	char			*reference;
 	struct httpc_call	*http;
+	int			 measuring;	/* which memory column */
+	validate_next_fn	 after;		/* once it is measured */
 };
 
 static void	validate_row_start(struct validate *);
@@ -90,20 +103,44 @@ validate_text(const char *body, size_t len)
 	return (xstrndup(s, (size_t)(p - s)));
 }
 
-static void
-validate_mem(struct validate *v, struct model *m, int which)
-{
-	struct validate_row	*r = &v->rows[v->i];
-	pid_t			 pids[256];
-	size_t			 n;
+static struct model	*validate_model(struct validate *);
 
-	if (m->proc == NULL) {
-		r->has_mem[which] = false;
+static void
+validate_mem_cb(bool ok, uint64_t mib, void *arg)
+{
+	struct validate		*v = arg;
+	struct validate_row	*r = &v->rows[v->i];
+	struct model		*m;
+
+	r->has_mem[v->measuring] = ok;
+	r->mem[v->measuring] = mib;
+	if ((m = validate_model(v)) == NULL)
 		return;
+	v->after(v, m);
+}
+
+/* Measure the model's GPU memory into column which, then go on. */
+static void
+validate_mem(struct validate *v, struct model *m, int which,
+    validate_next_fn after)
+{
+	v->measuring = which;
+	v->after = after;
+	gpu_measure(m, validate_mem_cb, v);
+}
+
+static void
+validate_phases(struct validate_row *r, const struct evict_report *rep,
+    bool wake)
+{
+	for (size_t i = 0; i < rep->n_phases && r->nphases <
+	    sizeof(r->phases) / sizeof(r->phases[0]); i++) {
+		r->phases[r->nphases].wake = wake;
+		r->phases[r->nphases].step = rep->phases[i].step;
+		r->phases[r->nphases].ms = rep->phases[i].ms;
+		r->phases[r->nphases].ok = rep->phases[i].ok;
+		r->nphases++;
 	}
-	n = process_members(m->proc, pids, 256);
-	r->has_mem[which] = gpu_memory_mib(m->sup->conf, pids, n,
-	    &r->mem[which]) == 0;
 }
 
 static struct model *
@@ -116,9 +153,8 @@ validate_model(struct validate *v)
 	return (m);
 }
 
-/* POST the question; cb gets the answer. */
-static void
-validate_ask(struct validate *v, struct model *m, httpc_cb cb)
+char *
+validate_request_body(const struct model *m, int max_tokens)
 {
 	const char	*name = m->cfg != NULL ? spawn_served_name(m->cfg) :
 			    m->name;
@@ -136,8 +172,18 @@ validate_ask(struct validate *v, struct model *m, httpc_cb cb)
 	}
 	q[o] = '\0';
 	xasprintf(&body, "{\"model\":\"%s\",\"prompt\":\"%s\",\"max_tokens\":"
-	    "24,\"temperature\":0,\"seed\":0}", q, VALIDATE_PROMPT);
+	    "%d,\"temperature\":0,\"seed\":0}", q, VALIDATE_PROMPT,
+	    max_tokens);
 	free(q);
+	return (body);
+}
+
+/* POST the question; cb gets the answer. */
+static void
+validate_ask(struct validate *v, struct model *m, httpc_cb cb)
+{
+	char	*body = validate_request_body(m, 24);
+
 	control_progress_cb(m, "request", 0, "POST /v1/completions", v->call);
 	v->http = httpc_request(m->sup->base, m->proc->port, "POST",
 	    "/v1/completions", body, VALIDATE_REQUEST_TIMEOUT_MS, cb, v);
@@ -175,7 +221,7 @@ validate_finish(struct validate *v)
 	for (size_t i = 0; i < v->n; i++) {
 		struct validate_row	*r = &v->rows[i];
 
-		body_map(b, 10);
+		body_map(b, 11);
 		body_kstr(b, "eviction", eviction_format(&r->ev, ev,
 		    sizeof(ev)));
 		body_kuint(b, "sleep_ms", (uint64_t)r->sleep_ms);
@@ -192,6 +238,15 @@ validate_finish(struct validate *v)
 		body_kstr(b, "error", r->error);
 		body_str(b, "woke");
 		body_bool(b, r->woke);
+		body_str(b, "phases");
+		body_array(b, r->nphases);
+		for (size_t k = 0; k < r->nphases; k++) {
+			body_map(b, 4);
+			body_kstr(b, "op", r->phases[k].wake ? "wake" : "sleep");
+			body_kstr(b, "phase", evict_step_name(r->phases[k].step));
+			body_kuint(b, "ms", (uint64_t)r->phases[k].ms);
+			body_kbool(b, "ok", r->phases[k].ok);
+		}
 	}
 	log_info("validate done model=%s passed=%zu of=%zu", v->model, passed,
 	    v->n);
@@ -217,6 +272,12 @@ validate_row_error(struct validate_row *r, const char *what, const char *why)
 }
 
 static void
+validate_answered(struct validate *v, struct model *m)
+{
+	validate_next(v);
+}
+
+static void
 validate_answer_cb(const struct httpc_result *res, void *arg)
 {
 	struct validate		*v = arg;
@@ -239,8 +300,7 @@ validate_answer_cb(const struct httpc_result *res, void *arg)
 			    "one before sleeping");
 		free(text);
 	}
-	validate_mem(v, m, 2);
-	validate_next(v);
+	validate_mem(v, m, 2, validate_answered);
 }
 
 static void
@@ -251,6 +311,7 @@ validate_woken_cb(struct model *m, const struct evict_report *rep, void *arg)
 
 	r->wake_ms = rep->total_ms;
 	r->woke = rep->result != EVICT_FAILED;
+	validate_phases(r, rep, true);
 	if (!r->woke) {
 		validate_row_error(r, "wake", rep->reason);
 		validate_next(v);
@@ -260,21 +321,42 @@ validate_woken_cb(struct model *m, const struct evict_report *rep, void *arg)
 }
 
 static void
+validate_wake(struct validate *v, struct model *m)
+{
+	struct validate_row	*r = &v->rows[v->i];
+	char			 err[256];
+
+	if (evict_wake(m, validate_woken_cb, validate_progress_cb, v, err,
+	    sizeof(err)) != 0) {
+		validate_row_error(r, "wake", err);
+		validate_next(v);
+	}
+}
+
+static void
 validate_slept_cb(struct model *m, const struct evict_report *rep, void *arg)
 {
 	struct validate		*v = arg;
 	struct validate_row	*r = &v->rows[v->i];
-	char			 err[256];
 
 	r->sleep_ms = rep->total_ms;
 	r->slept = rep->result == EVICT_OK;
+	validate_phases(r, rep, false);
 	if (!r->slept)
 		validate_row_error(r, rep->result == EVICT_ESCALATED ?
 		    "sleep escalated to stop" : "sleep", rep->reason);
-	validate_mem(v, m, 1);
-	if (evict_wake(m, validate_woken_cb, validate_progress_cb, v, err,
-	    sizeof(err)) != 0) {
-		validate_row_error(r, "wake", err);
+	validate_mem(v, m, 1, validate_wake);
+}
+
+static void
+validate_sleep(struct validate *v, struct model *m)
+{
+	struct validate_row	*r = &v->rows[v->i];
+	char			 err[256];
+
+	if (evict_sleep(m, &r->ev, validate_slept_cb, validate_progress_cb, v,
+	    err, sizeof(err)) != 0) {
+		validate_row_error(r, "sleep", err);
 		validate_next(v);
 	}
 }
@@ -284,7 +366,6 @@ validate_row_start(struct validate *v)
 {
 	struct validate_row	*r = &v->rows[v->i];
 	struct model		*m;
-	char			 err[256];
 
 	if ((m = validate_model(v)) == NULL)
 		return;
@@ -293,12 +374,7 @@ validate_row_start(struct validate *v)
 		validate_next(v);
 		return;
 	}
-	validate_mem(v, m, 0);
-	if (evict_sleep(m, &r->ev, validate_slept_cb, validate_progress_cb, v,
-	    err, sizeof(err)) != 0) {
-		validate_row_error(r, "sleep", err);
-		validate_next(v);
-	}
+	validate_mem(v, m, 0, validate_sleep);
 }
 
 static void

@@ -131,11 +131,15 @@ def validate_evictions(env):
     sup.start()
     rc, out, err = sup.ctl("validate", "a")
     check(rc == 0 and "Model a: 2 of 2 evictions passed" in out, (rc, out, err))
-    rows = [l.split() for l in out.split("\n")[2:] if l.strip()]
+    table = out.split("\n\n")[0]
+    rows = [l.split() for l in table.split("\n")[2:] if l.strip()]
     check([(r[0], r[-3], r[-2]) for r in rows] ==
           [("offload+keep_running", "yes", "PASS"), ("discard+keep_running", "yes", "PASS")],
           out)
     check("validate a: wake_up" in err and "validate a: request" in err, err)
+    # Under the table, the time of each phase of each row.
+    check("\nphases:\n  offload+keep_running: sleep: sleep " in out, out)
+    check("; wake: wake_up " in out and ", reload_weights " in out, out)
     rc, body = sup.ctl_json("validate", "a", "--policies", "retain+cuda_suspend,offload+stop")
     check(rc == 1 and body["error"] == "Model a: 1 of 2 evictions passed", body)
     first, second = body["results"]

@@ -176,12 +176,22 @@ def sleep_and_wake_errors(env):
     check(rc == 0 and phases(body) == ["stop"], body)
     rc, out, err = sup.ctl("restore", "a")
     check(rc == 1 and "is not checkpointed" in err, (rc, out, err))
-    rc, out, err = sup.ctl("checkpoint", "a")
-    check(rc == 1 and "is not running" in err, (rc, out, err))
-    sup.ctl_ok("wake", "a")
+    # The seed's --checkpoint: a model that is not running is started,
+    # warmed up, then dumped (here criu is missing: the dump escalates).
     rc, out, err = sup.ctl("checkpoint", "a")
     check(rc == 1 and "Checkpoint failed" in err and "unavailable on this machine" in err,
           (rc, out, err))
+    check("checkpoint a: start" in err and "checkpoint a: warmup" in err, err)
+    rc, out, err = sup.ctl("checkpoint", "a", "--no-warmup")
+    check(rc == 1 and "Checkpoint failed" in err and "unavailable on this machine" in err,
+          (rc, out, err))
+    check("checkpoint a: start" in err and "warmup" not in err, err)
+    # Woken for its own eviction (retain+stop), its log is a pipe CRIU
+    # cannot dump: refused, left running.
+    sup.ctl_ok("wake", "a")
+    rc, out, err = sup.ctl("checkpoint", "a")
+    check(rc == 1 and "output is a pipe CRIU cannot dump" in err, (rc, out, err))
+    check(sup.model("a")["state"] == "ready", sup.model("a"))
 
 
 if __name__ == "__main__":

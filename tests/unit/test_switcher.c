@@ -662,6 +662,40 @@ START_TEST(test_disjoint_gpus)
 }
 END_TEST
 
+/* A model restored onto another GPU frees its own for the others. */
+START_TEST(test_model_placed)
+{
+	struct switcher_model_status st;
+
+	config(2, POLICY_FIFO);
+	cfg.gpu_count = 2;
+	mc[A].gpus = gpu0;
+	mc[A].n_gpus = 1;
+	mc[B].gpus = gpu0;
+	mc[B].n_gpus = 1;
+	start(0);
+	bring_up(A, 1000);
+	/* The engine moved a onto GPU 1 (while waking it, say). */
+	switcher_model_placed(f.sw, A, 2);
+	switcher_model_status(f.sw, A, &st);
+	ck_assert_uint_eq(st.gpus, 2);
+	demand(B, 1, 0, 0, 9000);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 0);
+	ck_assert_uint_eq(count(CALL_EVICT, A), 0);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 1);
+	switcher_woken(f.sw, B, true, NULL, 9500);
+	ck_assert_str_eq(state(), "active:a,b");
+	/* Back home (0), a and b share GPU 0 again: b is a's victim. */
+	switcher_model_placed(f.sw, A, 0);
+	switcher_model_status(f.sw, A, &st);
+	ck_assert_uint_eq(st.gpus, 1);
+	/* Out of range: ignored. */
+	switcher_model_placed(f.sw, 7, 1);
+	switcher_model_placed(f.sw, -1, 1);
+	finish();
+}
+END_TEST
+
 START_TEST(test_fractions_fit)
 {
 	config(3, POLICY_FIFO);
@@ -1153,6 +1187,7 @@ main(void)
 
 	log_init("test_switcher", 0);
 	tcase_add_test(tc, test_seed_switch);
+	tcase_add_test(tc, test_model_placed);
 	tcase_add_test(tc, test_burst_while_switching);
 	tcase_add_test(tc, test_victim_requests_during_drain);
 	tcase_add_test(tc, test_client_gives_up);

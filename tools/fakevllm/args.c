@@ -28,7 +28,8 @@ enum args_id {
 	A_FAST, A_ADMIN, A_ENGINE, A_STARTUP, A_SLEEP1, A_SLEEP2, A_WAKE,
 	A_RELOAD, A_TOKEN, A_WEIGHTS, A_ASLEEP, A_FAULT, A_FAIL_SLEEP,
 	A_FAIL_WAKE, A_HANG_SLEEP, A_HANG_WAKE, A_FAIL_RELOAD, A_CRASH_AFTER,
-	A_STALL_AFTER, A_HEALTH_500, A_EXIT_STARTUP
+	A_STALL_AFTER, A_HEALTH_500, A_EXIT_STARTUP, A_GPU_DIR, A_GPU_MB,
+	A_RESTORE_STATE
 };
 
 static const struct args_entry {
@@ -70,6 +71,9 @@ static const struct args_entry {
 	{ "--fake-stall-after-tokens", ARGS_VALUE, A_STALL_AFTER },
 	{ "--fake-health-500", ARGS_NOARG, A_HEALTH_500 },
 	{ "--fake-exit-during-startup", ARGS_OPTVAL, A_EXIT_STARTUP },
+	{ "--fake-gpu-dir", ARGS_VALUE, A_GPU_DIR },
+	{ "--fake-gpu-mb", ARGS_VALUE, A_GPU_MB },
+	{ "--fake-restore-state", ARGS_VALUE, A_RESTORE_STATE },
 };
 
 /* vLLM options that take no value, beyond --enable-*, --disable-*, --no-*. */
@@ -327,6 +331,20 @@ args_apply(struct fv_opts *o, const struct args_entry *e, const char *v,
 	case A_EXIT_STARTUP:
 		return (args_fault(o, FV_FAULT_EXIT_STARTUP, e->name,
 		    v != NULL ? v : "1", 0, cause));
+	case A_GPU_DIR:
+		free(o->gpu_dir);
+		o->gpu_dir = xstrdup(v);
+		break;
+	case A_GPU_MB:
+		if (args_number(v, 0, 16 * 1024 * 1024, 0, &n) != 0)
+			goto bad;
+		o->gpu_mb = n;
+		break;
+	case A_RESTORE_STATE:
+		if (fv_fakegpu_parse_state(v, &o->restore) != 0)
+			goto bad;
+		o->has_restore = 1;
+		break;
 	}
 	return (0);
 bad:
@@ -491,6 +509,7 @@ fv_args_free(struct fv_opts *o)
 	free(o->names);
 	free(o->host);
 	free(o->api_key);
+	free(o->gpu_dir);
 	for (i = 0; i < o->nignored; i++)
 		free(o->ignored[i]);
 	free(o->ignored);
@@ -516,6 +535,7 @@ fv_args_usage(void)
 "           [--fake-fail-reload[=N]] [--fake-crash-after-tokens N]\n"
 "           [--fake-stall-after-tokens N] [--fake-health-500]\n"
 "           [--fake-exit-during-startup[=CODE]]\n"
+"           [--fake-gpu-dir DIR --fake-gpu-mb N] [--fake-restore-state S]\n"
 "The sleep, wake_up, is_sleeping, collective_rpc and reset_prefix_cache\n"
 "routes need VLLM_SERVER_DEV_MODE=1, as in vLLM; /fake/ routes need it or\n"
 "--fake-admin. See docs/fakevllm.md.\n");

@@ -105,6 +105,7 @@ engine_send_state(void)
 	eng.st.busy = eng.cmd.active;
 	eng.st.queued = eng.ninq;
 	eng.st.faults = eng.faults;
+	fv_fakegpu_note(&eng.st);
 	engine_emit(FV_MSG_STATE, 0, 0, 0, 0, &eng.st, sizeof(eng.st));
 	eng.dirty = 0;
 }
@@ -168,6 +169,10 @@ engine_gen_arm(struct engine_gen *g)
 static const char *
 engine_cannot_generate(void)
 {
+	const char	*why;
+
+	if ((why = fv_fakegpu_blocked()) != NULL)
+		return (why);
 	if (eng.st.tags & FV_TAG_WEIGHTS)
 		return ("the model's weights are asleep; call /wake_up first");
 	if (eng.st.tags & FV_TAG_KV)
@@ -541,6 +546,22 @@ engine_reload_done(void)
 	engine_finish(200, 0, NULL);
 }
 
+/* Come back in the sleep state a (fake) CRIU image was dumped in. */
+static void
+engine_restore_state(const struct fv_gpustate *rs)
+{
+	eng.st.level = rs->level;
+	eng.st.tags = rs->tags;
+	eng.st.discarded = rs->discarded;
+	eng.st.nccl_suspended = rs->nccl;
+	eng.st.paused = rs->paused;
+	if (rs->discarded)
+		fv_weights_unmap();
+	log_info("restored from a checkpoint level=%d tags=%d discarded=%d "
+	    "nccl_suspended=%d paused=%d", rs->level, rs->tags, rs->discarded,
+	    rs->nccl, rs->paused);
+}
+
 /* One of the timer or the touching job is done. */
 static void
 engine_step_done(void)
@@ -551,6 +572,8 @@ engine_step_done(void)
 		eng.starting = 0;
 		eng.st.ready = 1;
 		eng.dirty = 1;
+		if (eng.opts->has_restore)
+			engine_restore_state(&eng.opts->restore);
 		log_info("engine ready weights_mb=%lld",
 		    (long long)eng.opts->weights_mb);
 		engine_emit(FV_MSG_READY, 0, 0, 0, 0, NULL, 0);
@@ -783,6 +806,10 @@ fv_engine_start(void)
 	if (fv_weights_map(size) != 0)
 		fatal("cannot allocate the weights weights_mb=%lld",
 		    (long long)eng.opts->weights_mb);
+	if (fv_fakegpu_start(eng.opts) != 0) {
+		fv_channel_flush();
+		_exit(1);
+	}
 	eng.starting = 1;
 	engine_wait(eng.opts->startup_ms, 1);
 	if (fv_faults_take(&eng.faults, FV_FAULT_EXIT_STARTUP, &code)) {

@@ -51,6 +51,28 @@ int		 fv_faults_parse_spec(struct fv_faults *, const char *, char **);
 int		 fv_faults_take(struct fv_faults *, int, int32_t *);
 void		 fv_faults_json(struct evbuffer *, const struct fv_faults *);
 
+/* ---- fakegpu.c: the fake-GPU hook (tests of llmux's GPU module) ----- */
+
+/* The sleep state a fake CRIU image carries (--fake-restore-state). */
+struct fv_gpustate {
+	int	level;
+	int	tags;
+	int	discarded;
+	int	nccl;
+	int	paused;
+};
+
+struct fv_opts;
+struct fv_state;
+
+int		 fv_fakegpu_parse_state(const char *, struct fv_gpustate *);
+/* Register this engine's ranks and their memory; -1 if the GPU is full. */
+int		 fv_fakegpu_start(struct fv_opts *);
+/* Why the GPU state forbids generating (locked, checkpointed), or NULL. */
+const char	*fv_fakegpu_blocked(void);
+/* Record the engine's sleep state for a fake CRIU dump. */
+void		 fv_fakegpu_note(const struct fv_state *);
+
 /* ---- args.c: the command line --------------------------------------- */
 
 enum fv_asleep { FV_ASLEEP_QUEUE, FV_ASLEEP_FAIL };
@@ -80,6 +102,10 @@ struct fv_opts {
 	int64_t		 token_ms;
 	int64_t		 weights_mb;
 	struct fv_faults faults;
+	char		*gpu_dir;	/* --fake-gpu-dir: fake GPU state */
+	int64_t		 gpu_mb;	/* --fake-gpu-mb: per rank */
+	int		 has_restore;	/* --fake-restore-state */
+	struct fv_gpustate restore;
 
 	char		**ignored;	/* vLLM flags accepted and ignored */
 	int		 nignored;

@@ -1,0 +1,145 @@
+/*
+ * gpu.h -- what the files of the GPU module share: the CUDA driver's
+ * checkpoint API (cuda.c), NVML telemetry (nvml.c), where a suspended
+ * model is restored (gpu_place.c), the module itself (gpu.c: telemetry,
+ * status, metrics; gpu_ops.c: suspend, resume and measurements on worker
+ * threads) and the fake-free unit tests. Both libraries are loaded with
+ * dlopen, once per process, and only the types and functions used are
+ * declared here, with the driver's layouts (cuda.h, nvml.h).
+ */
+#ifndef LLMUX_GPU_H
+#define LLMUX_GPU_H
+
+#include <sys/types.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GPU_MAX			64	/* GPUs on one machine */
+#define GPU_MAX_PROCS		1024	/* processes listed per GPU */
+#define GPU_NAME_MAX		96	/* NVML_DEVICE_NAME_V2_BUFFER_SIZE */
+#define GPU_UUID_MAX		96	/* NVML_DEVICE_UUID_V2_BUFFER_SIZE */
+#define GPU_DRIVER_MAX		80	/* NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE */
+#define GPU_TELEMETRY_MS	2000	/* how often NVML is read for status */
+
+/* The CUDA driver API version the checkpoint API needs (driver 570). */
+#define CUDA_MIN_VERSION	12080
+
+/* ---- nvml.c: what NVML says about the GPUs --------------------------------- */
+
+struct gpu_proc {
+	pid_t		 pid;
+	uint64_t	 bytes;		/* its memory on this GPU */
+	char		 model[128];	/* whose it is; gpu.c fills it in */
+};
+
+struct gpu_info {
+	unsigned	 index;		/* NVML's, the PCI bus order */
+	char		 name[GPU_NAME_MAX];
+	char		 uuid[GPU_UUID_MAX];
+	uint64_t	 total;
+	uint64_t	 used;
+	uint64_t	 free;
+	struct gpu_proc	*procs;
+	size_t		 nprocs;
+};
+
+struct gpu_snapshot {
+	char		 driver[GPU_DRIVER_MAX];	/* "570.86.15" */
+	struct gpu_info	*v;
+	size_t		 n;
+	int64_t		 taken_ms;
+};
+
+/* Load NVML once (path, or LLMUX_NVML_LIBRARY); -1 with the reason. */
+int	 nvml_open(const char *path, char *err, size_t errlen);
+int	 nvml_snapshot(struct gpu_snapshot *, char *err, size_t errlen);
+void	 gpu_snapshot_free(struct gpu_snapshot *);
+void	 gpu_snapshot_copy(struct gpu_snapshot *, const struct gpu_snapshot *);
+/* The GPU with this UUID, or NULL. */
+const struct gpu_info *gpu_snapshot_find(const struct gpu_snapshot *,
+	    const char *uuid);
+/* Bytes a set of pids holds over every GPU. */
+uint64_t gpu_snapshot_bytes(const struct gpu_snapshot *, const pid_t *,
+	    size_t);
+
+/* ---- cuda.c: the driver's checkpoint API ----------------------------------- */
+
+/* CUprocessState, with a value of ours for "no answer". */
+enum cuda_pstate {
+	CUDA_RUNNING = 0,
+	CUDA_LOCKED = 1,
+	CUDA_CHECKPOINTED = 2,
+	CUDA_FAILED = 3,
+	CUDA_UNKNOWN = -1,
+};
+
+/* One GPU of a process mapped to another at restore. */
+struct cuda_pair {
+	unsigned char	 from[16];
+	unsigned char	 to[16];
+};
+
+/* How one process's suspend or resume went. */
+struct cuda_outcome {
+	bool		 ok;
+	bool		 failed_state;	/* the process is in FAILED */
+	bool		 lock_timeout;	/* the lock timed out, still running */
+	int64_t		 ms;
+	char		 reason[384];
+};
+
+/* Load the driver once (path, or LLMUX_CUDA_LIBRARY), check it, cuInit. */
+int	 cuda_open(const char *path, char *err, size_t errlen);
+/* The driver's API version (12080 for 12.8), 0 before cuda_open. */
+int	 cuda_driver_version(void);
+const char *cuda_pstate_name(int);
+int	 cuda_get_state(pid_t, enum cuda_pstate *, char *err, size_t errlen);
+/* lock (timeout_ms) + checkpoint, checking the state before and after. */
+void	 cuda_suspend_pid(pid_t, unsigned timeout_ms, struct cuda_outcome *);
+/* restore (onto pairs, if any) + unlock, checking the state likewise. */
+void	 cuda_resume_pid(pid_t, const struct cuda_pair *, size_t,
+	    struct cuda_outcome *);
+/* "GPU-8f6b1a2c-..." to the driver's 16 bytes; -1 if malformed. */
+int	 cuda_uuid_parse(const char *, unsigned char out[16]);
+
+/* ---- gpu_place.c: where a suspended model is restored ---------------------- */
+
+/* What a suspended model held on one GPU. */
+struct gpu_need {
+	char		 uuid[GPU_UUID_MAX];
+	char		 name[GPU_NAME_MAX];
+	unsigned	 index;
+	uint64_t	 bytes;
+};
+
+/* What a suspended model's processes held, for its resume. */
+struct gpu_saved_entry {
+	pid_t		 pid;
+	bool		 has_gpu;	/* NVML said where (else /proc did) */
+	struct gpu_need	 gpu;
+};
+
+struct gpu_saved {
+	struct gpu_saved_entry	*v;
+	size_t			 n;
+};
+
+enum gpu_place_result {
+	GPU_PLACE_HOME,		/* its own GPUs have room: restore there */
+	GPU_PLACE_MOVED,	/* onto other GPUs of the same kind */
+	GPU_PLACE_NO_ROOM,	/* nowhere: restore at home, it may fail */
+};
+
+/*
+ * Choose the GPU (an index into snap->v) each need is restored on: at home
+ * when every home GPU has room, else, when allowed, each GPU that lacks
+ * room is replaced by a GPU of the same name, none of the model's own,
+ * with room (the lowest index first). why says what was found.
+ */
+enum gpu_place_result gpu_place(const struct gpu_need *, size_t n,
+	    const struct gpu_snapshot *, bool allow, int *map, char *why,
+	    size_t whylen);
+
+#endif

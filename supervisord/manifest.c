@@ -1,0 +1,737 @@
+/*
+ * manifest.c -- a checkpoint's manifest: encoding, strict decoding (it is
+ * a file on disk, so input like any other: limits on size, lines, values
+ * and file names, no duplicates), the checksums of the image files, and
+ * the comparison with this machine.
+ *
+ *     llmux-checkpoint 1
+ *     model name=a path=Qwen/Qwen2.5-7B port=8001 tp=1 eviction=offload+checkpoint
+ *     machine driver=570.86.15 cuda=12080 gpus=2 created=1767225600
+ *     gpu index=0 name=NVIDIA%20H100%2080GB%20HBM3 uuid=GPU-8f6b...
+ *     file name=pages-1.img size=1048576 sha256=9f86d0...
+ *
+ * Values are percent-encoded as in the state journal. Unknown lines and
+ * keys are skipped; a newer version number is refused.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "manifest.h"
+#include "xmalloc.h"
+
+#define MANIFEST_MAX_VALUE	4096
+#define MANIFEST_READ_CHUNK	(1u << 20)
+
+/* ---- encoding --------------------------------------------------------------- */
+
+struct mbuild {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+};
+
+static void
+mb_add(struct mbuild *b, const char *s, size_t n)
+{
+	while (b->len + n + 1 > b->cap) {
+		b->cap = b->cap == 0 ? 1024 : b->cap * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void __attribute__((format(printf, 2, 3)))
+mb_printf(struct mbuild *b, const char *fmt, ...)
+{
+	char	*s;
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		abort();
+	mb_add(b, s, (size_t)n);
+	free(s);
+}
+
+static void
+mb_kv(struct mbuild *b, const char *key, const char *v)
+{
+	static const char	hex[] = "0123456789ABCDEF";
+	char			enc[3];
+
+	mb_printf(b, " %s=", key);
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (*p <= ' ' || *p > '~' || *p == '%' || *p == '=') {
+			enc[0] = '%';
+			enc[1] = hex[*p >> 4];
+			enc[2] = hex[*p & 15];
+			mb_add(b, enc, 3);
+		} else
+			mb_add(b, (const char *)p, 1);
+	}
+}
+
+int
+manifest_encode(const struct manifest *m, char **out, size_t *outlen)
+{
+	struct mbuild	b = { NULL, 0, 0 };
+	char		ev[64];
+
+	mb_printf(&b, "# llmux checkpoint manifest: the images of this "
+	    "directory and the machine they were made on\n");
+	mb_printf(&b, "llmux-checkpoint %d\n", MANIFEST_VERSION);
+	mb_add(&b, "model", 5);
+	mb_kv(&b, "name", m->model != NULL ? m->model : "");
+	mb_kv(&b, "path", m->model_path != NULL ? m->model_path : "");
+	mb_printf(&b, " port=%u tp=%u", m->port, m->tp);
+	if (m->has_eviction)
+		mb_printf(&b, " eviction=%s", eviction_format(&m->eviction, ev,
+		    sizeof(ev)));
+	mb_add(&b, "\nmachine", 8);
+	mb_kv(&b, "driver", m->driver != NULL ? m->driver : "none");
+	mb_printf(&b, " cuda=%d gpus=%zu created=%lld\n", m->cuda, m->ngpus,
+	    (long long)m->created);
+	for (size_t i = 0; i < m->ngpus; i++) {
+		mb_printf(&b, "gpu index=%u", m->gpus[i].index);
+		mb_kv(&b, "name", m->gpus[i].name);
+		mb_kv(&b, "uuid", m->gpus[i].uuid);
+		mb_add(&b, "\n", 1);
+	}
+	for (size_t i = 0; i < m->nfiles; i++) {
+		mb_add(&b, "file", 4);
+		mb_kv(&b, "name", m->files[i].name);
+		mb_printf(&b, " size=%llu sha256=%s\n",
+		    (unsigned long long)m->files[i].size, m->files[i].sha256);
+	}
+	if (b.len > MANIFEST_MAX_BYTES) {
+		free(b.p);
+		return (-1);
+	}
+	*out = b.p;
+	*outlen = b.len;
+	return (0);
+}
+
+/* ---- decoding --------------------------------------------------------------- */
+
+struct mdec {
+	char		*err;
+	size_t		 errlen;
+	unsigned	 line;
+};
+
+static int __attribute__((format(printf, 2, 3)))
+md_fail(struct mdec *d, const char *fmt, ...)
+{
+	char	msg[256];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(d->err, d->errlen, "manifest line %u: %s", d->line, msg);
+	return (-1);
+}
+
+static int
+md_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	return (-1);
+}
+
+static int
+md_str(struct mdec *d, const char *key, const char *v, size_t len, char **out)
+{
+	char	*s;
+	size_t	 o = 0;
+	int	 hi, lo;
+
+	if (*out != NULL)
+		return (md_fail(d, "key '%s' appears twice", key));
+	if (len > MANIFEST_MAX_VALUE * 3)
+		return (md_fail(d, "key '%s': value too long", key));
+	s = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] != '%') {
+			s[o++] = v[i];
+			continue;
+		}
+		if (i + 2 >= len + 0 || (hi = md_hex(v[i + 1])) < 0 ||
+		    (lo = md_hex(v[i + 2])) < 0 || (hi == 0 && lo == 0)) {
+			free(s);
+			return (md_fail(d, "key '%s': bad escape", key));
+		}
+		s[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	s[o] = '\0';
+	if (o > MANIFEST_MAX_VALUE) {
+		free(s);
+		return (md_fail(d, "key '%s': value too long", key));
+	}
+	*out = s;
+	return (0);
+}
+
+static int
+md_uint(struct mdec *d, const char *key, const char *v, size_t len,
+    uint64_t max, uint64_t *out)
+{
+	uint64_t	n = 0;
+
+	if (len == 0 || len > 20)
+		return (md_fail(d, "key '%s': not a number", key));
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return (md_fail(d, "key '%s': not a number", key));
+		if (n > (UINT64_MAX - (uint64_t)(v[i] - '0')) / 10)
+			return (md_fail(d, "key '%s': out of range", key));
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (n > max)
+		return (md_fail(d, "key '%s': out of range", key));
+	*out = n;
+	return (0);
+}
+
+typedef int (*md_kv_fn)(struct mdec *, const char *, size_t, const char *,
+    size_t, void *);
+
+/* Split a line's words after the first into key=value pairs. */
+static int
+md_words(struct mdec *d, const char *p, const char *end, md_kv_fn fn,
+    void *arg)
+{
+	const char	*w, *eq;
+
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p >= end)
+			break;
+		for (w = p; p < end && *p != ' '; p++)
+			;
+		if ((eq = memchr(w, '=', (size_t)(p - w))) == NULL)
+			return (md_fail(d, "'%.*s' is not key=value",
+			    (int)(p - w > 40 ? 40 : p - w), w));
+		if (fn(d, w, (size_t)(eq - w), eq + 1, (size_t)(p - eq - 1),
+		    arg) != 0)
+			return (-1);
+	}
+	return (0);
+}
+
+static bool
+md_key(const char *k, size_t klen, const char *want)
+{
+	return (klen == strlen(want) && memcmp(k, want, klen) == 0);
+}
+
+static int
+md_model_kv(struct mdec *d, const char *k, size_t kl, const char *v,
+    size_t vl, void *arg)
+{
+	struct manifest	*m = arg;
+	uint64_t	 n;
+	char		*s = NULL;
+	int		 rc;
+
+	if (md_key(k, kl, "name"))
+		return (md_str(d, "name", v, vl, &m->model));
+	if (md_key(k, kl, "path"))
+		return (md_str(d, "path", v, vl, &m->model_path));
+	if (md_key(k, kl, "port")) {
+		if (md_uint(d, "port", v, vl, 65535, &n) != 0)
+			return (-1);
+		m->port = (unsigned)n;
+	} else if (md_key(k, kl, "tp")) {
+		if (md_uint(d, "tp", v, vl, 1024, &n) != 0)
+			return (-1);
+		m->tp = (unsigned)n;
+	} else if (md_key(k, kl, "eviction")) {
+		if (md_str(d, "eviction", v, vl, &s) != 0)
+			return (-1);
+		rc = eviction_parse(s, &m->eviction);
+		free(s);
+		if (rc != 0)
+			return (md_fail(d, "key 'eviction': not W+P"));
+		m->has_eviction = true;
+	}
+	return (0);
+}
+
+static int
+md_machine_kv(struct mdec *d, const char *k, size_t kl, const char *v,
+    size_t vl, void *arg)
+{
+	struct manifest	*m = arg;
+	uint64_t	 n;
+
+	if (md_key(k, kl, "driver"))
+		return (md_str(d, "driver", v, vl, &m->driver));
+	if (md_key(k, kl, "cuda")) {
+		if (md_uint(d, "cuda", v, vl, 1000000, &n) != 0)
+			return (-1);
+		m->cuda = (int)n;
+	} else if (md_key(k, kl, "created")) {
+		if (md_uint(d, "created", v, vl, INT64_MAX, &n) != 0)
+			return (-1);
+		m->created = (int64_t)n;
+	}
+	return (0);
+}
+
+static int
+md_gpu_kv(struct mdec *d, const char *k, size_t kl, const char *v,
+    size_t vl, void *arg)
+{
+	struct manifest_gpu	*g = arg;
+	uint64_t		 n;
+
+	if (md_key(k, kl, "name"))
+		return (md_str(d, "name", v, vl, &g->name));
+	if (md_key(k, kl, "uuid"))
+		return (md_str(d, "uuid", v, vl, &g->uuid));
+	if (md_key(k, kl, "index")) {
+		if (md_uint(d, "index", v, vl, MANIFEST_MAX_GPUS - 1, &n) != 0)
+			return (-1);
+		g->index = (unsigned)n;
+	}
+	return (0);
+}
+
+static int
+md_file_kv(struct mdec *d, const char *k, size_t kl, const char *v,
+    size_t vl, void *arg)
+{
+	struct manifest_file	*f = arg;
+
+	if (md_key(k, kl, "name"))
+		return (md_str(d, "name", v, vl, &f->name));
+	if (md_key(k, kl, "size"))
+		return (md_uint(d, "size", v, vl, UINT64_MAX, &f->size));
+	if (md_key(k, kl, "sha256")) {
+		if (vl != SHA256_HEX_LEN - 1)
+			return (md_fail(d, "key 'sha256': not 64 hex digits"));
+		for (size_t i = 0; i < vl; i++)
+			if (md_hex(v[i]) < 0)
+				return (md_fail(d, "key 'sha256': not 64 hex "
+				    "digits"));
+		memcpy(f->sha256, v, vl);
+		f->sha256[vl] = '\0';
+	}
+	return (0);
+}
+
+/* A file name must stay inside the directory: one plain component. */
+static bool
+md_safe_name(const char *s)
+{
+	return (*s != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
+	    strcmp(s, "..") != 0);
+}
+
+static int
+md_line(struct mdec *d, struct manifest *m, const char *w, size_t wl,
+    const char *p, const char *end)
+{
+	struct manifest_gpu	 g;
+	struct manifest_file	 f;
+
+	if (md_key(w, wl, "model"))
+		return (md_words(d, p, end, md_model_kv, m));
+	if (md_key(w, wl, "machine"))
+		return (md_words(d, p, end, md_machine_kv, m));
+	if (md_key(w, wl, "gpu")) {
+		memset(&g, 0, sizeof(g));
+		if (md_words(d, p, end, md_gpu_kv, &g) != 0 || g.name == NULL ||
+		    g.uuid == NULL || m->ngpus >= MANIFEST_MAX_GPUS) {
+			free(g.name);
+			free(g.uuid);
+			return (d->err[0] != '\0' ? -1 : md_fail(d, "a gpu needs "
+			    "a name and a uuid (at most %d GPUs)",
+			    MANIFEST_MAX_GPUS));
+		}
+		m->gpus = xreallocarray(m->gpus, m->ngpus + 1, sizeof(g));
+		m->gpus[m->ngpus++] = g;
+		return (0);
+	}
+	if (md_key(w, wl, "file")) {
+		memset(&f, 0, sizeof(f));
+		if (md_words(d, p, end, md_file_kv, &f) != 0 || f.name == NULL ||
+		    f.sha256[0] == '\0' || !md_safe_name(f.name) ||
+		    m->nfiles >= MANIFEST_MAX_FILES) {
+			free(f.name);
+			return (d->err[0] != '\0' ? -1 : md_fail(d, "a file needs "
+			    "a plain name and a sha256 (at most %d files)",
+			    MANIFEST_MAX_FILES));
+		}
+		for (size_t i = 0; i < m->nfiles; i++) {
+			if (strcmp(m->files[i].name, f.name) == 0) {
+				free(f.name);
+				return (md_fail(d, "file listed twice"));
+			}
+		}
+		m->files = xreallocarray(m->files, m->nfiles + 1, sizeof(f));
+		m->files[m->nfiles++] = f;
+	}
+	return (0);		/* unknown lines are skipped */
+}
+
+int
+manifest_decode(const char *buf, size_t len, struct manifest *m, char *err,
+    size_t errlen)
+{
+	struct mdec	 d = { err, errlen, 0 };
+	const char	*p = buf, *end = buf + len, *nl, *w;
+	bool		 header = false;
+	uint64_t	 v;
+
+	memset(m, 0, sizeof(*m));
+	err[0] = '\0';
+	if (len > MANIFEST_MAX_BYTES)
+		return (md_fail(&d, "the manifest is larger than %u bytes",
+		    MANIFEST_MAX_BYTES));
+	if (memchr(buf, '\0', len) != NULL)
+		return (md_fail(&d, "the manifest holds a NUL byte"));
+	for (; p < end; p = nl + 1) {
+		d.line++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if (nl == p || *p == '#')
+			continue;
+		for (w = p; w < nl && *w != ' '; w++)
+			;
+		if (!header) {
+			if (!md_key(p, (size_t)(w - p), "llmux-checkpoint")) {
+				md_fail(&d, "not an llmux checkpoint manifest");
+				goto fail;
+			}
+			if (md_uint(&d, "version", w + 1 < nl ? w + 1 : w,
+			    w + 1 < nl ? (size_t)(nl - w - 1) : 0, 1000,
+			    &v) != 0)
+				goto fail;
+			if (v != MANIFEST_VERSION) {
+				md_fail(&d, "version %llu is not %d",
+				    (unsigned long long)v, MANIFEST_VERSION);
+				goto fail;
+			}
+			header = true;
+			continue;
+		}
+		if (md_line(&d, m, p, (size_t)(w - p), w, nl) != 0)
+			goto fail;
+	}
+	if (!header) {
+		md_fail(&d, "the manifest is empty");
+		goto fail;
+	}
+	if (m->model == NULL || m->driver == NULL) {
+		md_fail(&d, "the manifest has no model or machine line");
+		goto fail;
+	}
+	return (0);
+fail:
+	manifest_free(m);
+	return (-1);
+}
+
+void
+manifest_free(struct manifest *m)
+{
+	free(m->model);
+	free(m->model_path);
+	free(m->driver);
+	for (size_t i = 0; i < m->ngpus; i++) {
+		free(m->gpus[i].name);
+		free(m->gpus[i].uuid);
+	}
+	free(m->gpus);
+	for (size_t i = 0; i < m->nfiles; i++)
+		free(m->files[i].name);
+	free(m->files);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- files and checksums ------------------------------------------------------ */
+
+bool
+manifest_covers(const char *name)
+{
+	size_t	n = strlen(name);
+
+	if (name[0] == '.' || strcmp(name, MANIFEST_FILE) == 0)
+		return (false);
+	return (!(n > 4 && strcmp(name + n - 4, ".log") == 0));
+}
+
+/* size and SHA-256 of one file. */
+static int
+manifest_hash(int dirfd, const char *name, struct manifest_file *f,
+    char *err, size_t errlen)
+{
+	struct sha256	 c;
+	struct stat	 st;
+	uint8_t		 d[SHA256_LEN], *buf;
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) ==
+	    -1) {
+		snprintf(err, errlen, "cannot open %s: %s", name,
+		    strerror(errno));
+		return (-1);
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", name);
+		close(fd);
+		return (-1);
+	}
+	buf = xmalloc(MANIFEST_READ_CHUNK);
+	sha256_init(&c);
+	f->size = 0;
+	while ((n = read(fd, buf, MANIFEST_READ_CHUNK)) > 0) {
+		sha256_update(&c, buf, (size_t)n);
+		f->size += (uint64_t)n;
+	}
+	free(buf);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", name,
+		    strerror(errno));
+		return (-1);
+	}
+	sha256_final(&c, d);
+	sha256_hex(d, f->sha256);
+	return (0);
+}
+
+static int
+manifest_name_cmp(const void *a, const void *b)
+{
+	return (strcmp(((const struct manifest_file *)a)->name,
+	    ((const struct manifest_file *)b)->name));
+}
+
+int
+manifest_scan(const char *dir, struct manifest *m, char *err, size_t errlen)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 rc = 0;
+
+	if ((d = opendir(dir)) == NULL) {
+		snprintf(err, errlen, "cannot open %s: %s", dir,
+		    strerror(errno));
+		return (-1);
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		struct manifest_file	f;
+
+		if (!manifest_covers(de->d_name))
+			continue;
+		if (m->nfiles >= MANIFEST_MAX_FILES) {
+			snprintf(err, errlen, "more than %d files in %s",
+			    MANIFEST_MAX_FILES, dir);
+			rc = -1;
+			break;
+		}
+		memset(&f, 0, sizeof(f));
+		if ((rc = manifest_hash(dirfd(d), de->d_name, &f, err,
+		    errlen)) != 0)
+			break;
+		f.name = xstrdup(de->d_name);
+		m->files = xreallocarray(m->files, m->nfiles + 1, sizeof(f));
+		m->files[m->nfiles++] = f;
+	}
+	closedir(d);
+	if (rc == 0 && m->nfiles > 0)
+		qsort(m->files, m->nfiles, sizeof(*m->files),
+		    manifest_name_cmp);
+	return (rc);
+}
+
+int
+manifest_verify(const char *dir, const struct manifest *m, char *err,
+    size_t errlen)
+{
+	struct manifest	 now;
+	size_t		 i, j;
+	int		 rc = -1;
+
+	memset(&now, 0, sizeof(now));
+	if (manifest_scan(dir, &now, err, errlen) != 0)
+		return (-1);
+	for (i = 0; i < m->nfiles; i++) {
+		for (j = 0; j < now.nfiles; j++)
+			if (strcmp(now.files[j].name, m->files[i].name) == 0)
+				break;
+		if (j == now.nfiles) {
+			snprintf(err, errlen, "image file %s is missing",
+			    m->files[i].name);
+			goto out;
+		}
+		if (now.files[j].size != m->files[i].size) {
+			snprintf(err, errlen, "image file %s has %llu bytes, "
+			    "the manifest says %llu", m->files[i].name,
+			    (unsigned long long)now.files[j].size,
+			    (unsigned long long)m->files[i].size);
+			goto out;
+		}
+		if (strcmp(now.files[j].sha256, m->files[i].sha256) != 0) {
+			snprintf(err, errlen, "image file %s fails its "
+			    "checksum (damaged or changed since the "
+			    "checkpoint)", m->files[i].name);
+			goto out;
+		}
+	}
+	if (now.nfiles != m->nfiles) {
+		for (j = 0; j < now.nfiles; j++) {
+			for (i = 0; i < m->nfiles; i++)
+				if (strcmp(now.files[j].name,
+				    m->files[i].name) == 0)
+					break;
+			if (i == m->nfiles)
+				break;
+		}
+		snprintf(err, errlen, "image file %s is not in the manifest",
+		    j < now.nfiles ? now.files[j].name : "?");
+		goto out;
+	}
+	rc = 0;
+out:
+	manifest_free(&now);
+	return (rc);
+}
+
+int
+manifest_match(const struct manifest *img, const struct manifest *here,
+    char *err, size_t errlen)
+{
+	if (strcmp(img->driver, here->driver) != 0) {
+		snprintf(err, errlen, "made with NVIDIA driver %s, this "
+		    "machine has %s", img->driver, here->driver);
+		return (-1);
+	}
+	if (img->ngpus != here->ngpus) {
+		snprintf(err, errlen, "made on a machine with %zu GPUs, this "
+		    "one has %zu", img->ngpus, here->ngpus);
+		return (-1);
+	}
+	for (size_t i = 0; i < img->ngpus; i++) {
+		if (strcmp(img->gpus[i].name, here->gpus[i].name) != 0) {
+			snprintf(err, errlen, "made with GPU %u a %s, here it "
+			    "is a %s", img->gpus[i].index, img->gpus[i].name,
+			    here->gpus[i].name);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+int
+manifest_write(const char *dir, const struct manifest *m, char *err,
+    size_t errlen)
+{
+	char	*text, *tmp, *path;
+	size_t	 len, off = 0;
+	ssize_t	 n;
+	int	 fd, rc = -1;
+
+	if (manifest_encode(m, &text, &len) != 0) {
+		snprintf(err, errlen, "the manifest is too large");
+		return (-1);
+	}
+	xasprintf(&tmp, "%s/.%s.tmp", dir, MANIFEST_FILE);
+	xasprintf(&path, "%s/%s", dir, MANIFEST_FILE);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644)) == -1) {
+		snprintf(err, errlen, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		if ((n = write(fd, text + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (off < len || fsync(fd) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		snprintf(err, errlen, "cannot rename %s: %s", tmp,
+		    strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	free(tmp);
+	free(path);
+	return (rc);
+}
+
+int
+manifest_read(const char *dir, struct manifest *m, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*path, *buf, derr[256];
+	ssize_t		 n;
+	size_t		 off = 0;
+	int		 fd, rc;
+
+	memset(m, 0, sizeof(*m));
+	xasprintf(&path, "%s/%s", dir, MANIFEST_FILE);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	free(path);
+	if (fd == -1) {
+		snprintf(err, errlen, errno == ENOENT ? "it has no llmux "
+		    "manifest (%s): it was not made by llmux" : "cannot read "
+		    "its manifest (%s): %s", MANIFEST_FILE, strerror(errno));
+		return (-1);
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > (off_t)MANIFEST_MAX_BYTES) {
+		snprintf(err, errlen, "its manifest is not a regular file of "
+		    "at most %u bytes", MANIFEST_MAX_BYTES);
+		close(fd);
+		return (-1);
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	while (off < (size_t)st.st_size &&
+	    (n = read(fd, buf + off, (size_t)st.st_size - off)) > 0)
+		off += (size_t)n;
+	close(fd);
+	if ((rc = manifest_decode(buf, off, m, derr, sizeof(derr))) != 0)
+		snprintf(err, errlen, "its manifest is unreadable: %s", derr);
+	free(buf);
+	return (rc);
+}

@@ -21,11 +21,20 @@ persist_snapshot(struct supervisor *sup, struct journal *j)
 	struct journal_entry	*e;
 	enum evict_kind		 kind;
 	size_t			 n = 0;
+	const char		*pinned;
 
 	memset(j, 0, sizeof(*j));
-	j->manual = sup->manual;
-	j->pinned = sup->pinned != NULL ? xstrdup(sup->pinned) : NULL;
-	j->active = sup->active != NULL ? xstrdup(sup->active->name) : NULL;
+	/* Before the switcher exists, what the journal said is kept. */
+	if (sup->switcher != NULL) {
+		j->manual = switching_manual(sup);
+		pinned = switching_pinned(sup);
+		if ((m = switching_active(sup)) != NULL)
+			j->active = xstrdup(m->name);
+	} else {
+		j->manual = sup->journal_manual;
+		pinned = sup->journal_pinned;
+	}
+	j->pinned = pinned != NULL ? xstrdup(pinned) : NULL;
 	TAILQ_FOREACH(m, &sup->models, entry)
 		n++;
 	j->v = xcalloc(n == 0 ? 1 : n, sizeof(*j->v));

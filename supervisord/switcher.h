@@ -95,6 +95,9 @@ struct switcher_ops {
 struct switcher_params {
 	double		 context_residue;	/* RESOURCE_CONTEXT_RESIDUE */
 	int64_t		 wake_timeout_ms;	/* warm wakes: 300 s */
+	int64_t		 wake_grace_ms;		/* added to wake deadlines,
+						   so an engine's own
+						   timeouts go first: 0 */
 	int64_t		 backoff_ms;		/* first failure: 2 s */
 	int64_t		 backoff_max_ms;	/* doubling up to 60 s */
 	unsigned	 n_gpus;		/* 0: from the config */

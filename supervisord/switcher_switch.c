@@ -197,7 +197,7 @@ switcher_enter(struct switcher *sw, struct sw_switch *s,
 
 		t->state = SWM_WAKING;
 		s->deadline_ms = now + (cold ? t->startup_timeout_ms :
-		    sw->params.wake_timeout_ms);
+		    sw->params.wake_timeout_ms) + sw->params.wake_grace_ms;
 		sw->ops.wake(sw->arg, s->target);
 		break;
 	}

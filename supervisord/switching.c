@@ -210,8 +210,17 @@ switching_busy(struct model *m, enum evict_kind ours)
 static void
 switching_engine_evict(struct model *m)
 {
-	char	err[512], *why;
+	enum evict_kind	 kind;
+	char		 err[512], *why;
 
+	/* A stop does not wait: it ends a wake that hangs, for one. */
+	if (m->evict_with.process == PROCESS_STOP &&
+	    evict_busy(m, &kind, NULL) && kind == EVICT_WAKE &&
+	    !evict_adopting(m)) {
+		log_info("stopping a model whose wake runs model=%s", m->name);
+		evict_stop(m, switching_evicted_cb, order_progress, NULL);
+		return;
+	}
 	if (switching_busy(m, EVICT_SLEEP)) {
 		log_info("eviction waits for the running operation model=%s",
 		    m->name);

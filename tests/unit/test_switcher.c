@@ -507,7 +507,8 @@ START_TEST(test_wake_hangs)
 }
 END_TEST
 
-/* A warm wake is bounded by wake_timeout_ms (30 s here). */
+/* A warm wake is bounded by wake_timeout_ms (30 s here) and by the
+ * model's startup timeout. */
 START_TEST(test_warm_wake_timeout)
 {
 	config(2, POLICY_FIFO);
@@ -531,6 +532,22 @@ START_TEST(test_warm_wake_timeout)
 	ck_assert_int_eq(f.timer, 50000);
 	timer(50000);
 	ck_assert_uint_eq(count(CALL_FAILED, A), 1);
+	finish();
+
+	/* Nor longer than the model's cold start (its startup timeout). */
+	mc[A].startup_timeout_secs = 8;
+	start(0);
+	f.sync = true;
+	demand(A, 1, 0, 0, 1000);
+	demand(A, 0, 0, 0, 1000);
+	demand(B, 1, 0, 0, 10000);
+	demand(B, 0, 0, 0, 10000);
+	f.sync = false;
+	demand(A, 1, 0, 0, 20000);
+	switcher_drained(f.sw, B, 20000);
+	switcher_evicted(f.sw, B, true, NULL, 20000);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_WAKING);
+	ck_assert_int_eq(f.timer, 28000);
 	finish();
 }
 END_TEST

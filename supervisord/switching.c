@@ -396,6 +396,9 @@ switching_op_failed(void *arg, int i, const char *reason)
 
 	if (m == NULL)
 		return;
+	/* The engine may not know (a wake given up, an order refused). */
+	model_set_error(m, reason);
+	model_changed(m);
 	server_send_failed(sup, m, reason);
 	model_restart_done(m, false, reason);
 	order_failed(sup, m, reason);

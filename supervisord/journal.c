@@ -495,8 +495,8 @@ journal_path(const char *dir)
 }
 
 int
-journal_write_file(const char *dir, const struct journal *j, char *err,
-    size_t errlen)
+journal_write_file(const char *dir, const struct journal *j, bool durable,
+    char *err, size_t errlen)
 {
 	char	*buf, *path, *tmp;
 	size_t	 len, off = 0;
@@ -531,7 +531,7 @@ journal_write_file(const char *dir, const struct journal *j, char *err,
 		}
 		off += (size_t)n;
 	}
-	if (fsync(fd) == -1) {
+	if (durable && fsync(fd) == -1) {
 		snprintf(err, errlen, "fsync %s: %s", tmp, strerror(errno));
 		close(fd);
 		goto out;
@@ -541,7 +541,8 @@ journal_write_file(const char *dir, const struct journal *j, char *err,
 		snprintf(err, errlen, "rename %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+	if (durable && (dfd = open(dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) != -1) {
 		(void)fsync(dfd);
 		close(dfd);
 	}

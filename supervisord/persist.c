@@ -3,6 +3,14 @@
  * change of a model schedules a write, and the writes of one pass of the
  * event loop are coalesced into one (a switch changes several models at
  * once). At exit the journal is written synchronously.
+ *
+ * Writes from the event loop are not fsynced. The journal is for a
+ * supervisor that dies or restarts while the machine stays up: the page
+ * cache keeps the renamed file whatever happens to the process. After a
+ * crash of the machine no model process survives to be adopted, and the
+ * pid and start time checks (adopt.c) refuse whatever a stale journal
+ * says. An fsync in the loop, on the other hand, costs milliseconds in
+ * the middle of every switch. The last write at exit is made durable.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +79,7 @@ persist_snapshot(struct supervisor *sup, struct journal *j)
 }
 
 void
-persist_flush(struct supervisor *sup)
+persist_flush(struct supervisor *sup, bool durable)
 {
 	struct journal	j;
 	char		err[512];
@@ -80,7 +88,7 @@ persist_flush(struct supervisor *sup)
 		return;
 	sup->journal_dirty = false;
 	persist_snapshot(sup, &j);
-	if (journal_write_file(sup->conf->state_dir, &j, err,
+	if (journal_write_file(sup->conf->state_dir, &j, durable, err,
 	    sizeof(err)) != 0) {
 		if (sup->journal_failures++ == 0)
 			log_warnx("cannot write the state journal, a restart "
@@ -99,7 +107,7 @@ persist_flush(struct supervisor *sup)
 static void
 persist_write_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	persist_flush(arg);
+	persist_flush(arg, false);
 }
 
 void

@@ -234,7 +234,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		rc = 1;
 	}
 	sup->journal_dirty = true;
-	persist_flush(sup);
+	persist_flush(sup, true);
 	conf = sup->conf;
 	supervisor_free(sup);
 	config_free(conf);

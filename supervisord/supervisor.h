@@ -498,9 +498,13 @@ int	journal_encode(const struct journal *, char **, size_t *);
 int	journal_decode(const char *, size_t, struct journal *, char *err,
 	    size_t errlen);
 void	journal_free(struct journal *);
-/* Write atomically (temp file, fsync, rename, fsync dir). */
+/*
+ * Write atomically: a temp file, then rename. durable: fsync the file
+ * before and the directory after, so the write survives a crash of the
+ * machine, not only of the supervisor.
+ */
 int	journal_write_file(const char *dir, const struct journal *,
-	    char *err, size_t errlen);
+	    bool durable, char *err, size_t errlen);
 /* 1: read; 0: no journal; -1: unreadable (err says why). */
 int	journal_read_file(const char *dir, struct journal *, char *err,
 	    size_t errlen);
@@ -512,7 +516,7 @@ char	*journal_path(const char *dir);
 void	persist_snapshot(struct supervisor *, struct journal *);
 /* Write soon (coalesced within one loop pass), or now. */
 void	persist_schedule(struct supervisor *);
-void	persist_flush(struct supervisor *);
+void	persist_flush(struct supervisor *, bool durable);
 
 /* ---- adopt.c: re-adoption after a restart ------------------------------ */
 

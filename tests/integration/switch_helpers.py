@@ -21,7 +21,7 @@ class Stack:
 
     models: as for Sup; policy: keys of the config's policy section."""
 
-    def __init__(self, env, models, policy=None, extra=""):
+    def __init__(self, env, models, policy=None, extra="", verbose=True):
         self.env = env
         pol = dict(POLICY)
         pol.update(policy or {})
@@ -30,6 +30,11 @@ class Stack:
         self.port = harness.free_port()
         self.admin = harness.free_port()
         self.proxy = None
+        # Without -v (benchmarks): info logs only, as in production.
+        self.verbose = ["-v"] if verbose else []
+        if not verbose:
+            argv = self.sup.argv
+            self.sup.argv = lambda: [a for a in argv() if a != "-v"]
 
     def start(self):
         self.sup.start()
@@ -37,7 +42,7 @@ class Stack:
         return self
 
     def start_proxy(self, name="proxyd"):
-        argv = [harness.binary("llmux-proxyd"), "-v", "--socket", self.sup.socket,
+        argv = [harness.binary("llmux-proxyd")] + self.verbose + ["--socket", self.sup.socket,
                 "--listen", "127.0.0.1:%d" % self.port,
                 "--admin-listen", "127.0.0.1:%d" % self.admin]
         self.proxy = self.env.spawn(name, argv)

@@ -69,6 +69,33 @@ switching_index(struct supervisor *sup, const struct model *m)
 	return (switcher_model_index(sup->switcher, m->name));
 }
 
+/*
+ * For completions: a model removed by a reload is still in the switcher
+ * until it is rebuilt, and the switch that involves it must end.
+ */
+static int
+switching_index_any(struct supervisor *sup, const struct model *m)
+{
+	if (sup->switcher == NULL)
+		return (-1);
+	return (switcher_model_index(sup->switcher, m->name));
+}
+
+static struct model *
+switching_find_any(struct supervisor *sup, const char *name)
+{
+	struct model	*m, *removed = NULL;
+
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (strcmp(m->name, name) != 0)
+			continue;
+		if (!m->removed)
+			return (m);
+		removed = m;
+	}
+	return (removed);
+}
+
 struct model *
 switching_model(struct supervisor *sup, int i)
 {
@@ -146,7 +173,7 @@ switching_op_drain(void *arg, int i)
 void
 switching_drained(struct supervisor *sup, const char *name, uint32_t drain_id)
 {
-	struct model	*m = model_find(sup, name);
+	struct model	*m = switching_find_any(sup, name);
 	int		 i;
 
 	if (m == NULL || m->drain_waiting == 0 || drain_id != m->drain_id) {
@@ -157,7 +184,7 @@ switching_drained(struct supervisor *sup, const char *name, uint32_t drain_id)
 	if (--m->drain_waiting > 0)
 		return;
 	log_debug("drained model=%s drain_id=%u", name, drain_id);
-	if ((i = switching_index(sup, m)) >= 0)
+	if ((i = switching_index_any(sup, m)) >= 0)
 		switcher_drained(sup->switcher, i, switching_now());
 }
 
@@ -172,7 +199,7 @@ switching_evicted_cb(struct model *m, const struct evict_report *r, void *arg)
 	int			 i;
 
 	switching_keep_report(&m->last_sleep, r);
-	if ((i = switching_index(sup, m)) < 0)
+	if ((i = switching_index_any(sup, m)) < 0)
 		return;
 	/* A stop that stood in for the eviction is an escalation. */
 	ok = r->result == EVICT_OK && (r->kind == EVICT_SLEEP ||
@@ -266,7 +293,7 @@ switching_woken_cb(struct model *m, const struct evict_report *r, void *arg)
 	int			 i;
 
 	switching_keep_report(&m->last_wake, r);
-	if ((i = switching_index(sup, m)) < 0)
+	if ((i = switching_index_any(sup, m)) < 0)
 		return;
 	switcher_woken(sup->switcher, i, r->result != EVICT_FAILED,
 	    r->reason, switching_now());
@@ -288,7 +315,7 @@ switching_engine_wake(struct model *m)
 	if (evict_wake(m, switching_woken_cb, order_progress, NULL, err,
 	    sizeof(err)) == 0)
 		return;
-	if ((i = switching_index(sup, m)) >= 0)
+	if ((i = switching_index_any(sup, m)) >= 0)
 		switcher_woken(sup->switcher, i, false, err, switching_now());
 }
 
@@ -323,7 +350,7 @@ switching_warmed_cb(const struct httpc_result *res, void *arg)
 		    res->status != 0 ? "with an error" : res->error);
 	log_info("warm-up inference model=%s status=%d ms=%lld", m->name,
 	    res->status, (long long)res->ms);
-	if ((i = switching_index(sup, m)) >= 0)
+	if ((i = switching_index_any(sup, m)) >= 0)
 		switcher_warmed(sup->switcher, i, res->status == 200,
 		    res->status == 200 ? NULL : why, switching_now());
 }
@@ -647,7 +674,7 @@ switching_died(struct model *m, const char *reason)
 	m->warming = false;
 	httpc_cancel(m->warm_call);
 	m->warm_call = NULL;
-	if ((i = switching_index(sup, m)) >= 0)
+	if ((i = switching_index_any(sup, m)) >= 0)
 		switcher_died(sup->switcher, i, reason, switching_now());
 }
 

@@ -132,6 +132,28 @@ def reload_in_the_middle_of_a_switch(env):
 
 
 @harness.test
+def reload_removes_the_model_being_woken(env):
+    models = {"a": {"eviction": OFFLOAD},
+              "b": {"eviction": OFFLOAD, "args": ["--fake-wake-ms", "3000"]}}
+    s = Stack(env, models).start()
+    s.served("b")
+    s.served("a")
+    p = Parallel()
+    p.run(s.chat, "b")
+    wait_until(lambda: s.status()["models"]["b"]["state"] == "waking", 10, "b waking")
+    del models["b"]
+    s.sup.write_config(models, s.sup.extra)
+    code, body = s.control("POST", "/control/reload")
+    check(code == 200 and body["removed"] == ["b"], body)
+    (st, body), = p.join()
+    check(st == 404 and body["error"]["code"] == "model_not_found", (st, body))
+    # The switch to b ends at once (b's wake was cut), not at its deadline.
+    wait_until(lambda: 'msg="switcher rebuilt' in s.sup_log(), 10, "the rebuild")
+    check(list(s.status()["models"]) == ["a"], s.status())
+    check(s.served("a") == "a", "a served")
+
+
+@harness.test
 def warmup_and_preload(env):
     s = Stack(env, {"a": {"eviction": OFFLOAD},
                     "b": {"eviction": OFFLOAD, "preload": "true"}},
@@ -159,6 +181,21 @@ def idle_ttl_puts_a_model_to_sleep(env):
     check(s.state() == "idle", s.status())
     check('msg="idle past its ttl, sleeping" model=a' in s.sup_log(), "logged")
     check(s.served("a") == "a", "woken again on demand")
+
+
+@harness.test
+def max_sleeping_stops_the_least_recently_used(env):
+    s = Stack(env, {"a": {"eviction": OFFLOAD}, "b": {"eviction": OFFLOAD},
+                    "c": {"eviction": OFFLOAD}}, extra="max_sleeping: 1\n").start()
+    for m in ("a", "b", "c"):
+        s.served(m)
+    # a and b asleep with their processes: one too many; a was used last
+    # the longest ago.
+    m = wait_until(lambda: (lambda m: m if m["state"] == "stopped" else None)(
+        s.status()["models"]["a"]), 20, "a stopped")
+    check(m["pid"] is None, m)
+    check(s.status()["models"]["b"]["state"] == "sleeping", s.status())
+    check(s.served("a") == "a", "a started again")
 
 
 if __name__ == "__main__":

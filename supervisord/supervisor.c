@@ -134,6 +134,7 @@ supervisor_free(struct supervisor *sup)
 	int		 i;
 
 	switching_free(sup);
+	persist_free(sup);
 	/* Models are forgotten, not stopped. */
 	while ((m = TAILQ_FIRST(&sup->models)) != NULL)
 		model_free(m);
@@ -233,8 +234,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		log_warnx("event loop failed");
 		rc = 1;
 	}
-	sup->journal_dirty = true;
-	persist_flush(sup, true);
+	persist_flush(sup);
 	conf = sup->conf;
 	supervisor_free(sup);
 	config_free(conf);

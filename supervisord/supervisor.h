@@ -30,6 +30,7 @@ struct proto_conn;
 struct client;
 struct evict_op;
 struct httpc_call;
+struct persist;
 struct process;
 struct supervisor;
 struct switch_record;
@@ -505,6 +506,8 @@ void	journal_free(struct journal *);
  */
 int	journal_write_file(const char *dir, const struct journal *,
 	    bool durable, char *err, size_t errlen);
+int	journal_write_buf(const char *dir, const char *, size_t, bool durable,
+	    char *err, size_t errlen);
 /* 1: read; 0: no journal; -1: unreadable (err says why). */
 int	journal_read_file(const char *dir, struct journal *, char *err,
 	    size_t errlen);
@@ -514,9 +517,11 @@ char	*journal_path(const char *dir);
 
 /* The journal of the live models. */
 void	persist_snapshot(struct supervisor *, struct journal *);
-/* Write soon (coalesced within one loop pass), or now. */
+/* Write soon (coalesced within one loop pass, by the writer thread). */
 void	persist_schedule(struct supervisor *);
-void	persist_flush(struct supervisor *, bool durable);
+/* Write now, from the loop, durably (fsync); the writer thread ends. */
+void	persist_flush(struct supervisor *);
+void	persist_free(struct supervisor *);
 
 /* ---- adopt.c: re-adoption after a restart ------------------------------ */
 
@@ -771,6 +776,7 @@ struct supervisor {
 	uint64_t		 config_generation;
 
 	struct event		*ev_journal;
+	struct persist		*persist;	/* the writer thread */
 	bool			 journal_dirty;
 	uint64_t		 journal_writes;
 	uint64_t		 journal_failures;

@@ -63,8 +63,8 @@ model_free(struct model *m)
 
 	evict_abandon(m);
 	httpc_cancel(m->warm_call);
-	op_result_free(m->last_sleep);
-	op_result_free(m->last_wake);
+	switching_result_free(m->last_sleep);
+	switching_result_free(m->last_wake);
 	logfollow_model_gone(sup, m);
 	TAILQ_REMOVE(&sup->models, m, entry);
 	if (m->proc != NULL)

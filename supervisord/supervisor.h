@@ -651,7 +651,7 @@ bool	 switching_manual(struct supervisor *);
 const char *switching_pinned(struct supervisor *);
 struct model *switching_active(struct supervisor *);
 bool	 switching_admits(struct supervisor *, const struct model *);
-void	 op_result_free(struct op_result *);
+void	 switching_result_free(struct op_result *);
 
 /* ---- order.c: the operator's orders through the switcher ---------------- */
 

@@ -161,6 +161,20 @@ def operator_sleep_drains_first(env):
 
 
 @harness.test
+def validate_wakes_through_the_switcher(env):
+    s = Stack(env, {"a": {"eviction": OFFLOAD}, "b": {"eviction": OFFLOAD}}).start()
+    s.served("a")
+    # b is woken the way a switch would: a is put to sleep first.
+    rc, out, err = s.sup.ctl("validate", "b")
+    check(rc == 0 and "Model b: 2 of 2 evictions passed" in out, (rc, out, err))
+    check("validate b: wake" in err, "the switch's phases as progress: %r" % err)
+    st = s.status()
+    check(st["state"] == "active:b" and st["models"]["a"]["state"] == "sleeping", st)
+    check(s.sup.fake_state("a")["is_sleeping"], "a never awake beside b")
+    check(s.served("a") == "a" and s.served("b") == "b", "switching goes on")
+
+
+@harness.test
 def switch_metrics(env):
     s = Stack(env, {"a": {"eviction": OFFLOAD}, "b": {"eviction": OFFLOAD}}).start()
     for m in ("a", "b", "a", "b"):

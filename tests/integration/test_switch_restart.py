@@ -123,6 +123,9 @@ def reload_in_the_middle_of_a_switch(env):
     check(code == 200 and body["added"] == ["c"], body)
     check("takes the new configuration when the switch in progress is done" in s.sup_log(),
           "the rebuild waits")
+    # Meanwhile the new model is not the switcher's yet: orders are refused.
+    code, body = s.control("POST", "/control/wake", {"model": "c"})
+    check(code == 409 and "not known to the switcher yet" in body["error"], (code, body))
     (st, body), = p.join()
     check(st == 200 and body["model"] == "b", "the switch went on: %r" % (body,))
     wait_until(lambda: 'msg="switcher rebuilt' in s.sup_log(), 10, "then the rebuild")

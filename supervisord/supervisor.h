@@ -757,6 +757,7 @@ struct supervisor {
 	bool			 switcher_stale; /* a reload waits to rebuild */
 	struct event		*ev_switcher;	/* its one timer */
 	struct event		*ev_rebuild;	/* after a reload */
+	struct event		*ev_pending;	/* operations that waited */
 	struct switch_watch	*watches;	/* switches in progress, timed */
 	size_t			 n_watches;
 	bool			 journal_manual; /* from the journal, for init */

@@ -425,7 +425,9 @@ switching_free(struct supervisor *sup)
 		event_free(sup->ev_switcher);
 	if (sup->ev_rebuild != NULL)
 		event_free(sup->ev_rebuild);
-	sup->ev_switcher = sup->ev_rebuild = NULL;
+	if (sup->ev_pending != NULL)
+		event_free(sup->ev_pending);
+	sup->ev_switcher = sup->ev_rebuild = sup->ev_pending = NULL;
 	free(sup->watches);
 	sup->watches = NULL;
 	sup->n_watches = 0;

@@ -112,17 +112,37 @@ switching_evicted_cb(struct model *m, const struct evict_report *r, void *arg)
 	    r->reason : m->last_error), switching_now());
 }
 
-/* The running operation (not ours) ended: now do what waited for it. */
+/* From the loop: what waited for another operation to end, now. */
+static void
+switching_pending_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct supervisor	*sup = arg;
+	struct model		*m;
+
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m->evict_pending) {
+			m->evict_pending = false;
+			switching_engine_evict(m);
+		} else if (m->wake_pending) {
+			m->wake_pending = false;
+			switching_engine_wake(m);
+		}
+	}
+}
+
+/*
+ * The running operation (not ours) ended. Not from inside its report: a
+ * stop that interrupts it reports first and then takes the model.
+ */
 static void
 switching_after_cb(struct model *m, const struct evict_report *r, void *arg)
 {
-	if (m->evict_pending) {
-		m->evict_pending = false;
-		switching_engine_evict(m);
-	} else if (m->wake_pending) {
-		m->wake_pending = false;
-		switching_engine_wake(m);
-	}
+	struct supervisor	*sup = m->sup;
+
+	if (sup->ev_pending == NULL)
+		sup->ev_pending = event_new(sup->base, -1, 0,
+		    switching_pending_cb, sup);
+	event_active(sup->ev_pending, EV_TIMEOUT, 0);
 }
 
 /* Whether another operation runs on m that ours must wait for. */

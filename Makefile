@@ -84,7 +84,7 @@ $(foreach p,$(PROGS),$(eval $(call prog_rules,$(call prog_dir,$(p)),$(call prog_
 PROG_LIBS = $(foreach p,$(PROGS),$(BUILD)/lib/lib$(subst /,-,$(call prog_dir,$(p))).a)
 
 .PHONY: all check unit integration fuzz-regress asan fuzz demo bench bench-proxy \
-        bench-policies bench-fakevllm bench-status soak clean install deb rpm \
+        bench-policies bench-fakevllm bench-status bench-switch soak clean install deb rpm \
         distclean clang-check
 all: $(BINS)
 
@@ -193,6 +193,12 @@ bench-proxy: $(BINS)
 # llmux-fakevllm's own latency and throughput (needs wrk: install-deps.sh --all).
 bench-fakevllm: $(BUILD)/bin/llmux-fakevllm
 	@tests/bench/bench-fakevllm.sh $(BUILD)
+
+# What llmux adds to a switch on top of the model's own sleep and wake
+# (a real supervisor, proxy and two llmux-fakevllm models; BENCH_ARGS=
+# --switches N).
+bench-switch: $(BINS)
+	@tests/bench/bench-switch.py $(BUILD) $(BENCH_ARGS)
 
 # The status round trip over the supervisor's socket (p50/p99 of 10 000).
 bench-status: $(BINS) $(BUILD)/bench/bench_status

@@ -135,7 +135,6 @@ void
 adopt_from_journal(struct supervisor *sup)
 {
 	struct journal	 j;
-	struct model	*m;
 	char		 err[512], *path, *bad;
 	int		 rc;
 
@@ -152,14 +151,12 @@ adopt_from_journal(struct supervisor *sup)
 		free(bad);
 		return;
 	}
-	sup->manual = j.manual;
+	/* For the switcher, made once every model is known (switching.c). */
+	sup->journal_manual = j.manual;
 	if (j.pinned != NULL && model_find(sup, j.pinned) != NULL)
-		sup->pinned = xstrdup(j.pinned);
+		sup->journal_pinned = xstrdup(j.pinned);
 	for (size_t i = 0; i < j.n; i++)
 		adopt_entry(sup, &j.v[i]);
-	if (j.active != NULL && (m = model_find(sup, j.active)) != NULL &&
-	    m->proc != NULL)
-		sup->active = m;
 	journal_free(&j);
 	persist_schedule(sup);
 }

@@ -3,11 +3,13 @@
  * switch, eviction get/set, sleep, wake, checkpoint, restore, validate,
  * reload, logs, metrics, subscribe), answered with bodies shaped like the
  * seed's control API JSON (seed/control.rs.txt), llmux's own fields beside
- * the seed's, never instead of them. Long calls wait for an operation of
- * evict.c and send progress events on their id until the reply.
+ * the seed's, never instead of them. Long calls wait for an operation and
+ * send progress events on their id until the reply.
  *
- * Until the switcher lands, "switch" is a placeholder here: drain-less
- * sleep of every running model but the target, then wake the target.
+ * The orders that move models between states (switch, pin, unpin, mode,
+ * sleep, wake, eviction set) go through the switcher: order.c. Checkpoint
+ * and restore run on the engine directly, and the switcher is told what
+ * they did when they end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,19 +22,6 @@
 #include "supervisor.h"
 #include "version.h"
 #include "xmalloc.h"
-
-/* The placeholder switch: sleep the victims one by one, wake target. */
-struct switch_op {
-	struct supervisor	*sup;
-	char			*target;
-	char			*from;
-	char			**victims;
-	size_t			 nv;
-	size_t			 i;
-	struct ctl_call		**calls;
-	size_t			 ncalls;
-	int64_t			 start_ms;
-};
 
 struct ctl_call *
 control_call_new(struct client *c, struct proto_msg *msg, const char *name)
@@ -47,14 +36,27 @@ control_call_new(struct client *c, struct proto_msg *msg, const char *name)
 	call->type = msg->type;
 	call->name = name != NULL ? xstrdup(name) : NULL;
 	call->start_ms = clock_ms();
+	call->phase = -1;
 	TAILQ_INSERT_TAIL(&sup->calls, call, entry);
 	return (call);
+}
+
+void
+control_call_free(struct ctl_call *call)
+{
+	TAILQ_REMOVE(&call->sup->calls, call, entry);
+	for (size_t i = 0; i < call->n_policies; i++)
+		free(call->policies[i]);
+	free(call->policies);
+	free(call->name);
+	free(call);
 }
 
 /* Send the final reply (if the peer is still there) and free the call. */
 void
 control_call_done(struct ctl_call *call, int status, struct body *b)
 {
+	struct model	*m;
 	const uint8_t	*data;
 	size_t		 len;
 
@@ -63,10 +65,14 @@ control_call_done(struct ctl_call *call, int status, struct body *b)
 		server_reply(call->client, call->id, status, data, len);
 	}
 	body_free(b);
-	TAILQ_REMOVE(&call->sup->calls, call, entry);
-	free(call->name);
-	free(call->prev_pinned);
-	free(call);
+	/* What ran on the engine directly: the switcher is told. */
+	if ((call->type == PROTO_CTL_CHECKPOINT ||
+	    call->type == PROTO_CTL_RESTORE ||
+	    call->type == PROTO_CTL_VALIDATE) && !call->ordered &&
+	    call->name != NULL && (m = model_find(call->sup, call->name)) !=
+	    NULL)
+		switching_watch(m);
+	control_call_free(call);
 }
 
 void
@@ -112,31 +118,15 @@ control_progress_cb(struct model *m, const char *phase, int64_t elapsed,
 		    clock_ms() - call->start_ms, detail);
 }
 
-char *
-control_switcher_state(struct supervisor *sup)
-{
-	struct switch_op	*sw = sup->switching;
-	char			*s;
-
-	if (sw != NULL)
-		xasprintf(&s, "switching:%s->%s", sw->from != NULL ? sw->from :
-		    "none", sw->target);
-	else if (sup->active != NULL && sup->active->pstate == MODEL_RUNNING)
-		xasprintf(&s, "active:%s", sup->active->name);
-	else
-		s = xstrdup("idle");
-	return (s);
-}
-
 /* ---- bodies ------------------------------------------------------------------ */
 
 static void
 ctl_body_mode(struct supervisor *sup, struct body *b)
 {
-	if (sup->manual) {
+	if (switching_manual(sup)) {
 		body_map(b, 2);
 		body_kstr(b, "mode", "manual");
-		body_kstr(b, "pinned", sup->pinned);
+		body_kstr(b, "pinned", switching_pinned(sup));
 	} else {
 		body_map(b, 1);
 		body_kstr(b, "mode", "auto");
@@ -189,17 +179,18 @@ static struct body *
 ctl_status_body(struct supervisor *sup)
 {
 	struct body	*b = body_new();
-	struct model	*m;
+	struct model	*m, *active;
 	struct eviction	 ev;
 	const char	*phase;
-	char		*s;
+	char		*s, state[1024];
 
 	body_map(b, 6);
-	s = control_switcher_state(sup);
-	body_kstr(b, "state", s);
-	free(s);
-	body_kstr(b, "active_model", sup->active != NULL &&
-	    sup->active->pstate == MODEL_RUNNING ? sup->active->name : NULL);
+	switching_state_string(sup, state, sizeof(state));
+	body_kstr(b, "state", state);
+	/* As the seed: the active model, none while switching. */
+	active = switching_active(sup);
+	body_kstr(b, "active_model", active != NULL &&
+	    strncmp(state, "active:", 7) == 0 ? active->name : NULL);
 	body_str(b, "mode");
 	ctl_body_mode(sup, b);
 	body_str(b, "models");
@@ -360,28 +351,6 @@ control_op_body(struct model *m, const char *key, const char *text,
 /* ---- sleep, wake, checkpoint, restore ----------------------------------------- */
 
 static void
-ctl_sleep_done(struct model *m, const struct evict_report *r, void *arg)
-{
-	struct ctl_call	*call = arg;
-	char		 dbg[128], *text;
-
-	if (r->result == EVICT_FAILED) {
-		xasprintf(&text, "Failed to sleep model: %s", r->reason);
-		control_call_done(call, 500, control_op_body(m, "error", text,
-		    r));
-	} else {
-		xasprintf(&text, "Model %s sleeping with policy %s%s%s",
-		    m->name, body_eviction_debug(&call->eviction, dbg,
-		    sizeof(dbg)), r->result == EVICT_ESCALATED ?
-		    "; escalated to stop: " : "", r->result ==
-		    EVICT_ESCALATED ? r->reason : "");
-		control_call_done(call, 200, control_op_body(m, "message",
-		    text, r));
-	}
-	free(text);
-}
-
-static void
 ctl_wake_done(struct model *m, const struct evict_report *r, void *arg)
 {
 	struct ctl_call	*call = arg;
@@ -405,22 +374,6 @@ ctl_wake_done(struct model *m, const struct evict_report *r, void *arg)
 }
 
 static void
-ctl_sleep(struct client *c, struct proto_msg *msg, struct model *m)
-{
-	struct ctl_call	*call;
-	struct eviction	 ev;
-	char		 err[512];
-
-	ev = msg->u.call.has_eviction ? msg->u.call.eviction :
-	    model_eviction(m);
-	call = control_call_new(c, msg, m->name);
-	call->eviction = ev;
-	if (evict_sleep(m, &ev, ctl_sleep_done, control_progress_cb, call, err,
-	    sizeof(err)) != 0)
-		control_call_done(call, 409, body_message("error", "%s", err));
-}
-
-static void
 ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
 {
 	struct ctl_call	*call;
@@ -440,214 +393,7 @@ ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
 		control_call_done(call, 409, body_message("error", "%s", err));
 }
 
-/* ---- the placeholder switch ----------------------------------------------------- */
-
-static void	switch_next(struct switch_op *);
-
-static void
-switch_progress_cb(struct model *m, const char *phase, int64_t elapsed,
-    const char *detail, void *arg)
-{
-	struct switch_op	*sw = arg;
-
-	for (size_t i = 0; i < sw->ncalls; i++)
-		control_progress_cb(m, phase, elapsed, detail, sw->calls[i]);
-}
-
-static void
-switch_finish(struct switch_op *sw, const char *error)
-{
-	struct supervisor	*sup = sw->sup;
-	struct ctl_call		*call;
-
-	sup->switching = NULL;
-	server_schedule_state(sup);
-	for (size_t i = 0; i < sw->ncalls; i++) {
-		call = sw->calls[i];
-		if (call->type == PROTO_CTL_PIN) {
-			if (error != NULL) {
-				sup->manual = call->prev_manual;
-				free(sup->pinned);
-				sup->pinned = call->prev_pinned;
-				call->prev_pinned = NULL;
-				persist_schedule(sup);
-				control_call_done(call, 500, body_message("error",
-				    "Failed to switch to pinned model: %s",
-				    error));
-			} else
-				control_call_done(call, 200, body_message(
-				    "message", "Pinned to model: %s",
-				    sw->target));
-		} else if (error != NULL)
-			control_call_done(call, 500, body_message("error",
-			    "Switch failed: %s", error));
-		else
-			control_call_done(call, 200, body_message("message",
-			    "Switched to model: %s", sw->target));
-	}
-	for (size_t i = 0; i < sw->nv; i++)
-		free(sw->victims[i]);
-	free(sw->victims);
-	free(sw->calls);
-	free(sw->target);
-	free(sw->from);
-	free(sw);
-}
-
-static void
-switch_wake_done(struct model *m, const struct evict_report *r, void *arg)
-{
-	struct switch_op	*sw = arg;
-	char			*why = NULL;
-
-	if (r->result == EVICT_FAILED)
-		why = body_text_dup(r->reason);
-	switch_finish(sw, why);
-	free(why);
-}
-
-static void
-switch_victim_done(struct model *m, const struct evict_report *r, void *arg)
-{
-	struct switch_op	*sw = arg;
-
-	sw->i++;
-	switch_next(sw);
-}
-
-static void
-switch_next(struct switch_op *sw)
-{
-	struct model	*m;
-	struct eviction	 ev;
-	char		 err[512];
-
-	while (sw->i < sw->nv) {
-		m = model_find(sw->sup, sw->victims[sw->i]);
-		if (m != NULL && m->pstate == MODEL_RUNNING && m->op == NULL) {
-			ev = model_eviction(m);
-			if (evict_sleep(m, &ev, switch_victim_done,
-			    switch_progress_cb, sw, err, sizeof(err)) == 0)
-				return;
-			log_warnx("switch: cannot sleep model=%s reason=\"%s\"",
-			    m->name, err);
-		}
-		sw->i++;
-	}
-	if ((m = model_find(sw->sup, sw->target)) == NULL) {
-		switch_finish(sw, "the model was removed");
-		return;
-	}
-	model_clear_crash_loop(m);
-	if (evict_wake(m, switch_wake_done, switch_progress_cb, sw, err,
-	    sizeof(err)) != 0)
-		switch_finish(sw, err);
-}
-
-static void
-ctl_switch_begin(struct ctl_call *call, struct model *target)
-{
-	struct supervisor	*sup = call->sup;
-	struct switch_op	*sw = sup->switching;
-	struct model		*m;
-
-	if (sw != NULL) {
-		if (strcmp(sw->target, target->name) != 0) {
-			control_call_done(call, 409, body_message("error", "a "
-			    "switch to %s is in progress", sw->target));
-			return;
-		}
-		sw->calls = xreallocarray(sw->calls, sw->ncalls + 1,
-		    sizeof(*sw->calls));
-		sw->calls[sw->ncalls++] = call;
-		return;
-	}
-	sw = xcalloc(1, sizeof(*sw));
-	sw->sup = sup;
-	sw->target = xstrdup(target->name);
-	sw->start_ms = clock_ms();
-	if (sup->active != NULL && sup->active != target)
-		sw->from = xstrdup(sup->active->name);
-	TAILQ_FOREACH(m, &sup->models, entry) {
-		if (m == target || m->removed || m->pstate != MODEL_RUNNING)
-			continue;
-		sw->victims = xreallocarray(sw->victims, sw->nv + 1,
-		    sizeof(*sw->victims));
-		sw->victims[sw->nv++] = xstrdup(m->name);
-		if (sw->from == NULL)
-			sw->from = xstrdup(m->name);
-	}
-	sw->calls = xcalloc(1, sizeof(*sw->calls));
-	sw->calls[sw->ncalls++] = call;
-	sup->switching = sw;
-	server_schedule_state(sup);
-	switch_next(sw);
-}
-
 /* ---- the calls ------------------------------------------------------------------ */
-
-static void
-ctl_mode(struct client *c, struct proto_msg *msg)
-{
-	struct supervisor	*sup = c->sup;
-	const char		*mode = msg->u.call.mode;
-
-	if (strcmp(mode, "auto") == 0) {
-		sup->manual = false;
-		free(sup->pinned);
-		sup->pinned = NULL;
-		ctl_reply(c, msg->id, 200, body_message("message",
-		    "Switched to auto mode"));
-	} else if (strcmp(mode, "manual") == 0) {
-		sup->manual = true;
-		free(sup->pinned);
-		sup->pinned = NULL;
-		ctl_reply(c, msg->id, 200, body_message("message",
-		    "Switched to manual mode"));
-	} else {
-		ctl_reply(c, msg->id, 400, body_message("message",
-		    "Unknown mode: %s. Use 'auto' or 'manual'.", mode));
-		return;
-	}
-	server_schedule_state(sup);
-	persist_schedule(sup);
-}
-
-static void
-ctl_pin(struct client *c, struct proto_msg *msg, struct model *m)
-{
-	struct supervisor	*sup = c->sup;
-	struct ctl_call		*call;
-
-	call = control_call_new(c, msg, m->name);
-	call->prev_manual = sup->manual;
-	call->prev_pinned = sup->pinned;
-	sup->manual = true;
-	sup->pinned = xstrdup(m->name);
-	server_schedule_state(sup);
-	persist_schedule(sup);
-	if (sup->active == m && m->pstate == MODEL_RUNNING &&
-	    sup->switching == NULL) {
-		control_call_done(call, 200, body_message("message",
-		    "Pinned to model: %s", m->name));
-		return;
-	}
-	ctl_switch_begin(call, m);
-}
-
-static void
-ctl_switch(struct client *c, struct proto_msg *msg, struct model *m)
-{
-	struct supervisor	*sup = c->sup;
-
-	if (sup->manual) {
-		free(sup->pinned);
-		sup->pinned = xstrdup(m->name);
-		server_schedule_state(sup);
-		persist_schedule(sup);
-	}
-	ctl_switch_begin(control_call_new(c, msg, m->name), m);
-}
 
 static void
 ctl_reload(struct client *c, struct proto_msg *msg)
@@ -694,7 +440,7 @@ control_call(struct client *c, struct proto_msg *msg)
 	struct supervisor	*sup = c->sup;
 	struct model		*m = NULL;
 	struct body		*b;
-	char			*text, dbg[128];
+	char			*text;
 
 	if (proto_call_fields(msg->type) & PROTO_F_MODEL) {
 		if ((m = model_find(sup, msg->u.call.model)) == NULL) {
@@ -710,47 +456,23 @@ control_call(struct client *c, struct proto_msg *msg)
 		ctl_reply(c, msg->id, 200, ctl_models_body(sup));
 		return;
 	case PROTO_CTL_MODE:
-		ctl_mode(c, msg);
-		return;
 	case PROTO_CTL_PIN:
-		ctl_pin(c, msg, m);
-		return;
 	case PROTO_CTL_UNPIN:
-		sup->manual = false;
-		free(sup->pinned);
-		sup->pinned = NULL;
-		server_schedule_state(sup);
-		persist_schedule(sup);
-		ctl_reply(c, msg->id, 200, body_message("message",
-		    "Unpinned. Switched to auto mode."));
-		return;
 	case PROTO_CTL_SWITCH:
-		ctl_switch(c, msg, m);
+	case PROTO_CTL_EVICTION_SET:
+	case PROTO_CTL_SLEEP:
+	case PROTO_CTL_WAKE:
+	case PROTO_CTL_VALIDATE:
+		order_call(c, msg, m);
 		return;
 	case PROTO_CTL_EVICTION_GET:
 		ctl_reply(c, msg->id, 200, ctl_eviction_body(sup));
 		return;
-	case PROTO_CTL_EVICTION_SET:
-		m->has_override = true;
-		m->override = msg->u.call.eviction;
-		model_changed(m);
-		ctl_reply(c, msg->id, 200, body_message("message",
-		    "Eviction policy for %s set to %s", m->name,
-		    body_eviction_debug(&m->override, dbg, sizeof(dbg))));
-		return;
-	case PROTO_CTL_SLEEP:
-		ctl_sleep(c, msg, m);
-		return;
 	case PROTO_CTL_CHECKPOINT:
 		checkpoint_call(control_call_new(c, msg, m->name), m, msg);
 		return;
-	case PROTO_CTL_WAKE:
 	case PROTO_CTL_RESTORE:
 		ctl_wake(c, msg, m);
-		return;
-	case PROTO_CTL_VALIDATE:
-		validate_call(control_call_new(c, msg, m->name), m,
-		    &msg->u.call.policies);
 		return;
 	case PROTO_CTL_RELOAD:
 		ctl_reload(c, msg);

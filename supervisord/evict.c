@@ -147,7 +147,6 @@ void
 evict_finish(struct evict_op *op)
 {
 	struct model		*m = op->m;
-	struct supervisor	*sup = m->sup;
 	char			 buf[64], *msg;
 
 	m->op = NULL;
@@ -177,9 +176,9 @@ evict_finish(struct evict_op *op)
 		break;
 	case EVICT_WAKE:
 		if (op->failing) {
+			/* The switcher tells the proxy (switching.c). */
 			m->wake_failures++;
 			model_set_failed(m, op->reason);
-			server_send_failed(sup, m, op->reason);
 			log_warnx("wake failed model=%s reason=\"%s\"", m->name,
 			    op->reason);
 		} else if (op->adopting && op->adopt_state != MODEL_RUNNING) {
@@ -188,8 +187,6 @@ evict_finish(struct evict_op *op)
 			if (op->result == EVICT_ESCALATED)
 				model_set_error(m, op->reason);
 			model_set_pstate(m, MODEL_RUNNING);
-			sup->active = m;
-			server_send_ready(sup, m);
 		}
 		break;
 	case EVICT_STOP:
@@ -389,6 +386,15 @@ evict_forget(struct model *m, void *arg)
 			op->w[i].progress = NULL;
 		}
 	}
+}
+
+int
+evict_wait(struct model *m, evict_done_cb done, void *arg)
+{
+	if (m->op == NULL)
+		return (-1);
+	evict_add_waiter(m->op, done, NULL, arg);
+	return (0);
 }
 
 void

@@ -30,6 +30,7 @@ struct evict_op {
 	bool			 in_step;
 	int64_t			 start_ms;
 	int64_t			 step_ms;
+	int64_t			 step_us;	/* for the model's step_us */
 	struct evict_waiter	*w;
 	size_t			 nw;
 	struct httpc_call	*call;

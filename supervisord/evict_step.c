@@ -196,6 +196,7 @@ evict_step_start(struct evict_op *op)
 	step = op->plan.steps[op->idx];
 	op->in_step = true;
 	op->step_ms = clock_ms();
+	op->step_us = clock_us();
 	detail[0] = '\0';
 	/* A process that died between two steps fails the next at once. */
 	if (m->proc != NULL && m->proc->exited && step != STEP_STOP) {
@@ -404,6 +405,7 @@ evict_step_end(struct evict_op *op, bool ok, const char *why)
 	struct evict_report *r = &op->report;
 
 	op->in_step = false;
+	m->step_us += (uint64_t)(clock_us() - op->step_us);
 	model_phase_record(m, step, ms);
 	if (r->n_phases < EVICT_MAX_PHASES) {
 		r->phases[r->n_phases].step = step;

@@ -1,9 +1,9 @@
 /*
  * journal.c -- the state journal's format: what the supervisor owns
  * (model -> pid, process start time, state, eviction in force, images,
- * cgroup), as text an operator can read, written atomically (temp file,
- * fsync, rename, fsync of the directory) and read back strictly, since a
- * file on disk is input like any other.
+ * cgroup), as text an operator can read, written atomically (a temp file,
+ * then a rename; with fsync of both when asked to be durable) and read
+ * back strictly, since a file on disk is input like any other.
  *
  *     llmux-state 1
  *     switcher manual=0 pinned= active=a
@@ -495,21 +495,34 @@ journal_path(const char *dir)
 }
 
 int
-journal_write_file(const char *dir, const struct journal *j, char *err,
-    size_t errlen)
+journal_write_file(const char *dir, const struct journal *j, bool durable,
+    char *err, size_t errlen)
 {
-	char	*buf, *path, *tmp;
-	size_t	 len, off = 0;
-	ssize_t	 n;
-	int	 fd, dfd, rc = -1;
+	char	*buf;
+	size_t	 len;
+	int	 rc;
 
 	if (journal_encode(j, &buf, &len) != 0) {
 		snprintf(err, errlen, "journal too large");
 		return (-1);
 	}
+	rc = journal_write_buf(dir, buf, len, durable, err, errlen);
+	free(buf);
+	return (rc);
+}
+
+/* The same with the text already encoded; no allocation but the paths. */
+int
+journal_write_buf(const char *dir, const char *buf, size_t len, bool durable,
+    char *err, size_t errlen)
+{
+	char	*path, *tmp;
+	size_t	 off = 0;
+	ssize_t	 n;
+	int	 fd, dfd, rc = -1;
+
 	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
-		free(buf);
 		return (-1);
 	}
 	path = journal_path(dir);
@@ -531,7 +544,7 @@ journal_write_file(const char *dir, const struct journal *j, char *err,
 		}
 		off += (size_t)n;
 	}
-	if (fsync(fd) == -1) {
+	if (durable && fsync(fd) == -1) {
 		snprintf(err, errlen, "fsync %s: %s", tmp, strerror(errno));
 		close(fd);
 		goto out;
@@ -541,13 +554,13 @@ journal_write_file(const char *dir, const struct journal *j, char *err,
 		snprintf(err, errlen, "rename %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+	if (durable && (dfd = open(dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) != -1) {
 		(void)fsync(dfd);
 		close(dfd);
 	}
 	rc = 0;
 out:
-	free(buf);
 	free(path);
 	free(tmp);
 	return (rc);

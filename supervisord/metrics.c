@@ -1,6 +1,8 @@
 /*
  * metrics.c -- the supervisor's own metrics in Prometheus text format, for
  * the metrics call (the proxy serves them on /metrics beside its own):
+ * the switches (the seed's llmux_switch_* names: each phase and the total
+ * as histograms per direction, switches, failures, the active models),
  * model states, starts, restarts, crashes, escalations, the time of every
  * eviction and wake phase, peers, journal writes and reloads.
  */
@@ -11,7 +13,48 @@
 
 #include "clock.h"
 #include "supervisor.h"
+#include "supervisord/switcher.h"
 #include "xmalloc.h"
+
+/* Histogram buckets of switch times, seconds. */
+static const double metrics_buckets[] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+	120, 300, 600
+};
+#define METRICS_NBUCKETS \
+	(sizeof(metrics_buckets) / sizeof(metrics_buckets[0]))
+
+struct metrics_hist {
+	uint64_t	 le[METRICS_NBUCKETS];	/* not cumulative */
+	uint64_t	 count;
+	int64_t		 sum_ms;
+};
+
+enum { SW_PH_COOLDOWN, SW_PH_DRAIN, SW_PH_SLEEP, SW_PH_WAKE, SW_PH__COUNT };
+static const char *metrics_phases[SW_PH__COUNT] = {
+	"cooldown", "drain", "sleep", "wake"
+};
+
+/* One direction of switches: from -> to ("none" for nothing). */
+struct switch_dir {
+	char			*from;
+	char			*to;
+	uint64_t		 switches;
+	struct metrics_hist	 phase[SW_PH__COUNT];
+	struct metrics_hist	 total;
+};
+
+struct switch_fail {
+	char			*to;
+	uint64_t		 n;
+};
+
+struct switch_stats {
+	struct switch_dir	*dirs;
+	size_t			 n_dirs;
+	struct switch_fail	*fails;
+	size_t			 n_fails;
+};
 
 struct mbuf {
 	char	*p;
@@ -59,6 +102,8 @@ metrics_label(const char *s, char *buf, size_t len)
 	buf[o] = '\0';
 	return (buf);
 }
+
+static void	metrics_switches(struct mbuf *, struct supervisor *);
 
 static void
 metrics_head(struct mbuf *b, const char *name, const char *type,
@@ -126,6 +171,8 @@ metrics_text(struct supervisor *sup)
 	b.len = 0;
 	b.p = xmalloc(b.cap);
 	b.p[0] = '\0';
+
+	metrics_switches(&b, sup);
 
 	metrics_head(&b, "llmux_supervisor_model_state", "gauge",
 	    "1 for the state each model is in, 0 for the others.");
@@ -227,4 +274,165 @@ metrics_text(struct supervisor *sup)
 	mbuf_printf(&b, "%s", gpu);
 	free(gpu);
 	return (b.p);
+}
+
+/* ---- switches ------------------------------------------------------------ */
+
+static void
+metrics_hist_add(struct metrics_hist *h, int64_t ms)
+{
+	double	sec = (double)(ms < 0 ? 0 : ms) / 1000.0;
+
+	for (size_t i = 0; i < METRICS_NBUCKETS; i++) {
+		if (sec <= metrics_buckets[i]) {
+			h->le[i]++;
+			break;
+		}
+	}
+	h->count++;
+	h->sum_ms += ms < 0 ? 0 : ms;
+}
+
+void
+metrics_switch_record(struct supervisor *sup, const char *from, const char *to,
+    const struct switch_record *r)
+{
+	struct switch_stats	*st;
+	struct switch_dir	*d = NULL;
+	struct switch_fail	*f = NULL;
+
+	if (sup->switch_stats == NULL)
+		sup->switch_stats = xcalloc(1, sizeof(*sup->switch_stats));
+	st = sup->switch_stats;
+	if (!r->ok) {
+		for (size_t i = 0; i < st->n_fails; i++) {
+			if (strcmp(st->fails[i].to, to) == 0)
+				f = &st->fails[i];
+		}
+		if (f == NULL) {
+			st->fails = xreallocarray(st->fails, st->n_fails + 1,
+			    sizeof(*st->fails));
+			f = &st->fails[st->n_fails++];
+			f->to = xstrdup(to);
+			f->n = 0;
+		}
+		f->n++;
+		return;
+	}
+	for (size_t i = 0; i < st->n_dirs; i++) {
+		if (strcmp(st->dirs[i].from, from) == 0 &&
+		    strcmp(st->dirs[i].to, to) == 0)
+			d = &st->dirs[i];
+	}
+	if (d == NULL) {
+		st->dirs = xreallocarray(st->dirs, st->n_dirs + 1,
+		    sizeof(*st->dirs));
+		d = &st->dirs[st->n_dirs++];
+		memset(d, 0, sizeof(*d));
+		d->from = xstrdup(from);
+		d->to = xstrdup(to);
+	}
+	d->switches++;
+	metrics_hist_add(&d->phase[SW_PH_COOLDOWN], r->cooldown_ms);
+	metrics_hist_add(&d->phase[SW_PH_DRAIN], r->drain_ms);
+	metrics_hist_add(&d->phase[SW_PH_SLEEP], r->sleep_ms);
+	metrics_hist_add(&d->phase[SW_PH_WAKE], r->wake_ms);
+	metrics_hist_add(&d->total, r->total_ms);
+}
+
+static void
+metrics_hist_print(struct mbuf *b, const char *name, const char *labels,
+    const struct metrics_hist *h)
+{
+	uint64_t	cum = 0;
+
+	for (size_t i = 0; i < METRICS_NBUCKETS; i++) {
+		cum += h->le[i];
+		mbuf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels,
+		    metrics_buckets[i], (unsigned long long)cum);
+	}
+	mbuf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
+	    (unsigned long long)h->count);
+	mbuf_printf(b, "%s_sum{%s} %.3f\n", name, labels,
+	    (double)h->sum_ms / 1000.0);
+	mbuf_printf(b, "%s_count{%s} %llu\n", name, labels,
+	    (unsigned long long)h->count);
+}
+
+static void
+metrics_switches(struct mbuf *b, struct supervisor *sup)
+{
+	struct switch_stats	*st = sup->switch_stats;
+	struct switch_dir	*d;
+	struct model		*m;
+	char			 lf[512], lt[512], labels[1200];
+	uint64_t		 active;
+
+	metrics_head(b, "llmux_switch_phase_seconds", "histogram",
+	    "Time of each phase of the switches that succeeded.");
+	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
+		d = &st->dirs[i];
+		metrics_label(d->from, lf, sizeof(lf));
+		metrics_label(d->to, lt, sizeof(lt));
+		for (int p = 0; p < SW_PH__COUNT; p++) {
+			snprintf(labels, sizeof(labels), "phase=\"%s\",from="
+			    "\"%s\",to=\"%s\"", metrics_phases[p], lf, lt);
+			metrics_hist_print(b, "llmux_switch_phase_seconds",
+			    labels, &d->phase[p]);
+		}
+	}
+	metrics_head(b, "llmux_switch_total_seconds", "histogram",
+	    "Total time of the switches that succeeded.");
+	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
+		d = &st->dirs[i];
+		snprintf(labels, sizeof(labels), "from=\"%s\",to=\"%s\"",
+		    metrics_label(d->from, lf, sizeof(lf)),
+		    metrics_label(d->to, lt, sizeof(lt)));
+		metrics_hist_print(b, "llmux_switch_total_seconds", labels,
+		    &d->total);
+	}
+	metrics_head(b, "llmux_switches_total", "counter",
+	    "Switches that succeeded (to \"none\": a model put to sleep).");
+	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
+		d = &st->dirs[i];
+		mbuf_printf(b, "llmux_switches_total{from=\"%s\",to=\"%s\"} "
+		    "%llu\n", metrics_label(d->from, lf, sizeof(lf)),
+		    metrics_label(d->to, lt, sizeof(lt)),
+		    (unsigned long long)d->switches);
+	}
+	metrics_head(b, "llmux_switch_failures_total", "counter",
+	    "Switches that failed, by target.");
+	for (size_t i = 0; st != NULL && i < st->n_fails; i++)
+		mbuf_printf(b, "llmux_switch_failures_total{to=\"%s\"} %llu\n",
+		    metrics_label(st->fails[i].to, lt, sizeof(lt)),
+		    (unsigned long long)st->fails[i].n);
+	metrics_head(b, "llmux_active_model_info", "gauge",
+	    "1 for each model that is active (ready to serve).");
+	active = sup->switcher != NULL ? switcher_active(sup->switcher) : 0;
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		int i = switching_index(sup, m);
+
+		if (i >= 0 && (active & ((uint64_t)1 << i)))
+			mbuf_printf(b, "llmux_active_model_info{model=\"%s\"} "
+			    "1\n", metrics_label(m->name, lt, sizeof(lt)));
+	}
+}
+
+void
+metrics_free(struct supervisor *sup)
+{
+	struct switch_stats	*st = sup->switch_stats;
+
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < st->n_dirs; i++) {
+		free(st->dirs[i].from);
+		free(st->dirs[i].to);
+	}
+	for (size_t i = 0; i < st->n_fails; i++)
+		free(st->fails[i].to);
+	free(st->dirs);
+	free(st->fails);
+	free(st);
+	sup->switch_stats = NULL;
 }

@@ -61,9 +61,10 @@ model_free(struct model *m)
 {
 	struct supervisor	*sup = m->sup;
 
-	if (sup->active == m)
-		sup->active = NULL;
 	evict_abandon(m);
+	httpc_cancel(m->warm_call);
+	switching_result_free(m->last_sleep);
+	switching_result_free(m->last_wake);
 	logfollow_model_gone(sup, m);
 	TAILQ_REMOVE(&sup->models, m, entry);
 	if (m->proc != NULL)
@@ -171,6 +172,9 @@ model_published_state(const struct model *m)
 			return (PROTO_MS_EVICTING);
 		}
 	}
+	/* Warming up (start-up) or being drained: the switcher's. */
+	if (m->warming && m->pstate == MODEL_RUNNING)
+		return (PROTO_MS_WAKING);
 	if (m->draining && m->pstate == MODEL_RUNNING)
 		return (PROTO_MS_DRAINING);
 	switch (m->pstate) {
@@ -247,8 +251,6 @@ model_set_pstate(struct model *m, enum model_pstate s)
 	if (s == MODEL_NOT_STARTED || s == MODEL_FAILED ||
 	    s == MODEL_STARTING || s == MODEL_CHECKPOINTED)
 		m->gpus_moved = 0;
-	if (s != MODEL_RUNNING && m->sup->active == m)
-		m->sup->active = NULL;
 	model_changed(m);
 }
 
@@ -316,11 +318,14 @@ model_schedule_restart(struct model *m)
 }
 
 /*
- * The process died without being asked to. A model that was serving is
- * restarted after a delay that doubles with each short-lived run (and
- * each failed restart); after MODEL_CRASH_LOOP_LIMIT of those in a row it
- * stays failed (crash_loop in status) until an operator wakes it. A
- * sleeping model just becomes failed: its next wake starts it.
+ * The process died without being asked to. The switcher is told (the model
+ * holds no memory any more; dying while being woken fails that wake). A
+ * model that was serving is restarted after a delay that doubles with each
+ * short-lived run (and each failed restart), if it fits beside what is
+ * awake by then; after MODEL_CRASH_LOOP_LIMIT of those in a row it stays
+ * failed (crash_loop in status) until an operator wakes it. A sleeping
+ * model just becomes failed: its next wake starts it. Either way a request
+ * for it wakes it again as for any model that is not awake.
  */
 void
 model_process_exited(struct model *m, const char *reason, int64_t ran_ms)
@@ -335,24 +340,26 @@ model_process_exited(struct model *m, const char *reason, int64_t ran_ms)
 	    "ran_ms=%lld streak=%u", m->name, reason, (long long)ran_ms,
 	    m->crash_streak);
 	model_set_failed(m, reason);
-	server_send_failed(m->sup, m, reason);
+	switching_died(m, reason);
 	if (!was_serving || m->removed || m->sup->exiting)
 		return;
 	model_schedule_restart(m);
 }
 
-static void
-model_restart_done(struct model *m, const struct evict_report *r, void *arg)
+/* The switcher's answer to a restart: counted, or tried again later. */
+void
+model_restart_done(struct model *m, bool ok, const char *reason)
 {
-	if (r->result != EVICT_FAILED) {
+	if (!m->restarting)
+		return;
+	m->restarting = false;
+	if (ok) {
 		m->restarts++;
 		log_info("model restarted model=%s", m->name);
-		if (m->sup->active == NULL)
-			m->sup->active = m;
 		return;
 	}
 	log_warnx("restart failed model=%s reason=\"%s\"", m->name,
-	    r->reason);
+	    reason != NULL ? reason : "?");
 	if (m->removed || m->sup->exiting || m->crash_loop)
 		return;
 	m->crash_streak++;
@@ -363,11 +370,9 @@ static void
 model_restart_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct model	*m = arg;
-	char		 err[256];
 
 	if (m->pstate != MODEL_FAILED || m->removed || m->crash_loop)
 		return;
-	if (evict_wake(m, model_restart_done, NULL, m, err, sizeof(err)) != 0)
-		log_debug("restart skipped model=%s reason=\"%s\"", m->name,
-		    err);
+	m->restarting = true;
+	switching_restart(m);
 }

@@ -2,17 +2,57 @@
  * persist.c -- keeping the state journal (journal.c) current: every
  * change of a model schedules a write, and the writes of one pass of the
  * event loop are coalesced into one (a switch changes several models at
- * once). At exit the journal is written synchronously.
+ * once); a journal the same as the last one written is not written again.
+ *
+ * The loop encodes the journal; a writer thread writes it (a temp file,
+ * then a rename), so the loop never waits for the disk: on ext4 replacing
+ * a file by a rename flushes its data, half a millisecond each time, and
+ * a switch changes the journal five times. The thread takes the latest
+ * text only (older ones waiting are dropped) and tells the loop how its
+ * writes went through an eventfd.
+ *
+ * These writes are not fsynced. The journal is for a supervisor that dies
+ * or restarts while the machine stays up: the page cache keeps the renamed
+ * file whatever happens to the process. After a crash of the machine no
+ * model process survives to be adopted, and the pid and start time checks
+ * (adopt.c) refuse whatever a stale journal says. At exit the thread is
+ * stopped and the last journal written from the loop, durably.
  */
+#include <sys/eventfd.h>
+
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "log.h"
 #include "supervisor.h"
 #include "xmalloc.h"
+
+struct persist {
+	pthread_t	 thread;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	bool		 stop;
+	/* The next write, handed over by the loop (owned). */
+	char		*dir;
+	char		*buf;
+	size_t		 len;
+	/* What the thread did since the loop last looked. */
+	uint64_t	 ok;
+	uint64_t	 failed;
+	bool		 last_ok;
+	char		 error[512];
+	int		 efd;		/* the thread says: results */
+	struct event	*ev;
+	/* The loop's: the last text handed over. */
+	char		*last;
+	size_t		 last_len;
+};
 
 void
 persist_snapshot(struct supervisor *sup, struct journal *j)
@@ -21,11 +61,20 @@ persist_snapshot(struct supervisor *sup, struct journal *j)
 	struct journal_entry	*e;
 	enum evict_kind		 kind;
 	size_t			 n = 0;
+	const char		*pinned;
 
 	memset(j, 0, sizeof(*j));
-	j->manual = sup->manual;
-	j->pinned = sup->pinned != NULL ? xstrdup(sup->pinned) : NULL;
-	j->active = sup->active != NULL ? xstrdup(sup->active->name) : NULL;
+	/* Before the switcher exists, what the journal said is kept. */
+	if (sup->switcher != NULL) {
+		j->manual = switching_manual(sup);
+		pinned = switching_pinned(sup);
+		if ((m = switching_active(sup)) != NULL)
+			j->active = xstrdup(m->name);
+	} else {
+		j->manual = sup->journal_manual;
+		pinned = sup->journal_pinned;
+	}
+	j->pinned = pinned != NULL ? xstrdup(pinned) : NULL;
 	TAILQ_FOREACH(m, &sup->models, entry)
 		n++;
 	j->v = xcalloc(n == 0 ? 1 : n, sizeof(*j->v));
@@ -61,36 +110,143 @@ persist_snapshot(struct supervisor *sup, struct journal *j)
 	}
 }
 
-void
-persist_flush(struct supervisor *sup)
+static void *
+persist_thread(void *arg)
 {
-	struct journal	j;
-	char		err[512];
+	struct persist	*p = arg;
+	char		*dir, *buf, err[512];
+	size_t		 len;
+	uint64_t	 one = 1;
+	int		 rc;
 
-	if (!sup->journal_dirty)
-		return;
-	sup->journal_dirty = false;
-	persist_snapshot(sup, &j);
-	if (journal_write_file(sup->conf->state_dir, &j, err,
-	    sizeof(err)) != 0) {
-		if (sup->journal_failures++ == 0)
-			log_warnx("cannot write the state journal, a restart "
-			    "will not re-adopt models reason=\"%s\"", err);
-	} else {
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && p->buf == NULL)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stop)
+			break;
+		dir = p->dir;
+		buf = p->buf;
+		len = p->len;
+		p->dir = p->buf = NULL;
+		pthread_mutex_unlock(&p->lock);
+
+		rc = journal_write_buf(dir, buf, len, false, err, sizeof(err));
+		free(dir);
+		free(buf);
+
+		pthread_mutex_lock(&p->lock);
+		p->last_ok = rc == 0;
+		if (rc == 0)
+			p->ok++;
+		else {
+			p->failed++;
+			snprintf(p->error, sizeof(p->error), "%s", err);
+		}
+		(void)write(p->efd, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&p->lock);
+	return (NULL);
+}
+
+/* Account for writes: a failure is logged once, a recovery too. */
+static void
+persist_result(struct supervisor *sup, uint64_t ok, uint64_t failed,
+    bool last_ok, const char *err)
+{
+	if (failed > 0 && sup->journal_failures == 0 && !last_ok)
+		log_warnx("cannot write the state journal, a restart will not "
+		    "re-adopt models reason=\"%s\"", err);
+	sup->journal_writes += ok;
+	if (last_ok) {
 		if (sup->journal_failures > 0)
 			log_info("state journal written again after %llu "
 			    "failures", (unsigned long long)
 			    sup->journal_failures);
 		sup->journal_failures = 0;
-		sup->journal_writes++;
-	}
-	journal_free(&j);
+	} else
+		sup->journal_failures += failed;
 }
 
 static void
+persist_done_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct supervisor	*sup = arg;
+	struct persist		*p = sup->persist;
+	uint64_t		 n, ok, failed;
+	bool			 last_ok;
+	char			 err[512];
+
+	(void)read(p->efd, &n, sizeof(n));
+	pthread_mutex_lock(&p->lock);
+	ok = p->ok;
+	failed = p->failed;
+	last_ok = p->last_ok;
+	snprintf(err, sizeof(err), "%s", p->error);
+	p->ok = p->failed = 0;
+	pthread_mutex_unlock(&p->lock);
+	if (ok > 0 || failed > 0)
+		persist_result(sup, ok, failed, last_ok, err);
+}
+
+static struct persist *
+persist_start(struct supervisor *sup)
+{
+	struct persist	*p;
+
+	p = xcalloc(1, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		fatal("eventfd");
+	p->ev = event_new(sup->base, p->efd, EV_READ | EV_PERSIST,
+	    persist_done_cb, sup);
+	event_add(p->ev, NULL);
+	if ((errno = pthread_create(&p->thread, NULL, persist_thread, p)) != 0)
+		fatal("pthread_create");
+	return (p);
+}
+
+/* Hand the journal to the writer thread, unless it is what it has. */
+static void
 persist_write_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	persist_flush(arg);
+	struct supervisor	*sup = arg;
+	struct persist		*p;
+	struct journal		 j;
+	char			*buf;
+	size_t			 len;
+
+	if (!sup->journal_dirty || sup->exiting)
+		return;
+	sup->journal_dirty = false;
+	if (sup->persist == NULL)
+		sup->persist = persist_start(sup);
+	p = sup->persist;
+	persist_snapshot(sup, &j);
+	if (journal_encode(&j, &buf, &len) != 0) {
+		journal_free(&j);
+		persist_result(sup, 0, 1, false, "journal too large");
+		return;
+	}
+	journal_free(&j);
+	if (p->last != NULL && p->last_len == len &&
+	    memcmp(p->last, buf, len) == 0) {
+		free(buf);
+		return;
+	}
+	free(p->last);
+	p->last = xmalloc(len);
+	memcpy(p->last, buf, len);
+	p->last_len = len;
+	pthread_mutex_lock(&p->lock);
+	free(p->dir);
+	free(p->buf);
+	p->dir = xstrdup(sup->conf->state_dir);
+	p->buf = buf;
+	p->len = len;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
 }
 
 void
@@ -103,4 +259,46 @@ persist_schedule(struct supervisor *sup)
 	}
 	if (!event_pending(sup->ev_journal, EV_TIMEOUT, NULL))
 		event_active(sup->ev_journal, EV_TIMEOUT, 0);
+}
+
+/* Stop the writer thread, after the write it may be doing. */
+void
+persist_free(struct supervisor *sup)
+{
+	struct persist	*p = sup->persist;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	persist_done_cb(p->efd, 0, sup);
+	event_free(p->ev);
+	close(p->efd);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p->dir);
+	free(p->buf);
+	free(p->last);
+	free(p);
+	sup->persist = NULL;
+}
+
+/* At exit: the journal as it is now, written durably from the loop. */
+void
+persist_flush(struct supervisor *sup)
+{
+	struct journal	j;
+	char		err[512];
+	int		rc;
+
+	persist_free(sup);
+	persist_snapshot(sup, &j);
+	rc = journal_write_file(sup->conf->state_dir, &j, true, err,
+	    sizeof(err));
+	persist_result(sup, rc == 0 ? 1 : 0, rc == 0 ? 0 : 1, rc == 0, err);
+	journal_free(&j);
+	sup->journal_dirty = false;
 }

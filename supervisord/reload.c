@@ -4,7 +4,7 @@
  * kept. A valid one replaces it: added models appear (not started),
  * removed ones are stopped and forgotten, and a changed model keeps its
  * process: the change takes effect at its next start. The proxy is sent
- * the new config.
+ * the new config, and the switcher is rebuilt from it (switching.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,20 +153,17 @@ reload_run(struct supervisor *sup, struct reload_result *r)
 		logfollow_model_gone(sup, m);
 		m->cfg = NULL;
 		m->removed = true;
-		if (sup->active == m)
-			sup->active = NULL;
-		if (sup->pinned != NULL && strcmp(sup->pinned, m->name) == 0) {
-			free(sup->pinned);
-			sup->pinned = NULL;
-		}
 		evict_stop(m, reload_removed_cb, NULL, NULL);
 	}
 	sup->conf = nc;
-	config_free(old);
+	/* The switcher keeps its config until it is rebuilt. */
+	if (old != sup->switcher_conf)
+		config_free(old);
 	r->ok = true;
 	sup->config_generation++;
 	sup->reloads++;
 	server_update_roles(sup);
+	switching_reload(sup);
 	server_send_config(sup, NULL);
 	server_schedule_state(sup);
 	persist_schedule(sup);

@@ -311,11 +311,11 @@ server_client_close(struct proto_conn *conn, const char *reason, void *arg)
 	struct client		*c = arg;
 	struct supervisor	*sup = c->sup;
 	struct model		*m;
+	bool			 proxy = c->hello && c->role == PROTO_ROLE_PROXY;
 
 	log_debug("peer gone peer=%s role=%s reason=\"%s\"", c->name,
 	    proto_role_name(c->role), reason);
-	if (c->role == PROTO_ROLE_PROXY && server_count_role(sup,
-	    PROTO_ROLE_PROXY) == 1) {
+	if (proxy && server_count_role(sup, PROTO_ROLE_PROXY) == 1) {
 		/* No proxy: nothing in flight, nothing queued. */
 		log_info("proxy disconnected peer=%s", c->name);
 		TAILQ_FOREACH(m, &sup->models, entry)
@@ -325,6 +325,8 @@ server_client_close(struct proto_conn *conn, const char *reason, void *arg)
 	TAILQ_REMOVE(&sup->clients, c, entry);
 	free(c->groups);
 	free(c);
+	if (proxy)
+		switching_proxy(sup);
 }
 
 bool
@@ -395,6 +397,7 @@ server_hello(struct client *c, struct proto_msg *msg)
 		log_info("proxy connected peer=%s", c->name);
 		server_send_config(sup, c);
 		server_send_state(sup, c);
+		switching_proxy(sup);
 	}
 }
 
@@ -485,12 +488,13 @@ server_state_msg(struct supervisor *sup, struct proto_msg *msg)
 	struct proto_model_status	*ms;
 	struct model			*m;
 	size_t				 n = 0;
+	char				 buf[1024];
 
 	memset(msg, 0, sizeof(*msg));
 	msg->type = PROTO_STATE;
-	st->manual = sup->manual;
-	st->pinned = sup->pinned;
-	st->switcher = control_switcher_state(sup);
+	st->manual = switching_manual(sup);
+	st->pinned = (char *)switching_pinned(sup);
+	st->switcher = xstrdup(switching_state_string(sup, buf, sizeof(buf)));
 	TAILQ_FOREACH(m, &sup->models, entry)
 		n++;
 	st->models = xcalloc(n == 0 ? 1 : n, sizeof(*st->models));

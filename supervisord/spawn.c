@@ -90,7 +90,7 @@ spawn_served_name(const struct model_config *mc)
 
 /*
  * vllm_command serve MODEL_PATH --port PORT --enable-sleep-mode
- * [--served-model-name NAME] EXTRA_ARGS...
+ * [--served-model-name NAME ALIAS...] EXTRA_ARGS...
  */
 char **
 spawn_argv(const struct config *conf, const struct model_config *mc)
@@ -106,9 +106,12 @@ spawn_argv(const struct config *conf, const struct model_config *mc)
 	xasprintf(&port, "%u", (unsigned)mc->port);
 	v = spawn_strv_push(v, &n, port);
 	v = spawn_strv_push(v, &n, xstrdup("--enable-sleep-mode"));
+	/* Every alias too: the proxy forwards the body as the client sent it. */
 	if (!spawn_names_served_model(mc->extra_args)) {
 		v = spawn_strv_push(v, &n, xstrdup("--served-model-name"));
 		v = spawn_strv_push(v, &n, xstrdup(mc->name));
+		for (size_t i = 0; i < mc->n_aliases; i++)
+			v = spawn_strv_push(v, &n, xstrdup(mc->aliases[i]));
 	}
 	for (size_t i = 0; i < mc->n_extra_args; i++)
 		v = spawn_strv_push(v, &n, xstrdup(mc->extra_args[i]));

@@ -106,23 +106,6 @@ supervisor_add_models(struct supervisor *sup)
 }
 
 static void
-supervisor_preload(struct supervisor *sup)
-{
-	struct model	*m;
-	char		 err[256];
-
-	TAILQ_FOREACH(m, &sup->models, entry) {
-		if (m->cfg == NULL || !m->cfg->preload || m->proc != NULL ||
-		    m->op != NULL)
-			continue;
-		log_info("preloading model model=%s", m->name);
-		if (evict_wake(m, NULL, NULL, NULL, err, sizeof(err)) != 0)
-			log_warnx("cannot preload model=%s reason=\"%s\"",
-			    m->name, err);
-	}
-}
-
-static void
 supervisor_timers(struct supervisor *sup)
 {
 	struct timeval	tv;
@@ -153,18 +136,17 @@ supervisor_free(struct supervisor *sup)
 	struct ctl_call	*call;
 	int		 i;
 
+	switching_free(sup);
+	persist_free(sup);
 	/* Models are forgotten, not stopped. */
 	while ((m = TAILQ_FIRST(&sup->models)) != NULL)
 		model_free(m);
 	worker_shutdown(sup);
 	gpu_free(sup);
 	/* Calls still waiting for an operation get no reply. */
-	while ((call = TAILQ_FIRST(&sup->calls)) != NULL) {
-		TAILQ_REMOVE(&sup->calls, call, entry);
-		free(call->name);
-		free(call->prev_pinned);
-		free(call);
-	}
+	while ((call = TAILQ_FIRST(&sup->calls)) != NULL)
+		control_call_free(call);
+	metrics_free(sup);
 	while ((c = TAILQ_FIRST(&sup->clients)) != NULL) {
 		control_client_gone(c);
 		TAILQ_REMOVE(&sup->clients, c, entry);
@@ -186,7 +168,6 @@ supervisor_free(struct supervisor *sup)
 		event_free(sup->ev_journal);
 	server_close(sup);
 	event_base_free(sup->base);
-	free(sup->pinned);
 	free(sup->cgroup_root);
 	free(sup->config_path);
 	free(sup->socket_path);
@@ -242,7 +223,8 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		return (1);
 	}
 	adopt_from_journal(sup);
-	supervisor_preload(sup);
+	/* Preload and warm-up are the switcher's. */
+	switching_init(sup);
 
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		sup->ev_sigs[i] = evsignal_new(sup->base, sigs[i],
@@ -259,7 +241,6 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		log_warnx("event loop failed");
 		rc = 1;
 	}
-	sup->journal_dirty = true;
 	persist_flush(sup);
 	conf = sup->conf;
 	supervisor_free(sup);
@@ -307,12 +288,11 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 			    msg->u.demand.model);
 			return;
 		}
-		m->queued = msg->u.demand.queued;
-		m->in_flight = msg->u.demand.in_flight;
-		m->oldest_ms = msg->u.demand.oldest_ms;
+		switching_demand(m, msg->u.demand.queued,
+		    msg->u.demand.in_flight, msg->u.demand.oldest_ms);
 		return;
 	case PROTO_DRAINED:
-		log_debug("drained model=%s drain_id=%u", msg->u.drain.model,
+		switching_drained(c->sup, msg->u.drain.model,
 		    msg->u.drain.drain_id);
 		return;
 	case PROTO_ERROR:

@@ -30,8 +30,13 @@ struct proto_conn;
 struct client;
 struct evict_op;
 struct httpc_call;
+struct persist;
 struct process;
 struct supervisor;
+struct switch_record;
+struct switch_stats;
+struct switch_watch;
+struct switcher;
 
 /* ---- supervisor.c ------------------------------------------------------ */
 
@@ -99,7 +104,8 @@ struct model {
 	char			*reason;	/* FAILED: why */
 	char			*last_error;	/* last failure or escalation */
 	uint64_t		 generation;	/* bumps on every start */
-	bool			 draining;	/* set by the switcher */
+	bool			 draining;	/* a switch drains it */
+	bool			 warming;	/* its warm-up inference runs */
 	bool			 removed;	/* stop, then free */
 	char			*images;	/* CHECKPOINTED: images dir */
 
@@ -127,6 +133,18 @@ struct model {
 	struct gpu_saved	*gpu_saved;	/* CUDA-suspended: where it was */
 	uint64_t		 gpus_moved;	/* restored elsewhere: where; 0 no */
 	bool			 start_for_criu; /* next start: CRIU-safe */
+	uint64_t		 step_us;	/* time in engine steps, µs */
+
+	/* What switching.c keeps for the switcher's operations. */
+	uint32_t		 drain_id;	/* the drain the proxy answers */
+	size_t			 drain_waiting;	/* proxies yet to answer */
+	struct op_result	*last_sleep;	/* the last sleep's report */
+	struct op_result	*last_wake;	/* the last wake's report */
+	struct httpc_call	*warm_call;	/* the warm-up inference */
+	bool			 restarting;	/* a crash restart was asked */
+	bool			 evict_pending;	/* after the running operation */
+	struct eviction		 evict_with;
+	bool			 wake_pending;	/* after the running operation */
 };
 TAILQ_HEAD(models, model);
 
@@ -161,6 +179,8 @@ void		 model_set_error(struct model *, const char *);
 void		 model_process_exited(struct model *, const char *reason,
 		    int64_t ran_ms);
 void		 model_clear_crash_loop(struct model *);
+/* A crash restart asked of the switcher ended (ok: the model is ready). */
+void		 model_restart_done(struct model *, bool ok, const char *reason);
 void		 model_phase_record(struct model *, enum evict_step,
 		    int64_t ms);
 
@@ -441,6 +461,14 @@ struct evict_report {
 
 typedef void	(*evict_done_cb)(struct model *, const struct evict_report *,
 		    void *);
+
+/* A copy of an operation's report that outlives it. */
+struct op_result {
+	struct evict_report	 r;		/* reason and log: the copies */
+	char			*reason;
+	char			*log;
+	int64_t			 at_ms;		/* when it ended */
+};
 typedef void	(*evict_progress_cb)(struct model *, const char *phase,
 		    int64_t elapsed_ms, const char *detail, void *);
 
@@ -480,6 +508,8 @@ bool		 evict_busy(const struct model *, enum evict_kind *,
 		    const char **phase);
 /* Stop delivering callbacks for one waiter (its caller is gone). */
 void		 evict_forget(struct model *, void *arg);
+/* Be told when the running operation ends, whatever it is (-1: none). */
+int		 evict_wait(struct model *, evict_done_cb, void *);
 /* The model's process exited while an operation was running. */
 void		 evict_process_exited(struct model *);
 /* Drop every operation at exit, without callbacks. */
@@ -521,8 +551,14 @@ int	journal_encode(const struct journal *, char **, size_t *);
 int	journal_decode(const char *, size_t, struct journal *, char *err,
 	    size_t errlen);
 void	journal_free(struct journal *);
-/* Write atomically (temp file, fsync, rename, fsync dir). */
+/*
+ * Write atomically: a temp file, then rename. durable: fsync the file
+ * before and the directory after, so the write survives a crash of the
+ * machine, not only of the supervisor.
+ */
 int	journal_write_file(const char *dir, const struct journal *,
+	    bool durable, char *err, size_t errlen);
+int	journal_write_buf(const char *dir, const char *, size_t, bool durable,
 	    char *err, size_t errlen);
 /* 1: read; 0: no journal; -1: unreadable (err says why). */
 int	journal_read_file(const char *dir, struct journal *, char *err,
@@ -533,9 +569,11 @@ char	*journal_path(const char *dir);
 
 /* The journal of the live models. */
 void	persist_snapshot(struct supervisor *, struct journal *);
-/* Write soon (coalesced within one loop pass), or now. */
+/* Write soon (coalesced within one loop pass, by the writer thread). */
 void	persist_schedule(struct supervisor *);
+/* Write now, from the loop, durably (fsync); the writer thread ends. */
 void	persist_flush(struct supervisor *);
+void	persist_free(struct supervisor *);
 
 /* ---- adopt.c: re-adoption after a restart ------------------------------ */
 
@@ -611,8 +649,10 @@ struct ctl_call {
 	char			*name;
 	struct eviction		 eviction;
 	int64_t			 start_ms;
-	bool			 prev_manual;	/* PIN: restored on failure */
-	char			*prev_pinned;
+	bool			 ordered;	/* waits for the switcher */
+	int			 phase;		/* last switch phase told, -1 */
+	char			**policies;	/* VALIDATE: its evictions */
+	size_t			 n_policies;
 	TAILQ_ENTRY(ctl_call)	 entry;
 };
 TAILQ_HEAD(ctl_calls, ctl_call);
@@ -628,9 +668,59 @@ struct body *control_op_body(struct model *, const char *key,
 /* An evict_progress_cb that sends progress on the call's id. */
 void	 control_progress_cb(struct model *, const char *, int64_t,
 	    const char *, void *);
-/* The switcher's state string ("idle", "active:a", "switching:a->b"). */
-char	*control_switcher_state(struct supervisor *);
 void	 control_client_gone(struct client *);
+/* {key: text, model, process_state, elapsed_ms, escalated, reason, log,
+ * phases} from an operation's report. */
+struct body *control_op_body(struct model *, const char *key,
+	    const char *text, const struct evict_report *);
+void	 control_call_free(struct ctl_call *);
+
+/* ---- switching.c: the switcher driving the engine ------------------------ */
+
+/*
+ * Make the switcher from the config, tell it what the engine has (models
+ * re-adopted, mode and pin from the journal, the proxy), and start it.
+ */
+void	 switching_init(struct supervisor *);
+void	 switching_free(struct supervisor *);
+/* The model's index in the switcher, -1 if it has none (yet). */
+int	 switching_index(struct supervisor *, const struct model *);
+struct model *switching_model(struct supervisor *, int);
+/* Inputs from the proxy. */
+void	 switching_demand(struct model *, uint32_t queued, uint32_t in_flight,
+	    uint32_t oldest_ms);
+void	 switching_drained(struct supervisor *, const char *, uint32_t);
+void	 switching_proxy(struct supervisor *);
+/* Inputs from the engine. */
+void	 switching_died(struct model *, const char *reason);
+void	 switching_restart(struct model *);
+/* The engine changed m outside the switcher: tell it, now or when the
+ * running operation ends. */
+void	 switching_resync(struct model *);
+void	 switching_watch(struct model *);
+/* A reload replaced sup->conf (old is still the switcher's, or freed). */
+void	 switching_reload(struct supervisor *);
+/* For status, the journal and the proxy. */
+const char *switching_state_string(struct supervisor *, char *, size_t);
+bool	 switching_manual(struct supervisor *);
+const char *switching_pinned(struct supervisor *);
+struct model *switching_active(struct supervisor *);
+bool	 switching_admits(struct supervisor *, const struct model *);
+void	 switching_result_free(struct op_result *);
+
+/* ---- order.c: the operator's orders through the switcher ---------------- */
+
+/* switch, pin, unpin, mode, sleep, wake, eviction set; validate's wake. */
+void	 order_call(struct client *, struct proto_msg *, struct model *);
+/* What the switcher says, for the calls waiting on it. */
+void	 order_ready(struct supervisor *, struct model *);
+void	 order_failed(struct supervisor *, struct model *, const char *);
+void	 order_record(struct supervisor *, const struct switch_record *);
+void	 order_check(struct supervisor *);
+void	 order_progress(struct model *, const char *, int64_t,
+	    const char *, void *);
+/* The switcher was rebuilt: order again what waits. */
+void	 order_rebuilt(struct supervisor *);
 
 /* ---- checkpoint.c: the checkpoint call --------------------------------- */
 
@@ -688,6 +778,10 @@ const char	*body_eviction_debug(const struct eviction *, char *, size_t);
 /* ---- metrics.c ----------------------------------------------------------- */
 
 char	*metrics_text(struct supervisor *);
+/* A finished switch, for the llmux_switch_* metrics. */
+void	 metrics_switch_record(struct supervisor *, const char *from,
+	    const char *to, const struct switch_record *);
+void	 metrics_free(struct supervisor *);
 
 /* ---- reload.c ------------------------------------------------------------ */
 
@@ -719,11 +813,20 @@ struct supervisor {
 	char			*cgroup_root;	/* delegated v2 cgroup, or NULL */
 
 	struct models		 models;
-	/* Interim switcher state until switcher.c lands. */
-	bool			 manual;
-	char			*pinned;
-	struct model		*active;
-	struct switch_op	*switching;
+
+	/* The switcher (switching.c). */
+	struct switcher		*switcher;
+	struct config		*switcher_conf;	/* what it was made from */
+	bool			 switcher_stale; /* a reload waits to rebuild */
+	struct event		*ev_switcher;	/* its one timer */
+	struct event		*ev_rebuild;	/* after a reload */
+	struct event		*ev_pending;	/* operations that waited */
+	struct switch_watch	*watches;	/* switches in progress, timed */
+	size_t			 n_watches;
+	bool			 journal_manual; /* from the journal, for init */
+	char			*journal_pinned;
+	uint32_t		 drain_seq;
+	struct switch_stats	*switch_stats;	/* metrics.c */
 
 	int			 listen_fd;
 	struct role_policy	 roles;
@@ -737,6 +840,7 @@ struct supervisor {
 	uint64_t		 config_generation;
 
 	struct event		*ev_journal;
+	struct persist		*persist;	/* the writer thread */
 	bool			 journal_dirty;
 	uint64_t		 journal_writes;
 	uint64_t		 journal_failures;

@@ -354,6 +354,53 @@ switcher_died(struct switcher *sw, int model, const char *reason, int64_t now)
 		switcher_post_result(sw, SWE_DIED, model, false, reason, now);
 }
 
+void
+switcher_resync(struct switcher *sw, int model, enum switcher_mstate state,
+    const struct eviction *slept_with, int64_t now)
+{
+	struct sw_event	ev;
+
+	if (!switcher_valid(sw, model) || (state != SWM_STOPPED &&
+	    state != SWM_SLEEPING && state != SWM_ACTIVE) ||
+	    (state == SWM_SLEEPING && slept_with == NULL))
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = SWE_RESYNC;
+	ev.model = model;
+	ev.mstate = state;
+	if (slept_with != NULL)
+		ev.eviction = *slept_with;
+	ev.now = now;
+	switcher_post(sw, &ev);
+}
+
+void
+switcher_restart(struct switcher *sw, int model, int64_t now)
+{
+	if (switcher_valid(sw, model))
+		switcher_post_simple(sw, SWE_RESTART, model, now);
+}
+
+void
+switcher_restore_mode(struct switcher *sw, enum switcher_mode mode, int pinned)
+{
+	sw->mode = mode;
+	sw->pinned = mode == SWITCHER_MANUAL && switcher_valid(sw, pinned) ?
+	    pinned : -1;
+}
+
+void
+switcher_restore_cost(struct switcher *sw, int from, int to,
+    const struct cost_ema *e)
+{
+	size_t	row = (size_t)(from + 1);
+
+	if (from < -1 || (from >= 0 && !switcher_valid(sw, from)) ||
+	    !switcher_valid(sw, to) || e->samples == 0)
+		return;
+	sw->costs.v[row * sw->costs.n + (size_t)to] = *e;
+}
+
 /* ---- applying inputs ---------------------------------------------------- */
 
 static struct sw_switch *
@@ -526,6 +573,40 @@ switcher_apply_died(struct switcher *sw, struct sw_event *ev)
 	free(why);
 }
 
+/* The engine says what a model is now, outside any switch. */
+static void
+switcher_apply_resync(struct switcher *sw, struct sw_event *ev)
+{
+	struct sw_model	*m = &sw->m[ev->model];
+
+	if (m->sw >= 0 || (m->state != SWM_STOPPED &&
+	    m->state != SWM_SLEEPING && m->state != SWM_ACTIVE)) {
+		log_debug("resync ignored, the model is switching model=%s "
+		    "state=%s", m->cfg->name, switcher_mstate_name(m->state));
+		return;
+	}
+	switch (ev->mstate) {
+	case SWM_ACTIVE:
+		if (m->state != SWM_ACTIVE) {
+			m->active_since_ms = ev->now;
+			m->last_used_ms = ev->now;
+		}
+		break;
+	case SWM_SLEEPING:
+		m->slept_with = ev->eviction;
+		break;
+	default:
+		m->slept_with = (struct eviction){ WEIGHTS_RETAIN, PROCESS_STOP };
+		break;
+	}
+	if (m->state != ev->mstate)
+		log_debug("resync model=%s from=%s to=%s", m->cfg->name,
+		    switcher_mstate_name(m->state),
+		    switcher_mstate_name(ev->mstate));
+	m->state = ev->mstate;
+	sw->dirty = true;
+}
+
 static void
 switcher_apply(struct switcher *sw, struct sw_event *ev)
 {
@@ -533,8 +614,10 @@ switcher_apply(struct switcher *sw, struct sw_event *ev)
 	case SWE_START:
 		if (!sw->started) {
 			sw->started = true;
-			sw->warming = sw->cfg->warmup && sw->n > 0;
-			for (size_t i = 0; i < sw->n; i++) {
+			sw->warming = sw->cfg->warmup && sw->n > 0 &&
+			    !sw->params.resumed;
+			for (size_t i = 0; i < sw->n && !sw->params.resumed;
+			    i++) {
 				if (sw->m[i].cfg->preload)
 					sw->preload |= SW_BIT(i);
 			}
@@ -564,6 +647,13 @@ switcher_apply(struct switcher *sw, struct sw_event *ev)
 		break;
 	case SWE_DIED:
 		switcher_apply_died(sw, ev);
+		break;
+	case SWE_RESYNC:
+		switcher_apply_resync(sw, ev);
+		break;
+	case SWE_RESTART:
+		/* Woken like a preload: only if it fits as things are. */
+		sw->preload |= SW_BIT(ev->model);
 		break;
 	default:
 		switcher_apply_cmd(sw, ev);

@@ -96,10 +96,15 @@ struct switcher_ops {
 struct switcher_params {
 	double		 context_residue;	/* RESOURCE_CONTEXT_RESIDUE */
 	int64_t		 wake_timeout_ms;	/* warm wakes: 300 s */
+	int64_t		 wake_grace_ms;		/* added to wake deadlines,
+						   so an engine's own
+						   timeouts go first: 0 */
 	int64_t		 backoff_ms;		/* first failure: 2 s */
 	int64_t		 backoff_max_ms;	/* doubling up to 60 s */
 	unsigned	 n_gpus;		/* 0: from the config */
 	bool		 quiet;			/* no info logs per switch */
+	bool		 resumed;		/* a rebuild: no warm-up or
+						   preload at start */
 };
 
 void	 switcher_params_default(struct switcher_params *);
@@ -110,6 +115,14 @@ struct switcher	*switcher_new(const struct config *, const struct switcher_ops *
 void		 switcher_free(struct switcher *);
 /* Warm-up (config warmup) and preload; call once, when ready to serve. */
 void		 switcher_start(struct switcher *, int64_t now_ms);
+/*
+ * Before switcher_start, what an embedder restarted or rebuilt keeps: the
+ * mode and pin (pinned -1: none) and the cost estimates.
+ */
+void		 switcher_restore_mode(struct switcher *, enum switcher_mode,
+		    int pinned);
+void		 switcher_restore_cost(struct switcher *, int from, int to,
+		    const struct cost_ema *);
 
 /* Inputs: demand as the proxy reports it. */
 void	switcher_demand(struct switcher *, int model, uint32_t queued,
@@ -129,6 +142,22 @@ void	switcher_warmed(struct switcher *, int model, bool ok,
 void	switcher_died(struct switcher *, int model, const char *reason,
 	    int64_t now_ms);
 /*
+ * The engine changed a model outside the switcher: re-adoption after a
+ * restart, an operator's checkpoint, restore or validate, a rebuild after a
+ * reload. state is SWM_STOPPED, SWM_SLEEPING (with slept_with) or
+ * SWM_ACTIVE. Ignored while the model is part of a switch or is being
+ * woken, drained or evicted: the switch's own completions say how it ends.
+ */
+void	switcher_resync(struct switcher *, int model, enum switcher_mstate,
+	    const struct eviction *slept_with, int64_t now_ms);
+/*
+ * Wake a model again if it fits beside what is awake without evicting
+ * anything (a crashed model's restart). Answered by ready or failed, or
+ * dropped (logged) when it does not fit or is already awake.
+ */
+void	switcher_restart(struct switcher *, int model, int64_t now_ms);
+
+/*
  * Input: where a model lives now, as a mask of GPUs, when the engine
  * restored it onto other GPUs than its configured ones (CUDA restore with
  * UUID remapping, gpu.allow_migration); 0: back to its configured GPUs.
@@ -139,7 +168,10 @@ void	switcher_model_placed(struct switcher *, int model, uint64_t gpus);
 /*
  * Inputs: operator commands. Each returns 0, or -1 with *cause set (free
  * it). A switch, pin or wake is answered later by ready or failed for the
- * model; a sleep by a switch record with to == -1.
+ * model; a sleep by a switch record with to == -1 (or, when the model was
+ * no longer awake by the time its GPUs were free, by nothing: see
+ * switcher_sleep_pending). A sleeping model may be slept again with the
+ * eviction it sleeps with (no work) or one that stops it.
  */
 int	switcher_cmd_switch(struct switcher *, int model, int64_t now_ms,
 	    char **cause);
@@ -200,6 +232,8 @@ size_t		 switcher_switches(const struct switcher *,
 		    struct switcher_switch_status *, size_t max);
 enum switcher_mode switcher_mode(const struct switcher *);
 int		 switcher_pinned(const struct switcher *);
+/* Is an operator's sleep of the model waiting to start? */
+bool		 switcher_sleep_pending(const struct switcher *, int);
 /* Models ready now, as a mask. */
 uint64_t	 switcher_active(const struct switcher *);
 /* "idle", "active:m", "switching:a->b", "switching:none->b". */

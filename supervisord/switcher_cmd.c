@@ -18,6 +18,14 @@
 
 #include "switcher_int.h"
 
+/* Asleep: the same eviction again (no work) or deeper, to stop. */
+static bool
+switcher_sleep_deeper(const struct sw_model *m, const struct eviction *e)
+{
+	return (e->process == PROCESS_STOP || (e->weights ==
+	    m->slept_with.weights && e->process == m->slept_with.process));
+}
+
 static int
 switcher_cmd_check(struct switcher *sw, int model, char **cause)
 {
@@ -93,7 +101,10 @@ switcher_cmd_sleep(struct switcher *sw, int model, const struct eviction *e,
 		    m->cfg->name);
 		return (-1);
 	}
-	if (m->state != SWM_ACTIVE || m->sw >= 0) {
+	if (m->state == SWM_SLEEPING && m->sw < 0 && e != NULL &&
+	    switcher_sleep_deeper(m, e))
+		;
+	else if (m->state != SWM_ACTIVE || m->sw >= 0) {
 		xasprintf(cause, "model %s is not awake (%s)", m->cfg->name,
 		    m->sw >= 0 ? "switching" : switcher_mstate_name(m->state));
 		return (-1);
@@ -299,9 +310,17 @@ switcher_run_ops(struct switcher *sw, int64_t now)
 		if (!(sw->sleep_pending & SW_BIT(i)))
 			continue;
 		m = &sw->m[i];
-		if (m->state != SWM_ACTIVE || m->sw >= 0) {
-			if (m->sw < 0)
+		if ((m->state != SWM_ACTIVE && !(m->state == SWM_SLEEPING &&
+		    switcher_sleep_deeper(m, &sw->sleep_with[i]))) ||
+		    m->sw >= 0) {
+			if (m->sw < 0) {
 				sw->sleep_pending &= ~SW_BIT(i);
+				if (!sw->params.quiet)
+					log_info("operator sleep dropped, the "
+					    "model is no longer awake model=%s "
+					    "state=%s", m->cfg->name,
+					    switcher_mstate_name(m->state));
+			}
 			continue;
 		}
 		if ((m->gpus & switcher_locked_gpus(sw)) != 0)

@@ -91,6 +91,8 @@ enum sw_event_type {
 	SWE_WOKEN,
 	SWE_WARMED,
 	SWE_DIED,
+	SWE_RESYNC,
+	SWE_RESTART,
 	SWE_CMD_SWITCH,
 	SWE_CMD_PIN,
 	SWE_CMD_UNPIN,
@@ -112,6 +114,7 @@ struct sw_event {
 	struct eviction		 eviction;
 	bool			 eviction_set;
 	enum switcher_mode	 mode;
+	enum switcher_mstate	 mstate;	/* SWE_RESYNC */
 };
 
 /* What switching to a model takes (switcher_plan). */

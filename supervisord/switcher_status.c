@@ -115,6 +115,13 @@ switcher_pinned(const struct switcher *sw)
 	return (sw->pinned);
 }
 
+bool
+switcher_sleep_pending(const struct switcher *sw, int i)
+{
+	return (i >= 0 && (size_t)i < sw->n &&
+	    (sw->sleep_pending & SW_BIT(i)) != 0);
+}
+
 uint64_t
 switcher_active(const struct switcher *sw)
 {

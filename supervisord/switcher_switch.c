@@ -195,9 +195,13 @@ switcher_enter(struct switcher *sw, struct sw_switch *s,
 		    t->slept_with.process == PROCESS_CHECKPOINT ||
 		    t->slept_with.process == PROCESS_STOP;
 
+		int64_t limit = sw->params.wake_timeout_ms;
+
+		/* A warm wake never deserves longer than a cold start. */
+		if (cold || t->startup_timeout_ms < limit)
+			limit = t->startup_timeout_ms;
 		t->state = SWM_WAKING;
-		s->deadline_ms = now + (cold ? t->startup_timeout_ms :
-		    sw->params.wake_timeout_ms);
+		s->deadline_ms = now + limit + sw->params.wake_grace_ms;
 		sw->ops.wake(sw->arg, s->target);
 		break;
 	}

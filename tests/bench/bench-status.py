@@ -23,7 +23,9 @@ def main():
     env = harness.Env("bench-status")
     ok = False
     try:
-        sup = Sup(env, {"a": {}, "b": {}, "c": {}})
+        # Small models, so that one can be awake beside another.
+        small = {"gpu_memory_utilization": 0.3}
+        sup = Sup(env, {"a": dict(small), "b": dict(small), "c": dict(small)})
         sup.start()
         sup.ctl_ok("wake", "a")
         sup.ctl_ok("wake", "b")

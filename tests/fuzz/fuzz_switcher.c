@@ -290,7 +290,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			switcher_timer(fz.sw, fz.now);
 			break;
 		case 9:
-			switcher_died(fz.sw, m, "killed", fz.now);
+			if (b & 0x10)
+				switcher_restart(fz.sw, m, fz.now);
+			else
+				switcher_died(fz.sw, m, "killed", fz.now);
 			break;
 		case 10:
 			switcher_cmd_switch(fz.sw, m, fz.now, &cause);

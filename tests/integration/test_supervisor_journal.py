@@ -19,8 +19,11 @@ def journal(sup):
 
 @harness.test
 def kill9_and_restart_keeps_models(env):
-    sup = Sup(env, {"a": {"args": ["--fake-admin", "--fake-engine-process"]},
-                    "b": {"args": ["--fake-admin"]}, "c": {}})
+    # Small models: a and b are awake side by side.
+    sup = Sup(env, {"a": {"args": ["--fake-admin", "--fake-engine-process"],
+                          "gpu_memory_utilization": 0.3},
+                    "b": {"args": ["--fake-admin"], "gpu_memory_utilization": 0.3},
+                    "c": {"gpu_memory_utilization": 0.3}})
     proc = sup.start()
     sup.ctl_ok("wake", "a")
     sup.ctl_ok("wake", "b")
@@ -69,7 +72,8 @@ def kill9_and_restart_keeps_models(env):
 
 @harness.test
 def dead_processes_are_cleaned_up(env):
-    sup = Sup(env, {"a": {"args": ["--fake-engine-process"]}, "b": {}})
+    sup = Sup(env, {"a": {"args": ["--fake-engine-process"], "gpu_memory_utilization": 0.3},
+                    "b": {"gpu_memory_utilization": 0.3}})
     proc = sup.start()
     sup.ctl_ok("wake", "a")
     sup.ctl_ok("wake", "b")

@@ -44,13 +44,15 @@ def bad_config_keeps_the_old_one(env):
 
 @harness.test
 def reload_adds_removes_and_changes(env):
-    sup = Sup(env, {"a": {}, "b": {}, "c": {}})
+    # Small models: several are awake side by side.
+    small = {"gpu_memory_utilization": 0.3}
+    sup = Sup(env, {"a": dict(small), "b": dict(small), "c": dict(small)})
     sup.start()
     sup.ctl_ok("wake", "a")
     sup.ctl_ok("wake", "b")
     a_pid, b_pid = sup.model("a")["pid"], sup.model("b")["pid"]
     # a changes (new args), b goes, d comes, c stays as it is.
-    models = {"a": {"args": ["--fake-admin"]}, "c": {}, "d": {}}
+    models = {"a": dict(small, args=["--fake-admin"]), "c": dict(small), "d": dict(small)}
     sup.write_config(models)
     rc, body = sup.ctl_json("reload")
     check(rc == 0, body)
@@ -71,7 +73,7 @@ def reload_adds_removes_and_changes(env):
     check(rc == 1 and "Model not found: b" in err, (rc, out, err))
     sup.ctl_ok("wake", "d")
     # SIGHUP reloads too.
-    models["e"] = {}
+    models["e"] = dict(small)
     sup.write_config(models)
     sup.proc.signal(signal.SIGHUP)
     wait_until(lambda: "e" in sup.status()["models"], 10, "e after SIGHUP")

@@ -179,13 +179,22 @@ START_TEST(test_files)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	ck_assert_int_eq(journal_read_file(dir, &k, err, sizeof(err)), 0);
 	fill(&j);
-	ck_assert_int_eq(journal_write_file(dir, &j, err, sizeof(err)), 0);
+	ck_assert_int_eq(journal_write_file(dir, &j, true, err, sizeof(err)), 0);
 	ck_assert_int_eq(journal_read_file(dir, &k, err, sizeof(err)), 1);
 	ck_assert_uint_eq(k.n, 2);
 	journal_free(&k);
 	/* No temp file is left behind. */
 	path = journal_path(dir);
 	snprintf(tmp, sizeof(tmp), "%s/state.tmp", dir);
+	ck_assert_int_eq(stat(tmp, &sb), -1);
+	/* Without fsync (the event loop's writes): the same file. */
+	j.manual = !j.manual;
+	ck_assert_int_eq(journal_write_file(dir, &j, false, err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(journal_read_file(dir, &k, err, sizeof(err)), 1);
+	ck_assert(k.manual == j.manual);
+	ck_assert_uint_eq(k.n, 2);
+	journal_free(&k);
 	ck_assert_int_eq(stat(tmp, &sb), -1);
 	/* A damaged file is reported, not trusted. */
 	f = fopen(path, "w");
@@ -196,7 +205,7 @@ START_TEST(test_files)
 	unlink(path);
 	free(path);
 	/* A directory that cannot be made. */
-	ck_assert_int_eq(journal_write_file("/proc/llmux/x", &j, err,
+	ck_assert_int_eq(journal_write_file("/proc/llmux/x", &j, true, err,
 	    sizeof(err)), -1);
 	journal_free(&j);
 	rmdir(dir);

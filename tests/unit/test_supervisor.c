@@ -97,6 +97,19 @@ START_TEST(test_argv)
 	free(s);
 	spawn_strv_free(v);
 	config_free(c);
+
+	/* Aliases are served names too: the proxy forwards them as sent. */
+	c = load("vllm_command: vllm\nmodels:\n  llama:\n"
+	    "    model_path: /m/l\n    port: 8001\n"
+	    "    aliases: [gpt-4, \"llama-3\"]\n"
+	    "    extra_args: [--max-num-seqs, \"8\"]\n");
+	v = spawn_argv(c, &c->models[0]);
+	s = joined(v);
+	ck_assert_str_eq(s, "vllm serve /m/l --port 8001 --enable-sleep-mode "
+	    "--served-model-name llama gpt-4 llama-3 --max-num-seqs 8");
+	free(s);
+	spawn_strv_free(v);
+	config_free(c);
 }
 END_TEST
 

@@ -162,8 +162,9 @@ config(size_t n, enum policy_type type)
 	cfg.gpu_count = 1;
 }
 
+/* A switcher not started yet (resumed: as after a rebuild). */
 static void
-start(int64_t now)
+create(bool resumed)
 {
 	struct switcher_params	p;
 
@@ -172,8 +173,15 @@ start(int64_t now)
 	switcher_params_default(&p);
 	p.quiet = true;
 	p.wake_timeout_ms = 30000;
+	p.resumed = resumed;
 	f.sw = switcher_new(&cfg, &ops, NULL, &p);
 	ck_assert_ptr_nonnull(f.sw);
+}
+
+static void
+start(int64_t now)
+{
+	create(false);
 	f.now = now;
 	switcher_start(f.sw, now);
 }
@@ -499,7 +507,8 @@ START_TEST(test_wake_hangs)
 }
 END_TEST
 
-/* A warm wake is bounded by wake_timeout_ms (30 s here). */
+/* A warm wake is bounded by wake_timeout_ms (30 s here) and by the
+ * model's startup timeout. */
 START_TEST(test_warm_wake_timeout)
 {
 	config(2, POLICY_FIFO);
@@ -523,6 +532,22 @@ START_TEST(test_warm_wake_timeout)
 	ck_assert_int_eq(f.timer, 50000);
 	timer(50000);
 	ck_assert_uint_eq(count(CALL_FAILED, A), 1);
+	finish();
+
+	/* Nor longer than the model's cold start (its startup timeout). */
+	mc[A].startup_timeout_secs = 8;
+	start(0);
+	f.sync = true;
+	demand(A, 1, 0, 0, 1000);
+	demand(A, 0, 0, 0, 1000);
+	demand(B, 1, 0, 0, 10000);
+	demand(B, 0, 0, 0, 10000);
+	f.sync = false;
+	demand(A, 1, 0, 0, 20000);
+	switcher_drained(f.sw, B, 20000);
+	switcher_evicted(f.sw, B, true, NULL, 20000);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_WAKING);
+	ck_assert_int_eq(f.timer, 28000);
 	finish();
 }
 END_TEST
@@ -1177,6 +1202,158 @@ START_TEST(test_checkpointed_start)
 }
 END_TEST
 
+
+/* ---- what the daemon tells the switcher about the engine ------------------ */
+
+START_TEST(test_restore_and_resync)
+{
+	struct eviction		 off = { WEIGHTS_OFFLOAD, PROCESS_KEEP_RUNNING };
+	struct cost_ema		 e = { 3000, 1 };
+	struct switcher_model_status st;
+
+	config(3, POLICY_FIFO);
+	cfg.warmup = true;
+	mc[C].preload = true;
+	create(true);
+	/* Before the start: what a restarted supervisor re-adopted. */
+	switcher_resync(f.sw, A, SWM_ACTIVE, NULL, 100);
+	switcher_resync(f.sw, C, SWM_SLEEPING, &off, 100);
+	switcher_resync(f.sw, B, SWM_SLEEPING, NULL, 100);	/* refused */
+	switcher_resync(f.sw, B, SWM_WAKING, NULL, 100);	/* refused */
+	switcher_restore_mode(f.sw, SWITCHER_MANUAL, B);
+	switcher_restore_cost(f.sw, A, B, &e);
+	switcher_restore_cost(f.sw, -1, C, &e);
+	f.now = 200;
+	switcher_start(f.sw, 200);
+	/* Resumed: no warm-up, no preload. */
+	ck_assert_uint_eq(count(CALL_WAKE, -1), 0);
+	ck_assert_str_eq(state(), "active:a");
+	ck_assert_int_eq(switcher_model_state(f.sw, B), SWM_STOPPED);
+	switcher_model_status(f.sw, C, &st);
+	ck_assert_int_eq(st.state, SWM_SLEEPING);
+	ck_assert_int_eq(st.slept_with.weights, WEIGHTS_OFFLOAD);
+	ck_assert(st.held > 0.0 && st.held < 0.1);
+	switcher_model_status(f.sw, A, &st);
+	ck_assert_int_eq(st.active_since_ms, 100);
+	ck_assert_int_eq(switcher_mode(f.sw), SWITCHER_MANUAL);
+	ck_assert_int_eq(switcher_pinned(f.sw), B);
+	ck_assert_int_eq(cost_estimate(switcher_costs(f.sw), A, B), 3000);
+	ck_assert_int_eq(cost_estimate(switcher_costs(f.sw), -1, C), 3000);
+	ck_assert_int_eq(cost_estimate(switcher_costs(f.sw), B, A),
+	    COST_INITIAL_MS);
+
+	/* The pinned model's demand wakes it; a resync of a victim in the
+	 * switch is ignored, its own completions say how it ends. */
+	demand(B, 1, 0, 0, 1000);
+	ck_assert_str_eq(state(), "switching:a->b");
+	switcher_resync(f.sw, A, SWM_STOPPED, NULL, 1100);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_ACTIVE);
+	timer(5100);
+	switcher_drained(f.sw, A, 5100);
+	switcher_evicted(f.sw, A, true, NULL, 5200);
+	switcher_woken(f.sw, B, true, NULL, 5300);
+	ck_assert_str_eq(state(), "active:b");
+	/* Outside a switch it takes: a validate left a awake. */
+	switcher_resync(f.sw, A, SWM_ACTIVE, NULL, 6000);
+	ck_assert_str_eq(state(), "active:a,b");
+	switcher_resync(f.sw, A, SWM_STOPPED, NULL, 6100);
+	ck_assert_str_eq(state(), "active:b");
+	/* Out of range: nothing. */
+	switcher_resync(f.sw, 9, SWM_ACTIVE, NULL, 6200);
+	switcher_restore_cost(f.sw, 9, A, &e);
+	switcher_restore_mode(f.sw, SWITCHER_MANUAL, 9);
+	ck_assert_int_eq(switcher_pinned(f.sw), -1);
+	finish();
+}
+END_TEST
+
+START_TEST(test_restart)
+{
+	config(2, POLICY_FIFO);
+	start(0);
+	bring_up(A, 1000);
+	switcher_died(f.sw, A, "killed by signal 9", 2000);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_STOPPED);
+	/* It fits as things are: woken without a request. */
+	switcher_restart(f.sw, A, 2500);
+	ck_assert_uint_eq(count(CALL_WAKE, A), 2);
+	switcher_woken(f.sw, A, true, NULL, 3000);
+	ck_assert_uint_eq(count(CALL_READY, A), 2);
+	/* Awake already: nothing. */
+	switcher_restart(f.sw, A, 3100);
+	ck_assert_uint_eq(count(CALL_WAKE, A), 2);
+	/* b took the GPU: a's restart would need an eviction; dropped. */
+	demand(B, 1, 0, 0, 9000);
+	switcher_drained(f.sw, A, 9000);
+	switcher_evicted(f.sw, A, true, NULL, 9100);
+	switcher_woken(f.sw, B, true, NULL, 9200);
+	switcher_restart(f.sw, A, 9300);
+	ck_assert_uint_eq(count(CALL_WAKE, A), 2);
+	ck_assert_str_eq(state(), "active:b");
+	finish();
+}
+END_TEST
+
+START_TEST(test_sleep_sleeping_and_pending)
+{
+	struct eviction	 off = { WEIGHTS_OFFLOAD, PROCESS_KEEP_RUNNING };
+	struct eviction	 dis = { WEIGHTS_DISCARD, PROCESS_KEEP_RUNNING };
+	struct eviction	 stop = { WEIGHTS_RETAIN, PROCESS_STOP };
+	char		*cause = NULL;
+
+	config(2, POLICY_FIFO);
+	mc[A].gpu_memory_utilization = 0.4;
+	mc[B].gpu_memory_utilization = 0.4;
+	start(0);
+	bring_up(A, 1000);
+	/* b fits beside a: a's sleep waits for b's switch to free the GPU. */
+	demand(B, 1, 0, 0, 2000);
+	ck_assert_str_eq(state(), "switching:none->b");
+	ck_assert_int_eq(switcher_cmd_sleep(f.sw, A, &off, 2100, &cause), 0);
+	ck_assert(switcher_sleep_pending(f.sw, A));
+	ck_assert(!switcher_sleep_pending(f.sw, B));
+	ck_assert(!switcher_sleep_pending(f.sw, 9));
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 0);
+	switcher_woken(f.sw, B, true, NULL, 2500);
+	ck_assert(!switcher_sleep_pending(f.sw, A));
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
+	switcher_drained(f.sw, A, 2600);
+	switcher_evicted(f.sw, A, true, NULL, 2700);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_SLEEPING);
+
+	/* Asleep: the same eviction (no work) or a stop; not another. */
+	ck_assert_int_eq(switcher_cmd_sleep(f.sw, A, &dis, 3000, &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "not awake"));
+	free(cause);
+	cause = NULL;
+	ck_assert_int_eq(switcher_cmd_sleep(f.sw, A, &off, 3000, &cause), 0);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
+	ck_assert_int_eq(last(CALL_EVICT)->model, A);
+	ck_assert_int_eq(last(CALL_EVICT)->e.weights, WEIGHTS_OFFLOAD);
+	switcher_evicted(f.sw, A, true, NULL, 3100);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_SLEEPING);
+	ck_assert_int_eq(last(CALL_RECORD)->rec.to, -1);
+	ck_assert_int_eq(switcher_cmd_sleep(f.sw, A, &stop, 3200, &cause), 0);
+	ck_assert_int_eq(last(CALL_EVICT)->e.process, PROCESS_STOP);
+	switcher_evicted(f.sw, A, true, NULL, 3300);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_STOPPED);
+
+	/* A pending sleep whose model died is dropped, with no record. */
+	bring_up(A, 4000);
+	ck_assert_int_eq(switcher_cmd_sleep(f.sw, B, &off, 4200, &cause), 0);
+	ck_assert_uint_eq(count(CALL_DRAIN, B), 1);
+	ck_assert_int_eq(switcher_cmd_sleep(f.sw, A, &off, 4300, &cause), 0);
+	ck_assert(switcher_sleep_pending(f.sw, A));
+	switcher_died(f.sw, A, "killed by signal 9", 4400);
+	switcher_drained(f.sw, B, 4500);
+	switcher_evicted(f.sw, B, true, NULL, 4600);
+	ck_assert(!switcher_sleep_pending(f.sw, A));
+	ck_assert_int_eq(last(CALL_RECORD)->rec.from, B);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
+	finish();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1215,6 +1392,9 @@ main(void)
 	tcase_add_test(tc, test_time_slice_in_switcher);
 	tcase_add_test(tc, test_policy_without_cooldown);
 	tcase_add_test(tc, test_checkpointed_start);
+	tcase_add_test(tc, test_restore_and_resync);
+	tcase_add_test(tc, test_restart);
+	tcase_add_test(tc, test_sleep_sleeping_and_pending);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

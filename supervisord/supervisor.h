@@ -124,6 +124,7 @@ struct model {
 	uint32_t		 queued;
 	uint32_t		 in_flight;
 	uint32_t		 oldest_ms;
+	int64_t			 demand_ms;	/* when it came */
 
 	struct phase_stat	 phases[STEP__COUNT];
 	uint32_t		 escalations;

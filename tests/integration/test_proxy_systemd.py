@@ -2,10 +2,8 @@
 systemd (LISTEN_FDS), and a restart (SIGTERM, then a new process on the
 same socket) refuses no connection and finishes the streams in flight."""
 import json
-import os
 import signal
 import socket
-import sys
 import threading
 
 import harness
@@ -14,20 +12,10 @@ from fakesup import READY_S, state_msg
 from proxykit import Stack, start_upstub
 
 
-# What systemd does before exec: the socket as fd 3, LISTEN_* naming it.
-ACTIVATE = """
-import os, sys
-fd, names = int(sys.argv[1]), sys.argv[2]
-os.dup2(fd, 3)
-os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES=names)
-os.execv(sys.argv[3], sys.argv[3:])
-"""
-
-
 def spawn_activated(env, st, name, lsock, names="proxy"):
     fd = lsock.fileno()
-    argv = [sys.executable, "-c", ACTIVATE, str(fd), names, harness.binary("llmux-proxyd"),
-            "-v", "--socket", st.sock]
+    argv = harness.activated([harness.binary("llmux-proxyd"), "-v", "--socket", st.sock],
+                             fd, names)
     return env.spawn(name, argv, pass_fds=(fd,))
 
 

@@ -54,6 +54,7 @@ struct pconf {
 	uint64_t	 max_body_bytes;
 	uint32_t	 max_header_bytes;
 	uint32_t	 max_connections;
+	uint32_t	 upstream_timeout_secs;	/* 0: none */
 	char		**api_keys;
 	size_t		 n_api_keys;
 	char		*admin_token;

@@ -367,7 +367,7 @@ def request_bytes(req):
         path = "/v1/completions"
     if req["stream"]:
         body["stream"] = True
-    data = json.dumps(body).encode()
+    data = json.dumps(body).encode() if req.get("raw") is None else req["raw"]
     return (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Connection: close\r\nContent-Length: %d\r\n\r\n" % (path.encode(), len(data))) + data
 
@@ -380,20 +380,22 @@ class Client:
         self.ledger = ledger
         self.timeout = timeout
 
-    def new(self, model, stream=False, max_tokens=8, text=None, chat=True, served_by=None):
+    def new(self, model, stream=False, max_tokens=8, text=None, chat=True, served_by=None,
+            raw=None):
         n = self.ledger.begin()
         req = {"n": n, "model": model, "stream": stream, "max_tokens": max_tokens,
-               "text": text or "request %d for %s" % (n, model), "chat": chat}
+               "text": text or "request %d for %s" % (n, model), "chat": chat, "raw": raw}
         if served_by is not None:
             req["served_by"] = served_by
         return req
 
     def send(self, model, stream=False, max_tokens=8, text=None, chat=True, abandon_after=None,
-             timeout=None, served_by=None, on_sent=None):
+             timeout=None, served_by=None, on_sent=None, raw=None):
         """One request; its Outcome (also in the ledger). abandon_after: for
         a stream, leave after that many events; 0 leaves as soon as it is
-        sent (queued requests), after on_sent() if given."""
-        req = self.new(model, stream, max_tokens, text, chat, served_by)
+        sent (queued requests), after on_sent() if given. raw: these bytes
+        as the body instead of a request for model."""
+        req = self.new(model, stream, max_tokens, text, chat, served_by, raw)
         deadline = time.monotonic() + (timeout or self.timeout)
         resp = Response()
         exc = None

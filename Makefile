@@ -182,8 +182,10 @@ demo: all
 bench-policies: $(BUILD)/bin/llmux-sim
 	@tests/bench/bench-policies.py $(BUILD) $(BENCH_ARGS)
 
-bench:
-	@echo "make bench: benchmarks are not written yet"
+# Every benchmark below, then docs/benchmarks.md rewritten with the figures
+# (BENCH_ARGS=--quick for short runs, --only proxy,switch for some).
+bench: $(BINS) $(BUILD)/bench/bench_status
+	@tests/bench/bench-all.py $(BUILD) $(BENCH_ARGS)
 
 # llmux-proxyd against llmux-fakevllm directly and nginx (FAKEVLLM=path to
 # use another llmux-fakevllm; BENCH_ARGS=--quick for a short run).

@@ -206,6 +206,39 @@ front_active_requests(void)
 	return (front_active);
 }
 
+/*
+ * Shutting down, may the proxy exit now? Not while a request is forwarded,
+ * nor while a connection has a request in progress (being read, queued,
+ * or its answer being written: a 503 for a queued one included), nor
+ * while one accepted before the signal has not sent its first request:
+ * it came before the socket was handed over, so it is answered here. A
+ * connection that has been answered and is idle is closed.
+ */
+bool
+front_settled(void)
+{
+	struct fconn		*fc;
+	struct bufferevent	*bev;
+
+	if (front_active > 0)
+		return (false);
+	TAILQ_FOREACH(fc, &front_conns, entry) {
+		bev = evhtp_connection_get_bev(fc->conn);
+		if (fc->pr != NULL || fc->served == 0 || (bev != NULL &&
+		    evbuffer_get_length(bufferevent_get_input(bev)) > 0))
+			return (false);
+	}
+	return (true);
+}
+
+/* After a request or a connection ends: exit if that was the last. */
+static void
+front_exit_check(void)
+{
+	if (proxy_exiting && front_settled())
+		event_base_loopexit(proxy_base, NULL);
+}
+
 /* Remember an answer to give before the body is read; the hook fails. */
 static evhtp_res
 front_early(struct fconn *fc, int status, enum reject_code code,
@@ -280,6 +313,27 @@ static evhtp_res	front_on_headers(evhtp_request_t *, evhtp_headers_t *,
 			    void *);
 static evhtp_res	front_on_conn_fini(evhtp_connection_t *, void *);
 
+/*
+ * libevhtp, resuming a paused request whose answer is not all written yet,
+ * marks the connection WAITING: the next write callback only clears the
+ * mark, and the request is finished (kept alive, or closed after a
+ * Connection: close answer) by a write callback after that, which nothing
+ * brings once the answer is out. A 503 for a queued request would leave
+ * its connection open that way. So that callback asks for one more.
+ */
+static evhtp_res
+front_on_write(evhtp_connection_t *conn, void *arg)
+{
+	struct bufferevent	*bev = evhtp_connection_get_bev(conn);
+
+	if ((conn->flags & EVHTP_CONN_FLAG_WAITING) && conn->request != NULL &&
+	    (conn->request->flags & EVHTP_REQ_FLAG_FINISHED) && bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
+	return (EVHTP_RES_OK);
+}
+
 static evhtp_res
 front_post_accept(evhtp_connection_t *conn, void *arg)
 {
@@ -304,6 +358,8 @@ front_post_accept(evhtp_connection_t *conn, void *arg)
 	    (evhtp_hook)front_on_headers, fc);
 	evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini,
 	    (evhtp_hook)front_on_conn_fini, fc);
+	evhtp_connection_set_hook(conn, evhtp_hook_on_write,
+	    (evhtp_hook)front_on_write, fc);
 	front_accept_update();
 	return (EVHTP_RES_OK);
 }
@@ -351,6 +407,7 @@ front_on_conn_fini(evhtp_connection_t *conn, void *arg)
 	free(fc->early_msg);
 	free(fc);
 	front_accept_update();
+	front_exit_check();
 	return (EVHTP_RES_OK);
 }
 
@@ -550,14 +607,14 @@ front_on_request_fini(evhtp_request_t *req, void *arg)
 	front_set_done(pr);
 	if (pr->fc != NULL) {
 		pr->fc->pr = NULL;
+		pr->fc->served++;
 		pr->fc->hdr_bytes = 0;
 		if ((bev = evhtp_request_get_bev(req)) != NULL)
 			bufferevent_set_timeouts(bev, &front_idle_timeout,
 			    NULL);
 	}
 	free(pr);
-	if (proxy_exiting && front_active == 0)
-		event_base_loopexit(proxy_base, NULL);
+	front_exit_check();
 	return (EVHTP_RES_OK);
 }
 

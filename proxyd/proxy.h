@@ -137,6 +137,7 @@ struct preq {
 struct fconn {
 	evhtp_connection_t	*conn;
 	struct preq		*pr;		/* current request */
+	uint64_t		 served;	/* requests answered */
 	uint32_t		 hdr_bytes;	/* of the current head */
 	int			 early_status;	/* answer then close */
 	enum reject_code	 early_code;
@@ -188,6 +189,8 @@ void		 front_mark_upstream(struct preq *);
 void		 front_finish(struct preq *);
 void		 front_stop_accepting(void);
 uint32_t	 front_active_requests(void);
+/* Shutting down: nothing forwarded, no connection waiting for an answer. */
+bool		 front_settled(void);
 void		 front_shutdown(void);
 void		 front_metrics_view(struct metrics_proxy_view *);
 void		 front_count_reject(enum reject_code);

@@ -212,8 +212,11 @@ def idle_ttl_puts_a_model_to_sleep(env):
 
 @harness.test
 def max_sleeping_stops_the_least_recently_used(env):
-    s = Stack(env, {"a": {"eviction": OFFLOAD}, "b": {"eviction": OFFLOAD},
-                    "c": {"eviction": OFFLOAD}}, extra="max_sleeping: 1\n").start()
+    # Each answer takes 100 ms (4 tokens): longer than the proxy's 50 ms
+    # coalescing of demand, so that a's last use is reported before b's.
+    slow = {"eviction": OFFLOAD, "args": ["--fake-token-ms", "25"]}
+    s = Stack(env, {"a": dict(slow), "b": dict(slow), "c": dict(slow)},
+              extra="max_sleeping: 1\n").start()
     for m in ("a", "b", "c"):
         s.served(m)
     # a and b asleep with their processes: one too many; a was used last

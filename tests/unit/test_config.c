@@ -21,6 +21,7 @@
 #include "config.h"
 #include "config_int.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 /* ---- helpers ------------------------------------------------------- */
 
@@ -1801,11 +1802,5 @@ config_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(config_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(config_suite()));
 }

@@ -19,6 +19,7 @@
 #include "supervisord/sha256.h"
 #include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 static const char *
 hash(const void *data, size_t len, size_t piece)
@@ -431,8 +432,6 @@ main(void)
 {
 	Suite	*s = suite_create("gpu");
 	TCase	*tc = tcase_create("gpu");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_sha256);
 	tcase_add_test(tc, test_manifest_roundtrip);
@@ -444,9 +443,5 @@ main(void)
 	tcase_add_test(tc, test_criu_version);
 	tcase_add_test(tc, test_missing_driver);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? 0 : 1);
+	return (unit_run(s));
 }

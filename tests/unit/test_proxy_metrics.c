@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "proxyd/metrics.h"
+#include "unit.h"
 
 static char *
 format(const struct metrics_model_view *v, size_t n,
@@ -125,17 +126,11 @@ main(void)
 {
 	Suite	*s = suite_create("proxy_metrics");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_seed_names);
 	tcase_add_test(tc, test_histogram);
 	tcase_add_test(tc, test_escaping);
 	tcase_add_test(tc, test_no_models);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

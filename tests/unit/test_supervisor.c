@@ -15,6 +15,7 @@
 
 #include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 static struct config *
 load(const char *yaml)
@@ -588,8 +589,6 @@ main(void)
 {
 	Suite	*s = suite_create("supervisor");
 	TCase	*tc = tcase_create("pure");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_argv);
 	tcase_add_test(tc, test_names_served_model);
@@ -609,9 +608,5 @@ main(void)
 	tcase_add_test(tc, test_reload_changed);
 	tcase_add_test(tc, test_validate_text);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? 0 : 1);
+	return (unit_run(s));
 }

@@ -151,8 +151,8 @@ START_TEST(test_manifest_refusals)
 	refused("", "empty");
 	refused("# just a comment\n", "empty");
 	refused("llmux-state 1\n", "not an llmux checkpoint manifest");
-	refused("llmux-checkpoint 2\n", "version 2 is not 1");
-	refused("llmux-checkpoint one\n", "not a number");
+	refused("llmux-checkpoint 2\n", "checkpoint manifest version 2");
+	refused("llmux-checkpoint one\n", "expected a number");
 	refused("llmux-checkpoint 1\nmachine driver=x\n", "no model or machine");
 	refused("llmux-checkpoint 1\nmodel name=a\n", "no model or machine");
 	refused(HEAD "model name=b\n", "key 'name' appears twice");
@@ -160,7 +160,7 @@ START_TEST(test_manifest_refusals)
 	refused("llmux-checkpoint 1\nmodel name=a%00\n", "bad escape");
 	refused("llmux-checkpoint 1\nmodel name=a port=70000\n", "out of range");
 	refused("llmux-checkpoint 1\nmodel name=a eviction=x+y\n", "not W+P");
-	refused("llmux-checkpoint 1\nmodel noequals\n", "is not key=value");
+	refused("llmux-checkpoint 1\nmodel noequals\n", "expected key=value");
 	refused(HEAD "file name=a " SHA "\nfile name=a " SHA "\n",
 	    "file listed twice");
 	refused(HEAD "file name=../etc " SHA "\n", "plain name");

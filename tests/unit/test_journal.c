@@ -108,10 +108,10 @@ refused(const char *text, const char *why)
 
 START_TEST(test_refusals)
 {
-	refused("", "empty journal");
-	refused("# only a comment\n", "empty journal");
+	refused("", "empty state journal");
+	refused("# only a comment\n", "empty state journal");
 	refused("not-llmux 1\n", "not an llmux state journal");
-	refused("llmux-state 2\n", "journal version 2");
+	refused("llmux-state 2\n", "state journal version 2");
 	refused("llmux-state x\n", "expected a number");
 	refused("llmux-state 1\nmodel pid=1\n", "without a name");
 	refused("llmux-state 1\nmodel name=a\nmodel name=a\n", "twice");

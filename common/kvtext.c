@@ -11,49 +11,20 @@
 #include "xmalloc.h"
 
 void
-kvt_add(struct kvt_buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		while (b->len + n + 1 > b->cap)
-			b->cap = b->cap == 0 ? 1024 : b->cap * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void
-kvt_printf(struct kvt_buf *b, const char *fmt, ...)
-{
-	char	*s;
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		abort();
-	kvt_add(b, s, (size_t)n);
-	free(s);
-}
-
-void
-kvt_kv(struct kvt_buf *b, const char *key, const char *v)
+kvt_kv(struct strbuf *b, const char *key, const char *v)
 {
 	static const char	hex[] = "0123456789ABCDEF";
 	char			enc[3];
 
-	kvt_printf(b, " %s=", key);
+	strbuf_printf(b, " %s=", key);
 	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
 		if (*p <= ' ' || *p > '~' || *p == '%' || *p == '=') {
 			enc[0] = '%';
 			enc[1] = hex[*p >> 4];
 			enc[2] = hex[*p & 15];
-			kvt_add(b, enc, 3);
+			strbuf_add(b, enc, 3);
 		} else
-			kvt_add(b, (const char *)p, 1);
+			strbuf_add(b, (const char *)p, 1);
 	}
 }
 

@@ -18,18 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Writing: a growing buffer, always NUL-terminated. */
-struct kvt_buf {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-};
+#include "strbuf.h"
 
-void	kvt_add(struct kvt_buf *, const char *, size_t);
-void	kvt_printf(struct kvt_buf *, const char *, ...)
-	    __attribute__((format(printf, 2, 3)));
-/* " key=value" with the value percent-encoded. */
-void	kvt_kv(struct kvt_buf *, const char *key, const char *value);
+/* Writing (into a strbuf): " key=value" with the value percent-encoded. */
+void	kvt_kv(struct strbuf *, const char *key, const char *value);
 
 /* Reading: where errors go, and the line being read. */
 struct kvt_dec {

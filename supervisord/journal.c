@@ -35,34 +35,34 @@
 int
 journal_encode(const struct journal *j, char **out, size_t *outlen)
 {
-	struct kvt_buf	b = { NULL, 0, 0 };
+	struct strbuf	b = STRBUF_INIT;
 	char		ev[64];
 
-	kvt_printf(&b, "# llmux supervisor state; written by "
+	strbuf_printf(&b, "# llmux supervisor state; written by "
 	    "llmux-supervisord on every change, read at its start\n");
-	kvt_printf(&b, "llmux-state %d\n", JOURNAL_VERSION);
-	kvt_printf(&b, "switcher manual=%d", j->manual ? 1 : 0);
+	strbuf_printf(&b, "llmux-state %d\n", JOURNAL_VERSION);
+	strbuf_printf(&b, "switcher manual=%d", j->manual ? 1 : 0);
 	if (j->pinned != NULL)
 		kvt_kv(&b, "pinned", j->pinned);
 	if (j->active != NULL)
 		kvt_kv(&b, "active", j->active);
-	kvt_add(&b, "\n", 1);
+	strbuf_add(&b, "\n", 1);
 	for (size_t i = 0; i < j->n; i++) {
 		const struct journal_entry *e = &j->v[i];
 
-		kvt_add(&b, "model", 5);
+		strbuf_add(&b, "model", 5);
 		kvt_kv(&b, "name", e->name);
-		kvt_printf(&b, " pid=%d start=%llu state=%s generation=%llu "
+		strbuf_printf(&b, " pid=%d start=%llu state=%s generation=%llu "
 		    "port=%u tp=%u", (int)e->pid,
 		    (unsigned long long)e->start_time,
 		    model_pstate_name(e->pstate),
 		    (unsigned long long)e->generation, (unsigned)e->port,
 		    e->tp);
 		if (e->has_sleeping)
-			kvt_printf(&b, " sleeping=%s", eviction_format(
+			strbuf_printf(&b, " sleeping=%s", eviction_format(
 			    &e->sleeping, ev, sizeof(ev)));
 		if (e->has_override)
-			kvt_printf(&b, " override=%s", eviction_format(
+			strbuf_printf(&b, " override=%s", eviction_format(
 			    &e->override, ev, sizeof(ev)));
 		if (e->busy != NULL)
 			kvt_kv(&b, "busy", e->busy);
@@ -72,7 +72,7 @@ journal_encode(const struct journal *j, char **out, size_t *outlen)
 			kvt_kv(&b, "images", e->images);
 		if (e->reason != NULL)
 			kvt_kv(&b, "reason", e->reason);
-		kvt_add(&b, "\n", 1);
+		strbuf_add(&b, "\n", 1);
 	}
 	if (b.len > JOURNAL_MAX_BYTES) {
 		free(b.p);

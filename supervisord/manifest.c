@@ -37,33 +37,33 @@
 int
 manifest_encode(const struct manifest *m, char **out, size_t *outlen)
 {
-	struct kvt_buf	b = { NULL, 0, 0 };
+	struct strbuf	b = STRBUF_INIT;
 	char		ev[64];
 
-	kvt_printf(&b, "# llmux checkpoint manifest: the images of this "
+	strbuf_printf(&b, "# llmux checkpoint manifest: the images of this "
 	    "directory and the machine they were made on\n");
-	kvt_printf(&b, "llmux-checkpoint %d\n", MANIFEST_VERSION);
-	kvt_add(&b, "model", 5);
+	strbuf_printf(&b, "llmux-checkpoint %d\n", MANIFEST_VERSION);
+	strbuf_add(&b, "model", 5);
 	kvt_kv(&b, "name", m->model != NULL ? m->model : "");
 	kvt_kv(&b, "path", m->model_path != NULL ? m->model_path : "");
-	kvt_printf(&b, " port=%u tp=%u", m->port, m->tp);
+	strbuf_printf(&b, " port=%u tp=%u", m->port, m->tp);
 	if (m->has_eviction)
-		kvt_printf(&b, " eviction=%s", eviction_format(&m->eviction, ev,
+		strbuf_printf(&b, " eviction=%s", eviction_format(&m->eviction, ev,
 		    sizeof(ev)));
-	kvt_add(&b, "\nmachine", 8);
+	strbuf_add(&b, "\nmachine", 8);
 	kvt_kv(&b, "driver", m->driver != NULL ? m->driver : "none");
-	kvt_printf(&b, " cuda=%d gpus=%zu created=%lld\n", m->cuda, m->ngpus,
+	strbuf_printf(&b, " cuda=%d gpus=%zu created=%lld\n", m->cuda, m->ngpus,
 	    (long long)m->created);
 	for (size_t i = 0; i < m->ngpus; i++) {
-		kvt_printf(&b, "gpu index=%u", m->gpus[i].index);
+		strbuf_printf(&b, "gpu index=%u", m->gpus[i].index);
 		kvt_kv(&b, "name", m->gpus[i].name);
 		kvt_kv(&b, "uuid", m->gpus[i].uuid);
-		kvt_add(&b, "\n", 1);
+		strbuf_add(&b, "\n", 1);
 	}
 	for (size_t i = 0; i < m->nfiles; i++) {
-		kvt_add(&b, "file", 4);
+		strbuf_add(&b, "file", 4);
 		kvt_kv(&b, "name", m->files[i].name);
-		kvt_printf(&b, " size=%llu sha256=%s\n",
+		strbuf_printf(&b, " size=%llu sha256=%s\n",
 		    (unsigned long long)m->files[i].size, m->files[i].sha256);
 	}
 	if (b.len > MANIFEST_MAX_BYTES) {

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "prom.h"
 #include "proxyd/metrics.h"
 #include "unit.h"
 
@@ -99,7 +100,7 @@ START_TEST(test_escaping)
 	HAS(t, "llmux_in_flight{model=\"a\\\"b\\\\c\\nd\"} 0\n");
 	free(t);
 	/* A short buffer truncates, never overflows. */
-	ck_assert_str_eq(metrics_escape("\"\"\"\"\"", buf, sizeof(buf)),
+	ck_assert_str_eq(prom_label("\"\"\"\"\"", buf, sizeof(buf)),
 	    "\\\"\\\"\\\"");
 	ck_assert_str_eq(metrics_reject_name(REJ__COUNT), "unknown");
 	ck_assert_str_eq(metrics_upstream_error_name(UPERR_CONNECT), "connect");

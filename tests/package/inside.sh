@@ -2,10 +2,11 @@
 # inside.sh -- the install test's half that runs in the booted Debian 12
 # container (systemd is PID 1 there), as root, started by test_install.sh
 # through a oneshot unit. Arguments in /root/inside.args: the kind (deb or
-# rpm), the package file and three free ports (proxy, control API, model).
-# Prints one line per check and RESULT PASS or RESULT FAIL last.
+# rpm), the package file, a newer version of it (for the upgrade) and three
+# free ports (proxy, control API, model). Prints one line per check and
+# RESULT PASS or RESULT FAIL last.
 set -u
-read -r kind pkg pport aport mport < /root/inside.args
+read -r kind pkg newer pport aport mport < /root/inside.args
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 fails=0
 
@@ -40,6 +41,18 @@ chat() {
 	is "$code" 200 && grep -q '"choices"' /tmp/chat.json
 }
 unit_path() { systemctl show -P FragmentPath "$1"; }
+mainpid() { systemctl show -P MainPID "$1"; }
+alive() { [ -n "$1" ] && kill -0 "$1"; }
+# diagnose WHAT: the daemons' journal, the status and the processes.
+diagnose() {
+	echo "--- for $1:"
+	journalctl --no-pager -u llmux-supervisord -u llmux-proxyd | tail -40
+	llmuxctl status
+	cat /var/log/llmux/*.log 2>/dev/null | tail -20
+	ps -eo pid,ppid,user,cgroup:60,args | grep -v ' ps -eo' |
+	    grep -E 'llmux|PID'
+	echo "---"
+}
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups "$@"; }
 
 echo "install test: $kind $pkg, inside systemd $(systemctl --version | head -1 | cut -d' ' -f2) as PID 1"
@@ -57,7 +70,13 @@ if [ "$kind" = deb ]; then
 	    llmux-supervisord.service llmux-proxyd.socket \
 	    llmux-proxyd-admin.socket llmux-proxyd.service
 else
-	check "rpm installed the package (outside, with --nodeps)" rpm -q llmux
+	# Debian's rpm holds none of the dependencies (apt installed them):
+	# --nodeps. The scriptlets run here, under systemd.
+	rpm --initdb
+	check "rpm installs the .rpm (--nodeps)" rpm -i --nodeps "/root/$pkg"
+	check "the presets enabled the units (Debian's: enable)" \
+	    systemctl is-enabled llmux-supervisord.service \
+	    llmux-proxyd.socket llmux-proxyd-admin.socket
 fi
 
 # ---- files, users, directories -----------------------------------------
@@ -124,16 +143,12 @@ check "the supervisor's socket is 660 root:llmux" \
     is "$(stat -c '%a %U %G' /run/llmux/supervisor.sock)" "660 root llmux"
 check "the socket's ACL admits llmux-admin" bash -c \
     'getfacl -p /run/llmux/supervisor.sock | grep -q "^group:llmux-admin:rw-"'
-# The supervisor starts models on an operator's wake here; the proxy's
-# demand starts them once the switcher drives it.
-check "llmuxctl wake tiny starts the model" llmuxctl wake tiny
-check "a request through the proxy is served by the fake model" chat tiny
+check "no model runs before the first request" \
+    bash -c '! pgrep -f "llmux-fakevllm serve"'
+check "a request through the proxy starts the model and is served" chat tiny
+check "a request by the model's alias is served" chat small
 if [ $fails -gt 0 ]; then
-	echo "--- the daemons' journal, for the failure above:"
-	journalctl --no-pager -u llmux-supervisord -u llmux-proxyd | tail -40
-	llmuxctl status
-	cat /var/log/llmux/*.log 2>/dev/null | tail -20
-	echo "---"
+	diagnose "the failure above"
 fi
 check "the proxy was socket-activated and runs as llmux" \
     is "$(ps -o user= -p "$(systemctl show -P MainPID llmux-proxyd.service)")" llmux
@@ -158,7 +173,7 @@ check "the control API answers" \
 # ---- restarts and reloads keep the model --------------------------------
 check "restart the supervisor" systemctl restart llmux-supervisord.service
 check "the model process survived the restart (KillMode=process)" \
-    kill -0 "${model_pid:-0}"
+    alive "$model_pid"
 check "re-adopted: the same pid serves" bash -c \
     "llmuxctl --json status | grep -Eq '\"pid\": *${model_pid:-0}[,}]'"
 check "served after the supervisor's restart" eventually 30 chat tiny
@@ -170,6 +185,60 @@ check "the supervisor is still active" systemctl is-active llmux-supervisord.ser
 for u in llmux-proxyd.service llmux-supervisord.service; do
 	echo "security: $u $(systemd-analyze security --no-pager "$u" 2>&1 | tail -1)"
 done
+
+# ---- upgrade: a reinstall, then a newer version, keep the model ----------
+# upgrade DESCRIPTION VERSION COMMAND...: the package manager's upgrade
+# restarts both daemons, keeps the proxy's sockets open and the model
+# process running, re-adopted by the new supervisor.
+upgrade() {
+	local desc=$1 want=$2 sup proxy sock have
+	shift 2
+	sup=$(mainpid llmux-supervisord.service)
+	proxy=$(mainpid llmux-proxyd.service)
+	sock=$(systemctl show -P ActiveEnterTimestampMonotonic llmux-proxyd.socket)
+	model_pid=$(pgrep -u llmux-engine -f 'llmux-fakevllm serve tiny' | head -1)
+	check "$desc" "$@"
+	if [ "$kind" = deb ]; then
+		have=$(dpkg-query -W -f '${Version}' llmux)
+	else
+		have=$(rpm -q --qf '%{VERSION}-%{RELEASE}' llmux)
+	fi
+	check "$desc: version $want installed" is "$have" "$want"
+	check "$desc: the supervisor was restarted" bash -c \
+	    "systemctl is-active -q llmux-supervisord.service && \
+	    [ \"\$(systemctl show -P MainPID llmux-supervisord.service)\" != '$sup' ]"
+	check "$desc: the proxy was restarted" bash -c \
+	    "[ \"\$(systemctl show -P MainPID llmux-proxyd.service)\" != '$proxy' ]"
+	check "$desc: the proxy's socket stayed open" is \
+	    "$(systemctl show -P ActiveEnterTimestampMonotonic llmux-proxyd.socket)" "$sock"
+	check "$desc: the model process kept running" alive "$model_pid"
+	check "$desc: re-adopted: the same pid serves" eventually 30 bash -c \
+	    "llmuxctl --json status | grep -Eq '\"pid\": *${model_pid:-0}[,}]'"
+	check "$desc: served" eventually 30 chat tiny
+	check "$desc: served by the alias" chat small
+	check "$desc: the configuration was kept" \
+	    grep -q "port: $mport" /etc/llmux/llmux.yaml
+	if [ $fails -gt 0 ]; then
+		diagnose "$desc"
+	fi
+}
+if [ "$kind" = deb ]; then
+	debver=$(dpkg-query -W -f '${Version}' llmux)
+	newver=$(dpkg-deb -f "/root/$newer" Version)
+	upgrade "apt-get install --reinstall (the same version)" "$debver" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall \
+	    --no-install-recommends "/root/$pkg"
+	upgrade "apt-get install of a newer version" "$newver" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends "/root/$newer"
+else
+	rpmver=$(rpm -q --qf '%{VERSION}-%{RELEASE}' llmux)
+	newver=$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "/root/$newer")
+	upgrade "rpm --reinstall (the same version)" "$rpmver" \
+	    rpm --reinstall --nodeps "/root/$pkg"
+	upgrade "rpm -U of a newer version" "$newver" \
+	    rpm -U --nodeps "/root/$newer"
+fi
 
 # ---- remove ------------------------------------------------------------
 as llmux-engine touch /var/lib/llmux-engine/model-cache
@@ -183,6 +252,9 @@ else
 fi
 check "the units are gone" bash -c '! systemctl cat llmux-supervisord.service'
 check "the models were stopped" bash -c '! pgrep -f "llmux-fakevllm serve"'
+if [ $fails -gt 0 ]; then
+	diagnose "the removal"
+fi
 check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
 
 if [ $fails -eq 0 ]; then

@@ -43,6 +43,11 @@ chat() {
 unit_path() { systemctl show -P FragmentPath "$1"; }
 mainpid() { systemctl show -P MainPID "$1"; }
 alive() { [ -n "$1" ] && kill -0 "$1"; }
+# The model's processes (anchored: a shell whose command line holds the
+# pattern must not count).
+model_pids() { pgrep -u llmux-engine -f '^/usr/bin/llmux-fakevllm serve tiny'; }
+no_model() { ! pgrep -f '^/usr/bin/llmux-fakevllm serve' > /dev/null; }
+no_supervisor() { ! pgrep -f '^/usr/sbin/llmux-supervisord' > /dev/null; }
 # diagnose WHAT: the daemons' journal, the status and the processes.
 diagnose() {
 	echo "--- for $1:"
@@ -114,7 +119,8 @@ check "/run/llmux lets llmux-admin use new sockets (default ACL)" bash -c \
     'getfacl -p /run/llmux | grep -qx "default:group:llmux-admin:rw-"'
 
 # ---- configure: llmux-fakevllm for vLLM, free ports --------------------
-cat > /etc/llmux/llmux.yaml <<YAML
+configure() {
+	cat > /etc/llmux/llmux.yaml <<YAML
 vllm_command: /usr/bin/llmux-fakevllm
 port: $pport
 admin_port: $aport
@@ -126,13 +132,15 @@ models:
     extra_args: [--fake-fast]
     aliases: [small]
 YAML
-mkdir -p /etc/systemd/system/llmux-proxyd.socket.d \
-    /etc/systemd/system/llmux-proxyd-admin.socket.d
-printf '[Socket]\nListenStream=\nListenStream=%s\n' "$pport" \
-    > /etc/systemd/system/llmux-proxyd.socket.d/port.conf
-printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$aport" \
-    > /etc/systemd/system/llmux-proxyd-admin.socket.d/port.conf
-systemctl daemon-reload
+	mkdir -p /etc/systemd/system/llmux-proxyd.socket.d \
+	    /etc/systemd/system/llmux-proxyd-admin.socket.d
+	printf '[Socket]\nListenStream=\nListenStream=%s\n' "$pport" \
+	    > /etc/systemd/system/llmux-proxyd.socket.d/port.conf
+	printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$aport" \
+	    > /etc/systemd/system/llmux-proxyd-admin.socket.d/port.conf
+	systemctl daemon-reload
+}
+configure
 
 # ---- start as the units do ---------------------------------------------
 check "the supervisor starts (Type=notify: READY=1)" \
@@ -143,8 +151,7 @@ check "the supervisor's socket is 660 root:llmux" \
     is "$(stat -c '%a %U %G' /run/llmux/supervisor.sock)" "660 root llmux"
 check "the socket's ACL admits llmux-admin" bash -c \
     'getfacl -p /run/llmux/supervisor.sock | grep -q "^group:llmux-admin:rw-"'
-check "no model runs before the first request" \
-    bash -c '! pgrep -f "llmux-fakevllm serve"'
+check "no model runs before the first request" no_model
 check "a request through the proxy starts the model and is served" chat tiny
 check "a request by the model's alias is served" chat small
 if [ $fails -gt 0 ]; then
@@ -152,11 +159,13 @@ if [ $fails -gt 0 ]; then
 fi
 check "the proxy was socket-activated and runs as llmux" \
     is "$(ps -o user= -p "$(systemctl show -P MainPID llmux-proxyd.service)")" llmux
-model_pid=$(pgrep -u llmux-engine -f 'llmux-fakevllm serve tiny' | head -1)
+model_pid=$(model_pids | head -1)
 check "the model runs as llmux-engine" test -n "$model_pid"
-if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
-	check "the model has its own cgroup (Delegate=yes)" \
-	    grep -q 'llmux-supervisord.service/model.tiny' "/proc/${model_pid:-0}/cgroup"
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] ||
+    [ -d /sys/fs/cgroup/unified ]; then
+	check "the model has its own cgroup (Delegate=yes)" grep -q \
+	    '^0::/system.slice/llmux-supervisord.service/model.tiny$' \
+	    "/proc/${model_pid:-0}/cgroup"
 else
 	echo "skip the model's own cgroup: no cgroup v2 in this container"
 fi
@@ -196,7 +205,7 @@ upgrade() {
 	sup=$(mainpid llmux-supervisord.service)
 	proxy=$(mainpid llmux-proxyd.service)
 	sock=$(systemctl show -P ActiveEnterTimestampMonotonic llmux-proxyd.socket)
-	model_pid=$(pgrep -u llmux-engine -f 'llmux-fakevllm serve tiny' | head -1)
+	model_pid=$(model_pids | head -1)
 	check "$desc" "$@"
 	if [ "$kind" = deb ]; then
 		have=$(dpkg-query -W -f '${Version}' llmux)
@@ -240,22 +249,62 @@ else
 	    rpm -U --nodeps "/root/$newer"
 fi
 
-# ---- remove ------------------------------------------------------------
+# ---- remove --------------------------------------------------------------
+# Twice: with the supervisor running and the model pinned (the supervisor
+# stops it), then with the supervisor stopped by hand and the model left
+# running (KillMode=process), which the removal kills.
 as llmux-engine touch /var/lib/llmux-engine/model-cache
+check "llmuxctl pin tiny" llmuxctl pin tiny
+model_pid=$(model_pids | head -1)
 if [ "$kind" = deb ]; then
-	check "apt-get purge" env DEBIAN_FRONTEND=noninteractive apt-get purge -y llmux
+	check "apt-get remove, the supervisor running, the model pinned" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get remove -y llmux
+else
+	check "rpm -e, the supervisor running, the model pinned" \
+	    rpm -e --nodeps llmux
+fi
+check "the pinned model was stopped" no_model
+check "the supervisor was stopped" no_supervisor
+check "no process is left in the supervisor's unit" is \
+    "$(systemctl show -P ControlGroup llmux-supervisord.service)" ""
+check "the units are gone" bash -c '! systemctl cat llmux-supervisord.service'
+check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
+if [ $fails -gt 0 ]; then
+	diagnose "the removal"
+fi
+
+if [ "$kind" = deb ]; then
+	check "apt-get installs the .deb again" env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends "/root/$pkg"
+else
+	check "rpm installs the .rpm again" rpm -i --nodeps "/root/$pkg"
+fi
+configure
+check "the supervisor starts again" systemctl restart llmux-supervisord.service
+check "the proxy's sockets listen again" \
+    systemctl start llmux-proxyd.socket llmux-proxyd-admin.socket
+check "a request starts the model again" chat tiny
+model_pid=$(model_pids | head -1)
+check "stop the supervisor by hand" systemctl stop llmux-supervisord.service
+check "the model was left running (KillMode=process)" alive "$model_pid"
+if [ "$kind" = deb ]; then
+	check "apt-get purge, the supervisor stopped, the model running" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get purge -y llmux
 	check "purge removed the state journal" test ! -e /var/lib/llmux
 	check "purge removed the model logs" test ! -e /var/log/llmux
 	check "purge removed /etc/llmux" test ! -e /etc/llmux
 else
-	check "rpm -e" rpm -e --nodeps llmux
+	check "rpm -e, the supervisor stopped, the model running" \
+	    rpm -e --nodeps llmux
 fi
+check "the model left running was stopped" no_model
+check "no process is left in the supervisor's unit" is \
+    "$(systemctl show -P ControlGroup llmux-supervisord.service)" ""
 check "the units are gone" bash -c '! systemctl cat llmux-supervisord.service'
-check "the models were stopped" bash -c '! pgrep -f "llmux-fakevllm serve"'
+check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
 if [ $fails -gt 0 ]; then
 	diagnose "the removal"
 fi
-check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
 
 if [ $fails -eq 0 ]; then
 	echo "RESULT PASS"

@@ -17,9 +17,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$build/pkgtest
 base=$work/bookworm-base.tar
 version=$(sed -n 's/^#define LLMUX_VERSION[^"]*"\(.*\)"/\1/p' "$here/../../common/version.h")
-deb=$(ls "$build"/deb/llmux_"$version"-1_*.deb)
-rpm=$(ls "$build"/rpm/RPMS/*/llmux-"$version"-1.*.rpm)
-srpm=$(ls "$build"/rpm/SRPMS/llmux-"$version"-1.src.rpm)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "test_install: needs root (debootstrap, systemd-nspawn)" >&2
@@ -56,10 +53,12 @@ fi
 newer_deb() {
 	local dir=$work/deb-upgrade
 	rm -rf "$dir"
-	dpkg-deb -R "$deb" "$dir/pkg"
-	sed -i "s/^Version: .*/Version: ${version}-1+upgrade1/" "$dir/pkg/DEBIAN/control"
-	dpkg-deb --root-owner-group -b "$dir/pkg" "$dir/" > /dev/null
-	ls "$dir"/llmux_"$version"-1+upgrade1_*.deb
+	mkdir -p "$dir"
+	dpkg-deb -R "$deb" "$dir/pkg" &&
+	    sed -i "s/^Version: .*/Version: ${version}-1+upgrade1/" \
+	    "$dir/pkg/DEBIAN/control" &&
+	    dpkg-deb --root-owner-group -b "$dir/pkg" "$dir/" > /dev/null &&
+	    ls "$dir"/llmux_"$version"-1+upgrade1_*.deb
 }
 
 # newer_rpm: the .rpm rebuilt from its source package as release 1.upgrade1,
@@ -136,10 +135,13 @@ UNIT
 
 # LLMUX_PKGTEST=deb or rpm runs one of the two.
 rc=0
-if [ "${LLMUX_PKGTEST:-deb}" = deb ] || [ -z "${LLMUX_PKGTEST:-}" ]; then
+if [ "${LLMUX_PKGTEST:-deb}" = deb ]; then
+	deb=$(ls "$build"/deb/llmux_"$version"-1_*.deb)
 	newer=$(newer_deb) && run_in deb "$deb" "$newer" || rc=1
 fi
-if [ "${LLMUX_PKGTEST:-rpm}" = rpm ] || [ -z "${LLMUX_PKGTEST:-}" ]; then
+if [ "${LLMUX_PKGTEST:-rpm}" = rpm ]; then
+	rpm=$(ls "$build"/rpm/RPMS/*/llmux-"$version"-1.*.rpm)
+	srpm=$(ls "$build"/rpm/SRPMS/llmux-"$version"-1.src.rpm)
 	echo "  RPM    $srpm rebuilt as release 1.upgrade1"
 	newer=$(newer_rpm) && run_in rpm "$rpm" "$newer" || rc=1
 fi

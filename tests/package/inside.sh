@@ -48,8 +48,12 @@ alive() { [ -n "$1" ] && kill -0 "$1"; }
 model_pids() { pgrep -u llmux-engine -f '^/usr/bin/llmux-fakevllm serve tiny'; }
 no_model() { ! pgrep -f '^/usr/bin/llmux-fakevllm serve' > /dev/null; }
 no_supervisor() { ! pgrep -f '^/usr/sbin/llmux-supervisord' > /dev/null; }
-# diagnose WHAT: the daemons' journal, the status and the processes.
+# diagnose WHAT: after a failure since the last call, the daemons'
+# journal, the status and the processes.
+reported=0
 diagnose() {
+	[ $fails -gt $reported ] || return 0
+	reported=$fails
 	echo "--- for $1:"
 	journalctl --no-pager -u llmux-supervisord -u llmux-proxyd | tail -40
 	llmuxctl status
@@ -154,9 +158,7 @@ check "the socket's ACL admits llmux-admin" bash -c \
 check "no model runs before the first request" no_model
 check "a request through the proxy starts the model and is served" chat tiny
 check "a request by the model's alias is served" chat small
-if [ $fails -gt 0 ]; then
-	diagnose "the failure above"
-fi
+diagnose "the start and the first requests"
 check "the proxy was socket-activated and runs as llmux" \
     is "$(ps -o user= -p "$(systemctl show -P MainPID llmux-proxyd.service)")" llmux
 model_pid=$(model_pids | head -1)
@@ -227,9 +229,7 @@ upgrade() {
 	check "$desc: served by the alias" chat small
 	check "$desc: the configuration was kept" \
 	    grep -q "port: $mport" /etc/llmux/llmux.yaml
-	if [ $fails -gt 0 ]; then
-		diagnose "$desc"
-	fi
+	diagnose "$desc"
 }
 if [ "$kind" = deb ]; then
 	debver=$(dpkg-query -W -f '${Version}' llmux)
@@ -255,7 +255,7 @@ fi
 # running (KillMode=process), which the removal kills.
 as llmux-engine touch /var/lib/llmux-engine/model-cache
 check "llmuxctl pin tiny" llmuxctl pin tiny
-model_pid=$(model_pids | head -1)
+check "the pinned model runs" alive "$(model_pids | head -1)"
 if [ "$kind" = deb ]; then
 	check "apt-get remove, the supervisor running, the model pinned" \
 	    env DEBIAN_FRONTEND=noninteractive apt-get remove -y llmux
@@ -263,15 +263,16 @@ else
 	check "rpm -e, the supervisor running, the model pinned" \
 	    rpm -e --nodeps llmux
 fi
+cp /tmp/out /tmp/removal.out
+check "the supervisor stopped the model (stop-models said so)" \
+    grep -q '^llmux: Model tiny stopped' /tmp/removal.out
 check "the pinned model was stopped" no_model
 check "the supervisor was stopped" no_supervisor
 check "no process is left in the supervisor's unit" is \
     "$(systemctl show -P ControlGroup llmux-supervisord.service)" ""
 check "the units are gone" bash -c '! systemctl cat llmux-supervisord.service'
 check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
-if [ $fails -gt 0 ]; then
-	diagnose "the removal"
-fi
+diagnose "the removal"
 
 if [ "$kind" = deb ]; then
 	check "apt-get installs the .deb again" env DEBIAN_FRONTEND=noninteractive \
@@ -297,14 +298,16 @@ else
 	check "rpm -e, the supervisor stopped, the model running" \
 	    rpm -e --nodeps llmux
 fi
+cp /tmp/out /tmp/removal.out
+check "stop-models signalled what was left in the unit" \
+    grep -q '^llmux: stopping the model processes left running' /tmp/removal.out
 check "the model left running was stopped" no_model
+check "no supervisor process is left" no_supervisor
 check "no process is left in the supervisor's unit" is \
     "$(systemctl show -P ControlGroup llmux-supervisord.service)" ""
 check "the units are gone" bash -c '! systemctl cat llmux-supervisord.service'
 check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
-if [ $fails -gt 0 ]; then
-	diagnose "the removal"
-fi
+diagnose "the removal"
 
 if [ $fails -eq 0 ]; then
 	echo "RESULT PASS"

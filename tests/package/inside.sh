@@ -291,14 +291,15 @@ check "the model was left running (KillMode=process)" alive "$model_pid"
 if [ "$kind" = deb ]; then
 	check "apt-get purge, the supervisor stopped, the model running" \
 	    env DEBIAN_FRONTEND=noninteractive apt-get purge -y llmux
+	cp /tmp/out /tmp/removal.out
 	check "purge removed the state journal" test ! -e /var/lib/llmux
 	check "purge removed the model logs" test ! -e /var/log/llmux
 	check "purge removed /etc/llmux" test ! -e /etc/llmux
 else
 	check "rpm -e, the supervisor stopped, the model running" \
 	    rpm -e --nodeps llmux
+	cp /tmp/out /tmp/removal.out
 fi
-cp /tmp/out /tmp/removal.out
 check "stop-models signalled what was left in the unit" \
     grep -q '^llmux: stopping the model processes left running' /tmp/removal.out
 check "the model left running was stopped" no_model

@@ -441,5 +441,42 @@ def stalled_request_is_tried_again(env):
     check([e[2] for e in tries] == ["stalled", 200], tries)
 
 
+def check_config(sup):
+    p = subprocess.run([harness.binary("llmux-supervisord"), "--check-config", "-c",
+                        sup.config_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+@harness.test
+def check_config_checks_the_store_keys(env):
+    stub = stub_for(env)
+    fake, sup = s3_sup(env, stub, start=False)
+    rc, out, err = check_config(sup)
+    check(rc == 0 and out == "configuration OK\n" and "object_store" not in err,
+          (rc, out, err))
+    text = open(sup.config_path).read()
+    lines = text.splitlines()
+    at = {k: i + 1 for i, line in enumerate(lines) for k in
+          ("endpoint", "bucket", "secret_key") if line.strip().startswith(k + ":")}
+    bad = (text.replace(stub.endpoint, "ftp://127.0.0.1")
+           .replace("bucket: llmux-images", "bucket: Llmux_Images")
+           .replace('"%s"' % stub.secret_key, '"top secret"'))
+    with open(sup.config_path, "w") as f:
+        f.write(bad)
+    rc, out, err = check_config(sup)
+    check(rc == 1 and out == "", (rc, out, err))
+    want = ["%s:%d:15: error: checkpoint.object_store.endpoint: 'ftp://127.0.0.1' is "
+            "not an http:// or https:// URL" % (sup.config_path, at["endpoint"]),
+            "%s:%d:13: error: checkpoint.object_store.bucket: 'Llmux_Images' may "
+            "hold only lowercase letters, digits, '.' and '-' (S3's bucket rules)"
+            % (sup.config_path, at["bucket"]),
+            "%s:%d:17: error: checkpoint.object_store.secret_key: the value may hold "
+            "only printable ASCII without spaces" % (sup.config_path, at["secret_key"])]
+    for w in want:
+        check(w in err, (w, err))
+    check("top secret" not in err, err)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -429,6 +429,37 @@ def status_answers_during_a_transfer(env):
 
 
 @harness.test
+def exit_cancels_a_transfer(env):
+    stub = stub_for(env)
+    fake, sup = s3_sup(env, stub, keep=False)
+    sup.ctl_ok("checkpoint", "a")
+    stub.stall("GET", "/pages-1.img")
+    argv = [harness.binary("llmuxctl"), "--socket", sup.socket, "restore", "a"]
+    restore = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tmp = images(sup) + ".download"
+    try:
+        harness.wait_until(lambda: stub.stalled() == 1, 30, "the download to stall")
+        check(os.path.isdir(tmp), "downloading into a temporary directory")
+        # The supervisor exits: the transfer gives up although the store
+        # still holds its request, and cleans up after itself.
+        sup.proc.signal(15)
+        check(sup.proc.wait(timeout=60) == 0, "exited")
+        restore.communicate(timeout=60)
+        check(restore.returncode != 0, "the call got no reply")
+        check(not os.path.exists(tmp), "the cancelled download cleaned up")
+        check(stub.stalled() == 1 and len(stub.requests("GET", "/pages-1.img")) == 1,
+              stub.requests("GET"))
+        check("exiting with work still running" not in sup.proc.output(),
+              sup.proc.output()[-2000:])
+    finally:
+        stub.release()
+    # Still in the store: the next supervisor fetches it.
+    sup.start(name="supervisord2")
+    rc, body = sup.ctl_json("restore", "a")
+    check(rc == 0 and phases(body)[0] == "download", body)
+
+
+@harness.test
 def stalled_request_is_tried_again(env):
     stub = stub_for(env)
     fake, sup = s3_sup(env, stub, keep=False, store_extra="    timeout_secs: 1\n")

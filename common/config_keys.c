@@ -447,7 +447,8 @@ config_keys_check_bucket(const char *s)
 	if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") != len)
 		return ("may hold only lowercase letters, digits, '.' and '-' "
 		    "(S3's bucket rules)");
-	if (!isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
+	if (!isalnum((unsigned char)s[0]) ||
+	    !isalnum((unsigned char)s[len - 1]))
 		return ("must begin and end with a letter or a digit (S3's "
 		    "bucket rules)");
 	if (strstr(s, "..") != NULL)

@@ -64,7 +64,7 @@ struct s3_req {
 	struct s3	*s;
 	const char	*method;
 	const char	*key;		/* NULL: the bucket itself */
-	const char	*query;		/* canonical already, or NULL */
+	const char	*query;		/* canonical, or NULL */
 	const char	*sha256;	/* of the body */
 
 	/* The body sent: from fd (pread) or from memory. */
@@ -86,11 +86,11 @@ struct s3_req {
 	size_t		 elen;
 
 	long		 status;
-	int		 local_errno;	/* a read or write of ours failed */
+	int		 local_errno;	/* our read or write failed */
 	unsigned	 attempts;
 };
 
-/* ---- opening ----------------------------------------------------------------- */
+/* ---- opening ----------------------------------------------------------- */
 
 struct s3 *
 s3_open(const struct object_store_config *c, atomic_bool *cancel)
@@ -171,7 +171,7 @@ s3_cancelled(const struct s3 *s)
 	return (s->cancel != NULL && atomic_load(s->cancel));
 }
 
-/* ---- libcurl's callbacks ---------------------------------------------------- */
+/* ---- libcurl's callbacks ----------------------------------------------- */
 
 static size_t
 s3_read_cb(char *buf, size_t size, size_t n, void *arg)
@@ -279,7 +279,7 @@ s3_xfer_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return (0);
 }
 
-/* ---- one request ------------------------------------------------------------- */
+/* ---- one request ------------------------------------------------------- */
 
 /* Forget what an earlier attempt received. */
 static int
@@ -412,8 +412,9 @@ s3_req_error(struct s3_req *r, CURLcode rc, char *err, size_t errlen)
 	struct s3		*s = r->s;
 	struct s3_error_doc	 doc;
 	char			 tries[48] = "", *url;
-	const char		*what = r->key != NULL ? r->key : "the bucket";
+	const char		*what;
 
+	what = r->key != NULL ? r->key : "the bucket";
 	if (r->attempts > 1)
 		snprintf(tries, sizeof(tries), " (after %u attempts)",
 		    r->attempts);
@@ -529,7 +530,7 @@ s3_req_free(struct s3_req *r)
 	free(r->ebody);
 }
 
-/* ---- the operations ------------------------------------------------------------ */
+/* ---- the operations ---------------------------------------------------- */
 
 int
 s3_put_file(struct s3 *s, const char *key, int fd, uint64_t size,

@@ -60,19 +60,19 @@ struct store_job {
 	struct object_store_config conf;	/* copies: a reload may free */
 	char			*model;		/* its key segment */
 	char			*dir;
-	bool			 remove_after;	/* UPLOAD: keep_images false */
+	bool			 remove_after;	/* keep_images false */
 	atomic_bool		 cancel;
 	struct event		*ev_tick;
 
 	/* What the thread has moved so far; mu guards them. */
 	pthread_mutex_t		 mu;
 	bool			 started;	/* DOWNLOAD: not skipped */
-	uint64_t		 done;		/* bytes of finished objects */
+	uint64_t		 done;		/* of finished objects */
 	uint64_t		 current;	/* of the one in flight */
 	uint64_t		 total;
 	size_t			 nfiles;
-	uint64_t		 shown;		/* in the last progress event */
-	char			 url[512];	/* s3://BUCKET/MODEL/ID/ */
+	uint64_t		 shown;		/* in the last event */
+	char			 url[512];	/* s3://B/MODEL/ID/ */
 
 	/* The outcome, written by the thread before it completes. */
 	bool			 ok;
@@ -83,7 +83,7 @@ struct store_job {
 	char			 warning[512];
 };
 
-/* ---- on the worker thread ---------------------------------------------------- */
+/* ---- on the worker thread ---------------------------------------------- */
 
 static void
 store_xfer_cb(uint64_t bytes, void *arg)
@@ -533,7 +533,7 @@ out:
 	free(parent);
 }
 
-/* ---- on the event loop ---------------------------------------------------------- */
+/* ---- on the event loop ------------------------------------------------- */
 
 static void
 store_job_free(struct store_job *job)
@@ -554,7 +554,7 @@ store_job_free(struct store_job *job)
 	free(job);
 }
 
-/* "1048576 of 4194304 bytes (25%), 4 files, s3://..." */
+/* "uploading 1048576 of 4194304 bytes (25%), 4 files to s3://..." */
 static void
 store_progress_text(struct store_job *job, uint64_t moved, bool final,
     char *buf, size_t len)
@@ -618,13 +618,13 @@ store_job_done(void *arg, bool cancelled)
 	r.bytes = job->done;
 	r.has_eviction = job->has_eviction;
 	r.eviction = job->eviction;
-	r.removed = job->ok && job->remove_after;
 	if (job->warning[0] != '\0')
 		log_warnx("object store: %s", job->warning);
 	if (job->ok && !job->skipped)
-		log_info("%s done url=%s bytes=%llu files=%zu", job->kind ==
+		log_info("%s done url=%s bytes=%llu files=%zu%s", job->kind ==
 		    STORE_UPLOAD ? "upload" : "download", job->url,
-		    (unsigned long long)job->done, job->nfiles);
+		    (unsigned long long)job->done, job->nfiles,
+		    job->remove_after ? " local_copy=removed" : "");
 	if (job->ok && !job->skipped && job->progress != NULL) {
 		store_progress_text(job, job->done, true, text, sizeof(text));
 		job->progress(text, job->arg);
@@ -656,8 +656,9 @@ store_model_url(const struct config *conf, const char *model)
 int
 store_check_config(const struct config *conf, char *why, size_t len)
 {
-	const curl_version_info_data	*v = curl_version_info(CURLVERSION_NOW);
+	const curl_version_info_data	*v;
 
+	v = curl_version_info(CURLVERSION_NOW);
 	if (!store_configured(conf) || v->version_num >= STORE_SIGV4_VERSION)
 		return (0);
 	snprintf(why, len, "checkpoint.object_store: libcurl %s cannot sign "
@@ -677,11 +678,12 @@ store_job_start(struct model *m, enum store_kind kind, const char *dir,
     bool remove_after, store_cb cb, store_progress_cb progress, void *arg)
 {
 	struct supervisor		*sup = m->sup;
-	const struct object_store_config *c = &sup->conf->checkpoint.object_store;
+	const struct object_store_config *c;
 	struct timeval			 tv = { 0, STORE_TICK_MS * 1000 };
 	struct store_job		*job;
 	const curl_version_info_data	*v;
 
+	c = &sup->conf->checkpoint.object_store;
 	job = xcalloc(1, sizeof(*job));
 	job->sup = sup;
 	job->kind = kind;

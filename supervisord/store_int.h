@@ -27,7 +27,7 @@
 
 #include "config.h"
 
-/* ---- store_key.c ---------------------------------------------------------- */
+/* ---- store_key.c ------------------------------------------------------- */
 
 #define STORE_LATEST		"latest"
 #define STORE_TIME_LEN		16	/* 20261127T022057Z */
@@ -53,12 +53,12 @@ int	 store_key_listed_id(const char *key, const char *model,
 /* SigV4's UriEncode: all but A-Za-z0-9-._~ as %XX (and '/' if kept). */
 char	*store_key_escape(const char *, bool keep_slash);
 
-/* ---- s3_xml.c ------------------------------------------------------------- */
+/* ---- s3_xml.c ---------------------------------------------------------- */
 
 #define S3_XML_MAX_BYTES	(4u << 20)	/* a reply we read */
 #define S3_XML_MAX_DEPTH	16
-#define S3_XML_MAX_TEXT		4096		/* one element's text */
-#define S3_XML_MAX_KEYS		10000		/* keys in one listing */
+#define S3_XML_MAX_TEXT		4096		/* an element's text */
+#define S3_XML_MAX_KEYS		10000		/* in one listing */
 
 /* An S3 error reply: <Error><Code>..</Code><Message>..</Message>. */
 struct s3_error_doc {
@@ -81,7 +81,7 @@ int	s3_xml_list(const char *, size_t, struct s3_list *, char *err,
 	    size_t errlen);
 void	s3_list_free(struct s3_list *);
 
-/* ---- s3.c ----------------------------------------------------------------- */
+/* ---- s3.c -------------------------------------------------------------- */
 
 struct s3;
 

@@ -391,7 +391,6 @@ int	criu_images_eviction(const char *dir, struct eviction *);
 struct store_result {
 	bool		 ok;
 	bool		 skipped;	/* download: the images are here */
-	bool		 removed;	/* upload: the local copy is gone */
 	const char	*reason;	/* !ok: why */
 	const char	*url;		/* s3://BUCKET/MODEL/ID/ */
 	uint64_t	 bytes;

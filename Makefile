@@ -17,7 +17,8 @@ BUILD     ?= build
 CC        ?= cc
 OPT       ?= -O2
 SAN       ?=
-PKGS       = libevent libevent_pthreads evhtp msgpack yajl yaml-0.1 libsystemd libcap-ng
+PKGS       = libevent libevent_pthreads evhtp msgpack yajl yaml-0.1 libsystemd libcap-ng \
+             libcurl
 WARN       = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral
 CFLAGS    ?= $(OPT) -g

@@ -17,7 +17,8 @@ BUILD     ?= build
 CC        ?= cc
 OPT       ?= -O2
 SAN       ?=
-PKGS       = libevent libevent_pthreads evhtp msgpack yajl yaml-0.1 libsystemd libcap-ng
+PKGS       = libevent libevent_pthreads evhtp msgpack yajl yaml-0.1 libsystemd libcap-ng \
+             libcurl
 WARN       = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral
 CFLAGS    ?= $(OPT) -g
@@ -84,7 +85,7 @@ $(foreach p,$(PROGS),$(eval $(call prog_rules,$(call prog_dir,$(p)),$(call prog_
 PROG_LIBS = $(foreach p,$(PROGS),$(BUILD)/lib/lib$(subst /,-,$(call prog_dir,$(p))).a)
 
 .PHONY: all check unit integration fuzz-regress asan fuzz demo bench bench-proxy \
-        bench-policies bench-fakevllm bench-status bench-switch soak clean install deb rpm \
+        bench-policies bench-fakevllm bench-status bench-switch bench-store soak clean install deb rpm \
         distclean clang-check
 all: $(BINS)
 
@@ -184,7 +185,7 @@ bench-policies: $(BUILD)/bin/llmux-sim
 
 # Every benchmark below, then docs/benchmarks.md rewritten with the figures
 # (BENCH_ARGS=--quick for short runs, --only proxy,switch for some).
-bench: $(BINS) $(BUILD)/bench/bench_status
+bench: $(BINS) $(BUILD)/bench/bench_status $(FAKE_SO) $(FAKE_BIN)
 	@tests/bench/bench-all.py $(BUILD) $(BENCH_ARGS)
 
 # llmux-proxyd against llmux-fakevllm directly and nginx (FAKEVLLM=path to
@@ -201,6 +202,10 @@ bench-fakevllm: $(BUILD)/bin/llmux-fakevllm
 # --switches N).
 bench-switch: $(BINS)
 	@tests/bench/bench-switch.py $(BUILD) $(BENCH_ARGS)
+
+# A checkpoint's images to the S3 stub and back (BENCH_ARGS=--mib N).
+bench-store: $(BINS) $(FAKE_SO) $(FAKE_BIN)
+	@tests/bench/bench-store.py $(BUILD) $(BENCH_ARGS)
 
 # The status round trip over the supervisor's socket (p50/p99 of 10 000).
 bench-status: $(BINS) $(BUILD)/bench/bench_status

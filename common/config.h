@@ -68,6 +68,8 @@ struct object_store_config {
 	char	*access_key;
 	char	*secret_key;
 	char	*region;			/* "us-east-1" */
+	uint32_t timeout_secs;			/* 60: a request that stalls */
+	uint32_t retries;			/* 4: of a failed request */
 };
 
 struct checkpoint_config {

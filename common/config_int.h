@@ -51,6 +51,7 @@ enum config_type {
 #define CK_NULLABLE	0x02	/* null means unset (NULL, 0, section off) */
 #define CK_EMPTY_OK	0x04	/* strings (or list items) may be empty */
 #define CK_MIN_EXCL	0x08	/* doubles: the minimum is excluded */
+#define CK_SECRET	0x10	/* strings: never repeated in a message */
 
 
 struct config_key {

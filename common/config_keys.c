@@ -6,6 +6,7 @@
  * a unit test checks that it names every key.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -36,6 +37,9 @@ static const char *config_keys_check_path(const char *);
 static const char *config_keys_check_user(const char *);
 static const char *config_keys_check_address(const char *);
 static const char *config_keys_check_token(const char *);
+static const char *config_keys_check_endpoint(const char *);
+static const char *config_keys_check_bucket(const char *);
+static const char *config_keys_check_region(const char *);
 
 const struct config_key config_keys[] = {
 	/* The top level: the seed's keys. */
@@ -211,15 +215,27 @@ const struct config_key config_keys[] = {
 	/* checkpoint.object_store: */
 	{ "endpoint", OSTORE(endpoint), .type = CT_STRING,
 	  .flags = CK_REQUIRED, .max = 4096,
-	  .doc = "the S3 endpoint URL" },
+	  .check = config_keys_check_endpoint,
+	  .doc = "the store's http:// or https:// URL (path-style requests)" },
 	{ "bucket", OSTORE(bucket), .type = CT_STRING, .flags = CK_REQUIRED,
-	  .max = 1024, .doc = "the bucket" },
+	  .max = 63, .check = config_keys_check_bucket,
+	  .doc = "the bucket (S3's naming rules)" },
 	{ "access_key", OSTORE(access_key), .type = CT_STRING,
-	  .flags = CK_REQUIRED, .max = 1024, .doc = "the access key" },
+	  .flags = CK_REQUIRED, .max = 1024, .check = config_keys_check_token,
+	  .doc = "the access key" },
 	{ "secret_key", OSTORE(secret_key), .type = CT_STRING,
-	  .flags = CK_REQUIRED, .max = 1024, .doc = "the secret key" },
-	{ "region", OSTORE(region), .type = CT_STRING, .max = 256,
-	  .def = "us-east-1", .doc = "the region" },
+	  .flags = CK_REQUIRED | CK_SECRET, .max = 1024,
+	  .check = config_keys_check_token,
+	  .doc = "the secret key (never logged)" },
+	{ "region", OSTORE(region), .type = CT_STRING, .max = 64,
+	  .def = "us-east-1", .check = config_keys_check_region,
+	  .doc = "the region requests are signed for" },
+	{ "timeout_secs", OSTORE(timeout_secs), .type = CT_U32, .min = 1,
+	  .max = 3600, .def = "60",
+	  .doc = "a request that moves no byte for this long is tried again" },
+	{ "retries", OSTORE(retries), .type = CT_U32, .min = 0, .max = 20,
+	  .def = "4",
+	  .doc = "tries again after a connection error, timeout or 5xx" },
 
 	/* proxy: */
 	{ "listen_address", PROXY(listen_address), .type = CT_STRING,
@@ -394,5 +410,74 @@ config_keys_check_token(const char *s)
 	for (; *s != '\0'; s++)
 		if (*s < 0x21 || *s > 0x7e)
 			return ("may hold only printable ASCII without spaces");
+	return (NULL);
+}
+
+/* An http:// or https:// URL of a host, with no credentials in it. */
+static const char *
+config_keys_check_endpoint(const char *s)
+{
+	const char	*host, *end;
+
+	if (strncmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else if (strncmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else
+		return ("is not an http:// or https:// URL");
+	end = host + strcspn(host, "/?#");
+	if (end == host)
+		return ("has no host");
+	if (memchr(host, '@', (size_t)(end - host)) != NULL)
+		return ("must not hold credentials (use access_key and "
+		    "secret_key)");
+	if (strpbrk(end, "?#") != NULL)
+		return ("must not have a query or a fragment");
+	for (; *s != '\0'; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return ("may hold only printable ASCII without spaces");
+	return (NULL);
+}
+
+/*
+ * S3's bucket naming rules: 3 to 63 lowercase letters, digits, dots and
+ * hyphens, a letter or digit at each end, no two dots in a row, not an
+ * IPv4 address, not one of the reserved prefixes and suffixes.
+ */
+static const char *
+config_keys_check_bucket(const char *s)
+{
+	size_t		len = strlen(s);
+	unsigned char	addr[4];
+
+	if (len < 3 || len > 63)
+		return ("must be 3 to 63 characters long (S3's bucket rules)");
+	if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") != len)
+		return ("may hold only lowercase letters, digits, '.' and '-' "
+		    "(S3's bucket rules)");
+	if (!isalnum((unsigned char)s[0]) ||
+	    !isalnum((unsigned char)s[len - 1]))
+		return ("must begin and end with a letter or a digit (S3's "
+		    "bucket rules)");
+	if (strstr(s, "..") != NULL)
+		return ("must not hold two dots in a row (S3's bucket rules)");
+	if (inet_pton(AF_INET, s, addr) == 1)
+		return ("must not be an IP address (S3's bucket rules)");
+	if (strncmp(s, "xn--", 4) == 0 || strncmp(s, "sthree-", 7) == 0 ||
+	    (len > 8 && strcmp(s + len - 8, "-s3alias") == 0) ||
+	    (len > 7 && strcmp(s + len - 7, "--ol-s3") == 0))
+		return ("uses a prefix or suffix S3 reserves (S3's bucket "
+		    "rules)");
+	return (NULL);
+}
+
+static const char *
+config_keys_check_region(const char *s)
+{
+	size_t	len = strlen(s);
+
+	if (len == 0 || strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != len)
+		return ("may hold only letters, digits, '-' and '_'");
 	return (NULL);
 }

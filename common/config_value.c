@@ -189,6 +189,11 @@ config_value_text(struct config_loader *ld, const struct config_key *k,
 		return (-1);
 	}
 	if (k->check != NULL && (why = k->check(v->str)) != NULL) {
+		if (k->flags & CK_SECRET) {
+			config_diag(ld, true, false, v->line, v->col,
+			    "%s: the value %s", path, why);
+			return (-1);
+		}
 		config_printable(v->str, v->len, tmp, sizeof(tmp));
 		config_diag(ld, true, false, v->line, v->col, "%s: '%s' %s",
 		    path, tmp, why);

@@ -10,6 +10,7 @@
 PREFIX      ?= /usr
 BINDIR      ?= $(PREFIX)/bin
 SBINDIR     ?= $(PREFIX)/sbin
+LIBEXECDIR  ?= $(PREFIX)/libexec
 SYSCONFDIR  ?= /etc
 DATADIR     ?= $(PREFIX)/share
 MANDIR      ?= $(DATADIR)/man
@@ -31,6 +32,7 @@ DOCS        = README.md $(wildcard docs/*.md)
 .PHONY: install deb rpm dist package-check
 install: all
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(LIBEXECDIR)/llmux \
 	    $(DESTDIR)$(SYSCONFDIR)/llmux $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 \
@@ -40,6 +42,8 @@ install: all
 	    $(DESTDIR)$(SBINDIR)/
 	$(INSTALL) -m 0755 $(BUILD)/bin/llmuxctl $(BUILD)/bin/llmux-fakevllm \
 	    $(BUILD)/bin/llmux-sim $(DESTDIR)$(BINDIR)/
+	@# What the packages' removal scripts run.
+	$(INSTALL) -m 0755 packaging/stop-models $(DESTDIR)$(LIBEXECDIR)/llmux/
 	@# The configuration holds keys and tokens: root's alone. An existing
 	@# one is never overwritten.
 	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/llmux/llmux.yaml ]; then \

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "metrics.h"
+#include "prom.h"
 
 const double metrics_wait_bounds[METRICS_WAIT_BUCKETS] = {
 	0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300
@@ -66,25 +67,6 @@ metrics_observe_wait(struct model_metrics *m, double secs)
 	m->wait_sum += secs;
 }
 
-const char *
-metrics_escape(const char *s, char *buf, size_t len)
-{
-	size_t	o = 0;
-
-	for (; *s != '\0' && o + 3 < len; s++) {
-		if (*s == '\\' || *s == '"') {
-			buf[o++] = '\\';
-			buf[o++] = *s;
-		} else if (*s == '\n') {
-			buf[o++] = '\\';
-			buf[o++] = 'n';
-		} else
-			buf[o++] = *s;
-	}
-	buf[o] = '\0';
-	return (buf);
-}
-
 static void
 metrics_head(struct evbuffer *out, const char *name, const char *type,
     const char *help)
@@ -113,7 +95,7 @@ metrics_format_models(struct evbuffer *out,
 	metrics_head(out, "llmux_requests_total", "counter",
 	    "Requests forwarded to a model, by whether they waited in a queue.");
 	for (i = 0; i < n; i++) {
-		metrics_escape(v[i].name, name, sizeof(name));
+		prom_label(v[i].name, name, sizeof(name));
 		for (k = 0; k < 2; k++)
 			evbuffer_add_printf(out, "llmux_requests_total{model=\"%s\","
 			    "waited=\"%s\"} %llu\n", name, k ? "true" : "false",
@@ -123,7 +105,7 @@ metrics_format_models(struct evbuffer *out,
 	metrics_head(out, "llmux_request_queue_wait_seconds", "histogram",
 	    "Time requests waited for their model to be ready.");
 	for (i = 0; i < n; i++) {
-		metrics_escape(v[i].name, name, sizeof(name));
+		prom_label(v[i].name, name, sizeof(name));
 		cum = 0;
 		for (b = 0; b < METRICS_WAIT_BUCKETS; b++) {
 			cum += v[i].m->wait_bucket[b];
@@ -150,26 +132,26 @@ metrics_format_models(struct evbuffer *out,
 	    "delivered.");
 	for (i = 0; i < n; i++)
 		evbuffer_add_printf(out, "llmux_in_flight{model=\"%s\"} %u\n",
-		    metrics_escape(v[i].name, name, sizeof(name)),
+		    prom_label(v[i].name, name, sizeof(name)),
 		    v[i].in_flight);
 
 	metrics_head(out, "llmux_queue_depth", "gauge",
 	    "Requests waiting for their model.");
 	for (i = 0; i < n; i++)
 		evbuffer_add_printf(out, "llmux_queue_depth{model=\"%s\"} %u\n",
-		    metrics_escape(v[i].name, name, sizeof(name)), v[i].queued);
+		    prom_label(v[i].name, name, sizeof(name)), v[i].queued);
 
 	metrics_head(out, "llmux_model_ready", "gauge",
 	    "1 when the proxy dispatches requests to the model.");
 	for (i = 0; i < n; i++)
 		evbuffer_add_printf(out, "llmux_model_ready{model=\"%s\"} %d\n",
-		    metrics_escape(v[i].name, name, sizeof(name)),
+		    prom_label(v[i].name, name, sizeof(name)),
 		    v[i].ready ? 1 : 0);
 
 	metrics_head(out, "llmux_upstream_errors_total", "counter",
 	    "Failed exchanges with a model server, by kind.");
 	for (i = 0; i < n; i++) {
-		metrics_escape(v[i].name, name, sizeof(name));
+		prom_label(v[i].name, name, sizeof(name));
 		for (k = 0; k < UPERR__COUNT; k++)
 			evbuffer_add_printf(out, "llmux_upstream_errors_total{"
 			    "model=\"%s\",kind=\"%s\"} %llu\n", name,

@@ -78,6 +78,5 @@ void		 metrics_format(struct evbuffer *out,
 		    const struct metrics_model_view *, size_t n,
 		    const struct metrics_proxy_view *);
 /* A label value escaped as Prometheus wants (\\, \", \n) into buf. */
-const char	*metrics_escape(const char *, char *, size_t);
 
 #endif

@@ -49,6 +49,16 @@ checkpoint_progress(struct model *m, const char *phase, int64_t elapsed,
 	control_progress_cb(m, phase, elapsed, detail, ck->call);
 }
 
+/* Did the sleep upload the images it made? */
+static bool
+checkpoint_uploaded(const struct evict_report *r)
+{
+	for (size_t i = 0; i < r->n_phases; i++)
+		if (r->phases[i].step == STEP_UPLOAD)
+			return (r->phases[i].ok);
+	return (false);
+}
+
 static void
 checkpoint_slept(struct model *m, const struct evict_report *r, void *arg)
 {
@@ -56,8 +66,13 @@ checkpoint_slept(struct model *m, const struct evict_report *r, void *arg)
 	char			*text;
 
 	if (r->result == EVICT_OK) {
-		xasprintf(&text, "Model %s checkpointed to %s", m->name,
-		    m->images != NULL ? m->images : "?");
+		xasprintf(&text, "Model %s checkpointed to %s%s%s%s%s",
+		    m->name, m->images != NULL ? m->images : "?",
+		    checkpoint_uploaded(r) && m->store_url != NULL ?
+		    " and uploaded to " : "", checkpoint_uploaded(r) &&
+		    m->store_url != NULL ? m->store_url : "",
+		    r->reason != NULL ? "; " : "", r->reason != NULL ?
+		    r->reason : "");
 		control_call_done(ck->call, 200, control_op_body(m, "message",
 		    text, r));
 	} else {

@@ -175,6 +175,19 @@ ctl_body_gpus(struct supervisor *sup, const struct model *m, struct body *b)
 	body_kuint(b, "gpu_memory_bytes", bytes);
 }
 
+/* Where the model's images are in the object store (null: none is set). */
+static void
+ctl_body_store(struct supervisor *sup, const struct model *m, struct body *b)
+{
+	if (!store_configured(sup->conf)) {
+		body_nil(b);
+		return;
+	}
+	body_map(b, 2);
+	body_kstr(b, "url", m->store_url);
+	body_kstr(b, "error", m->store_error);
+}
+
 static struct body *
 ctl_status_body(struct supervisor *sup)
 {
@@ -199,7 +212,7 @@ ctl_status_body(struct supervisor *sup)
 		if (m->removed)
 			continue;
 		body_str(b, m->name);
-		body_map(b, 17);
+		body_map(b, 18);
 		body_kuint(b, "in_flight", m->in_flight);
 		body_kuint(b, "queue_depth", m->queued);
 		s = model_process_state(m);
@@ -227,6 +240,8 @@ ctl_status_body(struct supervisor *sup)
 		body_str(b, evict_busy(m, NULL, &phase) ? phase : NULL);
 		body_kstr(b, "last_error", m->last_error);
 		ctl_body_gpus(sup, m, b);
+		body_str(b, "object_store");
+		ctl_body_store(sup, m, b);
 	}
 	body_str(b, "gpus");
 	gpu_status_body(sup, b);

@@ -253,13 +253,6 @@ criu_check_config(const struct config *conf, char *why, size_t len)
 	int		 major, minor;
 	char		 err[256];
 
-	if (conf->checkpoint.object_store.set) {
-		snprintf(why, len, "checkpoint.object_store: uploading and "
-		    "downloading images is not supported by this build of "
-		    "llmux; images stay in %s and a missing checkpoint_path "
-		    "falls back to a cold start", conf->checkpoint.images_dir);
-		return (-1);
-	}
 	if (!criu_config_uses(conf, &name) || !criu_find(prog))
 		return (0);	/* config_check says when it is missing */
 	if (criu_version(prog, &major, &minor, err, sizeof(err)) != 0) {

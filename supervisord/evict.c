@@ -91,6 +91,7 @@ evict_cancel_step(struct evict_op *op)
 	health_cancel(op->health);
 	op->health = NULL;
 	if (op->pending != NULL) {
+		store_cancel(op->pending->job);
 		op->pending->op = NULL;
 		op->pending = NULL;
 	}
@@ -167,8 +168,12 @@ evict_finish(struct evict_op *op)
 		else if (op->eviction.process == PROCESS_CHECKPOINT) {
 			model_set_pstate(m, MODEL_CHECKPOINTED);
 			m->sleeping = op->eviction;
-			m->images = op->images;
-			op->images = NULL;
+			/* None when it was checkpointed already. */
+			if (op->images != NULL) {
+				free(m->images);
+				m->images = op->images;
+				op->images = NULL;
+			}
 		} else {
 			m->sleeping = op->eviction;
 			model_set_pstate(m, MODEL_SLEEPING);
@@ -227,6 +232,23 @@ evict_tp(const struct model *m)
 	return (1);
 }
 
+/* Checkpointed by a dump of ours whose upload failed? */
+static bool
+evict_upload_again(const struct model *m, const struct eviction *ev)
+{
+	char	*ours;
+	bool	 again;
+
+	if (m->pstate != MODEL_CHECKPOINTED || m->store_error == NULL ||
+	    m->images == NULL || ev->process != PROCESS_CHECKPOINT ||
+	    !store_configured(m->sup->conf))
+		return (false);
+	ours = criu_images_dir(m->sup->conf, m->name);
+	again = strcmp(ours, m->images) == 0;
+	free(ours);
+	return (again);
+}
+
 int
 evict_sleep(struct model *m, const struct eviction *ev, evict_done_cb done,
     evict_progress_cb progress, void *arg, char *err, size_t errlen)
@@ -273,6 +295,13 @@ evict_sleep(struct model *m, const struct eviction *ev, evict_done_cb done,
 	    !(m->sleeping.weights == ev->weights &&
 	    m->sleeping.process == ev->process))
 		evict_replan(op, STEP_STOP);
+	else if (evict_upload_again(m, ev)) {
+		/* Checkpointed, but its upload failed: try it again. */
+		op->images = xstrdup(m->images);
+		evict_replan(op, STEP_UPLOAD);
+	}
+	if (store_configured(m->sup->conf))
+		evict_plan_store(&op->plan);
 	return (evict_begin(op, done, progress, arg));
 }
 
@@ -299,7 +328,29 @@ evict_wake(struct model *m, evict_done_cb done, evict_progress_cb progress,
 	op->eviction = m->sleeping;
 	evict_plan_wake(m->pstate, &m->sleeping, evict_tp(m),
 	    m->images != NULL, &op->plan);
+	if (store_configured(m->sup->conf))
+		evict_plan_store(&op->plan);
 	return (evict_begin(op, done, progress, arg));
+}
+
+/*
+ * The images were downloaded: what follows the download is the restore
+ * of the eviction they were made with (a checkpoint_path's manifest may
+ * say another than the model's).
+ */
+void
+evict_replan_restore(struct evict_op *op, const struct eviction *ev)
+{
+	struct evict_plan	rest;
+	struct model		*m = op->m;
+
+	op->eviction = *ev;
+	m->sleeping = *ev;
+	evict_plan_wake(MODEL_CHECKPOINTED, ev, evict_tp(m), true, &rest);
+	op->plan.n = op->idx + 1;
+	for (size_t i = 0; i < rest.n && op->plan.n <
+	    sizeof(op->plan.steps) / sizeof(op->plan.steps[0]); i++)
+		op->plan.steps[op->plan.n++] = rest.steps[i];
 }
 
 /* End a running operation now, failing its waiters. */

@@ -19,6 +19,7 @@ struct evict_waiter {
 /* An asynchronous gpu or criu call; op is cleared if the op goes away. */
 struct evict_pending {
 	struct evict_op		*op;
+	struct store_job	*job;		/* a transfer: cancel it */
 };
 
 struct evict_op {
@@ -56,10 +57,14 @@ void	evict_schedule(struct evict_op *);
 void	evict_finish(struct evict_op *);
 void	evict_set_reason(struct evict_op *, const char *, const char *,
 	    const char *);
+/* After a download: the rest of the wake from the manifest's eviction. */
+void	evict_replan_restore(struct evict_op *, const struct eviction *);
 
 /* evict_step.c */
 void	evict_step_start(struct evict_op *);
 void	evict_step_end(struct evict_op *, bool, const char *);
 void	evict_replan(struct evict_op *, enum evict_step);
+/* The step had nothing to do: on to the next, with no phase recorded. */
+void	evict_step_skip(struct evict_op *);
 
 #endif

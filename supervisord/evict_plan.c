@@ -4,12 +4,15 @@
  * can be woken from (the seed's sequences, SEED-BEHAVIOUR.md). Pure
  * functions; evict.c and evict_step.c run them.
  */
+#include <string.h>
+
 #include "supervisor.h"
 
 static const char *evict_step_names[] = {
 	"sleep", "discard", "nccl_suspend", "cuda_suspend", "criu_dump",
 	"stop", "start", "criu_restore", "health", "cuda_resume",
-	"nccl_resume", "wake_up", "reload_weights", "reset_prefix_cache"
+	"nccl_resume", "wake_up", "reload_weights", "reset_prefix_cache",
+	"upload", "download"
 };
 
 
@@ -127,5 +130,25 @@ evict_plan_wake(enum model_pstate st, const struct eviction *ev, unsigned tp,
 	default:
 		evict_plan_add(p, STEP_START);
 		return;
+	}
+}
+
+/*
+ * With an object store: a sleep that dumps uploads the images after the
+ * dump; a wake that restores first downloads them (when they are not
+ * here, which the step finds out).
+ */
+void
+evict_plan_store(struct evict_plan *p)
+{
+	if (p->n > 0 && p->steps[p->n - 1] == STEP_CRIU_DUMP) {
+		evict_plan_add(p, STEP_UPLOAD);
+		return;
+	}
+	if (p->n > 0 && p->steps[0] == STEP_CRIU_RESTORE &&
+	    p->n < sizeof(p->steps) / sizeof(p->steps[0])) {
+		memmove(p->steps + 1, p->steps, p->n * sizeof(p->steps[0]));
+		p->steps[0] = STEP_DOWNLOAD;
+		p->n++;
 	}
 }

@@ -169,6 +169,77 @@ evict_criu_cb(int ok, const char *reason, pid_t restored, void *arg)
 }
 
 static void
+evict_store_progress(const char *detail, void *arg)
+{
+	struct evict_pending	*pp = arg;
+
+	if (pp->op != NULL)
+		evict_progress(pp->op, evict_step_name(
+		    pp->op->plan.steps[pp->op->idx]), detail);
+}
+
+/* An upload or a download is over: the model remembers where, or why. */
+static void
+evict_store_cb(const struct store_result *r, void *arg)
+{
+	struct evict_pending	*pp = arg;
+	struct evict_op		*op = pp->op;
+	struct model		*m;
+
+	free(pp);
+	if (op == NULL)
+		return;
+	op->pending = NULL;
+	m = op->m;
+	if (r->ok && r->skipped) {
+		evict_step_skip(op);
+		return;
+	}
+	free(m->store_error);
+	m->store_error = NULL;
+	if (r->ok) {
+		free(m->store_url);
+		m->store_url = r->url != NULL ? xstrdup(r->url) : NULL;
+		if (op->plan.steps[op->idx] == STEP_DOWNLOAD &&
+		    r->has_eviction)
+			evict_replan_restore(op, &r->eviction);
+	} else
+		m->store_error = body_text_dup(r->reason);
+	evict_step_end(op, r->ok, r->reason);
+}
+
+static void
+evict_step_store(struct evict_op *op, enum evict_step step)
+{
+	struct model		*m = op->m;
+	struct evict_pending	*pp;
+	char			*url;
+
+	if (step == STEP_UPLOAD) {
+		if (op->images == NULL) {
+			evict_progress(op, evict_step_name(step), NULL);
+			evict_step_end(op, false, "no images to upload");
+			return;
+		}
+		url = store_model_url(m->sup->conf, m->name);
+		evict_progress(op, evict_step_name(step), url);
+		free(url);
+		pp = evict_pending_new(op);
+		pp->job = store_upload(m, op->images, evict_store_cb,
+		    evict_store_progress, pp);
+		return;
+	}
+	/* A download says so only when there is one to do. */
+	if (m->images == NULL) {
+		evict_step_skip(op);
+		return;
+	}
+	pp = evict_pending_new(op);
+	pp->job = store_download(m, m->images, evict_store_cb,
+	    evict_store_progress, pp);
+}
+
+static void
 evict_step_gpu(struct evict_op *op, bool suspend)
 {
 	struct model	*m = op->m;
@@ -271,6 +342,10 @@ evict_step_start(struct evict_op *op)
 		criu_restore(m, m->images != NULL ? m->images : "",
 		    evict_criu_cb, evict_criu_progress, evict_pending_new(op));
 		return;
+	case STEP_UPLOAD:
+	case STEP_DOWNLOAD:
+		evict_step_store(op, step);
+		return;
 	case STEP_STOP:
 		evict_progress(op, evict_step_name(step), detail);
 		if (m->proc == NULL) {
@@ -329,6 +404,29 @@ evict_replan(struct evict_op *op, enum evict_step step)
 	op->idx = 0;
 }
 
+/*
+ * The checkpoint is made and the GPU freed: a failed upload does not undo
+ * that. The images stay where they are; status and the log say why.
+ */
+static void
+evict_upload_failed(struct evict_op *op, const char *why)
+{
+	struct model	*m = op->m;
+	char		*msg;
+
+	evict_set_reason(op, "%s failed, the images stay in place: %s",
+	    evict_step_name(STEP_UPLOAD), why);
+	xasprintf(&msg, "the upload of the checkpoint in %s to the object "
+	    "store failed: %s", op->images != NULL ? op->images : "?", why);
+	model_set_error(m, msg);
+	log_warnx("upload failed, the images stay in place model=%s "
+	    "images=%s reason=\"%s\"", m->name, op->images != NULL ?
+	    op->images : "?", why);
+	free(msg);
+	op->idx++;
+	evict_schedule(op);
+}
+
 static void
 evict_step_failed(struct evict_op *op, enum evict_step step,
     const char *why)
@@ -345,6 +443,10 @@ evict_step_failed(struct evict_op *op, enum evict_step step,
 	}
 	switch (op->kind) {
 	case EVICT_SLEEP:
+		if (step == STEP_UPLOAD) {
+			evict_upload_failed(op, why);
+			return;
+		}
 		if (op->result != EVICT_ESCALATED) {
 			op->result = EVICT_ESCALATED;
 			evict_set_reason(op, "%s failed: %s", phase, why);
@@ -396,6 +498,14 @@ evict_step_failed(struct evict_op *op, enum evict_step step,
 		op->idx++;
 		break;
 	}
+	evict_schedule(op);
+}
+
+void
+evict_step_skip(struct evict_op *op)
+{
+	op->in_step = false;
+	op->idx++;
 	evict_schedule(op);
 }
 

@@ -42,6 +42,8 @@ main_check_machine(const struct config *cfg, const char *path)
 		fprintf(stderr, "%s: warning: %s\n", path, why);
 	if (criu_check_config(cfg, why, sizeof(why)) != 0)
 		fprintf(stderr, "%s: warning: %s\n", path, why);
+	if (store_check_config(cfg, why, sizeof(why)) != 0)
+		fprintf(stderr, "%s: warning: %s\n", path, why);
 }
 
 int

@@ -15,6 +15,7 @@
  */
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kvtext.h"
 #include "manifest.h"
 #include "xmalloc.h"
 
@@ -32,88 +34,36 @@
 
 /* ---- encoding --------------------------------------------------------------- */
 
-struct mbuild {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-};
-
-static void
-mb_add(struct mbuild *b, const char *s, size_t n)
-{
-	while (b->len + n + 1 > b->cap) {
-		b->cap = b->cap == 0 ? 1024 : b->cap * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void __attribute__((format(printf, 2, 3)))
-mb_printf(struct mbuild *b, const char *fmt, ...)
-{
-	char	*s;
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		abort();
-	mb_add(b, s, (size_t)n);
-	free(s);
-}
-
-static void
-mb_kv(struct mbuild *b, const char *key, const char *v)
-{
-	static const char	hex[] = "0123456789ABCDEF";
-	char			enc[3];
-
-	mb_printf(b, " %s=", key);
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-		if (*p <= ' ' || *p > '~' || *p == '%' || *p == '=') {
-			enc[0] = '%';
-			enc[1] = hex[*p >> 4];
-			enc[2] = hex[*p & 15];
-			mb_add(b, enc, 3);
-		} else
-			mb_add(b, (const char *)p, 1);
-	}
-}
-
 int
 manifest_encode(const struct manifest *m, char **out, size_t *outlen)
 {
-	struct mbuild	b = { NULL, 0, 0 };
+	struct strbuf	b = STRBUF_INIT;
 	char		ev[64];
 
-	mb_printf(&b, "# llmux checkpoint manifest: the images of this "
+	strbuf_printf(&b, "# llmux checkpoint manifest: the images of this "
 	    "directory and the machine they were made on\n");
-	mb_printf(&b, "llmux-checkpoint %d\n", MANIFEST_VERSION);
-	mb_add(&b, "model", 5);
-	mb_kv(&b, "name", m->model != NULL ? m->model : "");
-	mb_kv(&b, "path", m->model_path != NULL ? m->model_path : "");
-	mb_printf(&b, " port=%u tp=%u", m->port, m->tp);
+	strbuf_printf(&b, "llmux-checkpoint %d\n", MANIFEST_VERSION);
+	strbuf_add(&b, "model", 5);
+	kvt_kv(&b, "name", m->model != NULL ? m->model : "");
+	kvt_kv(&b, "path", m->model_path != NULL ? m->model_path : "");
+	strbuf_printf(&b, " port=%u tp=%u", m->port, m->tp);
 	if (m->has_eviction)
-		mb_printf(&b, " eviction=%s", eviction_format(&m->eviction, ev,
+		strbuf_printf(&b, " eviction=%s", eviction_format(&m->eviction, ev,
 		    sizeof(ev)));
-	mb_add(&b, "\nmachine", 8);
-	mb_kv(&b, "driver", m->driver != NULL ? m->driver : "none");
-	mb_printf(&b, " cuda=%d gpus=%zu created=%lld\n", m->cuda, m->ngpus,
+	strbuf_add(&b, "\nmachine", 8);
+	kvt_kv(&b, "driver", m->driver != NULL ? m->driver : "none");
+	strbuf_printf(&b, " cuda=%d gpus=%zu created=%lld\n", m->cuda, m->ngpus,
 	    (long long)m->created);
 	for (size_t i = 0; i < m->ngpus; i++) {
-		mb_printf(&b, "gpu index=%u", m->gpus[i].index);
-		mb_kv(&b, "name", m->gpus[i].name);
-		mb_kv(&b, "uuid", m->gpus[i].uuid);
-		mb_add(&b, "\n", 1);
+		strbuf_printf(&b, "gpu index=%u", m->gpus[i].index);
+		kvt_kv(&b, "name", m->gpus[i].name);
+		kvt_kv(&b, "uuid", m->gpus[i].uuid);
+		strbuf_add(&b, "\n", 1);
 	}
 	for (size_t i = 0; i < m->nfiles; i++) {
-		mb_add(&b, "file", 4);
-		mb_kv(&b, "name", m->files[i].name);
-		mb_printf(&b, " size=%llu sha256=%s\n",
+		strbuf_add(&b, "file", 4);
+		kvt_kv(&b, "name", m->files[i].name);
+		strbuf_printf(&b, " size=%llu sha256=%s\n",
 		    (unsigned long long)m->files[i].size, m->files[i].sha256);
 	}
 	if (b.len > MANIFEST_MAX_BYTES) {
@@ -127,127 +77,8 @@ manifest_encode(const struct manifest *m, char **out, size_t *outlen)
 
 /* ---- decoding --------------------------------------------------------------- */
 
-struct mdec {
-	char		*err;
-	size_t		 errlen;
-	unsigned	 line;
-};
-
-static int __attribute__((format(printf, 2, 3)))
-md_fail(struct mdec *d, const char *fmt, ...)
-{
-	char	msg[256];
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(d->err, d->errlen, "manifest line %u: %s", d->line, msg);
-	return (-1);
-}
-
 static int
-md_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	return (-1);
-}
-
-static int
-md_str(struct mdec *d, const char *key, const char *v, size_t len, char **out)
-{
-	char	*s;
-	size_t	 o = 0;
-	int	 hi, lo;
-
-	if (*out != NULL)
-		return (md_fail(d, "key '%s' appears twice", key));
-	if (len > MANIFEST_MAX_VALUE * 3)
-		return (md_fail(d, "key '%s': value too long", key));
-	s = xmalloc(len + 1);
-	for (size_t i = 0; i < len; i++) {
-		if (v[i] != '%') {
-			s[o++] = v[i];
-			continue;
-		}
-		if (i + 2 >= len + 0 || (hi = md_hex(v[i + 1])) < 0 ||
-		    (lo = md_hex(v[i + 2])) < 0 || (hi == 0 && lo == 0)) {
-			free(s);
-			return (md_fail(d, "key '%s': bad escape", key));
-		}
-		s[o++] = (char)(hi << 4 | lo);
-		i += 2;
-	}
-	s[o] = '\0';
-	if (o > MANIFEST_MAX_VALUE) {
-		free(s);
-		return (md_fail(d, "key '%s': value too long", key));
-	}
-	*out = s;
-	return (0);
-}
-
-static int
-md_uint(struct mdec *d, const char *key, const char *v, size_t len,
-    uint64_t max, uint64_t *out)
-{
-	uint64_t	n = 0;
-
-	if (len == 0 || len > 20)
-		return (md_fail(d, "key '%s': not a number", key));
-	for (size_t i = 0; i < len; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return (md_fail(d, "key '%s': not a number", key));
-		if (n > (UINT64_MAX - (uint64_t)(v[i] - '0')) / 10)
-			return (md_fail(d, "key '%s': out of range", key));
-		n = n * 10 + (uint64_t)(v[i] - '0');
-	}
-	if (n > max)
-		return (md_fail(d, "key '%s': out of range", key));
-	*out = n;
-	return (0);
-}
-
-typedef int (*md_kv_fn)(struct mdec *, const char *, size_t, const char *,
-    size_t, void *);
-
-/* Split a line's words after the first into key=value pairs. */
-static int
-md_words(struct mdec *d, const char *p, const char *end, md_kv_fn fn,
-    void *arg)
-{
-	const char	*w, *eq;
-
-	while (p < end) {
-		while (p < end && *p == ' ')
-			p++;
-		if (p >= end)
-			break;
-		for (w = p; p < end && *p != ' '; p++)
-			;
-		if ((eq = memchr(w, '=', (size_t)(p - w))) == NULL)
-			return (md_fail(d, "'%.*s' is not key=value",
-			    (int)(p - w > 40 ? 40 : p - w), w));
-		if (fn(d, w, (size_t)(eq - w), eq + 1, (size_t)(p - eq - 1),
-		    arg) != 0)
-			return (-1);
-	}
-	return (0);
-}
-
-static bool
-md_key(const char *k, size_t klen, const char *want)
-{
-	return (klen == strlen(want) && memcmp(k, want, klen) == 0);
-}
-
-static int
-md_model_kv(struct mdec *d, const char *k, size_t kl, const char *v,
+md_model_kv(struct kvt_dec *d, const char *k, size_t kl, const char *v,
     size_t vl, void *arg)
 {
 	struct manifest	*m = arg;
@@ -255,45 +86,45 @@ md_model_kv(struct mdec *d, const char *k, size_t kl, const char *v,
 	char		*s = NULL;
 	int		 rc;
 
-	if (md_key(k, kl, "name"))
-		return (md_str(d, "name", v, vl, &m->model));
-	if (md_key(k, kl, "path"))
-		return (md_str(d, "path", v, vl, &m->model_path));
-	if (md_key(k, kl, "port")) {
-		if (md_uint(d, "port", v, vl, 65535, &n) != 0)
+	if (kvt_key(k, kl, "name"))
+		return (kvt_str(d, "name", v, vl, MANIFEST_MAX_VALUE, &m->model));
+	if (kvt_key(k, kl, "path"))
+		return (kvt_str(d, "path", v, vl, MANIFEST_MAX_VALUE, &m->model_path));
+	if (kvt_key(k, kl, "port")) {
+		if (kvt_uint(d, "port", v, vl, 65535, &n) != 0)
 			return (-1);
 		m->port = (unsigned)n;
-	} else if (md_key(k, kl, "tp")) {
-		if (md_uint(d, "tp", v, vl, 1024, &n) != 0)
+	} else if (kvt_key(k, kl, "tp")) {
+		if (kvt_uint(d, "tp", v, vl, 1024, &n) != 0)
 			return (-1);
 		m->tp = (unsigned)n;
-	} else if (md_key(k, kl, "eviction")) {
-		if (md_str(d, "eviction", v, vl, &s) != 0)
+	} else if (kvt_key(k, kl, "eviction")) {
+		if (kvt_str(d, "eviction", v, vl, MANIFEST_MAX_VALUE, &s) != 0)
 			return (-1);
 		rc = eviction_parse(s, &m->eviction);
 		free(s);
 		if (rc != 0)
-			return (md_fail(d, "key 'eviction': not W+P"));
+			return (kvt_fail(d, "key 'eviction': not W+P"));
 		m->has_eviction = true;
 	}
 	return (0);
 }
 
 static int
-md_machine_kv(struct mdec *d, const char *k, size_t kl, const char *v,
+md_machine_kv(struct kvt_dec *d, const char *k, size_t kl, const char *v,
     size_t vl, void *arg)
 {
 	struct manifest	*m = arg;
 	uint64_t	 n;
 
-	if (md_key(k, kl, "driver"))
-		return (md_str(d, "driver", v, vl, &m->driver));
-	if (md_key(k, kl, "cuda")) {
-		if (md_uint(d, "cuda", v, vl, 1000000, &n) != 0)
+	if (kvt_key(k, kl, "driver"))
+		return (kvt_str(d, "driver", v, vl, MANIFEST_MAX_VALUE, &m->driver));
+	if (kvt_key(k, kl, "cuda")) {
+		if (kvt_uint(d, "cuda", v, vl, 1000000, &n) != 0)
 			return (-1);
 		m->cuda = (int)n;
-	} else if (md_key(k, kl, "created")) {
-		if (md_uint(d, "created", v, vl, INT64_MAX, &n) != 0)
+	} else if (kvt_key(k, kl, "created")) {
+		if (kvt_uint(d, "created", v, vl, INT64_MAX, &n) != 0)
 			return (-1);
 		m->created = (int64_t)n;
 	}
@@ -301,18 +132,18 @@ md_machine_kv(struct mdec *d, const char *k, size_t kl, const char *v,
 }
 
 static int
-md_gpu_kv(struct mdec *d, const char *k, size_t kl, const char *v,
+md_gpu_kv(struct kvt_dec *d, const char *k, size_t kl, const char *v,
     size_t vl, void *arg)
 {
 	struct manifest_gpu	*g = arg;
 	uint64_t		 n;
 
-	if (md_key(k, kl, "name"))
-		return (md_str(d, "name", v, vl, &g->name));
-	if (md_key(k, kl, "uuid"))
-		return (md_str(d, "uuid", v, vl, &g->uuid));
-	if (md_key(k, kl, "index")) {
-		if (md_uint(d, "index", v, vl, MANIFEST_MAX_GPUS - 1, &n) != 0)
+	if (kvt_key(k, kl, "name"))
+		return (kvt_str(d, "name", v, vl, MANIFEST_MAX_VALUE, &g->name));
+	if (kvt_key(k, kl, "uuid"))
+		return (kvt_str(d, "uuid", v, vl, MANIFEST_MAX_VALUE, &g->uuid));
+	if (kvt_key(k, kl, "index")) {
+		if (kvt_uint(d, "index", v, vl, MANIFEST_MAX_GPUS - 1, &n) != 0)
 			return (-1);
 		g->index = (unsigned)n;
 	}
@@ -320,21 +151,21 @@ md_gpu_kv(struct mdec *d, const char *k, size_t kl, const char *v,
 }
 
 static int
-md_file_kv(struct mdec *d, const char *k, size_t kl, const char *v,
+md_file_kv(struct kvt_dec *d, const char *k, size_t kl, const char *v,
     size_t vl, void *arg)
 {
 	struct manifest_file	*f = arg;
 
-	if (md_key(k, kl, "name"))
-		return (md_str(d, "name", v, vl, &f->name));
-	if (md_key(k, kl, "size"))
-		return (md_uint(d, "size", v, vl, UINT64_MAX, &f->size));
-	if (md_key(k, kl, "sha256")) {
+	if (kvt_key(k, kl, "name"))
+		return (kvt_str(d, "name", v, vl, MANIFEST_MAX_VALUE, &f->name));
+	if (kvt_key(k, kl, "size"))
+		return (kvt_uint(d, "size", v, vl, UINT64_MAX, &f->size));
+	if (kvt_key(k, kl, "sha256")) {
 		if (vl != SHA256_HEX_LEN - 1)
-			return (md_fail(d, "key 'sha256': not 64 hex digits"));
+			return (kvt_fail(d, "key 'sha256': not 64 hex digits"));
 		for (size_t i = 0; i < vl; i++)
-			if (md_hex(v[i]) < 0)
-				return (md_fail(d, "key 'sha256': not 64 hex "
+			if (!isxdigit((unsigned char)v[i]))
+				return (kvt_fail(d, "key 'sha256': not 64 hex "
 				    "digits"));
 		memcpy(f->sha256, v, vl);
 		f->sha256[vl] = '\0';
@@ -351,23 +182,24 @@ md_safe_name(const char *s)
 }
 
 static int
-md_line(struct mdec *d, struct manifest *m, const char *w, size_t wl,
-    const char *p, const char *end)
+md_line(struct kvt_dec *d, const char *w, size_t wl, const char *p,
+    const char *end, void *arg)
 {
+	struct manifest		*m = arg;
 	struct manifest_gpu	 g;
 	struct manifest_file	 f;
 
-	if (md_key(w, wl, "model"))
-		return (md_words(d, p, end, md_model_kv, m));
-	if (md_key(w, wl, "machine"))
-		return (md_words(d, p, end, md_machine_kv, m));
-	if (md_key(w, wl, "gpu")) {
+	if (kvt_key(w, wl, "model"))
+		return (kvt_words(d, p, end, md_model_kv, m));
+	if (kvt_key(w, wl, "machine"))
+		return (kvt_words(d, p, end, md_machine_kv, m));
+	if (kvt_key(w, wl, "gpu")) {
 		memset(&g, 0, sizeof(g));
-		if (md_words(d, p, end, md_gpu_kv, &g) != 0 || g.name == NULL ||
+		if (kvt_words(d, p, end, md_gpu_kv, &g) != 0 || g.name == NULL ||
 		    g.uuid == NULL || m->ngpus >= MANIFEST_MAX_GPUS) {
 			free(g.name);
 			free(g.uuid);
-			return (d->err[0] != '\0' ? -1 : md_fail(d, "a gpu needs "
+			return (d->err[0] != '\0' ? -1 : kvt_fail(d, "a gpu needs "
 			    "a name and a uuid (at most %d GPUs)",
 			    MANIFEST_MAX_GPUS));
 		}
@@ -375,20 +207,20 @@ md_line(struct mdec *d, struct manifest *m, const char *w, size_t wl,
 		m->gpus[m->ngpus++] = g;
 		return (0);
 	}
-	if (md_key(w, wl, "file")) {
+	if (kvt_key(w, wl, "file")) {
 		memset(&f, 0, sizeof(f));
-		if (md_words(d, p, end, md_file_kv, &f) != 0 || f.name == NULL ||
+		if (kvt_words(d, p, end, md_file_kv, &f) != 0 || f.name == NULL ||
 		    f.sha256[0] == '\0' || !md_safe_name(f.name) ||
 		    m->nfiles >= MANIFEST_MAX_FILES) {
 			free(f.name);
-			return (d->err[0] != '\0' ? -1 : md_fail(d, "a file needs "
+			return (d->err[0] != '\0' ? -1 : kvt_fail(d, "a file needs "
 			    "a plain name and a sha256 (at most %d files)",
 			    MANIFEST_MAX_FILES));
 		}
 		for (size_t i = 0; i < m->nfiles; i++) {
 			if (strcmp(m->files[i].name, f.name) == 0) {
 				free(f.name);
-				return (md_fail(d, "file listed twice"));
+				return (kvt_fail(d, "file listed twice"));
 			}
 		}
 		m->files = xreallocarray(m->files, m->nfiles + 1, sizeof(f));
@@ -401,52 +233,19 @@ int
 manifest_decode(const char *buf, size_t len, struct manifest *m, char *err,
     size_t errlen)
 {
-	struct mdec	 d = { err, errlen, 0 };
-	const char	*p = buf, *end = buf + len, *nl, *w;
-	bool		 header = false;
-	uint64_t	 v;
+	struct kvt_dec	d = { err, errlen, "checkpoint manifest",
+	    "manifest line", 0 };
 
 	memset(m, 0, sizeof(*m));
 	err[0] = '\0';
 	if (len > MANIFEST_MAX_BYTES)
-		return (md_fail(&d, "the manifest is larger than %u bytes",
+		return (kvt_fail(&d, "the manifest is larger than %u bytes",
 		    MANIFEST_MAX_BYTES));
-	if (memchr(buf, '\0', len) != NULL)
-		return (md_fail(&d, "the manifest holds a NUL byte"));
-	for (; p < end; p = nl + 1) {
-		d.line++;
-		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			nl = end;
-		if (nl == p || *p == '#')
-			continue;
-		for (w = p; w < nl && *w != ' '; w++)
-			;
-		if (!header) {
-			if (!md_key(p, (size_t)(w - p), "llmux-checkpoint")) {
-				md_fail(&d, "not an llmux checkpoint manifest");
-				goto fail;
-			}
-			if (md_uint(&d, "version", w + 1 < nl ? w + 1 : w,
-			    w + 1 < nl ? (size_t)(nl - w - 1) : 0, 1000,
-			    &v) != 0)
-				goto fail;
-			if (v != MANIFEST_VERSION) {
-				md_fail(&d, "version %llu is not %d",
-				    (unsigned long long)v, MANIFEST_VERSION);
-				goto fail;
-			}
-			header = true;
-			continue;
-		}
-		if (md_line(&d, m, p, (size_t)(w - p), w, nl) != 0)
-			goto fail;
-	}
-	if (!header) {
-		md_fail(&d, "the manifest is empty");
+	if (kvt_parse(&d, buf, len, MANIFEST_MAX_BYTES, "llmux-checkpoint",
+	    MANIFEST_VERSION, md_line, m) != 0)
 		goto fail;
-	}
 	if (m->model == NULL || m->driver == NULL) {
-		md_fail(&d, "the manifest has no model or machine line");
+		kvt_fail(&d, "the manifest has no model or machine line");
 		goto fail;
 	}
 	return (0);

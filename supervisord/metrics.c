@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "clock.h"
+#include "prom.h"
+#include "strbuf.h"
 #include "supervisor.h"
 #include "supervisord/switcher.h"
 #include "xmalloc.h"
@@ -56,60 +58,13 @@ struct switch_stats {
 	size_t			 n_fails;
 };
 
-struct mbuf {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-};
-
-static void __attribute__((format(printf, 2, 3)))
-mbuf_printf(struct mbuf *b, const char *fmt, ...)
-{
-	va_list	ap;
-	int	n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			abort();
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		b->cap = b->cap * 2 + (size_t)n;
-		b->p = xrealloc(b->p, b->cap);
-	}
-}
-
-/* A label value with \, " and newline escaped. */
-static const char *
-metrics_label(const char *s, char *buf, size_t len)
-{
-	size_t	o = 0;
-
-	for (; *s != '\0' && o + 3 < len; s++) {
-		if (*s == '\\' || *s == '"') {
-			buf[o++] = '\\';
-			buf[o++] = *s;
-		} else if (*s == '\n') {
-			buf[o++] = '\\';
-			buf[o++] = 'n';
-		} else
-			buf[o++] = *s;
-	}
-	buf[o] = '\0';
-	return (buf);
-}
-
-static void	metrics_switches(struct mbuf *, struct supervisor *);
+static void	metrics_switches(struct strbuf *, struct supervisor *);
 
 static void
-metrics_head(struct mbuf *b, const char *name, const char *type,
+metrics_head(struct strbuf *b, const char *name, const char *type,
     const char *help)
 {
-	mbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 enum metrics_field {
@@ -143,7 +98,7 @@ metrics_value(const struct model *m, enum metrics_field f)
 
 /* One line per model of a per-model value. */
 static void
-metrics_per_model(struct mbuf *b, struct supervisor *sup, const char *name,
+metrics_per_model(struct strbuf *b, struct supervisor *sup, const char *name,
     const char *type, const char *help, enum metrics_field f)
 {
 	struct model	*m;
@@ -153,8 +108,8 @@ metrics_per_model(struct mbuf *b, struct supervisor *sup, const char *name,
 	TAILQ_FOREACH(m, &sup->models, entry) {
 		if (m->removed)
 			continue;
-		mbuf_printf(b, "%s{model=\"%s\"} %llu\n", name,
-		    metrics_label(m->name, l, sizeof(l)),
+		strbuf_printf(b, "%s{model=\"%s\"} %llu\n", name,
+		    prom_label(m->name, l, sizeof(l)),
 		    (unsigned long long)metrics_value(m, f));
 	}
 }
@@ -162,15 +117,12 @@ metrics_per_model(struct mbuf *b, struct supervisor *sup, const char *name,
 char *
 metrics_text(struct supervisor *sup)
 {
-	struct mbuf	 b;
+	struct strbuf	 b;
 	struct model	*m;
 	char		 l[512], *gpu;
 	enum proto_model_state st;
 
-	b.cap = 8192;
-	b.len = 0;
-	b.p = xmalloc(b.cap);
-	b.p[0] = '\0';
+	memset(&b, 0, sizeof(b));
 
 	metrics_switches(&b, sup);
 
@@ -180,9 +132,9 @@ metrics_text(struct supervisor *sup)
 		if (m->removed)
 			continue;
 		st = model_published_state(m);
-		metrics_label(m->name, l, sizeof(l));
+		prom_label(m->name, l, sizeof(l));
 		for (int s = 0; s < PROTO_MS__COUNT; s++)
-			mbuf_printf(&b, "llmux_supervisor_model_state{model="
+			strbuf_printf(&b, "llmux_supervisor_model_state{model="
 			    "\"%s\",state=\"%s\"} %d\n", l,
 			    proto_model_state_name((enum proto_model_state)s),
 			    (int)st == s);
@@ -212,17 +164,17 @@ metrics_text(struct supervisor *sup)
 	TAILQ_FOREACH(m, &sup->models, entry) {
 		if (m->removed)
 			continue;
-		metrics_label(m->name, l, sizeof(l));
+		prom_label(m->name, l, sizeof(l));
 		for (int s = 0; s < STEP__COUNT; s++) {
 			const struct phase_stat *ps = &m->phases[s];
 
 			if (ps->count == 0)
 				continue;
-			mbuf_printf(&b, "llmux_supervisor_phase_seconds_sum"
+			strbuf_printf(&b, "llmux_supervisor_phase_seconds_sum"
 			    "{model=\"%s\",phase=\"%s\"} %.3f\n", l,
 			    evict_step_name((enum evict_step)s),
 			    (double)ps->total_ms / 1000.0);
-			mbuf_printf(&b, "llmux_supervisor_phase_seconds_count"
+			strbuf_printf(&b, "llmux_supervisor_phase_seconds_count"
 			    "{model=\"%s\",phase=\"%s\"} %llu\n", l,
 			    evict_step_name((enum evict_step)s),
 			    (unsigned long long)ps->count);
@@ -233,10 +185,10 @@ metrics_text(struct supervisor *sup)
 	TAILQ_FOREACH(m, &sup->models, entry) {
 		if (m->removed)
 			continue;
-		metrics_label(m->name, l, sizeof(l));
+		prom_label(m->name, l, sizeof(l));
 		for (int s = 0; s < STEP__COUNT; s++)
 			if (m->phases[s].count > 0)
-				mbuf_printf(&b, "llmux_supervisor_phase_last_"
+				strbuf_printf(&b, "llmux_supervisor_phase_last_"
 				    "seconds{model=\"%s\",phase=\"%s\"} %.3f\n",
 				    l, evict_step_name((enum evict_step)s),
 				    (double)m->phases[s].last_ms / 1000.0);
@@ -244,36 +196,36 @@ metrics_text(struct supervisor *sup)
 
 	metrics_head(&b, "llmux_supervisor_peers", "gauge",
 	    "Connected peers by role.");
-	mbuf_printf(&b, "llmux_supervisor_peers{role=\"proxy\"} %zu\n",
+	strbuf_printf(&b, "llmux_supervisor_peers{role=\"proxy\"} %zu\n",
 	    server_count_role(sup, PROTO_ROLE_PROXY));
-	mbuf_printf(&b, "llmux_supervisor_peers{role=\"admin\"} %zu\n",
+	strbuf_printf(&b, "llmux_supervisor_peers{role=\"admin\"} %zu\n",
 	    server_count_role(sup, PROTO_ROLE_ADMIN));
 	metrics_head(&b, "llmux_supervisor_journal_writes_total", "counter",
 	    "State journal writes.");
-	mbuf_printf(&b, "llmux_supervisor_journal_writes_total %llu\n",
+	strbuf_printf(&b, "llmux_supervisor_journal_writes_total %llu\n",
 	    (unsigned long long)sup->journal_writes);
 	metrics_head(&b, "llmux_supervisor_journal_failures", "gauge",
 	    "State journal writes failed in a row.");
-	mbuf_printf(&b, "llmux_supervisor_journal_failures %llu\n",
+	strbuf_printf(&b, "llmux_supervisor_journal_failures %llu\n",
 	    (unsigned long long)sup->journal_failures);
 	metrics_head(&b, "llmux_supervisor_reloads_total", "counter",
 	    "Configuration reloads, by result.");
-	mbuf_printf(&b, "llmux_supervisor_reloads_total{result=\"ok\"} %llu\n",
+	strbuf_printf(&b, "llmux_supervisor_reloads_total{result=\"ok\"} %llu\n",
 	    (unsigned long long)sup->reloads);
-	mbuf_printf(&b, "llmux_supervisor_reloads_total{result=\"invalid\"} "
+	strbuf_printf(&b, "llmux_supervisor_reloads_total{result=\"invalid\"} "
 	    "%llu\n", (unsigned long long)sup->reload_failures);
 	metrics_head(&b, "llmux_supervisor_config_generation", "gauge",
 	    "Bumps on every reload.");
-	mbuf_printf(&b, "llmux_supervisor_config_generation %llu\n",
+	strbuf_printf(&b, "llmux_supervisor_config_generation %llu\n",
 	    (unsigned long long)sup->config_generation);
 	metrics_head(&b, "llmux_supervisor_uptime_seconds", "gauge",
 	    "Seconds since the supervisor started.");
-	mbuf_printf(&b, "llmux_supervisor_uptime_seconds %lld\n",
+	strbuf_printf(&b, "llmux_supervisor_uptime_seconds %lld\n",
 	    (long long)((clock_ms() - sup->started_ms) / 1000));
 	gpu = gpu_metrics_text(sup);
-	mbuf_printf(&b, "%s", gpu);
+	strbuf_printf(&b, "%s", gpu);
 	free(gpu);
-	return (b.p);
+	return (b.p != NULL ? b.p : xstrdup(""));
 }
 
 /* ---- switches ------------------------------------------------------------ */
@@ -341,26 +293,26 @@ metrics_switch_record(struct supervisor *sup, const char *from, const char *to,
 }
 
 static void
-metrics_hist_print(struct mbuf *b, const char *name, const char *labels,
+metrics_hist_print(struct strbuf *b, const char *name, const char *labels,
     const struct metrics_hist *h)
 {
 	uint64_t	cum = 0;
 
 	for (size_t i = 0; i < METRICS_NBUCKETS; i++) {
 		cum += h->le[i];
-		mbuf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels,
+		strbuf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels,
 		    metrics_buckets[i], (unsigned long long)cum);
 	}
-	mbuf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
+	strbuf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
 	    (unsigned long long)h->count);
-	mbuf_printf(b, "%s_sum{%s} %.3f\n", name, labels,
+	strbuf_printf(b, "%s_sum{%s} %.3f\n", name, labels,
 	    (double)h->sum_ms / 1000.0);
-	mbuf_printf(b, "%s_count{%s} %llu\n", name, labels,
+	strbuf_printf(b, "%s_count{%s} %llu\n", name, labels,
 	    (unsigned long long)h->count);
 }
 
 static void
-metrics_switches(struct mbuf *b, struct supervisor *sup)
+metrics_switches(struct strbuf *b, struct supervisor *sup)
 {
 	struct switch_stats	*st = sup->switch_stats;
 	struct switch_dir	*d;
@@ -372,8 +324,8 @@ metrics_switches(struct mbuf *b, struct supervisor *sup)
 	    "Time of each phase of the switches that succeeded.");
 	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
 		d = &st->dirs[i];
-		metrics_label(d->from, lf, sizeof(lf));
-		metrics_label(d->to, lt, sizeof(lt));
+		prom_label(d->from, lf, sizeof(lf));
+		prom_label(d->to, lt, sizeof(lt));
 		for (int p = 0; p < SW_PH__COUNT; p++) {
 			snprintf(labels, sizeof(labels), "phase=\"%s\",from="
 			    "\"%s\",to=\"%s\"", metrics_phases[p], lf, lt);
@@ -386,8 +338,8 @@ metrics_switches(struct mbuf *b, struct supervisor *sup)
 	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
 		d = &st->dirs[i];
 		snprintf(labels, sizeof(labels), "from=\"%s\",to=\"%s\"",
-		    metrics_label(d->from, lf, sizeof(lf)),
-		    metrics_label(d->to, lt, sizeof(lt)));
+		    prom_label(d->from, lf, sizeof(lf)),
+		    prom_label(d->to, lt, sizeof(lt)));
 		metrics_hist_print(b, "llmux_switch_total_seconds", labels,
 		    &d->total);
 	}
@@ -395,16 +347,16 @@ metrics_switches(struct mbuf *b, struct supervisor *sup)
 	    "Switches that succeeded (to \"none\": a model put to sleep).");
 	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
 		d = &st->dirs[i];
-		mbuf_printf(b, "llmux_switches_total{from=\"%s\",to=\"%s\"} "
-		    "%llu\n", metrics_label(d->from, lf, sizeof(lf)),
-		    metrics_label(d->to, lt, sizeof(lt)),
+		strbuf_printf(b, "llmux_switches_total{from=\"%s\",to=\"%s\"} "
+		    "%llu\n", prom_label(d->from, lf, sizeof(lf)),
+		    prom_label(d->to, lt, sizeof(lt)),
 		    (unsigned long long)d->switches);
 	}
 	metrics_head(b, "llmux_switch_failures_total", "counter",
 	    "Switches that failed, by target.");
 	for (size_t i = 0; st != NULL && i < st->n_fails; i++)
-		mbuf_printf(b, "llmux_switch_failures_total{to=\"%s\"} %llu\n",
-		    metrics_label(st->fails[i].to, lt, sizeof(lt)),
+		strbuf_printf(b, "llmux_switch_failures_total{to=\"%s\"} %llu\n",
+		    prom_label(st->fails[i].to, lt, sizeof(lt)),
 		    (unsigned long long)st->fails[i].n);
 	metrics_head(b, "llmux_active_model_info", "gauge",
 	    "1 for each model that is active (ready to serve).");
@@ -413,8 +365,8 @@ metrics_switches(struct mbuf *b, struct supervisor *sup)
 		int i = switching_index(sup, m);
 
 		if (i >= 0 && (active & ((uint64_t)1 << i)))
-			mbuf_printf(b, "llmux_active_model_info{model=\"%s\"} "
-			    "1\n", metrics_label(m->name, lt, sizeof(lt)));
+			strbuf_printf(b, "llmux_active_model_info{model=\"%s\"} "
+			    "1\n", prom_label(m->name, lt, sizeof(lt)));
 	}
 }
 

@@ -75,6 +75,8 @@ model_free(struct model *m)
 	free(m->reason);
 	free(m->last_error);
 	free(m->images);
+	free(m->store_url);
+	free(m->store_error);
 	gpu_saved_free(m->gpu_saved);
 	free(m);
 }

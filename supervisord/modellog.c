@@ -20,6 +20,7 @@
  *   checks its size every second and rotates by copy and truncate; the
  *   file can grow past the cap by what the model writes in a second.
  */
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -217,7 +218,8 @@ modellog_fork_keeper(struct supervisor *sup, const char *file, int in,
 	if (pid == 0) {
 		if ((kid = fork()) != 0)
 			_exit(kid == -1 ? 1 : 0);
-		/* The keeper. */
+		/* The keeper: named so that ps and top tell it apart. */
+		(void)prctl(PR_SET_NAME, "llmux-logkeeper", 0, 0, 0);
 		setsid();
 		for (int sig = 1; sig < NSIG; sig++)
 			signal(sig, SIG_DFL);

@@ -145,7 +145,10 @@ persist_thread(void *arg)
 			p->failed++;
 			snprintf(p->error, sizeof(p->error), "%s", err);
 		}
-		(void)write(p->efd, &one, sizeof(one));
+		/* Only an overflowing counter refuses the write (EAGAIN),
+		 * and then a wake-up is pending anyway. */
+		if (write(p->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+			log_warn("cannot wake the loop for the journal");
 	}
 	pthread_mutex_unlock(&p->lock);
 	return (NULL);
@@ -179,7 +182,9 @@ persist_done_cb(evutil_socket_t fd, short ev, void *arg)
 	bool			 last_ok;
 	char			 err[512];
 
-	(void)read(p->efd, &n, sizeof(n));
+	/* EAGAIN: the flush at exit calls this with nothing to read. */
+	if (read(p->efd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("cannot read the journal writer's wake-up");
 	pthread_mutex_lock(&p->lock);
 	ok = p->ok;
 	failed = p->failed;

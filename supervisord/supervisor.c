@@ -142,7 +142,9 @@ supervisor_free(struct supervisor *sup)
 	/* Models are forgotten, not stopped. */
 	while ((m = TAILQ_FIRST(&sup->models)) != NULL)
 		model_free(m);
+	store_shutdown(sup);
 	worker_shutdown(sup);
+	store_free(sup);
 	gpu_free(sup);
 	/* Calls still waiting for an operation get no reply. */
 	while ((call = TAILQ_FIRST(&sup->calls)) != NULL)
@@ -215,6 +217,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		    "user %s", (unsigned)sup->uid, conf->user);
 	cgroup_init(sup);
 	worker_init(sup);
+	store_init(sup);
 	supervisor_add_models(sup);
 	/* The socket first: if another supervisor runs, adopt nothing. */
 	if (server_listen(sup, err, sizeof(err)) != 0) {

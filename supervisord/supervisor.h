@@ -32,6 +32,7 @@ struct evict_op;
 struct httpc_call;
 struct persist;
 struct process;
+struct store_job;
 struct supervisor;
 struct switch_record;
 struct switch_stats;
@@ -88,6 +89,8 @@ enum evict_step {
 	STEP_WAKE_UP,		/* POST /wake_up */
 	STEP_RELOAD_WEIGHTS,	/* POST /collective_rpc reload_weights */
 	STEP_RESET_PREFIX_CACHE, /* POST /reset_prefix_cache */
+	STEP_UPLOAD,		/* store module: images to the object store */
+	STEP_DOWNLOAD,		/* store module: images from it, if missing */
 	STEP__COUNT
 };
 
@@ -108,6 +111,8 @@ struct model {
 	bool			 warming;	/* its warm-up inference runs */
 	bool			 removed;	/* stop, then free */
 	char			*images;	/* CHECKPOINTED: images dir */
+	char			*store_url;	/* where they are in the store */
+	char			*store_error;	/* the last transfer's failure */
 
 	struct process		*proc;		/* NULL: no process */
 	struct evict_op		*op;		/* operation in progress */
@@ -398,6 +403,42 @@ int	criu_parse_version(const char *, int *major, int *minor);
 /* The eviction a checkpoint directory's manifest records; -1 if none. */
 int	criu_images_eviction(const char *dir, struct eviction *);
 
+/* ---- store.c: checkpoint images in an S3-compatible object store ------- */
+
+struct store_result {
+	bool		 ok;
+	bool		 skipped;	/* download: the images are here */
+	const char	*reason;	/* !ok: why */
+	const char	*url;		/* s3://BUCKET/MODEL/ID/ */
+	uint64_t	 bytes;
+	bool		 has_eviction;	/* download: the manifest's */
+	struct eviction	 eviction;
+};
+typedef void	(*store_cb)(const struct store_result *, void *);
+typedef void	(*store_progress_cb)(const char *detail, void *);
+
+void	 store_init(struct supervisor *);
+/* Cancel every transfer (at exit, before worker_shutdown); then free. */
+void	 store_shutdown(struct supervisor *);
+void	 store_free(struct supervisor *);
+bool	 store_configured(const struct config *);
+/* "s3://BUCKET/MODEL/", for messages. */
+char	*store_model_url(const struct config *, const char *model);
+/* --check-config: -1 with a warning when this libcurl cannot sign. */
+int	 store_check_config(const struct config *, char *why, size_t);
+/*
+ * Copy the images in dir (a checkpoint with its manifest) to the store,
+ * or fetch the model's latest checkpoint into dir unless dir exists.
+ * cb runs once, from the loop, also for a cancelled job (at exit: ok
+ * false, "cancelled").
+ */
+struct store_job *store_upload(struct model *, const char *dir, store_cb,
+	    store_progress_cb, void *);
+struct store_job *store_download(struct model *, const char *dir,
+	    store_cb, store_progress_cb, void *);
+/* Make the transfer stop soon (it still calls back). */
+void	 store_cancel(struct store_job *);
+
 /* ---- process.c: one model process -------------------------------------- */
 
 struct process {
@@ -503,6 +544,8 @@ void		 evict_plan_sleep(const struct eviction *, unsigned tp,
 		    struct evict_plan *);
 void		 evict_plan_wake(enum model_pstate, const struct eviction *,
 		    unsigned tp, bool has_images, struct evict_plan *);
+/* With an object store: upload after a dump, download before a restore. */
+void		 evict_plan_store(struct evict_plan *);
 const char	*evict_step_name(enum evict_step);
 const char	*evict_kind_name(enum evict_kind);
 /*
@@ -876,6 +919,7 @@ struct supervisor {
 
 	int			 worker_fds[2];
 	struct event		*ev_worker;
+	TAILQ_HEAD(, store_job)	 store_jobs;	/* transfers running */
 	struct gpu_state	*gpu;
 	uint64_t		 reload_failures;
 	int64_t			 started_ms;

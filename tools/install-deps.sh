@@ -20,6 +20,7 @@ libyaml-dev:/usr/include/yaml.h
 libyajl-dev:/usr/include/yajl/yajl_parse.h
 libsystemd-dev:/usr/include/systemd/sd-daemon.h
 libcap-ng-dev:/usr/include/cap-ng.h
+libcurl4-openssl-dev:/usr/bin/curl-config
 check:/usr/include/check.h
 python3:/usr/bin/python3
 curl:/usr/bin/curl

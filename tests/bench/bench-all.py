@@ -7,7 +7,7 @@ docs/benchmarks.md with their figures.
 Each benchmark runs with --markdown and prints its own section of the
 document (tests/bench/benchmd.py): proxy (bench-proxy.py), switch
 (bench-switch.py), policies (bench-policies.py), status (bench-status.py)
-and fakevllm (bench-fakevllm.sh). This script adds "The run" (the date, the
+fakevllm (bench-fakevllm.sh) and store (bench-store.py). This script adds "The run" (the date, the
 machine, its load, what each benchmark took) and rewrites the document:
 a section with the generated marker is replaced by the new one of the same
 name; every other section is written by hand and kept as it is, where it
@@ -47,6 +47,9 @@ def benches(build, quick):
           "40" if quick else "200"]),
         ("fakevllm", "llmux-fakevllm itself",
          [os.path.join(HERE, "bench-fakevllm.sh"), build, "2" if quick else "5", "--markdown"]),
+        ("store", "checkpoint images to an object store and back",
+         [py, os.path.join(HERE, "bench-store.py"), build, "--markdown", "--mib",
+          "64" if quick else "512"]),
         ("proxy", "llmux-proxyd against direct and nginx",
          [py, os.path.join(HERE, "bench-proxy.py"), "--build", build, "--markdown"] +
          (["--quick"] if quick else [])),
@@ -195,7 +198,7 @@ def main():
             sys.stderr.write("bench-all: %s failed (exit %d); its section is kept\n" %
                              (name, p.returncode))
     sections = {"run": run_section(machine(), started, ran, args.quick)}
-    for name in ("proxy", "switch", "policies", "status", "fakevllm"):
+    for name in ("proxy", "switch", "policies", "status", "fakevllm", "store"):
         if name in new:
             sections[name] = new[name]
     try:

@@ -74,7 +74,7 @@ def the_document_in_the_tree(env):
         text = f.read()
     _, sections = ba.split(text)
     names = [n for n, _ in sections if n]
-    check(sorted(names) == sorted(["run", "proxy", "switch", "policies", "status", "fakevllm"]),
+    check(sorted(names) == sorted(["run", "proxy", "switch", "policies", "status", "fakevllm", "store"]),
           names)
     check(any(t.startswith("## CUDA suspend and resume on a real GPU") and n is None
               for n, t in sections), "the GPU section is hand-written")

@@ -93,6 +93,18 @@ def checkpoint_and_restore(env):
 
 
 @harness.test
+def checkpoint_of_a_checkpointed_model(env):
+    """Nothing to do, and the images it has are kept."""
+    fake, sup = ckpt_sup(env)
+    sup.ctl_ok("checkpoint", "a")
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and body["message"] == "Model a checkpointed to %s" % images(sup) and
+          phases(body) == [], body)
+    rc, body = sup.ctl_json("restore", "a")
+    check(rc == 0 and phases(body) == ["criu_restore", "health", "wake_up"], body)
+
+
+@harness.test
 def checkpoint_options(env):
     fake, sup = ckpt_sup(env, eviction="discard+stop")
     rc, body = sup.ctl_json("checkpoint", "a", "--eviction", "offload+stop")

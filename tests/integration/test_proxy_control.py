@@ -146,6 +146,11 @@ def admin_token(env):
 @test
 def metrics_content(env):
     st = control_stack(env)
+    # The requests below must find a ready (none of them waits), so wait
+    # for the proxy to have taken the state that says so.
+    harness.wait_until(lambda: 'llmux_model_ready{model="a"} 1' in
+                       harness.http(st.admin, "GET", "/metrics")[2].decode(),
+                       what="a ready in the proxy")
     for i in range(3):
         check(st.post({"model": "a"})[0] == 200)
     check(st.post({"model": "nope"})[0] == 404)

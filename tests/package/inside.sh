@@ -2,10 +2,11 @@
 # inside.sh -- the install test's half that runs in the booted Debian 12
 # container (systemd is PID 1 there), as root, started by test_install.sh
 # through a oneshot unit. Arguments in /root/inside.args: the kind (deb or
-# rpm), the package file and three free ports (proxy, control API, model).
-# Prints one line per check and RESULT PASS or RESULT FAIL last.
+# rpm), the package file, a newer version of it (for the upgrade) and three
+# free ports (proxy, control API, model). Prints one line per check and
+# RESULT PASS or RESULT FAIL last.
 set -u
-read -r kind pkg pport aport mport < /root/inside.args
+read -r kind pkg newer pport aport mport < /root/inside.args
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 fails=0
 
@@ -40,6 +41,27 @@ chat() {
 	is "$code" 200 && grep -q '"choices"' /tmp/chat.json
 }
 unit_path() { systemctl show -P FragmentPath "$1"; }
+mainpid() { systemctl show -P MainPID "$1"; }
+alive() { [ -n "$1" ] && kill -0 "$1"; }
+# The model's processes (anchored: a shell whose command line holds the
+# pattern must not count).
+model_pids() { pgrep -u llmux-engine -f '^/usr/bin/llmux-fakevllm serve tiny'; }
+no_model() { ! pgrep -f '^/usr/bin/llmux-fakevllm serve' > /dev/null; }
+no_supervisor() { ! pgrep -f '^/usr/sbin/llmux-supervisord' > /dev/null; }
+# diagnose WHAT: after a failure since the last call, the daemons'
+# journal, the status and the processes.
+reported=0
+diagnose() {
+	[ $fails -gt $reported ] || return 0
+	reported=$fails
+	echo "--- for $1:"
+	journalctl --no-pager -u llmux-supervisord -u llmux-proxyd | tail -40
+	llmuxctl status
+	cat /var/log/llmux/*.log 2>/dev/null | tail -20
+	ps -eo pid,ppid,user,cgroup:60,args | grep -v ' ps -eo' |
+	    grep -E 'llmux|PID'
+	echo "---"
+}
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups "$@"; }
 
 echo "install test: $kind $pkg, inside systemd $(systemctl --version | head -1 | cut -d' ' -f2) as PID 1"
@@ -57,7 +79,13 @@ if [ "$kind" = deb ]; then
 	    llmux-supervisord.service llmux-proxyd.socket \
 	    llmux-proxyd-admin.socket llmux-proxyd.service
 else
-	check "rpm installed the package (outside, with --nodeps)" rpm -q llmux
+	# Debian's rpm holds none of the dependencies (apt installed them):
+	# --nodeps. The scriptlets run here, under systemd.
+	rpm --initdb
+	check "rpm installs the .rpm (--nodeps)" rpm -i --nodeps "/root/$pkg"
+	check "the presets enabled the units (Debian's: enable)" \
+	    systemctl is-enabled llmux-supervisord.service \
+	    llmux-proxyd.socket llmux-proxyd-admin.socket
 fi
 
 # ---- files, users, directories -----------------------------------------
@@ -95,7 +123,8 @@ check "/run/llmux lets llmux-admin use new sockets (default ACL)" bash -c \
     'getfacl -p /run/llmux | grep -qx "default:group:llmux-admin:rw-"'
 
 # ---- configure: llmux-fakevllm for vLLM, free ports --------------------
-cat > /etc/llmux/llmux.yaml <<YAML
+configure() {
+	cat > /etc/llmux/llmux.yaml <<YAML
 vllm_command: /usr/bin/llmux-fakevllm
 port: $pport
 admin_port: $aport
@@ -107,13 +136,15 @@ models:
     extra_args: [--fake-fast]
     aliases: [small]
 YAML
-mkdir -p /etc/systemd/system/llmux-proxyd.socket.d \
-    /etc/systemd/system/llmux-proxyd-admin.socket.d
-printf '[Socket]\nListenStream=\nListenStream=%s\n' "$pport" \
-    > /etc/systemd/system/llmux-proxyd.socket.d/port.conf
-printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$aport" \
-    > /etc/systemd/system/llmux-proxyd-admin.socket.d/port.conf
-systemctl daemon-reload
+	mkdir -p /etc/systemd/system/llmux-proxyd.socket.d \
+	    /etc/systemd/system/llmux-proxyd-admin.socket.d
+	printf '[Socket]\nListenStream=\nListenStream=%s\n' "$pport" \
+	    > /etc/systemd/system/llmux-proxyd.socket.d/port.conf
+	printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$aport" \
+	    > /etc/systemd/system/llmux-proxyd-admin.socket.d/port.conf
+	systemctl daemon-reload
+}
+configure
 
 # ---- start as the units do ---------------------------------------------
 check "the supervisor starts (Type=notify: READY=1)" \
@@ -124,24 +155,19 @@ check "the supervisor's socket is 660 root:llmux" \
     is "$(stat -c '%a %U %G' /run/llmux/supervisor.sock)" "660 root llmux"
 check "the socket's ACL admits llmux-admin" bash -c \
     'getfacl -p /run/llmux/supervisor.sock | grep -q "^group:llmux-admin:rw-"'
-# The supervisor starts models on an operator's wake here; the proxy's
-# demand starts them once the switcher drives it.
-check "llmuxctl wake tiny starts the model" llmuxctl wake tiny
-check "a request through the proxy is served by the fake model" chat tiny
-if [ $fails -gt 0 ]; then
-	echo "--- the daemons' journal, for the failure above:"
-	journalctl --no-pager -u llmux-supervisord -u llmux-proxyd | tail -40
-	llmuxctl status
-	cat /var/log/llmux/*.log 2>/dev/null | tail -20
-	echo "---"
-fi
+check "no model runs before the first request" no_model
+check "a request through the proxy starts the model and is served" chat tiny
+check "a request by the model's alias is served" chat small
+diagnose "the start and the first requests"
 check "the proxy was socket-activated and runs as llmux" \
     is "$(ps -o user= -p "$(systemctl show -P MainPID llmux-proxyd.service)")" llmux
-model_pid=$(pgrep -u llmux-engine -f 'llmux-fakevllm serve tiny' | head -1)
+model_pid=$(model_pids | head -1)
 check "the model runs as llmux-engine" test -n "$model_pid"
-if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
-	check "the model has its own cgroup (Delegate=yes)" \
-	    grep -q 'llmux-supervisord.service/model.tiny' "/proc/${model_pid:-0}/cgroup"
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] ||
+    [ -d /sys/fs/cgroup/unified ]; then
+	check "the model has its own cgroup (Delegate=yes)" grep -q \
+	    '^0::/system.slice/llmux-supervisord.service/model.tiny$' \
+	    "/proc/${model_pid:-0}/cgroup"
 else
 	echo "skip the model's own cgroup: no cgroup v2 in this container"
 fi
@@ -158,7 +184,7 @@ check "the control API answers" \
 # ---- restarts and reloads keep the model --------------------------------
 check "restart the supervisor" systemctl restart llmux-supervisord.service
 check "the model process survived the restart (KillMode=process)" \
-    kill -0 "${model_pid:-0}"
+    alive "$model_pid"
 check "re-adopted: the same pid serves" bash -c \
     "llmuxctl --json status | grep -Eq '\"pid\": *${model_pid:-0}[,}]'"
 check "served after the supervisor's restart" eventually 30 chat tiny
@@ -171,19 +197,118 @@ for u in llmux-proxyd.service llmux-supervisord.service; do
 	echo "security: $u $(systemd-analyze security --no-pager "$u" 2>&1 | tail -1)"
 done
 
-# ---- remove ------------------------------------------------------------
-as llmux-engine touch /var/lib/llmux-engine/model-cache
+# ---- upgrade: a reinstall, then a newer version, keep the model ----------
+# upgrade DESCRIPTION VERSION COMMAND...: the package manager's upgrade
+# restarts both daemons, keeps the proxy's sockets open and the model
+# process running, re-adopted by the new supervisor.
+upgrade() {
+	local desc=$1 want=$2 sup proxy sock have
+	shift 2
+	sup=$(mainpid llmux-supervisord.service)
+	proxy=$(mainpid llmux-proxyd.service)
+	sock=$(systemctl show -P ActiveEnterTimestampMonotonic llmux-proxyd.socket)
+	model_pid=$(model_pids | head -1)
+	check "$desc" "$@"
+	if [ "$kind" = deb ]; then
+		have=$(dpkg-query -W -f '${Version}' llmux)
+	else
+		have=$(rpm -q --qf '%{VERSION}-%{RELEASE}' llmux)
+	fi
+	check "$desc: version $want installed" is "$have" "$want"
+	check "$desc: the supervisor was restarted" bash -c \
+	    "systemctl is-active -q llmux-supervisord.service && \
+	    [ \"\$(systemctl show -P MainPID llmux-supervisord.service)\" != '$sup' ]"
+	check "$desc: the proxy was restarted" bash -c \
+	    "[ \"\$(systemctl show -P MainPID llmux-proxyd.service)\" != '$proxy' ]"
+	check "$desc: the proxy's socket stayed open" is \
+	    "$(systemctl show -P ActiveEnterTimestampMonotonic llmux-proxyd.socket)" "$sock"
+	check "$desc: the model process kept running" alive "$model_pid"
+	check "$desc: re-adopted: the same pid serves" eventually 30 bash -c \
+	    "llmuxctl --json status | grep -Eq '\"pid\": *${model_pid:-0}[,}]'"
+	check "$desc: served" eventually 30 chat tiny
+	check "$desc: served by the alias" chat small
+	check "$desc: the configuration was kept" \
+	    grep -q "port: $mport" /etc/llmux/llmux.yaml
+	diagnose "$desc"
+}
 if [ "$kind" = deb ]; then
-	check "apt-get purge" env DEBIAN_FRONTEND=noninteractive apt-get purge -y llmux
+	debver=$(dpkg-query -W -f '${Version}' llmux)
+	newver=$(dpkg-deb -f "/root/$newer" Version)
+	upgrade "apt-get install --reinstall (the same version)" "$debver" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall \
+	    --no-install-recommends "/root/$pkg"
+	upgrade "apt-get install of a newer version" "$newver" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends "/root/$newer"
+else
+	rpmver=$(rpm -q --qf '%{VERSION}-%{RELEASE}' llmux)
+	newver=$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "/root/$newer")
+	upgrade "rpm --reinstall (the same version)" "$rpmver" \
+	    rpm --reinstall --nodeps "/root/$pkg"
+	upgrade "rpm -U of a newer version" "$newver" \
+	    rpm -U --nodeps "/root/$newer"
+fi
+
+# ---- remove --------------------------------------------------------------
+# Twice: with the supervisor running and the model pinned (the supervisor
+# stops it), then with the supervisor stopped by hand and the model left
+# running (KillMode=process), which the removal kills.
+as llmux-engine touch /var/lib/llmux-engine/model-cache
+check "llmuxctl pin tiny" llmuxctl pin tiny
+check "the pinned model runs" alive "$(model_pids | head -1)"
+if [ "$kind" = deb ]; then
+	check "apt-get remove, the supervisor running, the model pinned" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get remove -y llmux
+else
+	check "rpm -e, the supervisor running, the model pinned" \
+	    rpm -e --nodeps llmux
+fi
+cp /tmp/out /tmp/removal.out
+check "the supervisor stopped the model (stop-models said so)" \
+    grep -q '^llmux: Model tiny stopped' /tmp/removal.out
+check "the pinned model was stopped" no_model
+check "the supervisor was stopped" no_supervisor
+check "no process is left in the supervisor's unit" is \
+    "$(systemctl show -P ControlGroup llmux-supervisord.service)" ""
+check "the units are gone" bash -c '! systemctl cat llmux-supervisord.service'
+check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
+diagnose "the removal"
+
+if [ "$kind" = deb ]; then
+	check "apt-get installs the .deb again" env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends "/root/$pkg"
+else
+	check "rpm installs the .rpm again" rpm -i --nodeps "/root/$pkg"
+fi
+configure
+check "the supervisor starts again" systemctl restart llmux-supervisord.service
+check "the proxy's sockets listen again" \
+    systemctl start llmux-proxyd.socket llmux-proxyd-admin.socket
+check "a request starts the model again" chat tiny
+model_pid=$(model_pids | head -1)
+check "stop the supervisor by hand" systemctl stop llmux-supervisord.service
+check "the model was left running (KillMode=process)" alive "$model_pid"
+if [ "$kind" = deb ]; then
+	check "apt-get purge, the supervisor stopped, the model running" \
+	    env DEBIAN_FRONTEND=noninteractive apt-get purge -y llmux
+	cp /tmp/out /tmp/removal.out
 	check "purge removed the state journal" test ! -e /var/lib/llmux
 	check "purge removed the model logs" test ! -e /var/log/llmux
 	check "purge removed /etc/llmux" test ! -e /etc/llmux
 else
-	check "rpm -e" rpm -e --nodeps llmux
+	check "rpm -e, the supervisor stopped, the model running" \
+	    rpm -e --nodeps llmux
+	cp /tmp/out /tmp/removal.out
 fi
+check "stop-models signalled what was left in the unit" \
+    grep -q '^llmux: stopping the model processes left running' /tmp/removal.out
+check "the model left running was stopped" no_model
+check "no supervisor process is left" no_supervisor
+check "no process is left in the supervisor's unit" is \
+    "$(systemctl show -P ControlGroup llmux-supervisord.service)" ""
 check "the units are gone" bash -c '! systemctl cat llmux-supervisord.service'
-check "the models were stopped" bash -c '! pgrep -f "llmux-fakevllm serve"'
 check "the model caches were kept" test -e /var/lib/llmux-engine/model-cache
+diagnose "the removal"
 
 if [ $fails -eq 0 ]; then
 	echo "RESULT PASS"

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "config_int.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 /* ---- helpers ------------------------------------------------------- */
 
@@ -916,13 +917,121 @@ START_TEST(test_error_missing)
 	    "2:3: error: models.a: missing required key 'port'\n");
 	expect_diags("port: 3000\n",
 	    "1:1: error: missing required key 'models'\n");
-	expect_diags(M "checkpoint:\n  object_store:\n    bucket: b\n",
+	expect_diags(M "checkpoint:\n  object_store:\n    bucket: bkt\n",
 	    "6:3: error: checkpoint.object_store: missing required key "
 	    "'endpoint'\n"
 	    "6:3: error: checkpoint.object_store: missing required key "
 	    "'access_key'\n"
 	    "6:3: error: checkpoint.object_store: missing required key "
 	    "'secret_key'\n");
+}
+END_TEST
+
+/* A checkpoint.object_store with one key (line 7) set to value. */
+static void
+expect_store(const char *key, const char *value, const char *want)
+{
+	const char	*keys[] = { "endpoint", "bucket", "access_key",
+			    "secret_key" };
+	const char	*vals[] = { "http://127.0.0.1:9000", "llmux-images",
+			    "AKIDEXAMPLE", "wJalrXUtnFEMI" };
+	char		 text[2048];
+	int		 n;
+
+	n = snprintf(text, sizeof(text), M "checkpoint:\n  object_store:\n"
+	    "    %s: %s\n", key, value);
+	for (size_t i = 0; i < 4; i++)
+		if (strcmp(keys[i], key) != 0)
+			n += snprintf(text + n, sizeof(text) - (size_t)n,
+			    "    %s: %s\n", keys[i], vals[i]);
+	expect_diags(text, want);
+}
+
+START_TEST(test_object_store_keys)
+{
+	struct config	*cfg;
+	char		 want[512], longb[80];
+
+	cfg = load_ok(M "checkpoint:\n  object_store: {endpoint: "
+	    "'https://s3.example.com:9000/store/', bucket: llmux.images-1, "
+	    "access_key: AKIDEXAMPLE, secret_key: 'wJal/rX+Ut='}\n");
+	ck_assert(cfg->checkpoint.object_store.set);
+	ck_assert_uint_eq(cfg->checkpoint.object_store.timeout_secs, 60);
+	ck_assert_uint_eq(cfg->checkpoint.object_store.retries, 4);
+	ck_assert_str_eq(cfg->checkpoint.object_store.region, "us-east-1");
+	config_free(cfg);
+
+	expect_store("endpoint", "s3.example.com", "7:15: error: "
+	    "checkpoint.object_store.endpoint: 's3.example.com' is not an "
+	    "http:// or https:// URL\n");
+	expect_store("endpoint", "'ftp://h'", "7:15: error: "
+	    "checkpoint.object_store.endpoint: 'ftp://h' is not an http:// "
+	    "or https:// URL\n");
+	expect_store("endpoint", "'http:///x'", "7:15: error: "
+	    "checkpoint.object_store.endpoint: 'http:///x' has no host\n");
+	expect_store("endpoint", "'http://k:s@h'", "7:15: error: "
+	    "checkpoint.object_store.endpoint: 'http://k:s@h' must not hold "
+	    "credentials (use access_key and secret_key)\n");
+	expect_store("endpoint", "'http://h/?a=b'", "7:15: error: "
+	    "checkpoint.object_store.endpoint: 'http://h/?a=b' must not have "
+	    "a query or a fragment\n");
+	expect_store("endpoint", "'http://h /x'", "7:15: error: "
+	    "checkpoint.object_store.endpoint: 'http://h /x' may hold only "
+	    "printable ASCII without spaces\n");
+
+	expect_store("bucket", "ab", "7:13: error: "
+	    "checkpoint.object_store.bucket: 'ab' must be 3 to 63 characters "
+	    "long (S3's bucket rules)\n");
+	memset(longb, 'a', 64);
+	longb[64] = '\0';
+	snprintf(want, sizeof(want), "7:13: error: checkpoint.object_store."
+	    "bucket: is too long (64 bytes; at most 63)\n");
+	expect_store("bucket", longb, want);
+	expect_store("bucket", "Images", "7:13: error: "
+	    "checkpoint.object_store.bucket: 'Images' may hold only lowercase "
+	    "letters, digits, '.' and '-' (S3's bucket rules)\n");
+	expect_store("bucket", "img_1", "7:13: error: "
+	    "checkpoint.object_store.bucket: 'img_1' may hold only lowercase "
+	    "letters, digits, '.' and '-' (S3's bucket rules)\n");
+	expect_store("bucket", "-images", "7:13: error: "
+	    "checkpoint.object_store.bucket: '-images' must begin and end "
+	    "with a letter or a digit (S3's bucket rules)\n");
+	expect_store("bucket", "images.", "7:13: error: "
+	    "checkpoint.object_store.bucket: 'images.' must begin and end "
+	    "with a letter or a digit (S3's bucket rules)\n");
+	expect_store("bucket", "im..ages", "7:13: error: "
+	    "checkpoint.object_store.bucket: 'im..ages' must not hold two "
+	    "dots in a row (S3's bucket rules)\n");
+	expect_store("bucket", "192.168.5.4", "7:13: error: "
+	    "checkpoint.object_store.bucket: '192.168.5.4' must not be an IP "
+	    "address (S3's bucket rules)\n");
+	expect_store("bucket", "xn--images", "7:13: error: "
+	    "checkpoint.object_store.bucket: 'xn--images' uses a prefix or "
+	    "suffix S3 reserves (S3's bucket rules)\n");
+	expect_store("bucket", "images-s3alias", "7:13: error: "
+	    "checkpoint.object_store.bucket: 'images-s3alias' uses a prefix or "
+	    "suffix S3 reserves (S3's bucket rules)\n");
+
+	/* Both keys, non-empty; the secret is never repeated. */
+	expect_store("access_key", "''", "7:17: error: "
+	    "checkpoint.object_store.access_key: must not be empty\n");
+	expect_store("secret_key", "''", "7:17: error: "
+	    "checkpoint.object_store.secret_key: must not be empty\n");
+	expect_store("secret_key", "'my secret'", "7:17: error: "
+	    "checkpoint.object_store.secret_key: the value may hold only "
+	    "printable ASCII without spaces\n");
+	expect_store("access_key", "'my key'", "7:17: error: "
+	    "checkpoint.object_store.access_key: 'my key' may hold only "
+	    "printable ASCII without spaces\n");
+
+	expect_store("region", "'eu west'", "7:13: error: "
+	    "checkpoint.object_store.region: 'eu west' may hold only letters, "
+	    "digits, '-' and '_'\n");
+	expect_store("retries", "21", "7:14: error: "
+	    "checkpoint.object_store.retries: 21 is out of range (0..20)\n");
+	expect_store("timeout_secs", "0", "7:19: error: "
+	    "checkpoint.object_store.timeout_secs: 0 is out of range "
+	    "(1..3600)\n");
 }
 END_TEST
 
@@ -1247,8 +1356,8 @@ START_TEST(test_machine)
 	/* ... unless an object store can supply the images. */
 	snprintf(text, sizeof(text), M "    checkpoint_path: %s/none\n"
 	    "vllm_command: fake-vllm\ncheckpoint:\n  criu_path: fake-vllm\n"
-	    "  object_store: {endpoint: e, bucket: b, access_key: a, "
-	    "secret_key: s}\n", dir);
+	    "  object_store: {endpoint: 'http://s3', bucket: bkt, "
+	    "access_key: a, secret_key: s}\n", dir);
 	expect_machine(text, CONFIG_RUN, "", true);
 	snprintf(text, sizeof(text), M "    checkpoint_path: %s\n"
 	    "vllm_command: fake-vllm\ncheckpoint: {criu_path: fake-vllm}\n",
@@ -1775,6 +1884,7 @@ config_suite(void)
 	tcase_add_test(tc, test_error_ranges);
 	tcase_add_test(tc, test_error_ports);
 	tcase_add_test(tc, test_error_missing);
+	tcase_add_test(tc, test_object_store_keys);
 	tcase_add_test(tc, test_error_eviction_policy);
 	tcase_add_test(tc, test_error_checkpoint_gpus);
 	tcase_add_test(tc, test_error_names);
@@ -1801,11 +1911,5 @@ config_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(config_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(config_suite()));
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "eviction.h"
+#include "unit.h"
 
 START_TEST(test_levels)
 {
@@ -71,16 +72,10 @@ main(void)
 {
 	Suite	*s = suite_create("eviction");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_levels);
 	tcase_add_test(tc, test_parse_format);
 	tcase_add_test(tc, test_properties);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "tools/fakevllm/fakevllm.h"
+#include "unit.h"
 
 /* ---- args ---------------------------------------------------------------- */
 
@@ -591,8 +592,6 @@ main(void)
 {
 	Suite	*s = suite_create("fakevllm");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_args_supervisor_line);
 	tcase_add_test(tc, test_args_unknown_options);
@@ -611,9 +610,5 @@ main(void)
 	tcase_add_test(tc, test_idmap);
 	tcase_add_test(tc, test_engine_state_machine);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

@@ -19,6 +19,7 @@
 #include "supervisord/sha256.h"
 #include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 static const char *
 hash(const void *data, size_t len, size_t piece)
@@ -150,8 +151,8 @@ START_TEST(test_manifest_refusals)
 	refused("", "empty");
 	refused("# just a comment\n", "empty");
 	refused("llmux-state 1\n", "not an llmux checkpoint manifest");
-	refused("llmux-checkpoint 2\n", "version 2 is not 1");
-	refused("llmux-checkpoint one\n", "not a number");
+	refused("llmux-checkpoint 2\n", "checkpoint manifest version 2");
+	refused("llmux-checkpoint one\n", "expected a number");
 	refused("llmux-checkpoint 1\nmachine driver=x\n", "no model or machine");
 	refused("llmux-checkpoint 1\nmodel name=a\n", "no model or machine");
 	refused(HEAD "model name=b\n", "key 'name' appears twice");
@@ -159,7 +160,7 @@ START_TEST(test_manifest_refusals)
 	refused("llmux-checkpoint 1\nmodel name=a%00\n", "bad escape");
 	refused("llmux-checkpoint 1\nmodel name=a port=70000\n", "out of range");
 	refused("llmux-checkpoint 1\nmodel name=a eviction=x+y\n", "not W+P");
-	refused("llmux-checkpoint 1\nmodel noequals\n", "is not key=value");
+	refused("llmux-checkpoint 1\nmodel noequals\n", "expected key=value");
 	refused(HEAD "file name=a " SHA "\nfile name=a " SHA "\n",
 	    "file listed twice");
 	refused(HEAD "file name=../etc " SHA "\n", "plain name");
@@ -431,8 +432,6 @@ main(void)
 {
 	Suite	*s = suite_create("gpu");
 	TCase	*tc = tcase_create("gpu");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_sha256);
 	tcase_add_test(tc, test_manifest_roundtrip);
@@ -444,9 +443,5 @@ main(void)
 	tcase_add_test(tc, test_criu_version);
 	tcase_add_test(tc, test_missing_driver);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? 0 : 1);
+	return (unit_run(s));
 }

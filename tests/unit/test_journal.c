@@ -15,6 +15,7 @@
 
 #include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 static void
 fill(struct journal *j)
@@ -107,10 +108,10 @@ refused(const char *text, const char *why)
 
 START_TEST(test_refusals)
 {
-	refused("", "empty journal");
-	refused("# only a comment\n", "empty journal");
+	refused("", "empty state journal");
+	refused("# only a comment\n", "empty state journal");
 	refused("not-llmux 1\n", "not an llmux state journal");
-	refused("llmux-state 2\n", "journal version 2");
+	refused("llmux-state 2\n", "state journal version 2");
 	refused("llmux-state x\n", "expected a number");
 	refused("llmux-state 1\nmodel pid=1\n", "without a name");
 	refused("llmux-state 1\nmodel name=a\nmodel name=a\n", "twice");
@@ -302,8 +303,6 @@ main(void)
 {
 	Suite	*s = suite_create("journal");
 	TCase	*tc = tcase_create("journal");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_refusals);
@@ -311,9 +310,5 @@ main(void)
 	tcase_add_test(tc, test_files);
 	tcase_add_test(tc, test_keeper);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? 0 : 1);
+	return (unit_run(s));
 }

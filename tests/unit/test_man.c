@@ -16,6 +16,7 @@
 #include "config_int.h"
 #include "ctl/ctl.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 #define MAN_CONFIG	"docs/man/llmux.yaml.5"
 
@@ -250,11 +251,5 @@ man_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(man_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(man_suite()));
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "supervisord/policy.h"
+#include "unit.h"
 
 #define A	0
 #define B	1
@@ -668,8 +669,6 @@ main(void)
 {
 	Suite	*s = suite_create("policy");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_names_and_defaults);
 	tcase_add_test(tc, test_only_candidates_are_targets);
@@ -691,9 +690,5 @@ main(void)
 	tcase_add_test(tc, test_batch_aware_times_switches);
 	tcase_add_test(tc, test_batch_aware_average_and_failures);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

@@ -18,6 +18,7 @@
 #include "mpjson.h"
 #include "proto.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 /* Encode, strip the length prefix, decode; fails the test on error. */
 static void
@@ -860,8 +861,6 @@ main(void)
 	Suite	*s = suite_create("proto");
 	TCase	*tc = tcase_create("codec");
 	TCase	*tn = tcase_create("conn");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_roundtrip_session);
 	tcase_add_test(tc, test_roundtrip_config);
@@ -879,9 +878,5 @@ main(void)
 	tcase_add_test(tn, test_conn_free_in_callback);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tn);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

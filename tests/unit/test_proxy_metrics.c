@@ -9,7 +9,9 @@
 
 #include <event2/buffer.h>
 
+#include "prom.h"
 #include "proxyd/metrics.h"
+#include "unit.h"
 
 static char *
 format(const struct metrics_model_view *v, size_t n,
@@ -98,7 +100,7 @@ START_TEST(test_escaping)
 	HAS(t, "llmux_in_flight{model=\"a\\\"b\\\\c\\nd\"} 0\n");
 	free(t);
 	/* A short buffer truncates, never overflows. */
-	ck_assert_str_eq(metrics_escape("\"\"\"\"\"", buf, sizeof(buf)),
+	ck_assert_str_eq(prom_label("\"\"\"\"\"", buf, sizeof(buf)),
 	    "\\\"\\\"\\\"");
 	ck_assert_str_eq(metrics_reject_name(REJ__COUNT), "unknown");
 	ck_assert_str_eq(metrics_upstream_error_name(UPERR_CONNECT), "connect");
@@ -125,17 +127,11 @@ main(void)
 {
 	Suite	*s = suite_create("proxy_metrics");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_seed_names);
 	tcase_add_test(tc, test_histogram);
 	tcase_add_test(tc, test_escaping);
 	tcase_add_test(tc, test_no_models);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proxyd/model.h"
+#include "unit.h"
 
 /* Feed s split at every position (and byte by byte); all must agree. */
 static enum model_result
@@ -220,8 +221,6 @@ main(void)
 {
 	Suite	*s = suite_create("proxy_model");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_simple);
 	tcase_add_test(tc, test_escapes);
@@ -234,9 +233,5 @@ main(void)
 	tcase_add_test(tc, test_error_messages);
 	tcase_add_test(tc, test_name_valid);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

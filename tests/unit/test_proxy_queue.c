@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "proxyd/queue.h"
+#include "unit.h"
 
 START_TEST(test_fifo_and_bound)
 {
@@ -81,16 +82,10 @@ main(void)
 {
 	Suite	*s = suite_create("proxy_queue");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_fifo_and_bound);
 	tcase_add_test(tc, test_remove_anywhere);
 	tcase_add_test(tc, test_ages_and_expiry);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

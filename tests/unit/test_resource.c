@@ -8,6 +8,7 @@
 
 #include "supervisord/cost.h"
 #include "supervisord/resource.h"
+#include "unit.h"
 
 static struct resource_holder
 holder(int model, uint64_t gpus, double held, double after,
@@ -181,8 +182,6 @@ main(void)
 {
 	Suite	*s = suite_create("resource");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_residue);
 	tcase_add_test(tc, test_fits_as_is);
@@ -192,9 +191,5 @@ main(void)
 	tcase_add_test(tc, test_victims_multi_gpu);
 	tcase_add_test(tc, test_cost_ema);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

@@ -15,6 +15,7 @@
 
 #include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "unit.h"
 
 static struct config *
 load(const char *yaml)
@@ -487,6 +488,37 @@ START_TEST(test_wake_plans)
 }
 END_TEST
 
+START_TEST(test_store_plans)
+{
+	struct evict_plan	p;
+	struct eviction		e;
+
+	/* An object store uploads after a dump, downloads before a restore. */
+	e = (struct eviction){ WEIGHTS_OFFLOAD, PROCESS_CHECKPOINT };
+	evict_plan_sleep(&e, 2, &p);
+	evict_plan_store(&p);
+	plan_is(&p, "sleep nccl_suspend criu_dump upload");
+	evict_plan_wake(MODEL_CHECKPOINTED, &e, 1, true, &p);
+	evict_plan_store(&p);
+	plan_is(&p, "download criu_restore health wake_up");
+	/* Nothing else changes. */
+	evict_plan_wake(MODEL_CHECKPOINTED, &e, 1, false, &p);
+	evict_plan_store(&p);
+	plan_is(&p, "start");
+	e = (struct eviction){ WEIGHTS_DISCARD, PROCESS_CUDA_SUSPEND };
+	evict_plan_sleep(&e, 1, &p);
+	evict_plan_store(&p);
+	plan_is(&p, "discard cuda_suspend");
+	evict_plan_wake(MODEL_SLEEPING, &e, 1, false, &p);
+	evict_plan_store(&p);
+	plan_is(&p, "cuda_resume wake_up reload_weights reset_prefix_cache "
+	    "health");
+	p.n = 0;
+	evict_plan_store(&p);
+	plan_is(&p, "");
+}
+END_TEST
+
 START_TEST(test_health_intervals)
 {
 	int64_t	iv = HEALTH_FIRST_INTERVAL_MS, prev;
@@ -588,8 +620,6 @@ main(void)
 {
 	Suite	*s = suite_create("supervisor");
 	TCase	*tc = tcase_create("pure");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, test_argv);
 	tcase_add_test(tc, test_names_served_model);
@@ -603,15 +633,12 @@ main(void)
 	tcase_add_test(tc, test_roles);
 	tcase_add_test(tc, test_sleep_plans);
 	tcase_add_test(tc, test_wake_plans);
+	tcase_add_test(tc, test_store_plans);
 	tcase_add_test(tc, test_health_intervals);
 	tcase_add_test(tc, test_text_clean);
 	tcase_add_test(tc, test_eviction_debug);
 	tcase_add_test(tc, test_reload_changed);
 	tcase_add_test(tc, test_validate_text);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? 0 : 1);
+	return (unit_run(s));
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "supervisord/policy.h"
 #include "supervisord/switcher.h"
+#include "unit.h"
 
 #define A	0
 #define B	1
@@ -1385,8 +1386,6 @@ main(void)
 {
 	Suite	*s = suite_create("switcher");
 	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
 
 	log_init("test_switcher", 0);
 	tcase_add_test(tc, test_seed_switch);
@@ -1423,9 +1422,5 @@ main(void)
 	tcase_add_test(tc, test_restart);
 	tcase_add_test(tc, test_sleep_sleeping_and_pending);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(s));
 }

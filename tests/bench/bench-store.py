@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""bench-store.py -- how fast a checkpoint's images go to an object store
+and come back, through the real supervisor against the test suite's S3
+stub (tests/integration/s3stub.py, on loopback, in memory) and the fake
+criu.
+
+A model is checkpointed; its image file pages-1.img is then replaced by
+one of SIZE MiB (and its manifest told so), the upload is run again
+(`llmuxctl checkpoint`, whose only phase is then `upload`), the local
+copy is removed and the model restored (`download`, then `criu_restore`,
+whose check hashes every file again). The phase times come from the
+replies; the figures are printed, nothing is asserted. Both ends run on
+this machine, and the stub is Python: the figures are an upper bound on
+llmux's own cost (read, SHA-256, libcurl), not a store's speed.
+
+    tests/bench/bench-store.py BUILD [--mib SIZE] [--markdown]
+
+--markdown prints its section of docs/benchmarks.md (tests/bench/bench-all.py).
+"""
+import argparse
+import hashlib
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+
+INTRO = """
+`make bench-store` (`tests/bench/bench-store.py BUILD [--mib N]`, default
+512): a real llmux-supervisord checkpoints a model with the fake criu, the
+image file `pages-1.img` is replaced by one of %d MiB (its manifest told
+so), the upload runs again (`llmuxctl checkpoint`, whose only phase is then
+`upload`), the local copy is removed and the model restored (`download`,
+then `criu_restore`, whose manifest check hashes every file again). The
+store is the test suite's S3 stub (`tests/integration/s3stub.py`: Python,
+in memory, checking each request's Signature V4 and each body's SHA-256)
+on loopback, so both ends share the machine: the figures bound llmux's own
+cost from above, they are not a store's speed.
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--mib", type=int, default=512)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    os.environ["LLMUX_BUILD"] = os.path.abspath(args.build)
+
+    import harness
+    from gpu_helpers import FakeGPU, GpuSup
+    from s3stub import S3Stub
+
+    env = harness.Env("bench-store")
+    ok = False
+    try:
+        stub = S3Stub()
+        env.procs.append(stub)
+        fake = FakeGPU(env)
+        sup = GpuSup(env, fake, {"a": {"args": fake.args(1000),
+                                       "eviction": "offload+checkpoint"}},
+                     stub.config())
+        sup.start()
+        sup.ctl_ok("checkpoint", "a")
+        sup.ctl_ok("restore", "a")
+        # A checkpoint whose upload failed, so the next call uploads again.
+        stub.deny()
+        sup.ctl_ok("sleep", "a")
+        stub.deny(False)
+
+        images = os.path.join(sup.images, "a", "images")
+        block = os.urandom(1 << 20)
+        h = hashlib.sha256()
+        with open(os.path.join(images, "pages-1.img"), "wb") as f:
+            for i in range(args.mib):
+                chunk = block[:-8] + i.to_bytes(8, "little")
+                f.write(chunk)
+                h.update(chunk)
+        size = args.mib << 20
+        mpath = os.path.join(images, "llmux-manifest")
+        with open(mpath) as f:
+            text = f.read()
+        text = re.sub(r"file name=pages-1\.img size=\d+ sha256=[0-9a-f]+",
+                      "file name=pages-1.img size=%d sha256=%s" % (size, h.hexdigest()),
+                      text)
+        with open(mpath, "w") as f:
+            f.write(text)
+
+        rc, up = sup.ctl_json("checkpoint", "a")
+        harness.check(rc == 0 and [p["phase"] for p in up["phases"]] == ["upload"], up)
+        harness.check(" and uploaded to " in up["message"], up)
+        for name in os.listdir(images):
+            os.unlink(os.path.join(images, name))
+        os.rmdir(images)
+        rc, down = sup.ctl_json("restore", "a")
+        harness.check(rc == 0, down)
+        ms = {p["phase"]: p["ms"] for p in down["phases"]}
+        up_ms = up["phases"][0]["ms"]
+        if args.markdown:
+            import benchmd
+            benchmd.section("store", "Object store", "tests/bench/bench-store.py",
+                            INTRO % args.mib)
+            print("```")
+        print("object store, %d MiB image file, loopback stub:" % args.mib)
+        print("  upload        %6d ms  %7.0f MiB/s" % (up_ms, args.mib * 1000.0 /
+                                                       max(up_ms, 1)))
+        print("  download      %6d ms  %7.0f MiB/s" % (ms["download"], args.mib *
+                                                       1000.0 / max(ms["download"], 1)))
+        print("  criu_restore  %6d ms  (the manifest check hashes %d MiB again)"
+              % (ms["criu_restore"], args.mib))
+        if args.markdown:
+            print("```\n")
+        ok = True
+    finally:
+        env.close(not ok)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -111,6 +111,18 @@ front_pause(struct preq *pr)
 		bufferevent_enable(conn->bev, EV_READ);
 }
 
+/*
+ * Close the connection once this answer is out. evhtp_request_set_keepalive
+ * can only turn keep-alive on (with 0 it does nothing), so clear the flag
+ * libevhtp reads when the answer is finished: a Connection: close header
+ * follows from it, and the connection is closed instead of kept.
+ */
+void
+front_close_after(evhtp_request_t *req)
+{
+	req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+}
+
 static void
 front_resume(struct preq *pr)
 {
@@ -145,7 +157,7 @@ front_error(struct preq *pr, int status, enum reject_code code,
 		    evhtp_header_new("Retry-After", ra, 0, 1));
 	}
 	if (proxy_exiting)
-		evhtp_request_set_keepalive(req, 0);
+		front_close_after(req);
 	front_error_body(req->buffer_out, msg, metrics_reject_name(code));
 	front_set_done(pr);
 	evhtp_send_reply(req, status);
@@ -162,7 +174,7 @@ front_reply_json(struct preq *pr, int status, const unsigned char *json,
 	evhtp_headers_add_header(req->headers_out,
 	    evhtp_header_new("Content-Type", "application/json", 0, 0));
 	if (proxy_exiting)
-		evhtp_request_set_keepalive(req, 0);
+		front_close_after(req);
 	evbuffer_add(req->buffer_out, json, len);
 	front_set_done(pr);
 	evhtp_send_reply(req, status);
@@ -313,27 +325,6 @@ static evhtp_res	front_on_headers(evhtp_request_t *, evhtp_headers_t *,
 			    void *);
 static evhtp_res	front_on_conn_fini(evhtp_connection_t *, void *);
 
-/*
- * libevhtp, resuming a paused request whose answer is not all written yet,
- * marks the connection WAITING: the next write callback only clears the
- * mark, and the request is finished (kept alive, or closed after a
- * Connection: close answer) by a write callback after that, which nothing
- * brings once the answer is out. A 503 for a queued request would leave
- * its connection open that way. So that callback asks for one more.
- */
-static evhtp_res
-front_on_write(evhtp_connection_t *conn, void *arg)
-{
-	struct bufferevent	*bev = evhtp_connection_get_bev(conn);
-
-	if ((conn->flags & EVHTP_CONN_FLAG_WAITING) && conn->request != NULL &&
-	    (conn->request->flags & EVHTP_REQ_FLAG_FINISHED) && bev != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
-	return (EVHTP_RES_OK);
-}
-
 static evhtp_res
 front_post_accept(evhtp_connection_t *conn, void *arg)
 {
@@ -358,8 +349,6 @@ front_post_accept(evhtp_connection_t *conn, void *arg)
 	    (evhtp_hook)front_on_headers, fc);
 	evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini,
 	    (evhtp_hook)front_on_conn_fini, fc);
-	evhtp_connection_set_hook(conn, evhtp_hook_on_write,
-	    (evhtp_hook)front_on_write, fc);
 	front_accept_update();
 	return (EVHTP_RES_OK);
 }

@@ -183,6 +183,8 @@ void		 front_reply_json(struct preq *, int, const unsigned char *,
 		    size_t);
 /* Stop parsing the connection's next request while this one is held. */
 void		 front_pause(struct preq *);
+/* Close the client's connection once the current answer is out. */
+void		 front_close_after(evhtp_request_t *);
 /* The request is forwarded: it counts (active, in flight) until freed. */
 void		 front_mark_upstream(struct preq *);
 /* The request's response is complete: let libevhtp finish it. */

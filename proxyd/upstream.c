@@ -473,7 +473,7 @@ upstream_hdrs_complete(htparser *p)
 	if (!us->te_chunked && !us->has_cl && !no_body)
 		us->until_close = true;
 	if (!keepalive) {
-		evhtp_request_set_keepalive(req, 0);
+		front_close_after(req);
 		evbuffer_add(out, "Connection: close\r\n", 19);
 	} else if (http10)
 		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
@@ -548,7 +548,7 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 		evbuffer_add(out, ev, (size_t)n);
 		evbuffer_add(out, "\r\n0\r\n\r\n", 7);
 	} else
-		evhtp_request_set_keepalive(pr->req, 0);
+		front_close_after(pr->req);
 	upstream_flush_final(pr);
 	front_finish(pr);
 	free(us);

@@ -211,6 +211,26 @@ def backend_dies_mid_stream(env):
 
 
 @test
+def backend_cuts_a_sized_body_the_client_sees_the_close(env):
+    # The answer had a Content-Length the model server did not honour: the
+    # proxy cannot say so in the body, so it closes the client's connection
+    # (kept alive, the client would wait for the missing bytes forever).
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
+    s = send_raw_post(st.port, {"model": "a", "cut_body": True})
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200") and b"Content-Length: 1000" in head, got)
+    check(len(body) == 500, "the half that came, then the close: %d bytes" % len(body))
+
+
+@test
 def backend_dies_before_headers_is_502(env):
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))

@@ -85,7 +85,7 @@ $(foreach p,$(PROGS),$(eval $(call prog_rules,$(call prog_dir,$(p)),$(call prog_
 PROG_LIBS = $(foreach p,$(PROGS),$(BUILD)/lib/lib$(subst /,-,$(call prog_dir,$(p))).a)
 
 .PHONY: all check unit integration fuzz-regress asan fuzz demo bench bench-proxy \
-        bench-policies bench-fakevllm bench-status bench-switch soak clean install deb rpm \
+        bench-policies bench-fakevllm bench-status bench-switch bench-store soak clean install deb rpm \
         distclean clang-check
 all: $(BINS)
 
@@ -183,8 +183,10 @@ demo: all
 bench-policies: $(BUILD)/bin/llmux-sim
 	@tests/bench/bench-policies.py $(BUILD) $(BENCH_ARGS)
 
-bench:
-	@echo "make bench: benchmarks are not written yet"
+# Every benchmark below, then docs/benchmarks.md rewritten with the figures
+# (BENCH_ARGS=--quick for short runs, --only proxy,switch for some).
+bench: $(BINS) $(BUILD)/bench/bench_status $(FAKE_SO) $(FAKE_BIN)
+	@tests/bench/bench-all.py $(BUILD) $(BENCH_ARGS)
 
 # llmux-proxyd against llmux-fakevllm directly and nginx (FAKEVLLM=path to
 # use another llmux-fakevllm; BENCH_ARGS=--quick for a short run).
@@ -200,6 +202,10 @@ bench-fakevllm: $(BUILD)/bin/llmux-fakevllm
 # --switches N).
 bench-switch: $(BINS)
 	@tests/bench/bench-switch.py $(BUILD) $(BENCH_ARGS)
+
+# A checkpoint's images to the S3 stub and back (BENCH_ARGS=--mib N).
+bench-store: $(BINS) $(FAKE_SO) $(FAKE_BIN)
+	@tests/bench/bench-store.py $(BUILD) $(BENCH_ARGS)
 
 # The status round trip over the supervisor's socket (p50/p99 of 10 000).
 bench-status: $(BINS) $(BUILD)/bench/bench_status

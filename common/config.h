@@ -104,6 +104,7 @@ struct proxy_config {
 	uint64_t	 max_body_bytes;	/* 32 MiB */
 	uint32_t	 max_header_bytes;	/* 64 KiB */
 	uint32_t	 max_connections;	/* 4096 */
+	uint32_t	 upstream_timeout_secs;	/* 600; 0: none */
 	char	       **api_keys;		/* NULL-terminated; none = open */
 	size_t		 n_api_keys;
 	char		*admin_token;		/* NULL: no token on admin port */
@@ -135,6 +136,7 @@ struct config {
 	bool		 warmup;		/* false */
 	uint32_t	 startup_timeout_secs;	/* 600 */
 	uint32_t	 max_sleeping;		/* 0: no cap */
+	uint32_t	 health_check_secs;	/* 10; 0: never */
 
 	char		*supervisor_socket;	/* "/run/llmux/supervisor.sock" */
 	char		*user;			/* "llmux-engine" */

@@ -75,6 +75,10 @@ const struct config_key config_keys[] = {
 	  "recently used is stopped; 0: no cap" },
 
 	/* The top level: llmux's own keys. */
+	{ "health_check_secs", TOP(health_check_secs), .type = CT_U32,
+	  .min = 0, .max = 3600, .def = "10",
+	  .doc = "how often each running model's GET /health is checked; one "
+	  "that fails 3 checks in a row is killed and restarted; 0: never" },
 	{ "proxy", TOP(proxy), .type = CT_SECTION, .sub = CS_PROXY,
 	  .doc = "limits and keys of llmux-proxyd" },
 	{ "gpu", TOP(gpu), .type = CT_SECTION, .sub = CS_GPU,
@@ -252,6 +256,10 @@ const struct config_key config_keys[] = {
 	{ "max_connections", PROXY(max_connections), .type = CT_U32,
 	  .min = 1, .max = 1000000, .def = "4096",
 	  .doc = "client connections open at once" },
+	{ "upstream_timeout_secs", PROXY(upstream_timeout_secs),
+	  .type = CT_U32, .min = 0, .max = 604800, .def = "600",
+	  .doc = "fail a forwarded request whose model server sends nothing "
+	  "for this long; 0: never" },
 	{ "api_keys", PROXY(api_keys), .type = CT_STRLIST, .max = 1024,
 	  COUNT(struct proxy_config, n_api_keys),
 	  .check = config_keys_check_token,

@@ -50,6 +50,7 @@ static const struct field config_fields[] = {
 	NUM(struct proto_config, max_body_bytes, FK_U64, UINT64_MAX, 0),
 	NUM(struct proto_config, max_header_bytes, FK_U32, UINT32_MAX, 0),
 	NUM(struct proto_config, max_connections, FK_U32, UINT32_MAX, 0),
+	NUM(struct proto_config, upstream_timeout_secs, FK_U32, UINT32_MAX, 0),
 	LIST(struct proto_config, api_keys, PROTO_MAX_KEYS, 256),
 	STR(struct proto_config, admin_token, 256, 0),
 };

@@ -136,6 +136,7 @@ struct proto_config {
 	uint64_t		 max_body_bytes;
 	uint32_t		 max_header_bytes;
 	uint32_t		 max_connections;
+	uint32_t		 upstream_timeout_secs;	/* 0: none */
 	struct proto_strlist	 api_keys;
 	char			*admin_token;	/* NULL: none */
 };

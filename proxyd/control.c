@@ -10,6 +10,8 @@
  * so. An admin token in the config is required as a bearer token on
  * /control/... paths.
  */
+#include <sys/queue.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,14 @@ struct creq {
 	bool		 gone;
 	bool		 metrics;	/* /metrics */
 };
+
+/* An open connection of the admin or metrics port, freed at exit. */
+struct cconn {
+	evhtp_connection_t	*conn;
+	TAILQ_ENTRY(cconn)	 entry;
+};
+static TAILQ_HEAD(, cconn) control_conns =
+    TAILQ_HEAD_INITIALIZER(control_conns);
 
 static evhtp_t		*control_htp;		/* admin port */
 static evhtp_t		*control_mhtp;		/* metrics_port, /metrics only */
@@ -433,6 +443,30 @@ control_request_cb(evhtp_request_t *req, void *arg)
 	yajl_tree_free(tree);
 }
 
+static evhtp_res
+control_on_conn_fini(evhtp_connection_t *conn, void *arg)
+{
+	struct cconn	*cc = arg;
+
+	TAILQ_REMOVE(&control_conns, cc, entry);
+	free(cc);
+	return (EVHTP_RES_OK);
+}
+
+/* Keep every connection, so that those still open at exit are freed. */
+static evhtp_res
+control_post_accept(evhtp_connection_t *conn, void *arg)
+{
+	struct cconn	*cc;
+
+	cc = xcalloc(1, sizeof(*cc));
+	cc->conn = conn;
+	TAILQ_INSERT_TAIL(&control_conns, cc, entry);
+	evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini,
+	    (evhtp_hook)control_on_conn_fini, cc);
+	return (EVHTP_RES_OK);
+}
+
 static evhtp_t *
 control_new_htp(void *arg)
 {
@@ -441,6 +475,7 @@ control_new_htp(void *arg)
 	if ((htp = evhtp_new(proxy_base, NULL)) == NULL)
 		fatalx("evhtp_new failed");
 	evhtp_set_gencb(htp, control_request_cb, arg);
+	evhtp_set_post_accept_cb(htp, control_post_accept, NULL);
 	evhtp_set_max_body_size(htp, CONTROL_MAX_BODY + 1);
 	return (htp);
 }
@@ -558,6 +593,11 @@ metrics:
 void
 control_shutdown(void)
 {
+	struct cconn	*cc;
+
+	/* Connections still open (kept alive, or waiting for a reply). */
+	while ((cc = TAILQ_FIRST(&control_conns)) != NULL)
+		evhtp_connection_free(cc->conn);
 	/* evhtp_free leaves the listener: free it first. */
 	if (control_htp != NULL) {
 		evhtp_unbind_socket(control_htp);

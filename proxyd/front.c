@@ -111,6 +111,18 @@ front_pause(struct preq *pr)
 		bufferevent_enable(conn->bev, EV_READ);
 }
 
+/*
+ * Close the connection once this answer is out. evhtp_request_set_keepalive
+ * can only turn keep-alive on (with 0 it does nothing), so clear the flag
+ * libevhtp reads when the answer is finished: a Connection: close header
+ * follows from it, and the connection is closed instead of kept.
+ */
+void
+front_close_after(evhtp_request_t *req)
+{
+	req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+}
+
 static void
 front_resume(struct preq *pr)
 {
@@ -145,7 +157,7 @@ front_error(struct preq *pr, int status, enum reject_code code,
 		    evhtp_header_new("Retry-After", ra, 0, 1));
 	}
 	if (proxy_exiting)
-		evhtp_request_set_keepalive(req, 0);
+		front_close_after(req);
 	front_error_body(req->buffer_out, msg, metrics_reject_name(code));
 	front_set_done(pr);
 	evhtp_send_reply(req, status);
@@ -162,7 +174,7 @@ front_reply_json(struct preq *pr, int status, const unsigned char *json,
 	evhtp_headers_add_header(req->headers_out,
 	    evhtp_header_new("Content-Type", "application/json", 0, 0));
 	if (proxy_exiting)
-		evhtp_request_set_keepalive(req, 0);
+		front_close_after(req);
 	evbuffer_add(req->buffer_out, json, len);
 	front_set_done(pr);
 	evhtp_send_reply(req, status);
@@ -204,6 +216,39 @@ uint32_t
 front_active_requests(void)
 {
 	return (front_active);
+}
+
+/*
+ * Shutting down, may the proxy exit now? Not while a request is forwarded,
+ * nor while a connection has a request in progress (being read, queued,
+ * or its answer being written: a 503 for a queued one included), nor
+ * while one accepted before the signal has not sent its first request:
+ * it came before the socket was handed over, so it is answered here. A
+ * connection that has been answered and is idle is closed.
+ */
+bool
+front_settled(void)
+{
+	struct fconn		*fc;
+	struct bufferevent	*bev;
+
+	if (front_active > 0)
+		return (false);
+	TAILQ_FOREACH(fc, &front_conns, entry) {
+		bev = evhtp_connection_get_bev(fc->conn);
+		if (fc->pr != NULL || fc->served == 0 || (bev != NULL &&
+		    evbuffer_get_length(bufferevent_get_input(bev)) > 0))
+			return (false);
+	}
+	return (true);
+}
+
+/* After a request or a connection ends: exit if that was the last. */
+static void
+front_exit_check(void)
+{
+	if (proxy_exiting && front_settled())
+		event_base_loopexit(proxy_base, NULL);
 }
 
 /* Remember an answer to give before the body is read; the hook fails. */
@@ -351,6 +396,7 @@ front_on_conn_fini(evhtp_connection_t *conn, void *arg)
 	free(fc->early_msg);
 	free(fc);
 	front_accept_update();
+	front_exit_check();
 	return (EVHTP_RES_OK);
 }
 
@@ -550,14 +596,14 @@ front_on_request_fini(evhtp_request_t *req, void *arg)
 	front_set_done(pr);
 	if (pr->fc != NULL) {
 		pr->fc->pr = NULL;
+		pr->fc->served++;
 		pr->fc->hdr_bytes = 0;
 		if ((bev = evhtp_request_get_bev(req)) != NULL)
 			bufferevent_set_timeouts(bev, &front_idle_timeout,
 			    NULL);
 	}
 	free(pr);
-	if (proxy_exiting && front_active == 0)
-		event_base_loopexit(proxy_base, NULL);
+	front_exit_check();
 	return (EVHTP_RES_OK);
 }
 

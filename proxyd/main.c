@@ -76,7 +76,7 @@ proxy_signal_cb(evutil_socket_t sig, short ev, void *arg)
 	    front_active_requests());
 	proxy_exiting = true;
 	front_stop_accepting();
-	if (front_active_requests() == 0) {
+	if (front_settled()) {
 		event_base_loopexit(proxy_base, NULL);
 		return;
 	}

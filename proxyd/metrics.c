@@ -29,12 +29,14 @@ static const char *metrics_reject_names[REJ__COUNT] = {
 	[REJ_MODEL_FAILED] = "model_failed",
 	[REJ_MANUAL_MODE] = "manual_mode",
 	[REJ_BAD_GATEWAY] = "upstream_error",
+	[REJ_UPSTREAM_TIMEOUT] = "upstream_timeout",
 };
 
 static const char *metrics_uperr_names[UPERR__COUNT] = {
 	[UPERR_CONNECT] = "connect",
 	[UPERR_CLOSED] = "closed",
 	[UPERR_BAD_RESPONSE] = "bad_response",
+	[UPERR_TIMEOUT] = "timeout",
 };
 
 const char *

@@ -21,6 +21,7 @@ enum upstream_error {
 	UPERR_CONNECT,		/* could not connect */
 	UPERR_CLOSED,		/* closed before the response ended */
 	UPERR_BAD_RESPONSE,	/* not HTTP, or a head over the limit */
+	UPERR_TIMEOUT,		/* silent for upstream_timeout_secs */
 	UPERR__COUNT
 };
 
@@ -38,6 +39,7 @@ enum reject_code {
 	REJ_MODEL_FAILED,	/* 503 failed wake */
 	REJ_MANUAL_MODE,	/* 503 */
 	REJ_BAD_GATEWAY,	/* 502 */
+	REJ_UPSTREAM_TIMEOUT,	/* 504 model server silent */
 	REJ__COUNT
 };
 

@@ -54,6 +54,7 @@ struct pconf {
 	uint64_t	 max_body_bytes;
 	uint32_t	 max_header_bytes;
 	uint32_t	 max_connections;
+	uint32_t	 upstream_timeout_secs;	/* 0: none */
 	char		**api_keys;
 	size_t		 n_api_keys;
 	char		*admin_token;
@@ -136,6 +137,7 @@ struct preq {
 struct fconn {
 	evhtp_connection_t	*conn;
 	struct preq		*pr;		/* current request */
+	uint64_t		 served;	/* requests answered */
 	uint32_t		 hdr_bytes;	/* of the current head */
 	int			 early_status;	/* answer then close */
 	enum reject_code	 early_code;
@@ -181,12 +183,16 @@ void		 front_reply_json(struct preq *, int, const unsigned char *,
 		    size_t);
 /* Stop parsing the connection's next request while this one is held. */
 void		 front_pause(struct preq *);
+/* Close the client's connection once the current answer is out. */
+void		 front_close_after(evhtp_request_t *);
 /* The request is forwarded: it counts (active, in flight) until freed. */
 void		 front_mark_upstream(struct preq *);
 /* The request's response is complete: let libevhtp finish it. */
 void		 front_finish(struct preq *);
 void		 front_stop_accepting(void);
 uint32_t	 front_active_requests(void);
+/* Shutting down: nothing forwarded, no connection waiting for an answer. */
+bool		 front_settled(void);
 void		 front_shutdown(void);
 void		 front_metrics_view(struct metrics_proxy_view *);
 void		 front_count_reject(enum reject_code);

@@ -104,6 +104,7 @@ registry_apply_limits(const struct proto_config *c)
 	    c->max_header_bytes : PROXY_DEFAULT_MAX_HEADER;
 	pc->max_connections = c->max_connections != 0 ? c->max_connections :
 	    PROXY_DEFAULT_MAX_CONNS;
+	pc->upstream_timeout_secs = c->upstream_timeout_secs;
 	registry_strv_free(pc->api_keys, pc->n_api_keys);
 	pc->api_keys = xcalloc(c->api_keys.n + 1, sizeof(char *));
 	for (i = 0; i < c->api_keys.n; i++)

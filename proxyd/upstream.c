@@ -242,6 +242,25 @@ upstream_hop_header(const char *k)
 }
 
 /*
+ * While an exchange is open the model server must send something at least
+ * every upstream_timeout_secs (a read timeout: it does not run while the
+ * client's backpressure has reading stopped).
+ */
+static void
+upstream_arm_timeout(struct upconn *uc)
+{
+	struct timeval	tv;
+
+	if (proxy_conf.upstream_timeout_secs == 0) {
+		bufferevent_set_timeouts(uc->bev, NULL, NULL);
+		return;
+	}
+	tv.tv_sec = (time_t)proxy_conf.upstream_timeout_secs;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(uc->bev, &tv, NULL);
+}
+
+/*
  * Write the request head and body to the upstream connection: straight to
  * its socket when it is connected and idle, the rest through its
  * bufferevent.
@@ -279,6 +298,7 @@ upstream_send(struct ustream *us)
 		evbuffer_add_buffer(out, buf);
 	bufferevent_setcb(uc->bev, upstream_read_cb, NULL,
 	    upstream_event_cb, uc);
+	upstream_arm_timeout(uc);
 	bufferevent_enable(uc->bev, EV_READ);
 }
 
@@ -453,7 +473,7 @@ upstream_hdrs_complete(htparser *p)
 	if (!us->te_chunked && !us->has_cl && !no_body)
 		us->until_close = true;
 	if (!keepalive) {
-		evhtp_request_set_keepalive(req, 0);
+		front_close_after(req);
 		evbuffer_add(out, "Connection: close\r\n", 19);
 	} else if (http10)
 		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
@@ -489,8 +509,9 @@ static htparse_hooks upstream_hooks = {
 
 /*
  * The exchange failed. Before the response head reached the client the
- * client gets a 502; after it, an SSE stream gets an error event and its
- * terminating chunk, anything else is cut (the client sees a short body).
+ * client gets a 502 (504 when the model server was silent too long);
+ * after it, an SSE stream gets an error event and its terminating chunk,
+ * anything else is cut (the client sees a short body).
  */
 static void
 upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
@@ -500,27 +521,34 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 	struct evbuffer	*out;
 	char		 ev[512];
 	int		 n;
+	bool		 timeout = kind == UPERR_TIMEOUT;
 
 	pm->metrics.upstream_errors[kind]++;
 	log_warnx("upstream failed model=%s port=%u kind=%s reason=\"%s\"",
 	    pm->name, pm->port, metrics_upstream_error_name(kind), why);
 	upstream_end(us, false);
 	if (!us->head_sent) {
-		front_error(pr, 502, REJ_BAD_GATEWAY, 0,
-		    "model `%s` failed: %s", pm->name, why);
+		if (timeout)
+			front_error(pr, 504, REJ_UPSTREAM_TIMEOUT, 0,
+			    "model `%s` timed out: %s", pm->name, why);
+		else
+			front_error(pr, 502, REJ_BAD_GATEWAY, 0,
+			    "model `%s` failed: %s", pm->name, why);
 		free(us);
 		return;
 	}
 	out = upstream_scratch;
 	if (us->chunked_out && us->sse) {
 		n = snprintf(ev, sizeof(ev), "data: {\"error\":{\"message\":"
-		    "\"model backend closed the stream: %s\",\"type\":"
-		    "\"llmux_error\",\"code\":\"upstream_closed\"}}\n\n", why);
+		    "\"model backend %s: %s\",\"type\":\"llmux_error\","
+		    "\"code\":\"%s\"}}\n\n", timeout ? "stopped sending" :
+		    "closed the stream", why, timeout ? "upstream_timeout" :
+		    "upstream_closed");
 		evbuffer_add_printf(out, "%x\r\n", n);
 		evbuffer_add(out, ev, (size_t)n);
 		evbuffer_add(out, "\r\n0\r\n\r\n", 7);
 	} else
-		evhtp_request_set_keepalive(pr->req, 0);
+		front_close_after(pr->req);
 	upstream_flush_final(pr);
 	front_finish(pr);
 	free(us);
@@ -635,6 +663,12 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_EOF) && us->until_close && us->head_sent) {
 		upstream_complete(us, false);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(why, sizeof(why), "the model server sent nothing for "
+		    "%u s", proxy_conf.upstream_timeout_secs);
+		upstream_fail(us, UPERR_TIMEOUT, why);
 		return;
 	}
 	/* A kept-alive connection the server had closed: try a new one. */

@@ -424,6 +424,34 @@ evict_busy(const struct model *m, enum evict_kind *kind, const char **phase)
 	return (true);
 }
 
+/*
+ * Is the running operation waiting for one of the model server's own HTTP
+ * calls (/sleep, /wake_up, /collective_rpc, /reset_prefix_cache)? A
+ * server busy with those still answers /health; one that does not is
+ * hung, and the call would only end at its deadline.
+ */
+bool
+evict_in_http_step(const struct model *m)
+{
+	const struct evict_op	*op = m->op;
+
+	if (op == NULL || op->adopting || op->call == NULL ||
+	    op->idx >= op->plan.n)
+		return (false);
+	switch (op->plan.steps[op->idx]) {
+	case STEP_SLEEP_OFFLOAD:
+	case STEP_SLEEP_DISCARD:
+	case STEP_NCCL_SUSPEND:
+	case STEP_NCCL_RESUME:
+	case STEP_WAKE_UP:
+	case STEP_RELOAD_WEIGHTS:
+	case STEP_RESET_PREFIX_CACHE:
+		return (true);
+	default:
+		return (false);
+	}
+}
+
 void
 evict_forget(struct model *m, void *arg)
 {

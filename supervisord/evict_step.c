@@ -23,6 +23,7 @@ static void
 evict_http_cb(const struct httpc_result *r, void *arg)
 {
 	struct evict_op	*op = arg;
+	struct process	*p = op->m->proc;
 	char		 why[512];
 
 	op->call = NULL;
@@ -30,7 +31,9 @@ evict_http_cb(const struct httpc_result *r, void *arg)
 		evict_step_end(op, true, NULL);
 		return;
 	}
-	if (r->status != 0)
+	if (p != NULL && p->kill_reason != NULL)	/* liveness.c killed it */
+		snprintf(why, sizeof(why), "the model was %s", p->kill_reason);
+	else if (r->status != 0)
 		snprintf(why, sizeof(why), "the model answered %d: %.300s",
 		    r->status, r->body);
 	else

@@ -62,6 +62,7 @@ model_free(struct model *m)
 	struct supervisor	*sup = m->sup;
 
 	evict_abandon(m);
+	liveness_forget(m);
 	httpc_cancel(m->warm_call);
 	switching_result_free(m->last_sleep);
 	switching_result_free(m->last_wake);

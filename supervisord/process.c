@@ -341,7 +341,7 @@ process_exit_cb(evutil_socket_t fd, short ev, void *arg)
 	struct process	*p = arg;
 	struct model	*m = p->model;
 	siginfo_t	 si;
-	char		 reason[256];
+	char		 reason[512];
 	int64_t		 ran;
 
 	if (p->adopted)
@@ -360,6 +360,12 @@ process_exit_cb(evutil_socket_t fd, short ev, void *arg)
 		else
 			process_exit_reason(si.si_code, si.si_status, reason,
 			    sizeof(reason));
+	}
+	if (p->kill_reason != NULL) {
+		char	how[128];
+
+		snprintf(how, sizeof(how), "%.120s", reason);
+		snprintf(reason, sizeof(reason), "%s: %s", p->kill_reason, how);
 	}
 	event_del(p->ev_exit);
 	p->exited = true;
@@ -613,6 +619,23 @@ process_wait_log_cancel(struct process *p)
 	p->flush = NULL;
 }
 
+/*
+ * Kill the whole tree at once (a hung model: liveness.c). The leader's
+ * pidfd pins it; its exit, seen as any death is, kills the rest and is
+ * reported with why before the kernel's reason.
+ */
+void
+process_kill(struct process *p, const char *why)
+{
+	if (p->exited)
+		return;
+	free(p->kill_reason);
+	p->kill_reason = xstrdup(why);
+	if (process_pidfd_signal(p->pidfd, SIGKILL) == -1)
+		log_warn("cannot kill model process model=%s pid=%d",
+		    p->model->name, (int)p->pid);
+}
+
 void
 process_free(struct process *p)
 {
@@ -625,5 +648,6 @@ process_free(struct process *p)
 		close(p->flushed_fd);
 	free(p->cgroup);
 	free(p->exit_reason);
+	free(p->kill_reason);
 	free(p);
 }

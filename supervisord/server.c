@@ -589,6 +589,7 @@ server_send_config(struct supervisor *sup, struct client *only)
 	pc->max_body_bytes = conf->proxy.max_body_bytes;
 	pc->max_header_bytes = conf->proxy.max_header_bytes;
 	pc->max_connections = conf->proxy.max_connections;
+	pc->upstream_timeout_secs = conf->proxy.upstream_timeout_secs;
 	pc->api_keys.v = conf->proxy.api_keys;
 	pc->api_keys.n = conf->proxy.n_api_keys;
 	pc->admin_token = conf->proxy.admin_token;

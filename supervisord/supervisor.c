@@ -116,6 +116,7 @@ supervisor_timers(struct supervisor *sup)
 	sup->ev_logcheck = event_new(sup->base, -1, EV_PERSIST,
 	    supervisor_logcheck_cb, sup);
 	event_add(sup->ev_logcheck, &tv);
+	liveness_init(sup);
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
 		usec /= 2;
 		tv.tv_sec = (time_t)(usec / 1000000);
@@ -164,6 +165,7 @@ supervisor_free(struct supervisor *sup)
 		event_free(sup->ev_watchdog);
 	if (sup->ev_logcheck != NULL)
 		event_free(sup->ev_logcheck);
+	liveness_free(sup);
 	if (sup->ev_state != NULL)
 		event_free(sup->ev_state);
 	if (sup->ev_journal != NULL)

@@ -129,6 +129,7 @@ struct model {
 	uint32_t		 queued;
 	uint32_t		 in_flight;
 	uint32_t		 oldest_ms;
+	int64_t			 demand_ms;	/* when it came */
 
 	struct phase_stat	 phases[STEP__COUNT];
 	uint32_t		 escalations;
@@ -150,6 +151,12 @@ struct model {
 	bool			 evict_pending;	/* after the running operation */
 	struct eviction		 evict_with;
 	bool			 wake_pending;	/* after the running operation */
+
+	/* liveness.c: its health checks while it runs. */
+	struct httpc_call	*live_call;
+	uint32_t		 live_failures;	/* in a row */
+	pid_t			 live_pid;	/* what the check asked */
+	uint64_t		 live_generation;
 };
 TAILQ_HEAD(models, model);
 
@@ -313,6 +320,16 @@ void		 health_cancel(struct health *);
 /* The poll delays, for tests: the next after cur. */
 int64_t		 health_next_interval(int64_t cur);
 
+/* ---- liveness.c: health checks of running models ------------------------ */
+
+/* Failed checks in a row that make a model hung; the longest check. */
+#define LIVENESS_FAILURES	3
+#define LIVENESS_MAX_WAIT_MS	30000
+
+void		 liveness_init(struct supervisor *);
+void		 liveness_free(struct supervisor *);
+void		 liveness_forget(struct model *);
+
 /* ---- worker.c: blocking work on threads -------------------------------- */
 
 typedef void	(*worker_fn)(void *);
@@ -441,6 +458,7 @@ struct process {
 	bool		 log_file_mode;	/* plain file log (CRIU) */
 	struct process_stop *stop;
 	struct process_flush *flush;
+	char		*kill_reason;	/* process_kill: why */
 };
 
 typedef void	(*process_cb)(struct process *, void *);
@@ -456,6 +474,8 @@ struct process	*process_adopt(struct model *, pid_t, uint64_t start_time,
 void		 process_stop(struct process *, int64_t grace_ms,
 		    process_cb, void *);
 bool		 process_stopping(const struct process *);
+/* SIGKILL the tree now; its exit is reported as a death, with why. */
+void		 process_kill(struct process *, const char *why);
 /* Forget the process, leaving it as it is (stop it first to kill it). */
 void		 process_free(struct process *);
 /* The pids of the tree (leader first); returns the count. */
@@ -549,6 +569,8 @@ bool		 evict_adopting(const struct model *);
 /* A running operation's kind and current phase, for status. */
 bool		 evict_busy(const struct model *, enum evict_kind *,
 		    const char **phase);
+/* Is the running operation in one of the model's HTTP calls? */
+bool		 evict_in_http_step(const struct model *);
 /* Stop delivering callbacks for one waiter (its caller is gone). */
 void		 evict_forget(struct model *, void *arg);
 /* Be told when the running operation ends, whatever it is (-1: none). */
@@ -891,6 +913,7 @@ struct supervisor {
 	struct event		*ev_sigs[5];
 	struct event		*ev_watchdog;
 	struct event		*ev_logcheck;
+	struct event		*ev_liveness;	/* liveness.c */
 	bool			 exiting;
 	uint64_t		 reloads;
 

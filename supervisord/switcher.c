@@ -420,9 +420,14 @@ switcher_apply_demand(struct switcher *sw, struct sw_event *ev)
 		return;
 	if (m->queued != ev->queued || m->in_flight != ev->in_flight)
 		sw->dirty = true;
-	/* Busy now, or busy until now: either way it was used now. */
-	if (ev->queued > 0 || ev->in_flight > 0 || m->queued > 0 ||
-	    m->in_flight > 0)
+	/*
+	 * Busy now, or busy until now while it served: either way it was used
+	 * now. A model put away since then that reports its last requests
+	 * gone (the proxy sends that up to 50 ms late) was used before.
+	 */
+	if (ev->queued > 0 || ev->in_flight > 0 ||
+	    ((m->queued > 0 || m->in_flight > 0) &&
+	    (m->state == SWM_ACTIVE || m->state == SWM_DRAINING)))
 		m->last_used_ms = ev->now;
 	m->queued = ev->queued;
 	m->in_flight = ev->in_flight;

@@ -158,6 +158,7 @@ switching_demand(struct model *m, uint32_t queued, uint32_t in_flight,
 	m->queued = queued;
 	m->in_flight = in_flight;
 	m->oldest_ms = oldest_ms;
+	m->demand_ms = switching_now();
 	if ((i = switching_index(sup, m)) >= 0)
 		switcher_demand(sup->switcher, i, queued, in_flight,
 		    oldest_ms, switching_now());
@@ -338,17 +339,23 @@ switching_carry(struct supervisor *sup, struct switcher *old,
 		if ((j = switching_index(sup, m)) < 0)
 			continue;
 		switching_override(sw, j, m);
-		if ((i = switcher_model_index(old, m->name)) < 0) {
+		if ((i = switcher_model_index(old, m->name)) < 0)
 			switching_resync(m);	/* added by the reload */
-			continue;
+		else {
+			switcher_model_status(old, i, &st);
+			if (st.state == SWM_ACTIVE || st.state == SWM_SLEEPING)
+				switcher_resync(sw, j, st.state, &st.slept_with,
+				    switching_now());
 		}
-		switcher_model_status(old, i, &st);
-		if (st.state == SWM_ACTIVE || st.state == SWM_SLEEPING)
-			switcher_resync(sw, j, st.state, &st.slept_with,
-			    switching_now());
+		/*
+		 * The demand, a model's that the old switcher did not know
+		 * included (the proxy does not send it again while it stays
+		 * the same), its oldest request as old as it is now.
+		 */
 		if (m->queued > 0 || m->in_flight > 0)
 			switcher_demand(sw, j, m->queued, m->in_flight,
-			    m->oldest_ms, switching_now());
+			    m->queued > 0 ? m->oldest_ms + (switching_now() -
+			    m->demand_ms) : 0, switching_now());
 	}
 	for (int f = -1; f < (int)n_old; f++) {
 		jf = f < 0 ? -1 : switcher_model_index(sw,

@@ -1,10 +1,20 @@
 #!/bin/sh
-# demo.sh -- `make demo`: start llmux-supervisord and llmux-proxyd with three
-# fake models (etc/demo.yaml), send a scripted sequence of requests and show
-# each switch. The daemons are still being built; until they are, this says
-# what the demo will do.
-echo "llmux demo: the supervisor and proxy are not built yet."
-echo "When they are, this starts both daemons with etc/demo.yaml (three"
-echo "llmux-fakevllm models), sends requests that make llmux switch between"
-echo "them, and prints a timeline of each switch."
-exit 0
+# demo.sh -- `make demo`: llmux with three fake models (etc/demo.yaml),
+# switching on demand; tools/demo.py does the work and says what it shows.
+#
+#   tools/demo.sh [BUILD] [--once]
+#
+# Run by hand from a fresh clone it installs the dependencies and builds
+# first (`make` does both); LLMUX_DEMO_ONESHOT=1 or --once runs the
+# sequence, tears everything down and exits.
+set -eu
+cd "$(dirname "$0")/.."
+build=build
+case "${1:-}" in
+""|-*)	;;
+*)	build=$1; shift ;;
+esac
+if [ ! -x "$build/bin/llmux-supervisord" ] || [ ! -x "$build/bin/llmux-proxyd" ]; then
+	make BUILD="$build" all
+fi
+exec python3 tools/demo.py "$@" "$build"

@@ -135,6 +135,17 @@ def other_seeds(sim, args, n):
         OURS, BASELINE, total, cells))
 
 
+INTRO = """
+`make bench-policies` (`tests/bench/bench-policies.py`): every policy on
+every trace of `tests/traces/` at switch costs 2, 5, 10 and 20 s, through
+llmux-sim (the supervisor's own policy code in virtual time), service time
+%gs, concurrency %d, the defaults otherwise (max wait 15 s, min active
+5 s). Each cell: GPU serving %%, mean wait s, max wait s, switches; the
+comparisons below are between policies of the same run. docs/policies.md
+explains the policies and these figures.
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build", nargs="?", default=os.path.join(ROOT, "build"))
@@ -154,10 +165,16 @@ def main():
         sorted(t for t in found if t not in TRACE_ORDER)
 
     md = args.markdown
-    print("llmux-sim, service time %gs, concurrency %d; per policy: GPU "
-          "serving %%, mean wait s, max wait s, switches"
-          % (args.service_time, args.concurrency))
-    print()
+    if md:
+        sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+        import benchmd
+        benchmd.section("policies", "Policies", "tests/bench/bench-policies.py", INTRO % (
+            args.service_time, args.concurrency))
+    else:
+        print("llmux-sim, service time %gs, concurrency %d; per policy: GPU "
+              "serving %%, mean wait s, max wait s, switches"
+              % (args.service_time, args.concurrency))
+        print()
     if md:
         print("| trace | cost | " + " | ".join(policies) + " |")
         print("|---|---:|" + "---:|" * len(policies))
@@ -183,6 +200,8 @@ def main():
                       "  ".join("%-24s" % c for c in cells))
 
     print()
+    if md:
+        print("```")
     print("over the whole table: GPU serving = total serving / total wall "
           "time; mean wait over all requests; max wait the largest")
     for p in policies:
@@ -191,6 +210,8 @@ def main():
               "switches %d" % ((p,) + s))
 
     if OURS not in policies or BASELINE not in policies:
+        if md:
+            print("```\n")
         return 0
     print()
     print("by switch cost, %s against %s:" % (OURS, BASELINE))
@@ -228,6 +249,8 @@ def main():
         print("  worse: " + m)
     if args.seeds > 0:
         other_seeds(sim, args, args.seeds)
+    if md:
+        print("```\n")
     return 0
 
 

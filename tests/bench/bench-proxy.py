@@ -3,6 +3,7 @@
 
     tests/bench/bench-proxy.py [--build DIR] [--fakevllm PATH] [--duration S]
                                [--connections N] [--queued N] [--quick]
+                               [--markdown]
 
 In one run, against the same llmux-fakevllm (--fake-fast):
   1. wrk, non-streaming ~1 KB chat completions: (a) fakevllm directly,
@@ -19,7 +20,8 @@ In one run, against the same llmux-fakevllm (--fake-fast):
      that all of them are served once it is ready.
 The supervisor is the scripted one of the integration tests. This is a
 benchmark, not a test: it prints figures (and exits non-zero only when
-something did not work at all).
+something did not work at all). --markdown prints its section of
+docs/benchmarks.md (tests/bench/bench-all.py).
 """
 import argparse
 import json
@@ -318,6 +320,30 @@ def queued_memory(proxy_port, admin_port, sup, proxy_pid, fv_port, n):
 
 # ---- main ---------------------------------------------------------------
 
+INTRO = """
+`make bench-proxy` (`tests/bench/bench-proxy.py`; `BENCH_ARGS=--quick` for
+3 s runs and 1 000 queued requests; `FAKEVLLM=path` for another
+llmux-fakevllm). In one run, against the same `llmux-fakevllm --fake-fast`:
+
+1. wrk (`-t2`, %(duration)d s, after a 1 s warm-up) sends a %(body)d-byte chat
+   request (`max_tokens` 16, an answer of about 500 bytes) to (a)
+   llmux-fakevllm directly, (b) llmux-proxyd, (c) nginx as a keep-alive
+   reverse proxy (`proxy_http_version 1.1`, `keepalive 256`,
+   `proxy_buffering off` as SSE needs, access log off, **one worker**, like
+   the proxy's one thread; config generated into a temp dir, run in the
+   foreground as the current user), at %(conns)d connections and at one.
+   Besides wrk's figures it prints the CPU time each proxy spends per
+   request (user + system, from `/proc/PID/stat`), a figure that does not
+   depend on what else runs on the machine; the ratios are to the direct
+   figures of the same run.
+2. Streaming relay delay: a source sends 200 SSE chunks 5 ms apart, each
+   stamped with `CLOCK_MONOTONIC`; the reader computes stamp-to-arrival
+   delays, directly and through the proxy.
+3. %(queued)d requests sent to a model in the `waking` state: the proxy's
+   RSS once all are queued, then `ready` is sent and every answer is read.
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.environ.get("LLMUX_BUILD", os.path.join(ROOT, "build")))
@@ -327,9 +353,26 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--queued", type=int, default=10000)
     ap.add_argument("--quick", action="store_true", help="3 s runs, 1000 queued")
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the section of docs/benchmarks.md")
     a = ap.parse_args()
     if a.quick:
         a.duration, a.queued = 3, 1000
+    if a.markdown:
+        sys.path.insert(0, HERE)
+        import benchmd
+        benchmd.section("proxy", "Proxy", "tests/bench/bench-proxy.py", INTRO % {
+            "duration": a.duration, "body": len(BODY), "conns": a.connections,
+            "queued": a.queued})
+        print("```", flush=True)
+        try:
+            return bench(a)
+        finally:
+            print("```\n", flush=True)
+    return bench(a)
+
+
+def bench(a):
     build = os.path.abspath(a.build)
     fv = a.fakevllm or os.path.join(build, "bin", "llmux-fakevllm")
     proxyd = os.path.join(build, "bin", "llmux-proxyd")

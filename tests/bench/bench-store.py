@@ -13,7 +13,9 @@ replies; the figures are printed, nothing is asserted. Both ends run on
 this machine, and the stub is Python: the figures are an upper bound on
 llmux's own cost (read, SHA-256, libcurl), not a store's speed.
 
-    tests/bench/bench-store.py BUILD [--mib SIZE]
+    tests/bench/bench-store.py BUILD [--mib SIZE] [--markdown]
+
+--markdown prints its section of docs/benchmarks.md (tests/bench/bench-all.py).
 """
 import argparse
 import hashlib
@@ -23,12 +25,27 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+
+INTRO = """
+`make bench-store` (`tests/bench/bench-store.py BUILD [--mib N]`, default
+512): a real llmux-supervisord checkpoints a model with the fake criu, the
+image file `pages-1.img` is replaced by one of %d MiB (its manifest told
+so), the upload runs again (`llmuxctl checkpoint`, whose only phase is then
+`upload`), the local copy is removed and the model restored (`download`,
+then `criu_restore`, whose manifest check hashes every file again). The
+store is the test suite's S3 stub (`tests/integration/s3stub.py`: Python,
+in memory, checking each request's Signature V4 and each body's SHA-256)
+on loopback, so both ends share the machine: the figures bound llmux's own
+cost from above, they are not a store's speed.
+"""
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     ap.add_argument("--mib", type=int, default=512)
+    ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     os.environ["LLMUX_BUILD"] = os.path.abspath(args.build)
 
@@ -81,6 +98,11 @@ def main():
         harness.check(rc == 0, down)
         ms = {p["phase"]: p["ms"] for p in down["phases"]}
         up_ms = up["phases"][0]["ms"]
+        if args.markdown:
+            import benchmd
+            benchmd.section("store", "Object store", "tests/bench/bench-store.py",
+                            INTRO % args.mib)
+            print("```")
         print("object store, %d MiB image file, loopback stub:" % args.mib)
         print("  upload        %6d ms  %7.0f MiB/s" % (up_ms, args.mib * 1000.0 /
                                                        max(up_ms, 1)))
@@ -88,6 +110,8 @@ def main():
                                                        1000.0 / max(ms["download"], 1)))
         print("  criu_restore  %6d ms  (the manifest check hashes %d MiB again)"
               % (ms["criu_restore"], args.mib))
+        if args.markdown:
+            print("```\n")
         ok = True
     finally:
         env.close(not ok)

@@ -201,6 +201,23 @@ def sse_events(port, path, body, headers=None, timeout=30.0):
         c.close()
 
 
+# What systemd does before it execs a socket-activated service: the
+# listening socket as descriptor 3, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES.
+ACTIVATE = """
+import os, sys
+fd, names = int(sys.argv[1]), sys.argv[2]
+os.dup2(fd, 3)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES=names)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+def activated(argv, fd, names="proxy"):
+    """argv run as systemd would run it with the listening socket fd
+    (spawn it with pass_fds=(fd,))."""
+    return [sys.executable, "-c", ACTIVATE, str(fd), names] + list(argv)
+
+
 def check(cond, msg="check failed"):
     if not cond:
         raise AssertionError(msg)

@@ -5,6 +5,7 @@ API and /metrics, and requests sent side by side from threads.
 """
 import json
 import re
+import signal
 import socket
 import threading
 
@@ -48,6 +49,37 @@ class Stack:
         self.proxy = self.env.spawn(name, argv)
         wait_until(self.proxy_ready, 20, "the proxy to be configured")
         return self.proxy
+
+    def listen(self):
+        """A listening socket on the proxy port, held by the test as systemd
+        holds it: proxies started with start_proxy_activated take it."""
+        lsock = socket.socket()
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind(("127.0.0.1", self.port))
+        lsock.listen(1024)
+        return lsock
+
+    def start_proxy_activated(self, lsock, name="proxyd", wait=True):
+        """The proxy on lsock (LISTEN_FDS), as after a systemd restart."""
+        argv = [harness.binary("llmux-proxyd")] + self.verbose + [
+            "--socket", self.sup.socket, "--admin-listen", "127.0.0.1:%d" % self.admin]
+        self.proxy = self.env.spawn(name, harness.activated(argv, lsock.fileno()),
+                                    pass_fds=(lsock.fileno(),))
+        if wait:
+            wait_until(self.proxy_ready, 20, "the proxy to be configured")
+        return self.proxy
+
+    def stop_clean(self, timeout=60):
+        """SIGTERM the proxy, then the supervisor; each must still be
+        running and exit 0 (under ASan an error or a leak found at exit
+        makes it exit otherwise)."""
+        for p, what in ((self.proxy, "llmux-proxyd"), (self.sup.proc, "llmux-supervisord")):
+            if p is None:
+                continue
+            check(p.alive(), "%s is still running:\n%s" % (what, p.output()[-3000:]))
+            p.signal(signal.SIGTERM)
+            rc = p.wait(timeout)
+            check(rc == 0, "%s exits 0, not %r:\n%s" % (what, rc, p.output()[-6000:]))
 
     def proxy_ready(self):
         st, _, body = harness.http(self.port, "GET", "/health", timeout=2)

@@ -3,6 +3,11 @@
 whose reply (status and JSON body) is passed through; request validation
 (400, 405, 404, 422); the admin token; /metrics with the proxy's own
 metrics and the supervisor's."""
+import http.client
+import json
+import signal
+import socket
+
 import harness
 from harness import test, check
 import fakesup as fs
@@ -197,6 +202,29 @@ def admin_refuses_public_address(env):
         check(False, "the admin port answered on a public address")
     except OSError:
         pass
+
+
+@test
+def admin_connections_open_at_exit(env):
+    # A kept-alive admin connection, and a call the supervisor never
+    # answers, when the proxy exits: both are freed (under ASan a leak
+    # makes the proxy exit 1).
+    st = control_stack(env)
+    st.sup.handlers[fs.CTL_SWITCH] = lambda m: None
+    kept = http.client.HTTPConnection("127.0.0.1", st.admin, timeout=10)
+    kept.request("GET", "/control/status")
+    r = kept.getresponse()
+    check(r.status == 200 and json.loads(r.read()) == STATUS_BODY)
+    waiting = socket.create_connection(("127.0.0.1", st.admin), timeout=10)
+    body = b'{"model": "a"}'
+    waiting.sendall(b"POST /control/switch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                    % len(body) + body)
+    last_call(st, fs.CTL_SWITCH)
+    st.proxy.signal(signal.SIGTERM)
+    check(st.proxy.wait(30) == 0, "the proxy exits cleanly:\n" + st.proxy.output()[-4000:])
+    kept.close()
+    waiting.close()
+
 
 
 if __name__ == "__main__":

@@ -70,6 +70,43 @@ def failed_wake_answers_503_with_reason(env):
 
 
 @test
+def error_answer_to_a_queued_request_closes_as_asked(env):
+    # A client that asked to close (and reads to the end) gets the 503 and
+    # then the end of its connection; a kept-alive one can ask again.
+    st = Stack(env, [("a", 1, [])], state_msg({"a": (SLEEPING, 0, 0)}))
+    data = json.dumps({"model": "a"}).encode()
+    closing = socket.create_connection(("127.0.0.1", st.port), timeout=20)
+    closing.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+    kept = send_raw_post(st.port, {"model": "a"})
+    st.sup.wait_demand("a", lambda m: m["queued"] == 2)
+    st.sup.failed("a", "no room")
+    got = b""
+    while True:
+        chunk = closing.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    check(got.startswith(b"HTTP/1.1 503") and got.endswith(b"}\n") and b"no room" in got, got)
+    got = b""
+    while b"}\n" not in got:
+        got += kept.recv(65536)
+    check(got.startswith(b"HTTP/1.1 503"), got)
+    up = start_upstub(env, "a")
+    st.sup.ready("a", up, 1)
+    kept.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                 % (len(data), data))
+    got = b""
+    while b"hello from a" not in got:
+        chunk = kept.recv(65536)
+        check(chunk, "the kept-alive connection serves again: %r" % got)
+        got += chunk
+    check(got.startswith(b"HTTP/1.1 200"), got)
+    closing.close()
+    kept.close()
+
+
+@test
 def drain_waits_for_in_flight(env):
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
@@ -171,6 +208,26 @@ def backend_dies_mid_stream(env):
     s.close()
     text = harness.http(st.admin, "GET", "/metrics")[2].decode()
     check('llmux_upstream_errors_total{model="a",kind="closed"} 2' in text, text)
+
+
+@test
+def backend_cuts_a_sized_body_the_client_sees_the_close(env):
+    # The answer had a Content-Length the model server did not honour: the
+    # proxy cannot say so in the body, so it closes the client's connection
+    # (kept alive, the client would wait for the missing bytes forever).
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
+    s = send_raw_post(st.port, {"model": "a", "cut_body": True})
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200") and b"Content-Length: 1000" in head, got)
+    check(len(body) == 500, "the half that came, then the close: %d bytes" % len(body))
 
 
 @test

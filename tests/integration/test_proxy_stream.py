@@ -1,14 +1,15 @@
 """test_proxy_stream.py -- streaming through llmux-proxyd: chunks are
 relayed as they arrive (never buffered whole), and a client that stops
 reading stops the proxy from reading the model (memory stays bounded);
-when it reads again, every byte arrives."""
+when it reads again, every byte arrives; a model server silent for
+upstream_timeout_secs ends the request explicitly."""
 import json
 import socket
 
 import harness
 from harness import test, check
 from fakesup import READY_S, state_msg
-from proxykit import Stack, start_upstub, stub_stats
+from proxykit import Stack, error_code, start_upstub, stub_stats
 
 
 def open_stream(port, body):
@@ -116,6 +117,44 @@ def slow_reader_stops_upstream_reading(env):
     check(d.events == chunks + 1, "events %d" % d.events)
     check(peak < 64 * 1024, "proxy memory bounded while draining: %d kB" % peak)
     check(stub_stats(up)["finished"] == 1)
+
+
+def read_to_end(s):
+    got = b""
+    while not got.endswith(b"0\r\n\r\n"):
+        chunk = s.recv(65536)
+        check(chunk, "the stream ended properly: %r" % got[-300:])
+        got += chunk
+    return got
+
+
+@test
+def silent_model_server_times_out(env):
+    # upstream_timeout_secs: the model server must send something at least
+    # this often while a request is forwarded.
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}),
+               upstream_timeout_secs=1)
+    # Silent before its head: 504, and the model server sees the client go.
+    status, _, obj = st.post({"model": "a", "wait_ms": 8000})
+    check(status == 504 and error_code(obj) == "upstream_timeout", (status, obj))
+    check("sent nothing for 1 s" in obj["error"]["message"], obj)
+    harness.wait_until(lambda: stub_stats(up)["aborted_waiting"] == 1, 10,
+                       "the model server to see the client go")
+    # Silent in the middle of a stream: an error event ends it.
+    s = open_stream(st.port, {"model": "a", "stream": True, "chunks": 3, "delay_ms": 8000})
+    got = read_to_end(s)
+    s.close()
+    check(b"tok0" in got and b"tok1" not in got, got)
+    check(b'"code":"upstream_timeout"' in got and b"stopped sending" in got, got)
+    # Slow but never silent that long: whole.
+    s = open_stream(st.port, {"model": "a", "stream": True, "chunks": 5, "delay_ms": 400})
+    got = read_to_end(s)
+    s.close()
+    check(got.count(b"data: ") == 6 and b"[DONE]" in got and b"error" not in got, got)
+    metrics = harness.http(st.admin, "GET", "/metrics")[2].decode()
+    check('llmux_upstream_errors_total{model="a",kind="timeout"} 2' in metrics, metrics)
+    check('llmux_proxy_rejected_total{code="upstream_timeout"} 1' in metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,24 @@
 """test_proxy_systemd.py -- llmux-proxyd takes its listening socket from
 systemd (LISTEN_FDS), and a restart (SIGTERM, then a new process on the
-same socket) refuses no connection and finishes the streams in flight."""
+same socket) refuses no connection and finishes the streams in flight;
+at SIGTERM every connection accepted is answered before the proxy exits
+(queued requests with 503, a request that comes after the signal on a
+connection accepted before it as usual)."""
 import json
-import os
 import signal
 import socket
-import sys
 import threading
 
 import harness
 from harness import test, check
-from fakesup import READY_S, state_msg
+from fakesup import READY_S, WAKING, state_msg
 from proxykit import Stack, start_upstub
-
-
-# What systemd does before exec: the socket as fd 3, LISTEN_* naming it.
-ACTIVATE = """
-import os, sys
-fd, names = int(sys.argv[1]), sys.argv[2]
-os.dup2(fd, 3)
-os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES=names)
-os.execv(sys.argv[3], sys.argv[3:])
-"""
 
 
 def spawn_activated(env, st, name, lsock, names="proxy"):
     fd = lsock.fileno()
-    argv = [sys.executable, "-c", ACTIVATE, str(fd), names, harness.binary("llmux-proxyd"),
-            "-v", "--socket", st.sock]
+    argv = harness.activated([harness.binary("llmux-proxyd"), "-v", "--socket", st.sock],
+                             fd, names)
     return env.spawn(name, argv, pass_fds=(fd,))
 
 
@@ -92,6 +83,60 @@ def sigterm_with_nothing_in_flight_exits_at_once(env):
     st.proxy.signal(signal.SIGTERM)
     check(st.proxy.wait(10) == 0)
     check("exiting" in st.proxy.output())
+
+
+@test
+def sigterm_answers_every_accepted_connection(env):
+    # At SIGTERM: requests queued for a model that is not ready get their
+    # 503 before the proxy exits, and a connection accepted before the
+    # signal whose request comes after it is answered too.
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, []), ("b", up, [])],
+               state_msg({"a": (READY_S, up, 1), "b": (WAKING, 0, 0)}))
+    queued = [open_request(st.port, {"model": "b"}) for i in range(3)]
+    st.sup.wait_demand("b", lambda d: d.get("queued") == 3)
+    fresh = socket.create_connection(("127.0.0.1", st.port), timeout=30)
+    harness.wait_until(lambda: metric(st, "llmux_proxy_connections") == 4, 10,
+                       "the fresh connection accepted")
+    st.proxy.signal(signal.SIGTERM)
+    for s in queued:
+        got = read_all(s)
+        check(got.startswith(b"HTTP/1.1 503") and b"model_unavailable" in got, got)
+    check(st.proxy.alive(), "the proxy waits for the connection it accepted")
+    body = json.dumps({"model": "a"}).encode()
+    fresh.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                  b"\r\n%s" % (len(body), body))
+    got = read_all(fresh)
+    check(got.startswith(b"HTTP/1.1 200") and b"hello from a" in got, got)
+    check(st.proxy.wait(30) == 0, "then it exits cleanly")
+
+
+def open_request(port, obj):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    body = json.dumps(obj).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+              % (len(body), body))
+    return s
+
+
+def read_all(s):
+    """Everything until the proxy closes (its answers while exiting say
+    Connection: close)."""
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    return got
+
+
+def metric(st, name):
+    for line in harness.http(st.admin, "GET", "/metrics")[2].decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
 
 
 @test

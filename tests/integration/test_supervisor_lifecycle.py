@@ -2,9 +2,12 @@
 """test_supervisor_lifecycle.py -- a model's life under llmux-supervisord:
 lazy start and readiness, a start that fails (exit status and the last lines
 of the log), a startup timeout, a crash noticed and restarted, a crash loop,
-a stop that leaves nothing behind, and SIGTERM leaving models running."""
+a hung model (a stopped process, a /health that answers 500) killed after
+three failed health checks and handled as a crash, a stop that leaves
+nothing behind, and SIGTERM leaving models running."""
 import os
 import signal
+import subprocess
 
 import harness
 from harness import check, wait_until
@@ -154,6 +157,77 @@ def crash_loop_stops_restarts(env):
     sup.ctl_ok("wake", "a")
     m = sup.model("a")
     check(m["state"] == "ready" and not m["crash_loop"], m)
+
+
+@harness.test
+def hung_model_is_killed_and_restarted(env):
+    # health_check_secs 1: three checks unanswered (a stopped process)
+    # make a model hung; it is killed and handled as a crash.
+    sup = Sup(env, {"a": {"args": ["--fake-engine-process"]},
+                    "b": {"gpu_memory_utilization": 0.3, "eviction": "offload+keep_running"},
+                    "c": {"gpu_memory_utilization": 0.3}},
+              extra="health_check_secs: 1\n")
+    sup.start()
+    sup.ctl_ok("wake", "a")
+    old = sup.model("a")["pid"]
+    tree = sup.model_pids("a")
+    for pid in tree:
+        os.kill(pid, signal.SIGSTOP)
+    m = sup.wait_model("a", lambda m: m["state"] == "ready" and m["pid"] not in (None, old), 30,
+                       "a killed and restarted")
+    check(m["crashes"] == 1 and "unresponsive (GET /health timed out" in m["last_error"] and
+          "killed by signal 9" in m["last_error"], m)
+    wait_until(lambda: not any(alive(p) for p in tree), 10, "the stopped tree gone")
+    log = sup.log_text()
+    check(log.count('msg="model failed its health check" model=a') == 3, log)
+    check('msg="killing an unresponsive model" model=a' in log, log)
+    # A server that answers 500 is hung too; asleep, it is not restarted
+    # (failed: its next wake starts it).
+    sup.ctl_ok("stop", "a")
+    sup.ctl_ok("wake", "b")
+    sup.ctl_ok("sleep", "b")
+    old = sup.model("b")["pid"]
+    status, _, _ = harness.http(sup.ports["b"], "POST", "/fake/faults",
+                                {"fault": "health_500", "count": -1})
+    check(status == 200, "the fault armed: %r" % status)
+    m = sup.wait_model("b", lambda m: m["state"] == "failed", 30, "b killed")
+    check("GET /health answered 500, 3 times in a row" in m["last_error"] and m["pid"] is None, m)
+    check(m["restarts"] == 0, m)
+    sup.ctl_ok("wake", "b")
+    check(sup.model("b")["pid"] not in (None, old), "b started afresh")
+    # A healthy model is left alone: c answers every check.
+    sup.ctl_ok("wake", "c")
+    pid = sup.model("c")["pid"]
+    wait_until(lambda: sup.fake_state("c")["http_requests"] >= 5, 20, "c checked a few times")
+    m = sup.model("c")
+    check(m["crashes"] == 0 and m["pid"] == pid and m["state"] == "ready", m)
+
+
+@harness.test
+def hung_during_its_sleep(env):
+    # A model that hangs in the middle of its /sleep is found by the same
+    # checks (a server busy sleeping still answers /health): the sleep
+    # escalates to a stop at once, not at the call's 120 s deadline.
+    sup = Sup(env, {"a": {"args": ["--fake-sleep-level1-ms", "60000"],
+                          "eviction": "offload+keep_running"}},
+              extra="health_check_secs: 1\n")
+    sup.start()
+    sup.ctl_ok("wake", "a")
+    p = subprocess.Popen([harness.binary("llmuxctl"), "--socket", sup.socket, "sleep", "a"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        sup.wait_model("a", lambda m: m["phase"] == "sleep", 10, "a sleeping")
+        for pid in sup.model_pids("a"):
+            os.kill(pid, signal.SIGSTOP)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    check(p.returncode == 0 and b"escalated to stop" in out + err and
+          b"unresponsive" in out + err, (p.returncode, out, err))
+    m = sup.model("a")
+    check(m["state"] == "stopped" and m["escalations"] == 1, m)
+    wait_until(lambda: sup.model_pids("a") == [], 10, "a's processes gone")
 
 
 WRAPPER = """#!/bin/bash

@@ -135,6 +135,30 @@ def reload_in_the_middle_of_a_switch(env):
 
 
 @harness.test
+def request_for_a_model_added_while_the_rebuild_waits(env):
+    # The demand for c arrives while the switcher still has the old config;
+    # the proxy does not send it again, so the rebuilt switcher must take it.
+    models = {"a": {"eviction": OFFLOAD},
+              "b": {"eviction": OFFLOAD, "args": ["--fake-wake-ms", "1500"]}}
+    s = Stack(env, models).start()
+    s.served("b")
+    s.served("a")
+    p = Parallel()
+    p.run(s.chat, "b")
+    wait_until(lambda: s.status()["models"]["b"]["state"] == "waking", 10, "b waking")
+    models["c"] = {}
+    s.sup.write_config(models, s.sup.extra)
+    code, body = s.control("POST", "/control/reload")
+    check(code == 200 and body["added"] == ["c"], body)
+    p.run(s.chat, "c")
+    wait_until(lambda: s.status()["models"]["c"]["queue_depth"] == 1, 10, "c's request queued")
+    check('msg="switcher rebuilt' not in s.sup_log(), "before the rebuild")
+    b, c = p.join()
+    check(b[0] == 200 and b[1]["model"] == "b", b)
+    check(c[0] == 200 and c[1]["model"] == "c", "c's request served: %r" % (c,))
+
+
+@harness.test
 def reload_removes_the_model_being_woken(env):
     models = {"a": {"eviction": OFFLOAD},
               "b": {"eviction": OFFLOAD, "args": ["--fake-wake-ms", "3000"]}}
@@ -188,8 +212,11 @@ def idle_ttl_puts_a_model_to_sleep(env):
 
 @harness.test
 def max_sleeping_stops_the_least_recently_used(env):
-    s = Stack(env, {"a": {"eviction": OFFLOAD}, "b": {"eviction": OFFLOAD},
-                    "c": {"eviction": OFFLOAD}}, extra="max_sleeping: 1\n").start()
+    # Each answer takes 100 ms (4 tokens): longer than the proxy's 50 ms
+    # coalescing of demand, so that a's last use is reported before b's.
+    slow = {"eviction": OFFLOAD, "args": ["--fake-token-ms", "25"]}
+    s = Stack(env, {"a": dict(slow), "b": dict(slow), "c": dict(slow)},
+              extra="max_sleeping: 1\n").start()
     for m in ("a", "b", "c"):
         s.served(m)
     # a and b asleep with their processes: one too many; a was used last

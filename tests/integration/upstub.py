@@ -11,6 +11,7 @@ POST /v1/* with a JSON body:
   {"wait_ms": W}        wait W ms before the headers, watching for the client
   {"status": S}         answer with status S
   {"length": false}     a non-streaming body without Content-Length (close)
+  {"cut_body": true}    a Content-Length body cut off halfway (then close)
 Otherwise a JSON answer with the sha256 and length of the body it got and
 the headers it saw. GET /stats answers the counters; GET /health 200.
 """
@@ -112,6 +113,17 @@ class Handler(BaseHTTPRequestHandler):
             return
         if req.get("stream"):
             self.stream(req, die)
+            return
+        if req.get("cut_body"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"{" + b" " * 499)
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            bump("aborted")
             return
         info = {"id": "cmpl-1", "object": "chat.completion", "served_by": NAME,
                 "model": req.get("model"), "sha256": hashlib.sha256(body).hexdigest(),

@@ -835,6 +835,32 @@ START_TEST(test_max_sleeping)
 }
 END_TEST
 
+/* A report that a's last request is gone, coming after a was put away, is
+ * not a use: a is still the least recently used. */
+START_TEST(test_max_sleeping_late_demand)
+{
+	config(3, POLICY_FIFO);
+	for (int i = 0; i < 3; i++) {
+		mc[i].eviction = (struct eviction){ WEIGHTS_OFFLOAD,
+		    PROCESS_KEEP_RUNNING };
+		mc[i].eviction_set = true;
+	}
+	cfg.max_sleeping = 1;
+	start(0);
+	f.sync = true;
+	bring_up(A, 1000);
+	demand(A, 0, 1, 0, 1500);
+	bring_up(B, 10000);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_SLEEPING);
+	demand(A, 0, 0, 0, 15000);	/* late: a is asleep */
+	bring_up(C, 20000);
+	ck_assert_int_eq(last(CALL_EVICT)->model, A);
+	ck_assert_int_eq(last(CALL_EVICT)->e.process, PROCESS_STOP);
+	ck_assert_int_eq(switcher_model_state(f.sw, B), SWM_SLEEPING);
+	finish();
+}
+END_TEST
+
 START_TEST(test_ttl)
 {
 	struct call *r;
@@ -1377,6 +1403,7 @@ main(void)
 	tcase_add_test(tc, test_fractions_fit);
 	tcase_add_test(tc, test_residues);
 	tcase_add_test(tc, test_max_sleeping);
+	tcase_add_test(tc, test_max_sleeping_late_demand);
 	tcase_add_test(tc, test_ttl);
 	tcase_add_test(tc, test_timer_rearmed);
 	tcase_add_test(tc, test_ttl_waits_for_gpu);

@@ -90,9 +90,24 @@ def error_code(obj):
 def raw_request(port, data, timeout=10):
     """Send raw bytes, return everything the server answers until it closes."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    return read_to_close(s)
+
+
+def post_socket(port, obj, timeout=20, headers=b""):
+    """A connection with a chat completion request for obj sent on it
+    (headers: more header lines, each ending in CRLF)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    body = json.dumps(obj).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n"
+              b"\r\n%s" % (headers, len(body), body))
+    return s
+
+
+def read_to_close(s):
+    """Everything the server sends on s until it closes; s is closed."""
+    out = b""
     try:
-        s.sendall(data)
-        out = b""
         while True:
             try:
                 chunk = s.recv(65536)

@@ -12,6 +12,7 @@ import subprocess
 
 import harness
 from harness import check, wait_until
+from supervisor_helpers import alive
 
 DEMO = os.path.join(harness.ROOT, "tools", "demo.sh")
 
@@ -50,15 +51,6 @@ def fakevllm_on(port):
                 argv[argv.index("--port") + 1:][:1] == [str(port)]:
             out.append(int(d))
     return out
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rindex(")") + 2] not in "ZX"
 
 
 def check_nothing_left(printed):

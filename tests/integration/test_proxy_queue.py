@@ -12,7 +12,7 @@ import time
 import harness
 from harness import test, check
 from fakesup import READY_S, SLEEPING, WAKING, DRAINED, DEMAND, state_msg
-from proxykit import Stack, start_upstub, error_code, stub_stats
+from proxykit import Stack, error_code, post_socket, read_to_close, start_upstub, stub_stats
 
 
 def post_async(st, body, results, key=None, timeout=60):
@@ -22,14 +22,6 @@ def post_async(st, body, results, key=None, timeout=60):
     t = threading.Thread(target=run)
     t.start()
     return t
-
-
-def send_raw_post(port, body):
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    data = json.dumps(body).encode()
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-              % (len(data), data))
-    return s
 
 
 @test
@@ -75,18 +67,11 @@ def error_answer_to_a_queued_request_closes_as_asked(env):
     # then the end of its connection; a kept-alive one can ask again.
     st = Stack(env, [("a", 1, [])], state_msg({"a": (SLEEPING, 0, 0)}))
     data = json.dumps({"model": "a"}).encode()
-    closing = socket.create_connection(("127.0.0.1", st.port), timeout=20)
-    closing.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
-    kept = send_raw_post(st.port, {"model": "a"})
+    closing = post_socket(st.port, {"model": "a"}, headers=b"Connection: close\r\n")
+    kept = post_socket(st.port, {"model": "a"})
     st.sup.wait_demand("a", lambda m: m["queued"] == 2)
     st.sup.failed("a", "no room")
-    got = b""
-    while True:
-        chunk = closing.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = read_to_close(closing)
     check(got.startswith(b"HTTP/1.1 503") and got.endswith(b"}\n") and b"no room" in got, got)
     got = b""
     while b"}\n" not in got:
@@ -102,7 +87,6 @@ def error_answer_to_a_queued_request_closes_as_asked(env):
         check(chunk, "the kept-alive connection serves again: %r" % got)
         got += chunk
     check(got.startswith(b"HTTP/1.1 200"), got)
-    closing.close()
     kept.close()
 
 
@@ -111,7 +95,7 @@ def drain_waits_for_in_flight(env):
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
     # A slow stream is in flight when the drain comes.
-    s = send_raw_post(st.port, {"model": "a", "stream": True, "chunks": 30, "delay_ms": 30})
+    s = post_socket(st.port, {"model": "a", "stream": True, "chunks": 30, "delay_ms": 30})
     st.sup.wait_demand("a", lambda m: m["in_flight"] == 1)
     st.sup.drain("a", 42)
     # New requests queue meanwhile.
@@ -145,7 +129,7 @@ def drain_with_nothing_in_flight_answers_at_once(env):
 @test
 def client_gone_while_queued(env):
     st = Stack(env, [("a", 1, [])], state_msg({"a": (SLEEPING, 0, 0)}))
-    s = send_raw_post(st.port, {"model": "a"})
+    s = post_socket(st.port, {"model": "a"})
     st.sup.wait_demand("a", lambda m: m["queued"] == 1)
     s.close()
     st.sup.wait_demand("a", lambda m: m["queued"] == 0)
@@ -160,7 +144,7 @@ def client_gone_while_queued(env):
 def client_gone_while_waiting_for_headers(env):
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
-    s = send_raw_post(st.port, {"model": "a", "wait_ms": 20000})
+    s = post_socket(st.port, {"model": "a", "wait_ms": 20000})
     harness.wait_until(lambda: stub_stats(up)["requests"] == 1)
     s.close()
     # The upstream connection is closed, so the model server sees it go.
@@ -173,7 +157,7 @@ def client_gone_while_waiting_for_headers(env):
 def client_gone_mid_stream(env):
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
-    s = send_raw_post(st.port, {"model": "a", "stream": True, "chunks": 100000, "delay_ms": 5})
+    s = post_socket(st.port, {"model": "a", "stream": True, "chunks": 100000, "delay_ms": 5})
     got = b""
     while b"tok3" not in got:
         got += s.recv(4096)
@@ -195,7 +179,7 @@ def backend_dies_mid_stream(env):
     err = json.loads(events[-1])
     check(err["error"]["code"] == "upstream_closed", repr(err))
     # The same with the model server process killed.
-    s = send_raw_post(st.port, {"model": "a", "stream": True, "chunks": 100000, "delay_ms": 5})
+    s = post_socket(st.port, {"model": "a", "stream": True, "chunks": 100000, "delay_ms": 5})
     got = b""
     while b"tok2" not in got:
         got += s.recv(4096)
@@ -217,14 +201,7 @@ def backend_cuts_a_sized_body_the_client_sees_the_close(env):
     # (kept alive, the client would wait for the missing bytes forever).
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
-    s = send_raw_post(st.port, {"model": "a", "cut_body": True})
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    s.close()
+    got = read_to_close(post_socket(st.port, {"model": "a", "cut_body": True}))
     head, _, body = got.partition(b"\r\n\r\n")
     check(head.startswith(b"HTTP/1.1 200") and b"Content-Length: 1000" in head, got)
     check(len(body) == 500, "the half that came, then the close: %d bytes" % len(body))

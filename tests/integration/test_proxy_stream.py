@@ -3,28 +3,20 @@ relayed as they arrive (never buffered whole), and a client that stops
 reading stops the proxy from reading the model (memory stays bounded);
 when it reads again, every byte arrives; a model server silent for
 upstream_timeout_secs ends the request explicitly."""
-import json
 import socket
 
 import harness
 from harness import test, check
 from fakesup import READY_S, state_msg
-from proxykit import Stack, error_code, start_upstub, stub_stats
-
-
-def open_stream(port, body):
-    s = socket.create_connection(("127.0.0.1", port), timeout=60)
-    data = json.dumps(body).encode()
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-              % (len(data), data))
-    return s
+from proxykit import Stack, error_code, post_socket, start_upstub, stub_stats
 
 
 @test
 def chunks_are_relayed_as_they_arrive(env):
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
-    s = open_stream(st.port, {"model": "a", "stream": True, "chunks": 5, "delay_ms": 300})
+    s = post_socket(st.port, {"model": "a", "stream": True, "chunks": 5, "delay_ms": 300},
+                    timeout=60)
     got = b""
     while b"tok0" not in got:
         got += s.recv(4096)
@@ -89,8 +81,8 @@ def slow_reader_stops_upstream_reading(env):
     st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
     chunks, size = 3000, 64000
     total = chunks * size
-    s = open_stream(st.port, {"model": "a", "stream": True, "chunks": chunks,
-                              "chunk_bytes": size})
+    s = post_socket(st.port, {"model": "a", "stream": True, "chunks": chunks,
+                              "chunk_bytes": size}, timeout=60)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     # We read nothing: the model server must block once buffers are full.
     harness.wait_until(Stable(lambda: stub_stats(up)["bytes_sent"]), timeout=60, interval=0.1,
@@ -142,13 +134,15 @@ def silent_model_server_times_out(env):
     harness.wait_until(lambda: stub_stats(up)["aborted_waiting"] == 1, 10,
                        "the model server to see the client go")
     # Silent in the middle of a stream: an error event ends it.
-    s = open_stream(st.port, {"model": "a", "stream": True, "chunks": 3, "delay_ms": 8000})
+    s = post_socket(st.port, {"model": "a", "stream": True, "chunks": 3, "delay_ms": 8000},
+                    timeout=60)
     got = read_to_end(s)
     s.close()
     check(b"tok0" in got and b"tok1" not in got, got)
     check(b'"code":"upstream_timeout"' in got and b"stopped sending" in got, got)
     # Slow but never silent that long: whole.
-    s = open_stream(st.port, {"model": "a", "stream": True, "chunks": 5, "delay_ms": 400})
+    s = post_socket(st.port, {"model": "a", "stream": True, "chunks": 5, "delay_ms": 400},
+                    timeout=60)
     got = read_to_end(s)
     s.close()
     check(got.count(b"data: ") == 6 and b"[DONE]" in got and b"error" not in got, got)

@@ -12,7 +12,7 @@ import threading
 import harness
 from harness import test, check
 from fakesup import READY_S, WAKING, state_msg
-from proxykit import Stack, start_upstub
+from proxykit import Stack, post_socket, read_to_close, start_upstub
 
 
 def spawn_activated(env, st, name, lsock, names="proxy"):
@@ -93,43 +93,22 @@ def sigterm_answers_every_accepted_connection(env):
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, []), ("b", up, [])],
                state_msg({"a": (READY_S, up, 1), "b": (WAKING, 0, 0)}))
-    queued = [open_request(st.port, {"model": "b"}) for i in range(3)]
+    queued = [post_socket(st.port, {"model": "b"}) for i in range(3)]
     st.sup.wait_demand("b", lambda d: d.get("queued") == 3)
     fresh = socket.create_connection(("127.0.0.1", st.port), timeout=30)
     harness.wait_until(lambda: metric(st, "llmux_proxy_connections") == 4, 10,
                        "the fresh connection accepted")
     st.proxy.signal(signal.SIGTERM)
     for s in queued:
-        got = read_all(s)
+        got = read_to_close(s)
         check(got.startswith(b"HTTP/1.1 503") and b"model_unavailable" in got, got)
     check(st.proxy.alive(), "the proxy waits for the connection it accepted")
     body = json.dumps({"model": "a"}).encode()
     fresh.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
                   b"\r\n%s" % (len(body), body))
-    got = read_all(fresh)
+    got = read_to_close(fresh)
     check(got.startswith(b"HTTP/1.1 200") and b"hello from a" in got, got)
     check(st.proxy.wait(30) == 0, "then it exits cleanly")
-
-
-def open_request(port, obj):
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    body = json.dumps(obj).encode()
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-              % (len(body), body))
-    return s
-
-
-def read_all(s):
-    """Everything until the proxy closes (its answers while exiting say
-    Connection: close)."""
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    s.close()
-    return got
 
 
 def metric(st, name):

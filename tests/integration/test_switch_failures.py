@@ -6,6 +6,7 @@ half-woken model stopped; a model that cannot start says why; and every
 request ends in one answer or one explicit error."""
 import harness
 from harness import check, wait_until
+from supervisor_helpers import alive
 from switch_helpers import Parallel, Stack
 
 OFFLOAD = "offload+keep_running"
@@ -61,7 +62,7 @@ def hung_wake_times_out(env):
     e = error(body)
     check(e["code"] == "model_failed" and "timed out after 7 s waking b" in e["message"], e)
     wait_until(lambda: s.status()["models"]["b"]["pid"] is None, 20, "the hung b stopped")
-    wait_until(lambda: not harness_alive(pid), 20, "its process gone")
+    wait_until(lambda: not alive(pid), 20, "its process gone")
     check("timed out" in s.status()["models"]["b"]["last_error"], s.status()["models"]["b"])
     # A cold start does not call /wake_up: the next request is served.
     check(s.served("b", timeout=60) == "b", "b started afresh")
@@ -80,15 +81,6 @@ def start_failure_says_why(env):
         check("exited with status 3 while starting" in e["message"], e)
     # a was evicted for b and is woken again on demand.
     check(s.served("a") == "a", "a again")
-
-
-def harness_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rindex(")") + 2] not in "ZX"
 
 
 if __name__ == "__main__":

@@ -214,10 +214,7 @@ def classify(req, resp, exc=None):
         return o
     if resp.status != 200:
         try:
-            err = json.loads(bytes(resp.body))["error"]
-            o.kind = "error"
-            o.code = err.get("code") or err.get("type") if isinstance(err, dict) else err
-            o.detail = err.get("message", "") if isinstance(err, dict) else str(err)
+            error_outcome(o, json.loads(bytes(resp.body))["error"])
         except (ValueError, KeyError, TypeError):
             o.kind, o.detail = "broken", "error %d without a JSON error body: %r" % (
                 resp.status, bytes(resp.body[:200]))
@@ -235,15 +232,7 @@ def classify(req, resp, exc=None):
         o.kind, o.detail = "broken", "200 without a complete answer (%s): %r" % (
             e, bytes(resp.body[:200]))
         return o
-    o.kind = "ok"
-    if finish == "abort":
-        o.kind, o.code, o.detail = "broken", "aborted", "finish_reason abort"
-    elif finish == "length" and o.tokens != req["max_tokens"]:
-        o.kind, o.detail = "broken", "%d tokens of %d" % (o.tokens, req["max_tokens"])
-    elif not content:
-        o.kind, o.detail = "broken", "an empty answer"
-    check_model(o, req)
-    return o
+    return finish_outcome(o, req, finish, None if content else "an empty answer")
 
 
 def classify_stream(o, req, resp):
@@ -261,12 +250,7 @@ def classify_stream(o, req, resp):
         if "error" in ev:
             # An explicit error in the stream: the model or the proxy says
             # why the answer ends here.
-            err = ev["error"]
-            o.kind = "error"
-            o.code = err.get("code") if isinstance(err, dict) else None
-            o.code = o.code or (err.get("type") if isinstance(err, dict) else "error")
-            o.detail = err.get("message", "") if isinstance(err, dict) else str(err)
-            return o
+            return error_outcome(o, ev["error"])
         o.served_by = ev.get("model", o.served_by)
         for ch in ev.get("choices", []):
             piece = ch.get("delta", {}).get("content") if req["chat"] else ch.get("text")
@@ -277,13 +261,32 @@ def classify_stream(o, req, resp):
     if not done:
         o.kind, o.detail = "broken", "stream ended without [DONE] after %d events" % len(events)
         return o
+    return finish_outcome(o, req, finish,
+                          "stream without a finish_reason" if finish is None else None)
+
+
+def error_outcome(o, err):
+    """An explicit error (a JSON error body, or an error event in a stream):
+    the model or the proxy says why there is no answer."""
+    o.kind = "error"
+    if isinstance(err, dict):
+        o.code = err.get("code") or err.get("type") or "error"
+        o.detail = err.get("message", "")
+    else:
+        o.code, o.detail = "error", str(err)
+    return o
+
+
+def finish_outcome(o, req, finish, missing):
+    """A whole answer: ok unless it was aborted, cut short of max_tokens,
+    missing something (missing says what), or answered by another model."""
     o.kind = "ok"
     if finish == "abort":
-        o.kind, o.code, o.detail = "broken", "aborted", "stream aborted"
+        o.kind, o.code, o.detail = "broken", "aborted", "finish_reason abort"
     elif finish == "length" and o.tokens != req["max_tokens"]:
-        o.kind, o.detail = "broken", "%d tokens of %d streamed" % (o.tokens, req["max_tokens"])
-    elif finish is None:
-        o.kind, o.detail = "broken", "stream without a finish_reason"
+        o.kind, o.detail = "broken", "%d tokens of %d" % (o.tokens, req["max_tokens"])
+    elif missing:
+        o.kind, o.detail = "broken", missing
     check_model(o, req)
     return o
 

@@ -281,6 +281,12 @@ process_adopt(struct model *m, pid_t pid, uint64_t start_time,
 	p->tp = m->cfg != NULL && m->cfg->tensor_parallel_size > 0 ?
 	    m->cfg->tensor_parallel_size : 1;
 	p->adopted = true;
+	/*
+	 * Its output: a file when it was started for a checkpoint eviction
+	 * or restored by CRIU (rotated by the supervisor, and CRIU can dump
+	 * it), else the log keeper's pipe.
+	 */
+	p->log_file_mode = procfs_fd_is_file(pid, STDOUT_FILENO);
 	return (p);
 }
 

@@ -152,6 +152,21 @@ procfs_alive(pid_t pid, uint64_t starttime)
 	    st.starttime == starttime);
 }
 
+/*
+ * Is descriptor fd of the process a regular file (not a pipe, socket or
+ * terminal)? What a model's stdout is tells how its log is written
+ * (modellog.c) when the supervisor adopts a process it did not start.
+ */
+bool
+procfs_fd_is_file(pid_t pid, int fd)
+{
+	char		path[64];
+	struct stat	st;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	return (stat(path, &st) == 0 && S_ISREG(st.st_mode));
+}
+
 /* Every process on the system; the caller frees the array. */
 static struct procfs_stat *
 procfs_snapshot(size_t *np)

@@ -234,6 +234,8 @@ int	procfs_parse_stat(const char *, size_t, struct procfs_stat *);
 int	procfs_read_stat(pid_t, struct procfs_stat *);
 /* Is the process alive (not a zombie) and started at starttime? */
 bool	procfs_alive(pid_t, uint64_t starttime);
+/* Is the process's descriptor fd a regular file? */
+bool	procfs_fd_is_file(pid_t, int fd);
 /*
  * The processes that belong to a model whose leader is pid: its
  * descendants and every process of its session. Returns how many were

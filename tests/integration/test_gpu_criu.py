@@ -9,6 +9,7 @@ file, no manifest), a dump that runs out of disk, an image criu cannot
 read, TP>1, a lazy restore from a model's checkpoint_path, and
 --check-config on a criu too old."""
 import os
+import signal
 import shutil
 import subprocess
 
@@ -102,6 +103,36 @@ def checkpoint_of_a_checkpointed_model(env):
           phases(body) == [], body)
     rc, body = sup.ctl_json("restore", "a")
     check(rc == 0 and phases(body) == ["criu_restore", "health", "wake_up"], body)
+
+
+@harness.test
+def checkpoint_after_a_supervisor_restart(env):
+    """A model started for a checkpoint eviction writes its log to a file
+    (CRIU cannot dump a pipe). Adopted by a new supervisor after kill -9,
+    it is still known as one: it can be checkpointed. One whose output is
+    the log keeper's pipe is still refused, with the reason."""
+    fake = FakeGPU(env, ((H100, 81920), (H100, 81920)))
+    sup = GpuSup(env, fake, {"a": {"args": fake.args(1000), "eviction": "offload+checkpoint"},
+                             "b": {"args": fake.args(1000), "eviction": "offload+keep_running"}})
+    proc = sup.start()
+    sup.ctl_ok("wake", "a")
+    pid = sup.model("a")["pid"]
+    proc.signal(signal.SIGKILL)
+    proc.wait(10)
+    sup.start("supervisord-2")
+    check(sup.model("a")["pid"] == pid, "adopted, not restarted")
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and phases(body) == ["sleep", "criu_dump"], body)
+    rc, body = sup.ctl_json("restore", "a")
+    check(rc == 0 and sup.model("a")["state"] == "ready", body)
+
+    sup.ctl_ok("wake", "b")
+    proc = sup.proc
+    proc.signal(signal.SIGKILL)
+    proc.wait(10)
+    sup.start("supervisord-3")
+    rc, body = sup.ctl_json("checkpoint", "b")
+    check(rc != 0 and "its output is a pipe CRIU cannot dump" in body["error"], body)
 
 
 @harness.test

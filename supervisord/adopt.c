@@ -68,6 +68,14 @@ adopt_entry(struct supervisor *sup, const struct journal_entry *e)
 		m->override = e->override;
 		if (e->has_sleeping)
 			m->sleeping = e->sleeping;
+		/* Where its checkpoint is stored, or why its upload failed
+		 * (the next sleep with a checkpoint uploads it again). */
+		free(m->store_url);
+		m->store_url = e->store_url != NULL ? xstrdup(e->store_url) :
+		    NULL;
+		free(m->store_error);
+		m->store_error = e->store_error != NULL ?
+		    xstrdup(e->store_error) : NULL;
 	}
 	if (e->pid <= 0) {
 		if (m != NULL && st == MODEL_CHECKPOINTED && e->images != NULL) {

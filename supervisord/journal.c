@@ -72,6 +72,10 @@ journal_encode(const struct journal *j, char **out, size_t *outlen)
 			kvt_kv(&b, "images", e->images);
 		if (e->reason != NULL)
 			kvt_kv(&b, "reason", e->reason);
+		if (e->store_url != NULL)
+			kvt_kv(&b, "store_url", e->store_url);
+		if (e->store_error != NULL)
+			kvt_kv(&b, "store_error", e->store_error);
 		strbuf_add(&b, "\n", 1);
 	}
 	if (b.len > JOURNAL_MAX_BYTES) {
@@ -180,6 +184,12 @@ jdec_model_kv(struct kvt_dec *d, const char *k, size_t klen, const char *v,
 	else if (kvt_key(k, klen, "reason"))
 		return (kvt_str(d, "reason", v, vlen, PROTO_MAX_TEXT,
 		    &e->reason));
+	else if (kvt_key(k, klen, "store_url"))
+		return (kvt_str(d, "store_url", v, vlen, JOURNAL_MAX_VALUE,
+		    &e->store_url));
+	else if (kvt_key(k, klen, "store_error"))
+		return (kvt_str(d, "store_error", v, vlen, PROTO_MAX_TEXT,
+		    &e->store_error));
 	return (0);
 }
 
@@ -191,6 +201,8 @@ journal_entry_free(struct journal_entry *e)
 	free(e->cgroup);
 	free(e->images);
 	free(e->reason);
+	free(e->store_url);
+	free(e->store_error);
 	memset(e, 0, sizeof(*e));
 }
 

@@ -109,6 +109,10 @@ persist_snapshot(struct supervisor *sup, struct journal *j)
 			e->images = xstrdup(m->images);
 		if (m->reason != NULL)
 			e->reason = xstrdup(m->reason);
+		if (m->store_url != NULL)
+			e->store_url = xstrdup(m->store_url);
+		if (m->store_error != NULL)
+			e->store_error = xstrdup(m->store_error);
 	}
 }
 

@@ -604,6 +604,8 @@ struct journal_entry {
 	char		*cgroup;
 	char		*images;
 	char		*reason;
+	char		*store_url;	/* last checkpoint in the object store */
+	char		*store_error;	/* its last failed transfer */
 };
 
 struct journal {

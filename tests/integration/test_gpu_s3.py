@@ -13,6 +13,7 @@ while a transfer is held."""
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 
 import harness
@@ -405,6 +406,35 @@ def upload_failure_keeps_local_images(env):
           "does not exist at %s (404 NoSuchBucket: The specified bucket does not "
           "exist)" % stub.endpoint in body["message"], body)
     check(os.path.exists(os.path.join(images(sup2), MANIFEST)), "kept")
+
+
+@harness.test
+def store_state_survives_a_supervisor_restart(env):
+    """Where the last checkpoint is stored and why the last upload failed
+    are in the journal: after kill -9 and a restart, status still says
+    both, and the failed upload is still made again by the next call."""
+    stub = stub_for(env)
+    fake, sup = s3_sup(env, stub)
+    sup.ctl_ok("checkpoint", "a")
+    url = sup.model("a")["object_store"]["url"]
+    check(url == "s3://llmux-images/a/%s/" % latest_id(stub), url)
+    sup.ctl_ok("restore", "a")
+    stub.deny()
+    sup.ctl_ok("sleep", "a")
+    stub.deny(False)
+    before = sup.model("a")["object_store"]
+    check(before["url"] == url and "AccessDenied" in (before["error"] or ""), before)
+
+    sup.proc.signal(signal.SIGKILL)
+    sup.proc.wait(10)
+    sup.start(name="supervisord2")
+    m = sup.model("a")
+    check(m["process_state"] == "checkpointed" and m["object_store"] == before, m)
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and phases(body) == ["upload"], body)
+    after = sup.model("a")["object_store"]
+    check(after["error"] is None and after["url"] == "s3://llmux-images/a/%s/"
+          % latest_id(stub) and after["url"] != url, after)
 
 
 @harness.test

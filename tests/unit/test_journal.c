@@ -44,6 +44,8 @@ fill(struct journal *j)
 	j->v[1].name = xstrdup("b");
 	j->v[1].pstate = MODEL_CHECKPOINTED;
 	j->v[1].images = xstrdup("/tmp/images/b");
+	j->v[1].store_url = xstrdup("s3://bucket/b/20261127T022057Z-00ff/");
+	j->v[1].store_error = xstrdup("upload failed: 403 AccessDenied");
 	j->v[1].busy = xstrdup("sleep");
 	j->v[1].tp = 1;
 }
@@ -78,6 +80,11 @@ START_TEST(test_roundtrip)
 	ck_assert_str_eq(k.v[0].reason, "a = b % c\nnext line");
 	ck_assert_ptr_null(k.v[0].images);
 	ck_assert_str_eq(k.v[1].images, "/tmp/images/b");
+	ck_assert_str_eq(k.v[1].store_url,
+	    "s3://bucket/b/20261127T022057Z-00ff/");
+	ck_assert_str_eq(k.v[1].store_error,
+	    "upload failed: 403 AccessDenied");
+	ck_assert_ptr_null(k.v[0].store_url);
 	ck_assert_str_eq(k.v[1].busy, "sleep");
 	ck_assert_int_eq(k.v[1].pid, 0);
 	ck_assert(!k.v[1].has_sleeping);

@@ -111,10 +111,20 @@ void
 switcher_model_placed(struct switcher *sw, int model, uint64_t gpus)
 {
 	struct sw_model	*m;
-	uint64_t	 all = resource_all_gpus(sw->n_gpus);
+	uint64_t	 all;
 
 	if (model < 0 || (size_t)model >= sw->n)
 		return;
+	/*
+	 * Placed on a GPU beyond those the config names (no gpu_count, and
+	 * `gpus:` lists that do not reach it): the machine has it, since the
+	 * model runs there. Count it, so the model is not believed to be
+	 * back on its configured GPUs.
+	 */
+	while (sw->n_gpus < RESOURCE_MAX_GPUS &&
+	    (gpus & ~resource_all_gpus(sw->n_gpus)) != 0)
+		sw->n_gpus++;
+	all = resource_all_gpus(sw->n_gpus);
 	m = &sw->m[model];
 	if (gpus == 0 || (gpus & all) == 0) {
 		m->gpus = 0;

@@ -722,6 +722,34 @@ START_TEST(test_model_placed)
 }
 END_TEST
 
+/* Without gpu_count, a model restored onto a GPU no `gpus:` list names
+ * is still known to be there (the switcher counts that GPU). */
+START_TEST(test_model_placed_beyond_config)
+{
+	struct switcher_model_status st;
+
+	config(2, POLICY_FIFO);
+	mc[A].gpus = gpu0;
+	mc[A].n_gpus = 1;
+	mc[B].gpus = gpu0;
+	mc[B].n_gpus = 1;
+	start(0);
+	ck_assert_uint_eq(switcher_n_gpus(f.sw), 1);
+	bring_up(A, 1000);
+	switcher_model_placed(f.sw, A, 2);
+	ck_assert_uint_eq(switcher_n_gpus(f.sw), 2);
+	switcher_model_status(f.sw, A, &st);
+	ck_assert_uint_eq(st.gpus, 2);
+	/* b's GPU 0 is free: b wakes beside a, a is not drained. */
+	demand(B, 1, 0, 0, 9000);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 0);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 1);
+	switcher_woken(f.sw, B, true, NULL, 9500);
+	ck_assert_str_eq(state(), "active:a,b");
+	finish();
+}
+END_TEST
+
 START_TEST(test_fractions_fit)
 {
 	config(3, POLICY_FIFO);
@@ -1400,6 +1428,7 @@ main(void)
 	tcase_add_test(tc, test_pin_and_manual);
 	tcase_add_test(tc, test_pin_rolls_back_on_failure);
 	tcase_add_test(tc, test_disjoint_gpus);
+	tcase_add_test(tc, test_model_placed_beyond_config);
 	tcase_add_test(tc, test_fractions_fit);
 	tcase_add_test(tc, test_residues);
 	tcase_add_test(tc, test_max_sleeping);

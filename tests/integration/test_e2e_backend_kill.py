@@ -5,7 +5,8 @@ its engine process) is killed with SIGKILL. Each answer in flight ends
 explicitly: a stream with the proxy's error event, a plain request with
 502; requests that arrive meanwhile wait for a's restart. The supervisor
 restarts a (a new process), later requests for a and b are served, and
-the daemons exit cleanly."""
+the daemons exit cleanly. Under `make soak`, ten kills: a crash loop by
+then, and requests still wake a."""
 import os
 import signal
 
@@ -26,7 +27,8 @@ def backend_killed_mid_stream(env):
     c = Client(s.port, ledger)
     check(c.send("a").kind == "ok", "a awake")
     load = Load(c, mix(["a"], stream=0.6, max_tokens=(20, 60)), clients=4)
-    for round in range(scale(2, 10)):
+    rounds = scale(2, 10)
+    for round in range(rounds):
         progress(ledger, 5, "a")
         st = s.status()["models"]["a"]
         old = st["pid"]
@@ -43,7 +45,9 @@ def backend_killed_mid_stream(env):
     check(cut, "some answers were cut: %s" % ledger.summary())
     ledger.check(allow=ALLOW)
     st = s.status()["models"]["a"]
-    check(st["crashes"] == scale(2, 10) and st["crash_loop"] is False, st)
+    # Five short runs in a row make a crash loop (docs/supervisor.md); the
+    # requests that keep coming wake a again all the same.
+    check(st["crashes"] == rounds and st["crash_loop"] is (rounds >= 5), st)
     check("killed by signal 9" in s.sup_log(), "the reason is logged")
     check(c.send("b").kind == "ok" and c.send("a", stream=True).kind == "ok",
           "b and a serve after")

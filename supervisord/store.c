@@ -171,9 +171,9 @@ store_hash_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN])
 }
 
 /*
- * Delete the model's checkpoints older than id (an interrupted upload's
- * objects included); a newer one (another writer's) is left alone.
- * Failures are warnings: the upload itself is done.
+ * Delete the model's checkpoints that id supersedes (an interrupted
+ * upload's objects included); a newer one (another writer's) is left
+ * alone. Failures are warnings: the upload itself is done.
  */
 static void
 store_prune(struct store_job *job, struct s3 *s, const char *id)
@@ -193,7 +193,7 @@ store_prune(struct store_job *job, struct s3 *s, const char *id)
 		}
 		for (size_t i = 0; i < l.n; i++) {
 			if (store_key_listed_id(l.keys[i], job->model,
-			    kid) != 0 || strcmp(kid, id) >= 0)
+			    kid) != 0 || !store_key_superseded(kid, id))
 				continue;
 			doomed = xreallocarray(doomed, n + 1,
 			    sizeof(*doomed));

@@ -41,6 +41,8 @@ void	 store_key_id(int64_t created, const char *sha256hex,
 	    char id[STORE_ID_LEN + 1]);
 /* Is this an ID? */
 bool	 store_key_id_valid(const char *, size_t);
+/* Does the checkpoint id replace old (not newer, not the same)? */
+bool	 store_key_superseded(const char *old, const char *id);
 /* The ID a latest object holds ("ID" and one optional newline). */
 int	 store_key_parse_latest(const char *, size_t,
 	    char id[STORE_ID_LEN + 1]);

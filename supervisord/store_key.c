@@ -101,6 +101,18 @@ store_key_parse_latest(const char *s, size_t len, char id[STORE_ID_LEN + 1])
 	return (0);
 }
 
+/*
+ * Age is an ID's time part: two checkpoints made in the same second
+ * differ only by their hashes, which say nothing of their order, so the
+ * other one of such a pair is the older (one writer per model).
+ */
+bool
+store_key_superseded(const char *old, const char *id)
+{
+	return (strcmp(old, id) != 0 &&
+	    strncmp(old, id, STORE_TIME_LEN) <= 0);
+}
+
 int
 store_key_listed_id(const char *key, const char *model,
     char id[STORE_ID_LEN + 1])

@@ -88,6 +88,25 @@ START_TEST(test_ids)
 }
 END_TEST
 
+/* A checkpoint replaces the older ones, those of its own second included
+ * whatever their hashes, and never a newer one. */
+START_TEST(test_superseded)
+{
+	const char *id = "20261127T040500Z-" HASH;
+
+	ck_assert(store_key_superseded("20261127T040459Z-" HASH, id));
+	ck_assert(store_key_superseded("20261127T040500Z-"
+	    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	    id));
+	ck_assert(store_key_superseded("20261127T040500Z-"
+	    "0000000000000000000000000000000000000000000000000000000000000000",
+	    id));
+	ck_assert(!store_key_superseded(id, id));
+	ck_assert(!store_key_superseded("20261127T040501Z-" HASH, id));
+	ck_assert(!store_key_superseded("20271127T040500Z-" HASH, id));
+}
+END_TEST
+
 START_TEST(test_listed_keys)
 {
 	char	id[STORE_ID_LEN + 1];
@@ -309,6 +328,7 @@ main(void)
 
 	tcase_add_test(tc, test_model_segment);
 	tcase_add_test(tc, test_ids);
+	tcase_add_test(tc, test_superseded);
 	tcase_add_test(tc, test_listed_keys);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_xml_error);

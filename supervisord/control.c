@@ -52,19 +52,50 @@ control_call_free(struct ctl_call *call)
 	free(call);
 }
 
+static void
+control_reply_send(void *arg)
+{
+	struct ctl_reply	*r = arg;
+	const uint8_t		*data;
+	size_t			 len;
+
+	if (r->client != NULL) {
+		data = body_data(r->body, &len);
+		server_reply(r->client, r->id, r->status, data, len);
+	}
+	TAILQ_REMOVE(&r->sup->replies, r, entry);
+	body_free(r->body);
+	free(r);
+}
+
+void
+control_reply(struct client *c, uint32_t id, int status, struct body *b)
+{
+	struct ctl_reply	*r;
+
+	r = xcalloc(1, sizeof(*r));
+	r->sup = c->sup;
+	r->client = c;
+	r->id = id;
+	r->status = status;
+	r->body = b;
+	TAILQ_INSERT_TAIL(&c->sup->replies, r, entry);
+	/* What the call changed may not have asked for a write yet (the
+	 * switcher tells of a mode change later): encode the journal now. */
+	persist_schedule(c->sup);
+	persist_after(c->sup, control_reply_send, r);
+}
+
 /* Send the final reply (if the peer is still there) and free the call. */
 void
 control_call_done(struct ctl_call *call, int status, struct body *b)
 {
 	struct model	*m;
-	const uint8_t	*data;
-	size_t		 len;
 
-	if (call->client != NULL) {
-		data = body_data(b, &len);
-		server_reply(call->client, call->id, status, data, len);
-	}
-	body_free(b);
+	if (call->client != NULL)
+		control_reply(call->client, call->id, status, b);
+	else
+		body_free(b);
 	/* What ran on the engine directly: the switcher is told. */
 	if ((call->type == PROTO_CTL_CHECKPOINT ||
 	    call->type == PROTO_CTL_RESTORE ||
@@ -78,19 +109,24 @@ control_call_done(struct ctl_call *call, int status, struct body *b)
 void
 control_client_gone(struct client *c)
 {
-	struct ctl_call	*call;
+	struct ctl_call		*call;
+	struct ctl_reply	*r;
 
 	TAILQ_FOREACH(call, &c->sup->calls, entry)
 		if (call->client == c)
 			call->client = NULL;
+	TAILQ_FOREACH(r, &c->sup->replies, entry)
+		if (r->client == c)
+			r->client = NULL;
 	if (c->follow != NULL) {
 		logfollow_free(c->follow);
 		c->follow = NULL;
 	}
 }
 
+/* A reply that changes nothing: sent now. */
 static void
-ctl_reply(struct client *c, uint32_t id, int status, struct body *b)
+ctl_answer(struct client *c, uint32_t id, int status, struct body *b)
 {
 	const uint8_t	*data;
 	size_t		 len;
@@ -103,7 +139,7 @@ ctl_reply(struct client *c, uint32_t id, int status, struct body *b)
 static void
 ctl_not_found(struct client *c, uint32_t id, const char *name)
 {
-	ctl_reply(c, id, 404, body_message("error", "Model not found: %s",
+	ctl_answer(c, id, 404, body_message("error", "Model not found: %s",
 	    name));
 }
 
@@ -395,7 +431,7 @@ ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
 	char		 err[512];
 
 	if (msg->type == PROTO_CTL_RESTORE && m->pstate != MODEL_CHECKPOINTED) {
-		ctl_reply(c, msg->id, 409, body_message("error", "Model %s is "
+		ctl_answer(c, msg->id, 409, body_message("error", "Model %s is "
 		    "not checkpointed (%s)", m->name,
 		    model_pstate_name(m->pstate)));
 		return;
@@ -410,6 +446,7 @@ ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
 
 /* ---- the calls ------------------------------------------------------------------ */
 
+/* A reload changes the journal (models added, removed): control_reply. */
 static void
 ctl_reload(struct client *c, struct proto_msg *msg)
 {
@@ -426,7 +463,7 @@ ctl_reload(struct client *c, struct proto_msg *msg)
 		body_array(b, r.n_errors);
 		for (size_t i = 0; i < r.n_errors; i++)
 			body_str(b, r.errors[i]);
-		ctl_reply(c, msg->id, 400, b);
+		control_reply(c, msg->id, 400, b);
 		reload_result_free(&r);
 		return;
 	}
@@ -445,7 +482,7 @@ ctl_reload(struct client *c, struct proto_msg *msg)
 	body_array(b, r.n_changed);
 	for (size_t i = 0; i < r.n_changed; i++)
 		body_str(b, r.changed[i]);
-	ctl_reply(c, msg->id, 200, b);
+	control_reply(c, msg->id, 200, b);
 	reload_result_free(&r);
 }
 
@@ -465,10 +502,10 @@ control_call(struct client *c, struct proto_msg *msg)
 	}
 	switch (msg->type) {
 	case PROTO_CTL_STATUS:
-		ctl_reply(c, msg->id, 200, ctl_status_body(sup));
+		ctl_answer(c, msg->id, 200, ctl_status_body(sup));
 		return;
 	case PROTO_CTL_MODELS:
-		ctl_reply(c, msg->id, 200, ctl_models_body(sup));
+		ctl_answer(c, msg->id, 200, ctl_models_body(sup));
 		return;
 	case PROTO_CTL_MODE:
 	case PROTO_CTL_PIN:
@@ -481,7 +518,7 @@ control_call(struct client *c, struct proto_msg *msg)
 		order_call(c, msg, m);
 		return;
 	case PROTO_CTL_EVICTION_GET:
-		ctl_reply(c, msg->id, 200, ctl_eviction_body(sup));
+		ctl_answer(c, msg->id, 200, ctl_eviction_body(sup));
 		return;
 	case PROTO_CTL_CHECKPOINT:
 		checkpoint_call(control_call_new(c, msg, m->name), m, msg);
@@ -502,11 +539,11 @@ control_call(struct client *c, struct proto_msg *msg)
 		body_map(b, 1);
 		body_kstr(b, "text", text);
 		free(text);
-		ctl_reply(c, msg->id, 200, b);
+		ctl_answer(c, msg->id, 200, b);
 		return;
 	case PROTO_CTL_SUBSCRIBE:
 		c->subscribed = true;
-		ctl_reply(c, msg->id, 200, body_message("message",
+		ctl_answer(c, msg->id, 200, body_message("message",
 		    "Subscribed to state events"));
 		server_send_state(sup, c);
 		return;

@@ -26,17 +26,6 @@
 
 #define ORDER_MAX_SWITCHES	64
 
-static void
-order_reply(struct client *c, uint32_t id, int status, struct body *b)
-{
-	const uint8_t	*data;
-	size_t		 len;
-
-	data = body_data(b, &len);
-	server_reply(c, id, status, data, len);
-	body_free(b);
-}
-
 static bool
 order_is_wake(const struct ctl_call *call)
 {
@@ -347,7 +336,7 @@ order_sleep(struct client *c, struct proto_msg *msg, struct model *m)
 	ev = msg->u.call.has_eviction ? msg->u.call.eviction :
 	    model_eviction(m);
 	if (evict_busy(m, &kind, NULL)) {
-		order_reply(c, msg->id, 409, body_message("error", "Model %s is "
+		control_reply(c, msg->id, 409, body_message("error", "Model %s is "
 		    "busy: %s in progress", m->name, evict_kind_name(kind)));
 		return;
 	}
@@ -360,13 +349,13 @@ order_sleep(struct client *c, struct proto_msg *msg, struct model *m)
 		    m->sleeping.process == ev.process) ||
 		    ev.process == PROCESS_STOP)
 			break;
-		order_reply(c, msg->id, 409, body_message("error", "Model %s is "
+		control_reply(c, msg->id, 409, body_message("error", "Model %s is "
 		    "already sleeping with %s; wake it first to sleep with %s",
 		    m->name, eviction_format(&m->sleeping, a, sizeof(a)),
 		    eviction_format(&ev, b, sizeof(b))));
 		return;
 	default:
-		order_reply(c, msg->id, 409, body_message("error", "Model %s is "
+		control_reply(c, msg->id, 409, body_message("error", "Model %s is "
 		    "not running (%s)", m->name, model_pstate_name(m->pstate)));
 		return;
 	}
@@ -383,14 +372,14 @@ order_mode(struct client *c, struct proto_msg *msg)
 
 	if (strcmp(mode, "auto") == 0) {
 		switcher_cmd_mode(sup->switcher, SWITCHER_AUTO, clock_ms());
-		order_reply(c, msg->id, 200, body_message("message",
+		control_reply(c, msg->id, 200, body_message("message",
 		    "Switched to auto mode"));
 	} else if (strcmp(mode, "manual") == 0) {
 		switcher_cmd_mode(sup->switcher, SWITCHER_MANUAL, clock_ms());
-		order_reply(c, msg->id, 200, body_message("message",
+		control_reply(c, msg->id, 200, body_message("message",
 		    "Switched to manual mode"));
 	} else
-		order_reply(c, msg->id, 400, body_message("message",
+		control_reply(c, msg->id, 400, body_message("message",
 		    "Unknown mode: %s. Use 'auto' or 'manual'.", mode));
 }
 
@@ -407,12 +396,12 @@ order_eviction(struct client *c, struct proto_msg *msg, struct model *m)
 	if ((i = switching_index(sup, m)) >= 0 &&
 	    switcher_cmd_set_eviction(sup->switcher, i, m->override,
 	    clock_ms(), &cause) != 0) {
-		order_reply(c, msg->id, 400, body_message("error", "%s",
+		control_reply(c, msg->id, 400, body_message("error", "%s",
 		    cause));
 		free(cause);
 		return;
 	}
-	order_reply(c, msg->id, 200, body_message("message", "Eviction policy "
+	control_reply(c, msg->id, 200, body_message("message", "Eviction policy "
 	    "for %s set to %s", m->name, body_eviction_debug(&m->override, dbg,
 	    sizeof(dbg))));
 }
@@ -450,7 +439,7 @@ order_call(struct client *c, struct proto_msg *msg, struct model *m)
 		break;
 	case PROTO_CTL_UNPIN:
 		switcher_cmd_unpin(sup->switcher, clock_ms());
-		order_reply(c, msg->id, 200, body_message("message",
+		control_reply(c, msg->id, 200, body_message("message",
 		    "Unpinned. Switched to auto mode."));
 		break;
 	case PROTO_CTL_EVICTION_SET:

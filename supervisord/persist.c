@@ -19,6 +19,15 @@
  * handles like any other mismatch: the pid and start time checks (adopt.c)
  * refuse what is no longer true. At exit the thread is stopped and the
  * last journal written from the loop, durably.
+ *
+ * What an operator is told must not be forgotten that way, though: the
+ * reply to a control call that changed something waits until the
+ * journal saying so is on disk (persist_after). Each text handed to the
+ * thread has a number; a waiter waits for the number of the text that
+ * holds what is known when it asks (the next one, when a change is not
+ * encoded yet: that is the last one handed over again when the new text
+ * is the same), and runs when the thread has written that one or a later
+ * one.
  */
 #include <sys/eventfd.h>
 
@@ -29,11 +38,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/queue.h>
+
 #include <event2/event.h>
 
 #include "log.h"
 #include "supervisor.h"
 #include "xmalloc.h"
+
+struct persist_waiter {
+	bool			 next;	/* for the text not encoded yet */
+	uint64_t		 seq;	/* the text it waits for */
+	void			(*fn)(void *);
+	void			*arg;
+	TAILQ_ENTRY(persist_waiter) entry;
+};
 
 struct persist {
 	pthread_t	 thread;
@@ -44,6 +63,8 @@ struct persist {
 	char		*dir;
 	char		*buf;
 	size_t		 len;
+	uint64_t	 seq;		/* of buf */
+	uint64_t	 written;	/* the last seq the thread wrote */
 	/* What the thread did since the loop last looked. */
 	uint64_t	 ok;
 	uint64_t	 failed;
@@ -51,9 +72,11 @@ struct persist {
 	char		 error[512];
 	int		 efd;		/* the thread says: results */
 	struct event	*ev;
-	/* The loop's: the last text handed over. */
+	/* The loop's: the last text handed over, and its number. */
 	char		*last;
 	size_t		 last_len;
+	uint64_t	 handed;
+	TAILQ_HEAD(, persist_waiter) waiters;
 };
 
 void
@@ -122,7 +145,7 @@ persist_thread(void *arg)
 	struct persist	*p = arg;
 	char		*dir, *buf, err[512];
 	size_t		 len;
-	uint64_t	 one = 1;
+	uint64_t	 one = 1, seq;
 	int		 rc;
 
 	pthread_mutex_lock(&p->lock);
@@ -134,6 +157,7 @@ persist_thread(void *arg)
 		dir = p->dir;
 		buf = p->buf;
 		len = p->len;
+		seq = p->seq;
 		p->dir = p->buf = NULL;
 		pthread_mutex_unlock(&p->lock);
 
@@ -142,6 +166,7 @@ persist_thread(void *arg)
 		free(buf);
 
 		pthread_mutex_lock(&p->lock);
+		p->written = seq;
 		p->last_ok = rc == 0;
 		if (rc == 0)
 			p->ok++;
@@ -177,6 +202,26 @@ persist_result(struct supervisor *sup, uint64_t ok, uint64_t failed,
 		sup->journal_failures += failed;
 }
 
+/* Run the waiters whose text is written (every one: all). */
+static void
+persist_release(struct persist *p, bool all)
+{
+	struct persist_waiter	*w, *next;
+	uint64_t		 written;
+
+	pthread_mutex_lock(&p->lock);
+	written = p->written;
+	pthread_mutex_unlock(&p->lock);
+	for (w = TAILQ_FIRST(&p->waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (!all && (w->next || w->seq > written))
+			continue;
+		TAILQ_REMOVE(&p->waiters, w, entry);
+		w->fn(w->arg);
+		free(w);
+	}
+}
+
 static void
 persist_done_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -198,6 +243,7 @@ persist_done_cb(evutil_socket_t fd, short ev, void *arg)
 	pthread_mutex_unlock(&p->lock);
 	if (ok > 0 || failed > 0)
 		persist_result(sup, ok, failed, last_ok, err);
+	persist_release(p, false);
 }
 
 static struct persist *
@@ -208,6 +254,7 @@ persist_start(struct supervisor *sup)
 	p = xcalloc(1, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
+	TAILQ_INIT(&p->waiters);
 	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		fatal("eventfd");
 	p->ev = event_new(sup->base, p->efd, EV_READ | EV_PERSIST,
@@ -220,20 +267,12 @@ persist_start(struct supervisor *sup)
 
 /* Hand the journal to the writer thread, unless it is what it has. */
 static void
-persist_write_cb(evutil_socket_t fd, short ev, void *arg)
+persist_hand(struct supervisor *sup, struct persist *p)
 {
-	struct supervisor	*sup = arg;
-	struct persist		*p;
 	struct journal		 j;
 	char			*buf;
 	size_t			 len;
 
-	if (!sup->journal_dirty || sup->exiting)
-		return;
-	sup->journal_dirty = false;
-	if (sup->persist == NULL)
-		sup->persist = persist_start(sup);
-	p = sup->persist;
 	persist_snapshot(sup, &j);
 	if (journal_encode(&j, &buf, &len) != 0) {
 		journal_free(&j);
@@ -256,8 +295,61 @@ persist_write_cb(evutil_socket_t fd, short ev, void *arg)
 	p->dir = xstrdup(sup->conf->state_dir);
 	p->buf = buf;
 	p->len = len;
+	p->seq = ++p->handed;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+}
+
+static void
+persist_write_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct supervisor	*sup = arg;
+	struct persist		*p;
+	struct persist_waiter	*w;
+
+	if (!sup->journal_dirty || sup->exiting)
+		return;
+	sup->journal_dirty = false;
+	if (sup->persist == NULL)
+		sup->persist = persist_start(sup);
+	p = sup->persist;
+	persist_hand(sup, p);
+	/* The text the waiters of this pass wait for is known now. */
+	TAILQ_FOREACH(w, &p->waiters, entry) {
+		if (w->next) {
+			w->next = false;
+			w->seq = p->handed;
+		}
+	}
+	persist_release(p, false);
+}
+
+void
+persist_after(struct supervisor *sup, void (*fn)(void *), void *arg)
+{
+	struct persist		*p = sup->persist;
+	struct persist_waiter	*w;
+	uint64_t		 written = 0;
+
+	if (!sup->journal_dirty) {
+		if (p != NULL) {
+			pthread_mutex_lock(&p->lock);
+			written = p->written;
+			pthread_mutex_unlock(&p->lock);
+		}
+		if (p == NULL || p->handed <= written) {
+			fn(arg);
+			return;
+		}
+	}
+	if (p == NULL)
+		p = sup->persist = persist_start(sup);
+	w = xcalloc(1, sizeof(*w));
+	w->next = sup->journal_dirty;
+	w->seq = p->handed;
+	w->fn = fn;
+	w->arg = arg;
+	TAILQ_INSERT_TAIL(&p->waiters, w, entry);
 }
 
 void
@@ -286,6 +378,7 @@ persist_free(struct supervisor *sup)
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);
 	persist_done_cb(p->efd, 0, sup);
+	persist_release(p, true);
 	event_free(p->ev);
 	close(p->efd);
 	pthread_mutex_destroy(&p->lock);

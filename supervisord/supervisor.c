@@ -208,6 +208,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 	TAILQ_INIT(&sup->models);
 	TAILQ_INIT(&sup->clients);
 	TAILQ_INIT(&sup->calls);
+	TAILQ_INIT(&sup->replies);
 
 	log_info("starting version=%s pid=%d config=%s models=%zu%s",
 	    LLMUX_VERSION, (int)getpid(), sup->config_path, conf->n_models,

@@ -642,6 +642,13 @@ void	persist_snapshot(struct supervisor *, struct journal *);
 void	persist_schedule(struct supervisor *);
 /* Write now, from the loop, durably (fsync); the writer thread ends. */
 void	persist_flush(struct supervisor *);
+/*
+ * Run fn(arg) once the journal on disk says what the supervisor knows
+ * now: at once when it does, else after the writer's next write (a
+ * failed one too: nothing waits for ever). At exit, pending ones run
+ * when the writer stops.
+ */
+void	persist_after(struct supervisor *, void (*)(void *), void *);
 void	persist_free(struct supervisor *);
 
 /* ---- adopt.c: re-adoption after a restart ------------------------------ */
@@ -726,11 +733,28 @@ struct ctl_call {
 };
 TAILQ_HEAD(ctl_calls, ctl_call);
 
+/* A reply that waits for the journal (control_reply). */
+struct ctl_reply {
+	struct supervisor	*sup;
+	struct client		*client;	/* NULL once the peer left */
+	uint32_t		 id;
+	int			 status;
+	struct body		*body;
+	TAILQ_ENTRY(ctl_reply)	 entry;
+};
+TAILQ_HEAD(ctl_replies, ctl_reply);
+
 void	 control_call(struct client *, struct proto_msg *);
 struct ctl_call *control_call_new(struct client *, struct proto_msg *,
 	    const char *);
 /* Send the final reply (if the peer is still there), free the call. */
 void	 control_call_done(struct ctl_call *, int, struct body *);
+/*
+ * The reply to a call that may have changed what the journal records:
+ * sent once the journal on disk says so, so that what an operator was
+ * told survives a supervisor killed right after (persist_after).
+ */
+void	 control_reply(struct client *, uint32_t, int, struct body *);
 /* The reply body of sleep, wake, checkpoint and restore. */
 struct body *control_op_body(struct model *, const char *key,
 	    const char *text, const struct evict_report *);
@@ -905,6 +929,7 @@ struct supervisor {
 	struct event		*ev_accept_retry;
 	struct clients		 clients;
 	struct ctl_calls	 calls;
+	struct ctl_replies	 replies;	/* waiting for the journal */
 	struct event		*ev_state;
 	uint64_t		 config_generation;
 

@@ -125,6 +125,28 @@ def damaged_journal_is_set_aside(env):
 
 
 @harness.test
+def replies_wait_for_the_journal(env):
+    """What llmuxctl was told is in the journal on disk when it is told:
+    a supervisor killed right after cannot forget it."""
+    sup = Sup(env, {"a": {"gpu_memory_utilization": 0.3},
+                    "b": {"gpu_memory_utilization": 0.3}})
+    sup.start()
+    sup.ctl_ok("wake", "a")
+    check("name=a " in journal(sup) and "state=running" in journal(sup), journal(sup))
+    for i in range(10):
+        sup.ctl_ok("pin", "a")
+        check(" pinned=a" in journal(sup).splitlines()[2], journal(sup))
+        sup.ctl_ok("eviction", "b", "discard+stop" if i % 2 else "offload+keep_running")
+        j = journal(sup)
+        check("override=%s" % ("discard+stop" if i % 2 else "offload+keep_running") in j, j)
+        sup.ctl_ok("unpin")
+        check(" pinned=" not in journal(sup).splitlines()[2], journal(sup))
+    sup.ctl_ok("sleep", "a", "--eviction", "offload+keep_running")
+    j = journal(sup)
+    check("state=sleeping" in j and "sleeping=offload+keep_running" in j, j)
+
+
+@harness.test
 def journal_write_failure_is_reported(env):
     sup = Sup(env, {"a": {}}, extra="")
     sup.state_dir = "/proc/llmux-no-such-dir"

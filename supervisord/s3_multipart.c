@@ -116,8 +116,8 @@ s3_mp_hash(struct s3_mp *mp, int fd, uint64_t off, uint64_t len,
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			snprintf(err, errlen, "PUT %s: %s", mp->key, n == 0 ?
-			    "the file is shorter than it was" :
+			snprintf(err, errlen, "cannot read the file for %s: %s",
+			    mp->key, n == 0 ? "it is shorter than it was" :
 			    strerror(errno));
 			return (-1);
 		}
@@ -270,14 +270,17 @@ s3_multipart_put(struct s3 *s, const char *key, int fd, uint64_t size,
 	struct s3_mp	 mp;
 	struct sha256	 whole;
 	uint8_t		*buf = NULL, d[SHA256_LEN];
-	char		 hex[SHA256_HEX_LEN], all[SHA256_HEX_LEN];
+	char		 hex[SHA256_HEX_LEN], all[SHA256_HEX_LEN], *url;
 	uint64_t	 part, off, len;
 	unsigned	 n, total;
 	int		 rc = -1;
 
 	if ((part = s3_part_size(size, s->part_size)) == 0) {
-		snprintf(err, errlen, "PUT %s: %llu bytes, more than an "
-		    "object may hold (5 TiB)", key, (unsigned long long)size);
+		url = s3_url(s, key);
+		snprintf(err, errlen, "PUT %s: the file is %llu bytes, more "
+		    "than an object may hold (5 TiB)", url,
+		    (unsigned long long)size);
+		free(url);
 		return (-1);
 	}
 	total = (unsigned)((size + part - 1) / part);
@@ -300,9 +303,12 @@ s3_multipart_put(struct s3 *s, const char *key, int fd, uint64_t size,
 			sha256_final(&whole, d);
 			sha256_hex(d, all);
 			if (strcmp(all, sha256hex) != 0) {
-				snprintf(err, errlen, "PUT %s: the file's "
-				    "SHA-256 is no longer its manifest's",
-				    key);
+				url = s3_url(s, key);
+				snprintf(err, errlen, "UploadPart %u/%u %s: "
+				    "the file's SHA-256 is not its manifest's: "
+				    "it changed since the checkpoint", n,
+				    total, url);
+				free(url);
 				goto out;
 			}
 		}

@@ -19,6 +19,11 @@ It runs on a thread of the test. Faults a test can arm:
                                 200 with an Error document
     max_put = N                 a single PUT over N bytes is refused with
                                 400 EntityTooLarge (S3's is 5 GiB)
+    initiate_reply, complete_reply = bytes   the 200 body of every
+                                CreateMultipartUpload (which then opens
+                                nothing) or CompleteMultipartUpload (which
+                                then completes nothing)
+    part_etag = False           UploadPart answers without an ETag
 unfinished() lists the multipart uploads neither completed nor aborted.
 A stub registered with an Env (env.procs) is stopped with the test and
 its request log shown when the test fails.
@@ -134,6 +139,9 @@ class S3Stub:
         self.upload_ids = itertools.count(1)
         self.complete_errors = []   # [code, message, count]
         self.max_put = None         # the largest single PUT, bytes
+        self.initiate_reply = None  # bytes: Create's body instead
+        self.complete_reply = None  # bytes: Complete's body instead
+        self.part_etag = True
         self.corrupted = set()
         self.denied = False
         self.released = threading.Event()
@@ -432,6 +440,8 @@ class S3Stub:
 
     def _multipart(self, h, method, what, key, query, body):
         if method == "POST" and "uploads" in query and "uploadId" not in query:
+            if self.initiate_reply is not None:
+                return self._reply(h, method, what, 200, self.initiate_reply)
             # IDs with characters a query must encode ('+', '/', '=').
             ident = "LLMUX.%d+%s/=" % (next(self.upload_ids),
                                         hashlib.md5(key.encode()).hexdigest()[:8])
@@ -460,7 +470,8 @@ class S3Stub:
             elif method == "DELETE":
                 del self.uploads[query["uploadId"]]
         if method == "PUT" and "partNumber" in query:
-            return self._reply(h, method, what, 200, headers=[("ETag", etag)])
+            return self._reply(h, method, what, 200, headers=[("ETag", etag)]
+                               if self.part_etag else [])
         if method == "DELETE":
             return self._reply(h, method, what, 204)
         if method != "POST":
@@ -481,6 +492,10 @@ class S3Stub:
                    "</Code><Message>%s</Message><RequestId>LLMUXSTUB</RequestId>"
                    "</Error>\n" % (escape(fault[0]), escape(fault[1])))
             return self._reply(h, method, what, 200, out.encode(), code=fault[0])
+        if self.complete_reply is not None:
+            with self.lock:
+                self._upload(query, key)
+            return self._reply(h, method, what, 200, self.complete_reply)
         try:
             root = ElementTree.fromstring(body)
         except ElementTree.ParseError:

@@ -8,7 +8,11 @@ byte; a part that fails once is tried again alone; parts that keep failing,
 and a Complete answering 200 with an Error document, end in an
 AbortMultipartUpload that leaves no upload open; a cancel (the supervisor
 exits) in the middle of the parts aborts too; without parts (part_size_mb
-64) the same file is one PUT, which the stub refuses as too large."""
+64) the same file is one PUT, which the stub refuses as too large;
+unreadable replies (a Create without UploadId, a part without ETag, a
+Complete that is neither result nor error), an abort that fails, a file
+whose SHA-256 is no longer its manifest's, and a file over 5 TiB are
+reported as such."""
 import hashlib
 import os
 import re
@@ -218,6 +222,113 @@ def cancel_aborts_a_multipart_upload(env):
         check(completes(stub) == [] and len(parts(stub)) == 1, stub.requests())
     finally:
         stub.release()
+
+
+@harness.test
+def unreadable_multipart_replies(env):
+    stub = stub_for(env)
+    fake, sup, data = big_image(env, stub)
+    where = r"s3://llmux-images/a/[0-9TZ]+-[0-9a-f]{64}/pages-1\.img"
+    # A Create without an UploadId: nothing to send the parts to.
+    stub.initiate_reply = b"<html><body>Welcome</body></html>"
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and re.search(
+        r"upload failed, the images stay in place: CreateMultipartUpload %s: "
+        r"unreadable reply: not an InitiateMultipartUploadResult at byte \d+$"
+        % where, body["message"]), body)
+    check(parts(stub) == [] and aborts(stub) == [], stub.requests())
+    stub.initiate_reply = None
+
+    # A part answered without an ETag cannot be completed: aborted.
+    stub.part_etag = False
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and re.search(
+        r"upload failed, the images stay in place: UploadPart 1/3 %s: the "
+        r"store's answer has no usable ETag$" % where, body["message"]), body)
+    check(len(parts(stub)) == 1 and [e[2] for e in aborts(stub)] == [204],
+          stub.requests())
+    check(stub.unfinished() == [], stub.unfinished())
+    stub.part_etag = True
+
+    # A Complete answered with something else than its result: aborted.
+    stub.complete_reply = b"<Nonsense/>"
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and re.search(
+        r"upload failed, the images stay in place: CompleteMultipartUpload %s: "
+        r"unreadable reply: not a CompleteMultipartUploadResult nor an Error "
+        r"document at byte \d+$" % where, body["message"]), body)
+    check([e[2] for e in aborts(stub)] == [204, 204], aborts(stub))
+    check(stub.unfinished() == [], stub.unfinished())
+    check(data not in stub.objects.values(), "nothing completed")
+    stub.complete_reply = None
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and " and uploaded to " in body["message"], body)
+    check(uploaded(stub)["pages-1.img"] == data, "the object is the file")
+    no_refusals(stub)
+
+
+@harness.test
+def a_failed_abort_is_reported(env):
+    stub = stub_for(env)
+    fake, sup, data = big_image(env, stub, store_extra=PARTS5 + "    retries: 0\n")
+    stub.fail(400, "InvalidArgument", "Invalid Argument", count=-1, method="PUT",
+              query="partNumber=3&")
+    stub.fail(500, "InternalError", "We encountered an internal error.",
+              count=-1, method="DELETE", query="uploadId=")
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and re.search(
+        r"UploadPart 3/3 s3://llmux-images/a/[^ ]+/pages-1\.img: 400 "
+        r"InvalidArgument: Invalid Argument; its parts may stay in the bucket: "
+        r"AbortMultipartUpload s3://llmux-images/a/[^ ]+/pages-1\.img: 500 "
+        r"InternalError: We encountered an internal error\.$",
+        body["message"]), body)
+    # The abort is tried once (the upload has failed already).
+    check([e[2] for e in aborts(stub)] == [500], aborts(stub))
+    check(len(stub.unfinished()) == 1, stub.unfinished())
+
+
+@harness.test
+def a_changed_file_is_not_completed(env):
+    stub = stub_for(env)
+    fake, sup, data = big_image(env, stub)
+    # The file's size is the manifest's, its SHA-256 is not.
+    mpath = os.path.join(images(sup), "llmux-manifest")
+    with open(mpath) as f:
+        text = f.read()
+    with open(mpath, "w") as f:
+        f.write(text.replace(hashlib.sha256(data).hexdigest(), "0" * 64))
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and re.search(
+        r"upload failed, the images stay in place: UploadPart 3/3 "
+        r"s3://llmux-images/a/[^ ]+/pages-1\.img: the file's SHA-256 is not its "
+        r"manifest's: it changed since the checkpoint$", body["message"]), body)
+    # Found once the last part is read, before it is sent.
+    check([e[1].split("?partNumber=")[1][0] for e in parts(stub)] == ["1", "2"],
+          parts(stub))
+    check(completes(stub) == [] and [e[2] for e in aborts(stub)] == [204],
+          stub.requests())
+    check(stub.unfinished() == [], stub.unfinished())
+
+
+@harness.test
+def a_file_over_5_tib_is_refused(env):
+    stub = stub_for(env)
+    fake, sup, data = big_image(env, stub)
+    # Sparse: its size is all that is read before the refusal.
+    size = (5 << 40) + 1
+    os.truncate(os.path.join(images(sup), "pages-1.img"), size)
+    mpath = os.path.join(images(sup), "llmux-manifest")
+    with open(mpath) as f:
+        text = f.read()
+    with open(mpath, "w") as f:
+        f.write(text.replace("size=%d" % len(data), "size=%d" % size))
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0 and re.search(
+        r"upload failed, the images stay in place: PUT s3://llmux-images/a/[^ ]+/"
+        r"pages-1\.img: the file is 5497558138881 bytes, more than an object may "
+        r"hold \(5 TiB\)$", body["message"]), body)
+    check(creates(stub) == [] and stub.requests("PUT", "/pages-1.img") == [],
+          stub.requests())
 
 
 if __name__ == "__main__":

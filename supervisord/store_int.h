@@ -3,7 +3,8 @@
  * store_key.c (where a model's images live in the bucket, and SigV4's
  * URI encoding), s3_xml.c (the store's XML replies, read strictly),
  * s3.c (a blocking client for one bucket, on libcurl, for worker
- * threads) and store.c (uploads and downloads of a model's images).
+ * threads), s3_multipart.c (a large file uploaded in parts) and store.c
+ * (uploads and downloads of a model's images).
  *
  * The layout of a bucket (docs/gpu.md, "Object store"):
  *

@@ -70,6 +70,7 @@ struct object_store_config {
 	char	*region;			/* "us-east-1" */
 	uint32_t timeout_secs;			/* 60: a request that stalls */
 	uint32_t retries;			/* 4: of a failed request */
+	uint32_t part_size_mb;			/* 64: multipart above this */
 };
 
 struct checkpoint_config {

@@ -236,6 +236,9 @@ const struct config_key config_keys[] = {
 	{ "retries", OSTORE(retries), .type = CT_U32, .min = 0, .max = 20,
 	  .def = "4",
 	  .doc = "tries again after a connection error, timeout or 5xx" },
+	{ "part_size_mb", OSTORE(part_size_mb), .type = CT_U32, .min = 5,
+	  .max = 5120, .def = "64",
+	  .doc = "a larger image file is uploaded in parts of this many MiB" },
 
 	/* proxy: */
 	{ "listen_address", PROXY(listen_address), .type = CT_STRING,

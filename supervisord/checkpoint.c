@@ -32,6 +32,13 @@ checkpoint_free(struct checkpoint *ck)
 	free(ck);
 }
 
+/* At exit, for a call whose operation never ended. */
+static void
+checkpoint_state_free(void *arg)
+{
+	checkpoint_free(arg);
+}
+
 static void
 checkpoint_fail(struct checkpoint *ck, int status, const char *fmt,
     const char *why)
@@ -197,6 +204,8 @@ checkpoint_call(struct ctl_call *call, struct model *m,
 	ck->call = call;
 	ck->model = xstrdup(m->name);
 	ck->warmup = !msg->u.call.no_warmup;
+	call->state = ck;
+	call->state_free = checkpoint_state_free;
 	log_info("checkpoint begins model=%s warmup=%d", m->name, ck->warmup);
 	switch (m->pstate) {
 	case MODEL_RUNNING:

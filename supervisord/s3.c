@@ -14,7 +14,9 @@
  * the rest fail at once with the store's error code and message. A
  * request that moves no byte for timeout_secs is abandoned; a cancel
  * flag set by the event loop ends the request in flight within a
- * second. The secret key goes to libcurl and nowhere else.
+ * second. The secret key goes to libcurl and nowhere else. A file over
+ * the part size is uploaded in parts by s3_multipart.c, whose requests
+ * run here.
  */
 #include <sys/types.h>
 
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,60 +38,9 @@
 #include "xmalloc.h"
 
 #define S3_CONNECT_TIMEOUT_MS	10000
-#define S3_ERROR_BODY_MAX	(64u << 10)
 #define S3_LIST_MAX		(4u << 20)
 #define S3_BACKOFF_FIRST_MS	250
 #define S3_BACKOFF_MAX_MS	8000
-
-/* SHA-256 of nothing: the payload hash of GET, HEAD and DELETE. */
-#define S3_EMPTY_SHA256	\
-	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-struct s3 {
-	CURL		*curl;
-	char		*endpoint;	/* no trailing '/' */
-	char		*bucket;
-	char		*access_key;
-	char		*secret_key;
-	char		*sigv4;		/* "aws:amz:REGION:s3" */
-	long		 timeout_secs;
-	unsigned	 retries;
-	atomic_bool	*cancel;
-	s3_progress_fn	 progress;
-	void		*progress_arg;
-	char		 errbuf[CURL_ERROR_SIZE];
-};
-
-/* One request: what to send, where the answer goes, what happened. */
-struct s3_req {
-	struct s3	*s;
-	const char	*method;
-	const char	*key;		/* NULL: the bucket itself */
-	const char	*query;		/* canonical, or NULL */
-	const char	*sha256;	/* of the body */
-
-	/* The body sent: from fd (pread) or from memory. */
-	int		 in_fd;
-	const uint8_t	*in_data;
-	uint64_t	 in_size;
-	uint64_t	 in_off;
-
-	/* A 2xx body: into fd (hashed) or memory, at most out_max bytes. */
-	int		 out_fd;
-	uint64_t	 out_max;
-	uint64_t	 out_len;
-	struct sha256	 out_hash;
-	struct strbuf	 mem;
-	bool		 too_large;
-
-	/* Anything else: the error document. */
-	char		*ebody;
-	size_t		 elen;
-
-	long		 status;
-	int		 local_errno;	/* our read or write failed */
-	unsigned	 attempts;
-};
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -110,6 +62,8 @@ s3_open(const struct object_store_config *c, atomic_bool *cancel)
 	    "us-east-1");
 	s->timeout_secs = c->timeout_secs > 0 ? (long)c->timeout_secs : 60;
 	s->retries = c->retries;
+	s->part_size = (uint64_t)(c->part_size_mb > 0 ? c->part_size_mb :
+	    64) << 20;
 	s->cancel = cancel;
 	return (s);
 }
@@ -162,13 +116,22 @@ s3_retry_status(long status, const char *code)
 	if (status >= 500 || status == 408 || status == 429)
 		return (true);
 	return (code != NULL && (strcmp(code, "RequestTimeout") == 0 ||
-	    strcmp(code, "SlowDown") == 0));
+	    strcmp(code, "SlowDown") == 0 ||
+	    strcmp(code, "InternalError") == 0 ||
+	    strcmp(code, "ServiceUnavailable") == 0));
 }
 
-static bool
+bool
 s3_cancelled(const struct s3 *s)
 {
 	return (s->cancel != NULL && atomic_load(s->cancel));
+}
+
+/* Is this request to end now? (An abort after a cancel is not.) */
+static bool
+s3_req_cancelled(const struct s3_req *r)
+{
+	return (!r->uncancelled && s3_cancelled(r->s));
 }
 
 /* ---- libcurl's callbacks ----------------------------------------------- */
@@ -189,7 +152,8 @@ s3_read_cb(char *buf, size_t size, size_t n, void *arg)
 		got = (ssize_t)want;
 	} else {
 		do
-			got = pread(r->in_fd, buf, want, (off_t)r->in_off);
+			got = pread(r->in_fd, buf, want,
+			    (off_t)(r->in_base + r->in_off));
 		while (got == -1 && errno == EINTR);
 		if (got <= 0) {
 			/* The file shrank under us, or cannot be read. */
@@ -271,12 +235,39 @@ s3_xfer_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 {
 	struct s3_req	*r = arg;
 
-	if (s3_cancelled(r->s))
+	if (s3_req_cancelled(r))
 		return (1);
-	if (r->s->progress != NULL)
-		r->s->progress((uint64_t)(ulnow > dlnow ? ulnow : dlnow),
+	if (r->s->progress != NULL && !r->quiet)
+		r->s->progress(r->s->progress_base +
+		    (uint64_t)(ulnow > dlnow ? ulnow : dlnow),
 		    r->s->progress_arg);
 	return (0);
+}
+
+/* Keep the ETag of the last answer (a 100 Continue has its own lines). */
+static size_t
+s3_header_cb(char *buf, size_t size, size_t n, void *arg)
+{
+	struct s3_req	*r = arg;
+	size_t		 len = size * n, vlen;
+	const char	*v, *end = buf + len;
+
+	if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0)
+		r->etag[0] = '\0';
+	else if (len >= 5 && strncasecmp(buf, "etag:", 5) == 0) {
+		for (v = buf + 5; v < end && (*v == ' ' || *v == '\t'); v++)
+			;
+		while (end > v && (end[-1] == '\r' || end[-1] == '\n' ||
+		    end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		vlen = (size_t)(end - v);
+		r->etag[0] = '\0';
+		if (vlen > 0 && vlen <= S3_ETAG_MAX) {
+			memcpy(r->etag, v, vlen);
+			r->etag[vlen] = '\0';
+		}
+	}
+	return (len);
 }
 
 /* ---- one request ------------------------------------------------------- */
@@ -290,6 +281,7 @@ s3_req_reset(struct s3_req *r)
 	r->too_large = false;
 	r->status = 0;
 	r->local_errno = 0;
+	r->etag[0] = '\0';
 	sha256_init(&r->out_hash);
 	strbuf_free(&r->mem);
 	free(r->ebody);
@@ -356,6 +348,10 @@ s3_req_perform(struct s3_req *r)
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, s3_xfer_cb);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s3_header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	if (r->limit_ms > 0)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, r->limit_ms);
 	if (strcmp(r->method, "PUT") == 0) {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
@@ -364,6 +360,12 @@ s3_req_perform(struct s3_req *r)
 		curl_easy_setopt(c, CURLOPT_READDATA, r);
 		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, s3_seek_cb);
 		curl_easy_setopt(c, CURLOPT_SEEKDATA, r);
+	} else if (strcmp(r->method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)r->in_size);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->in_data != NULL ?
+		    (const char *)r->in_data : "");
 	} else if (strcmp(r->method, "DELETE") == 0)
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
 	s->errbuf[0] = '\0';
@@ -412,24 +414,25 @@ s3_req_error(struct s3_req *r, CURLcode rc, char *err, size_t errlen)
 	struct s3		*s = r->s;
 	struct s3_error_doc	 doc;
 	char			 tries[48] = "", *url;
-	const char		*what;
+	const char		*what, *verb;
 
+	verb = r->verb != NULL ? r->verb : r->method;
 	what = r->key != NULL ? r->key : "the bucket";
 	if (r->attempts > 1)
 		snprintf(tries, sizeof(tries), " (after %u attempts)",
 		    r->attempts);
-	if (s3_cancelled(s)) {
+	if (s3_req_cancelled(r)) {
 		snprintf(err, errlen, "cancelled");
 		return;
 	}
 	if (r->local_errno != 0) {
-		snprintf(err, errlen, "%s %s: %s", r->method, what,
+		snprintf(err, errlen, "%s %s: %s", verb, what,
 		    strerror(r->local_errno));
 		return;
 	}
 	if (r->too_large) {
 		snprintf(err, errlen, "%s %s: the object is larger than "
-		    "expected (more than %llu bytes)", r->method, what,
+		    "expected (more than %llu bytes)", verb, what,
 		    (unsigned long long)r->out_max);
 		return;
 	}
@@ -456,19 +459,35 @@ s3_req_error(struct s3_req *r, CURLcode rc, char *err, size_t errlen)
 	url = s3_url(s, r->key);
 	if (r->status == 403)
 		snprintf(err, errlen, "access denied by the object store "
-		    "at %s: %s %s: %ld %s: %s%s", s->endpoint, r->method, url,
+		    "at %s: %s %s: %ld %s: %s%s", s->endpoint, verb, url,
 		    r->status, doc.code, doc.message,
 		    strcmp(doc.code, "SignatureDoesNotMatch") == 0 ||
 		    strcmp(doc.code, "InvalidAccessKeyId") == 0 ? " (check "
 		    "checkpoint.object_store.access_key and secret_key)" : "");
 	else
-		snprintf(err, errlen, "%s %s: %ld %s: %s%s", r->method, url,
+		snprintf(err, errlen, "%s %s: %ld %s: %s%s", verb, url,
 		    r->status, doc.code, doc.message, tries);
 	free(url);
 }
 
+/* A 2xx that is an Error document after all: keep it as one. */
+static bool
+s3_req_error_in_2xx(struct s3_req *r, struct s3_error_doc *doc)
+{
+	if (!r->error_in_2xx || s3_xml_error(strbuf_str(&r->mem),
+	    r->mem.len, doc) != 0)
+		return (false);
+	free(r->ebody);
+	r->elen = r->mem.len < S3_ERROR_BODY_MAX ? r->mem.len :
+	    S3_ERROR_BODY_MAX;
+	r->ebody = xmalloc(r->elen + 1);
+	memcpy(r->ebody, strbuf_str(&r->mem), r->elen);
+	r->ebody[r->elen] = '\0';
+	return (true);
+}
+
 /* Run r with retries; 0, S3_NOT_FOUND or -1 with err. */
-static int
+int
 s3_run(struct s3_req *r, char *err, size_t errlen)
 {
 	struct s3_error_doc	doc;
@@ -480,17 +499,19 @@ s3_run(struct s3_req *r, char *err, size_t errlen)
 		if (s3_req_reset(r) != 0)
 			break;
 		rc = s3_req_perform(r);
-		if (s3_cancelled(r->s) || r->local_errno != 0 ||
+		if (s3_req_cancelled(r) || r->local_errno != 0 ||
 		    r->too_large)
 			break;
-		if (rc == CURLE_OK && r->status >= 200 && r->status < 300)
-			return (0);
-		if (rc == CURLE_OK) {
+		if (rc == CURLE_OK && r->status >= 200 && r->status < 300) {
+			if (!s3_req_error_in_2xx(r, &doc))
+				return (0);
+			again = s3_retry_status(0, doc.code);
+		} else if (rc == CURLE_OK) {
 			if (s3_xml_error(r->ebody != NULL ? r->ebody : "",
 			    r->elen, &doc) != 0)
 				doc.code[0] = '\0';
-			if (r->status == 404 && strcmp(doc.code,
-			    "NoSuchBucket") != 0) {
+			if (r->status == 404 && !r->plain_404 &&
+			    strcmp(doc.code, "NoSuchBucket") != 0) {
 				snprintf(err, errlen, "no object %s in bucket "
 				    "%s", r->key != NULL ? r->key : "",
 				    r->s->bucket);
@@ -499,7 +520,7 @@ s3_run(struct s3_req *r, char *err, size_t errlen)
 			again = s3_retry_status(r->status, doc.code);
 		} else
 			again = s3_retry_curl(rc);
-		if (!again || r->attempts > r->s->retries)
+		if (!again || r->attempts > r->s->retries || r->uncancelled)
 			break;
 		s3_pause(r->s, s3_backoff_ms(r->attempts));
 		if (s3_cancelled(r->s))
@@ -509,7 +530,7 @@ s3_run(struct s3_req *r, char *err, size_t errlen)
 	return (-1);
 }
 
-static void
+void
 s3_req_init(struct s3_req *r, struct s3 *s, const char *method,
     const char *key)
 {
@@ -523,7 +544,7 @@ s3_req_init(struct s3_req *r, struct s3 *s, const char *method,
 	r->out_max = S3_ERROR_BODY_MAX;
 }
 
-static void
+void
 s3_req_free(struct s3_req *r)
 {
 	strbuf_free(&r->mem);
@@ -539,6 +560,9 @@ s3_put_file(struct s3 *s, const char *key, int fd, uint64_t size,
 	struct s3_req	r;
 	int		rc;
 
+	if (size > s->part_size)
+		return (s3_multipart_put(s, key, fd, size, sha256hex, err,
+		    errlen));
 	s3_req_init(&r, s, "PUT", key);
 	r.in_fd = fd;
 	r.in_size = size;

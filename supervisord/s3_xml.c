@@ -1,8 +1,10 @@
 /*
- * s3_xml.c -- the two XML documents llmux reads from an object store:
- * an error reply (<Error><Code>, <Message>) and one page of
- * ListObjectsV2 (<ListBucketResult><Contents><Key>, <IsTruncated>,
- * <NextContinuationToken>). The bytes come from the network, so the
+ * s3_xml.c -- the XML documents llmux reads from an object store: an
+ * error reply (<Error><Code>, <Message>), one page of ListObjectsV2
+ * (<ListBucketResult><Contents><Key>, <IsTruncated>,
+ * <NextContinuationToken>), and the replies of a multipart upload
+ * (<InitiateMultipartUploadResult><UploadId>, and
+ * <CompleteMultipartUploadResult> or an Error document). The bytes come from the network, so the
  * reader is small and strict: bounded size, depth and text, one root
  * element, matching end tags, the five predefined entities and numeric
  * references only (no DOCTYPE, so no entity expansion), no NUL. Element
@@ -477,4 +479,96 @@ s3_list_free(struct s3_list *l)
 	free(l->keys);
 	free(l->next);
 	memset(l, 0, sizeof(*l));
+}
+
+/* ---- multipart upload -------------------------------------------------- */
+
+struct s3_xml_initiate {
+	char	*id;
+	size_t	 idlen;
+	int	 seen;
+};
+
+static int
+s3_xml_initiate_leaf(struct s3_xml *x, void *arg)
+{
+	struct s3_xml_initiate	*in = arg;
+
+	if (s3_xml_at(x, "InitiateMultipartUploadResult", "UploadId", NULL)) {
+		if (in->seen++ > 0)
+			return (s3_xml_fail(x, "two UploadIds"));
+		if (x->tlen == 0 || x->tlen >= in->idlen ||
+		    x->tlen > S3_UPLOAD_ID_MAX)
+			return (s3_xml_fail(x, "an UploadId that is empty or "
+			    "too long"));
+		for (size_t i = 0; i < x->tlen; i++)
+			if (x->text[i] <= 0x20 || x->text[i] >= 0x7f)
+				return (s3_xml_fail(x, "an UploadId that is "
+				    "not printable ASCII"));
+		memcpy(in->id, x->text, x->tlen + 1);
+	} else if (x->depth == 1 && strcmp(x->path[0],
+	    "InitiateMultipartUploadResult") != 0)
+		return (s3_xml_fail(x, "not an "
+		    "InitiateMultipartUploadResult"));
+	return (0);
+}
+
+int
+s3_xml_initiate(const char *buf, size_t len, char *id, size_t idlen,
+    char *err, size_t errlen)
+{
+	struct s3_xml		x;
+	struct s3_xml_initiate	in = { id, idlen, 0 };
+
+	if (idlen > 0)
+		id[0] = '\0';
+	if (s3_xml_parse(&x, buf, len, s3_xml_initiate_leaf, &in) != 0) {
+		snprintf(err, errlen, "unreadable reply: %s", x.err);
+		goto fail;
+	}
+	if (in.seen == 0) {
+		snprintf(err, errlen, "unreadable reply: no UploadId");
+		goto fail;
+	}
+	return (0);
+fail:
+	if (idlen > 0)
+		id[0] = '\0';
+	return (-1);
+}
+
+static int
+s3_xml_complete_leaf(struct s3_xml *x, void *arg)
+{
+	struct s3_error_doc	*e = arg;
+
+	if (strcmp(x->path[0], "Error") == 0)
+		return (s3_xml_error_leaf(x, e));
+	if (x->depth == 1 && strcmp(x->path[0],
+	    "CompleteMultipartUploadResult") != 0)
+		return (s3_xml_fail(x, "not a CompleteMultipartUploadResult "
+		    "nor an Error document"));
+	return (0);
+}
+
+int
+s3_xml_complete(const char *buf, size_t len, struct s3_error_doc *e,
+    char *err, size_t errlen)
+{
+	struct s3_xml	x;
+
+	memset(e, 0, sizeof(*e));
+	if (s3_xml_parse(&x, buf, len, s3_xml_complete_leaf, e) != 0) {
+		snprintf(err, errlen, "unreadable reply: %s", x.err);
+		memset(e, 0, sizeof(*e));
+		return (-1);
+	}
+	if (strcmp(x.path[0], "Error") != 0)
+		return (0);
+	if (e->code[0] == '\0') {
+		snprintf(err, errlen, "unreadable reply: an Error document "
+		    "without a Code");
+		return (-1);
+	}
+	return (1);
 }

@@ -3,7 +3,8 @@
  * store_key.c (where a model's images live in the bucket, and SigV4's
  * URI encoding), s3_xml.c (the store's XML replies, read strictly),
  * s3.c (a blocking client for one bucket, on libcurl, for worker
- * threads) and store.c (uploads and downloads of a model's images).
+ * threads), s3_multipart.c (a large file uploaded in parts) and store.c
+ * (uploads and downloads of a model's images).
  *
  * The layout of a bucket (docs/gpu.md, "Object store"):
  *
@@ -25,7 +26,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 #include "config.h"
+#include "sha256.h"
+#include "strbuf.h"
 
 /* ---- store_key.c ------------------------------------------------------- */
 
@@ -83,15 +88,99 @@ int	s3_xml_list(const char *, size_t, struct s3_list *, char *err,
 	    size_t errlen);
 void	s3_list_free(struct s3_list *);
 
-/* ---- s3.c -------------------------------------------------------------- */
+#define S3_UPLOAD_ID_MAX	1024		/* an UploadId we keep */
 
-struct s3;
+/*
+ * An InitiateMultipartUploadResult: its UploadId (printable ASCII, no
+ * space, at most S3_UPLOAD_ID_MAX bytes and shorter than idlen) into
+ * id; -1 with why when there is not exactly one.
+ */
+int	s3_xml_initiate(const char *, size_t, char *id, size_t idlen,
+	    char *err, size_t errlen);
+/*
+ * The reply to CompleteMultipartUpload, which may be an error even
+ * after a 200: 0 for a CompleteMultipartUploadResult, 1 for an Error
+ * document (into e), -1 with why for anything else.
+ */
+int	s3_xml_complete(const char *, size_t, struct s3_error_doc *,
+	    char *err, size_t errlen);
+
+/* ---- s3.c -------------------------------------------------------------- */
 
 /* Returned besides 0 and -1: the object (or bucket) is not there. */
 #define S3_NOT_FOUND	(-2)
 
-/* Bytes moved so far by the request in flight (for progress). */
+#define S3_ERROR_BODY_MAX	(64u << 10)
+#define S3_ETAG_MAX		128
+
+/* SHA-256 of nothing: the payload hash of GET, HEAD and DELETE. */
+#define S3_EMPTY_SHA256	\
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* Bytes moved so far by the upload or download (for progress). */
 typedef void	(*s3_progress_fn)(uint64_t bytes, void *);
+
+struct s3 {
+	CURL		*curl;
+	char		*endpoint;	/* no trailing '/' */
+	char		*bucket;
+	char		*access_key;
+	char		*secret_key;
+	char		*sigv4;		/* "aws:amz:REGION:s3" */
+	long		 timeout_secs;
+	unsigned	 retries;
+	uint64_t	 part_size;	/* bytes; a larger file goes in parts */
+	atomic_bool	*cancel;
+	s3_progress_fn	 progress;
+	void		*progress_arg;
+	uint64_t	 progress_base;	/* the parts sent before this one */
+	char		 errbuf[CURL_ERROR_SIZE];
+};
+
+/*
+ * One request: what to send, where the answer goes, what happened
+ * (s3.c runs it; s3_multipart.c builds its own).
+ */
+struct s3_req {
+	struct s3	*s;
+	const char	*method;	/* PUT, GET, DELETE or POST */
+	const char	*verb;		/* for messages; NULL: the method */
+	const char	*key;		/* NULL: the bucket itself */
+	const char	*query;		/* canonical, or NULL */
+	const char	*sha256;	/* of the body */
+
+	/* The body sent: from fd (pread from in_base) or from memory. */
+	int		 in_fd;
+	const uint8_t	*in_data;
+	uint64_t	 in_base;
+	uint64_t	 in_size;
+	uint64_t	 in_off;
+
+	/* A 2xx body: into fd (hashed) or memory, at most out_max bytes. */
+	int		 out_fd;
+	uint64_t	 out_max;
+	uint64_t	 out_len;
+	struct sha256	 out_hash;
+	struct strbuf	 mem;
+	bool		 too_large;
+
+	/* Anything else: the error document. */
+	char		*ebody;
+	size_t		 elen;
+
+	/* The ETag header of the last answer ("" when none, or too long). */
+	char		 etag[S3_ETAG_MAX + 1];
+
+	bool		 quiet;		/* no progress of its own */
+	bool		 error_in_2xx;	/* a 2xx may carry an Error document */
+	bool		 plain_404;	/* a 404 is an error like the rest */
+	bool		 uncancelled;	/* runs once, even after a cancel */
+	long		 limit_ms;	/* uncancelled: the whole request */
+
+	long		 status;
+	int		 local_errno;	/* our read or write failed */
+	unsigned	 attempts;
+};
 
 /*
  * A client for the configured bucket, for one thread. Requests are
@@ -104,7 +193,10 @@ void		 s3_close(struct s3 *);
 void		 s3_set_progress(struct s3 *, s3_progress_fn, void *);
 /* "s3://BUCKET/KEY", for messages. */
 char		*s3_url(const struct s3 *, const char *key);
-/* PUT size bytes of fd (whose SHA-256 is sha256hex; the store checks). */
+/*
+ * PUT size bytes of fd (whose SHA-256 is sha256hex; the store checks):
+ * one request, or a multipart upload when size is over the part size.
+ */
 int		 s3_put_file(struct s3 *, const char *key, int fd,
 		    uint64_t size, const char *sha256hex, char *err,
 		    size_t errlen);
@@ -126,5 +218,34 @@ int		 s3_list(struct s3 *, const char *prefix, const char *token,
 int64_t		 s3_backoff_ms(unsigned n);
 /* Is this HTTP status, or this S3 error code, worth another try? */
 bool		 s3_retry_status(long status, const char *code);
+/* For s3_multipart.c: a request to build, run with retries, free. */
+void		 s3_req_init(struct s3_req *, struct s3 *,
+		    const char *method, const char *key);
+int		 s3_run(struct s3_req *, char *err, size_t errlen);
+void		 s3_req_free(struct s3_req *);
+bool		 s3_cancelled(const struct s3 *);
+
+/* ---- s3_multipart.c ---------------------------------------------------- */
+
+#define S3_PART_MIN	(UINT64_C(5) << 20)	/* S3's smallest part */
+#define S3_PART_MAX	(UINT64_C(5) << 30)	/* and largest */
+#define S3_MAX_PARTS	10000
+#define S3_MAX_OBJECT	(UINT64_C(5) << 40)	/* S3's largest object */
+
+/*
+ * The part size for a file of size bytes: part, grown (to a whole MiB)
+ * when the file would need more than S3_MAX_PARTS; 0 when the file is
+ * larger than S3_MAX_OBJECT.
+ */
+uint64_t	 s3_part_size(uint64_t size, uint64_t part);
+/*
+ * Upload size bytes of fd with CreateMultipartUpload, UploadPart (each
+ * part hashed first, the file's whole SHA-256 checked against
+ * sha256hex before the end) and CompleteMultipartUpload; on a failure
+ * or a cancel, AbortMultipartUpload, best effort.
+ */
+int		 s3_multipart_put(struct s3 *, const char *key, int fd,
+		    uint64_t size, const char *sha256hex, char *err,
+		    size_t errlen);
 
 #endif

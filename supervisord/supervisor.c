@@ -147,8 +147,11 @@ supervisor_free(struct supervisor *sup)
 	store_free(sup);
 	gpu_free(sup);
 	/* Calls still waiting for an operation get no reply. */
-	while ((call = TAILQ_FIRST(&sup->calls)) != NULL)
+	while ((call = TAILQ_FIRST(&sup->calls)) != NULL) {
+		if (call->state_free != NULL)
+			call->state_free(call->state);
 		control_call_free(call);
+	}
 	metrics_free(sup);
 	while ((c = TAILQ_FIRST(&sup->clients)) != NULL) {
 		control_client_gone(c);

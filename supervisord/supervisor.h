@@ -729,6 +729,9 @@ struct ctl_call {
 	int			 phase;		/* last switch phase told, -1 */
 	char			**policies;	/* VALIDATE: its evictions */
 	size_t			 n_policies;
+	/* What the call's handler holds, freed at exit if still unreplied. */
+	void			*state;
+	void			(*state_free)(void *);
 	TAILQ_ENTRY(ctl_call)	 entry;
 };
 TAILQ_HEAD(ctl_calls, ctl_call);

@@ -1,6 +1,8 @@
 """s3stub.py -- a small S3-compatible object store for the scenarios,
-in the Python standard library: path-style PUT, GET, HEAD, DELETE and
-ListObjectsV2 on one bucket kept in memory, every request authenticated
+in the Python standard library: path-style PUT, GET, HEAD, DELETE,
+ListObjectsV2 and multipart uploads (CreateMultipartUpload, UploadPart,
+CompleteMultipartUpload, AbortMultipartUpload, ListMultipartUploads) on
+one bucket kept in memory, every request authenticated
 as S3 does it with AWS Signature Version 4 (the Authorization header
 recomputed from the request and the configured keys; x-amz-date within
 15 minutes; x-amz-content-sha256 required, signed, and checked against
@@ -8,10 +10,21 @@ the body), answering S3's XML errors. A wrong signature is refused with
 403 SignatureDoesNotMatch, an unknown key with 403 InvalidAccessKeyId.
 
 It runs on a thread of the test. Faults a test can arm:
-    fail(status, code, message, count, method, key)  answer an error
+    fail(status, code, message, count, method, key, query)  answer an
+                                error (query: a part of the query string)
     deny()                                           403 AccessDenied
     stall(method, key, count)   hold requests until release() (slow)
     corrupt(key)                serve that object with a byte flipped
+    complete_error(code, message, count)  CompleteMultipartUpload answers
+                                200 with an Error document
+    max_put = N                 a single PUT over N bytes is refused with
+                                400 EntityTooLarge (S3's is 5 GiB)
+    initiate_reply, complete_reply = bytes   the 200 body of every
+                                CreateMultipartUpload (which then opens
+                                nothing) or CompleteMultipartUpload (which
+                                then completes nothing)
+    part_etag = False           UploadPart answers without an ETag
+unfinished() lists the multipart uploads neither completed nor aborted.
 A stub registered with an Env (env.procs) is stopped with the test and
 its request log shown when the test fails.
 """
@@ -20,15 +33,19 @@ import datetime
 import hashlib
 import hmac
 import http.server
+import itertools
 import socketserver
 import threading
 import urllib.parse
+import xml.etree.ElementTree as ElementTree
 from xml.sax.saxutils import escape
 
 UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                        b"0123456789-_.~")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_SKEW = datetime.timedelta(minutes=15)
+MIN_PART = 5 << 20          # S3's smallest part but the last
+MAX_PARTS = 10000
 
 
 def uri_encode(data, keep_slash):
@@ -116,8 +133,15 @@ class S3Stub:
         self.page_size = 1000
         self.lock = threading.Lock()
         self.log = []               # (method, key or query, status, code)
-        self.faults = []            # [status, code, message, count, method, key]
+        self.faults = []            # [status, code, message, count, method, key, query]
         self.stalls = []            # [method, key, count]
+        self.uploads = {}           # upload ID -> {"key", "parts": {n: (etag, data)}}
+        self.upload_ids = itertools.count(1)
+        self.complete_errors = []   # [code, message, count]
+        self.max_put = None         # the largest single PUT, bytes
+        self.initiate_reply = None  # bytes: Create's body instead
+        self.complete_reply = None  # bytes: Complete's body instead
+        self.part_etag = True
         self.corrupted = set()
         self.denied = False
         self.released = threading.Event()
@@ -139,9 +163,19 @@ class S3Stub:
                 % (self.endpoint, bucket or self.bucket, self.access_key,
                    '"%s"' % (secret_key or self.secret_key), extra))
 
-    def fail(self, status, code, message, count=1, method=None, key=None):
+    def fail(self, status, code, message, count=1, method=None, key=None,
+             query=None):
         with self.lock:
-            self.faults.append([status, code, message, count, method, key])
+            self.faults.append([status, code, message, count, method, key, query])
+
+    def complete_error(self, code, message, count=1):
+        with self.lock:
+            self.complete_errors.append([code, message, count])
+
+    def unfinished(self):
+        """[(key, upload ID)] of the multipart uploads still open."""
+        with self.lock:
+            return sorted((u["key"], i) for i, u in self.uploads.items())
 
     def deny(self, on=True):
         self.denied = on
@@ -167,6 +201,11 @@ class S3Stub:
             return [e for e in self.log if (method is None or e[0] == method) and
                     (key_suffix is None or e[1].endswith(key_suffix))]
 
+    def forget(self):
+        """Empty the request log (what came before does not count)."""
+        with self.lock:
+            self.log.clear()
+
     def keys_under(self, prefix):
         with self.lock:
             return sorted(k for k in self.objects if k.startswith(prefix))
@@ -183,12 +222,14 @@ class S3Stub:
 
     # ---- serving ---------------------------------------------------------
 
-    def _take(self, table, method, key, idx_count):
+    def _take(self, table, method, key, idx_count, query=""):
         with self.lock:
             for f in table:
                 m, k = (f[4], f[5]) if table is self.faults else (f[0], f[1])
+                q = f[6] if table is self.faults else None
                 if f[idx_count] == 0 or (m is not None and m != method) or \
-                        (k is not None and not key.endswith(k)):
+                        (k is not None and not key.endswith(k)) or \
+                        (q is not None and q not in query):
                     continue
                 if f[idx_count] > 0:
                     f[idx_count] -= 1
@@ -200,8 +241,7 @@ class S3Stub:
             self.log.append((method, what, status, code))
 
     def _reply(self, h, method, what, status, body=b"", ctype="application/xml",
-               headers=()):
-        code = ""
+               headers=(), code=""):
         if status >= 300 and body:
             code = body.split(b"<Code>")[1].split(b"</Code>")[0].decode() \
                 if b"<Code>" in body else ""
@@ -298,7 +338,7 @@ class S3Stub:
         parts = raw_path.lstrip("/").split("/", 1)
         bucket = urllib.parse.unquote(parts[0])
         key = urllib.parse.unquote(parts[1]) if len(parts) > 1 else ""
-        what = key if key else "?" + raw_query
+        what = key + ("?" + raw_query if raw_query else "") if key else "?" + raw_query
         body = b""
         length = h.headers.get("Content-Length")
         if length is not None:
@@ -311,7 +351,7 @@ class S3Stub:
         if stall is not None:
             self._record(method, what, "stalled")
             self.released.wait()
-        fault = self._take(self.faults, method, key, 3)
+        fault = self._take(self.faults, method, key, 3, raw_query)
         try:
             if fault is not None:
                 raise S3Error(fault[0], fault[1], fault[2])
@@ -321,6 +361,11 @@ class S3Stub:
             if bucket != self.bucket:
                 raise S3Error(404, "NoSuchBucket", "The specified bucket does not "
                               "exist")
+            query = dict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
+            if not key and method == "GET" and "uploads" in query:
+                return self._reply(h, method, what, 200, self._list_uploads())
+            if key and ("uploads" in query or "uploadId" in query):
+                return self._multipart(h, method, what, key, query, body)
             if not key:
                 if method != "GET" or "list-type=2" not in raw_query.split("&"):
                     raise S3Error(501, "NotImplemented", "A header or query you "
@@ -328,6 +373,9 @@ class S3Stub:
                                   "implemented")
                 return self._reply(h, method, what, 200, self._list(raw_query))
             if method == "PUT":
+                if self.max_put is not None and len(body) > self.max_put:
+                    raise S3Error(400, "EntityTooLarge", "Your proposed upload "
+                                  "exceeds the maximum allowed size")
                 with self.lock:
                     self.objects[key] = body
                 etag = '"%s"' % hashlib.md5(body).hexdigest()
@@ -378,4 +426,133 @@ class S3Stub:
             out.append("<Contents><Key>%s</Key><Size>%d</Size><StorageClass>"
                        "STANDARD</StorageClass></Contents>" % (escape(k), sizes[k]))
         out.append("</ListBucketResult>\n")
+        return "".join(out).encode()
+
+    # ---- multipart uploads -----------------------------------------------
+
+    def _upload(self, query, key):
+        upload = self.uploads.get(query["uploadId"])
+        if upload is None or upload["key"] != key:
+            raise S3Error(404, "NoSuchUpload", "The specified upload does not "
+                          "exist. The upload ID may be invalid, or the upload "
+                          "may have been aborted or completed.")
+        return upload
+
+    def _multipart(self, h, method, what, key, query, body):
+        if method == "POST" and "uploads" in query and "uploadId" not in query:
+            if self.initiate_reply is not None:
+                return self._reply(h, method, what, 200, self.initiate_reply)
+            # IDs with characters a query must encode ('+', '/', '=').
+            ident = "LLMUX.%d+%s/=" % (next(self.upload_ids),
+                                        hashlib.md5(key.encode()).hexdigest()[:8])
+            with self.lock:
+                self.uploads[ident] = {"key": key, "parts": {}}
+            out = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                   "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/"
+                   "doc/2006-03-01/\"><Bucket>%s</Bucket><Key>%s</Key><UploadId>%s"
+                   "</UploadId></InitiateMultipartUploadResult>\n"
+                   % (escape(self.bucket), escape(key), escape(ident)))
+            return self._reply(h, method, what, 200, out.encode())
+        if "uploadId" not in query or "uploads" in query:
+            raise S3Error(400, "InvalidRequest", "uploads and uploadId together")
+        with self.lock:
+            upload = self._upload(query, key)
+            if method == "PUT" and "partNumber" in query:
+                try:
+                    n = int(query["partNumber"])
+                except ValueError:
+                    n = 0
+                if not 1 <= n <= MAX_PARTS:
+                    raise S3Error(400, "InvalidArgument", "Part number must be an "
+                                  "integer between 1 and 10000, inclusive")
+                etag = '"%s"' % hashlib.md5(body).hexdigest()
+                upload["parts"][n] = (etag, body)
+            elif method == "DELETE":
+                del self.uploads[query["uploadId"]]
+        if method == "PUT" and "partNumber" in query:
+            return self._reply(h, method, what, 200, headers=[("ETag", etag)]
+                               if self.part_etag else [])
+        if method == "DELETE":
+            return self._reply(h, method, what, 204)
+        if method != "POST":
+            raise S3Error(501, "NotImplemented", "A header or query you provided "
+                          "implies functionality that is not implemented")
+        return self._complete(h, method, what, key, query, body)
+
+    def _complete(self, h, method, what, key, query, body):
+        fault = None
+        with self.lock:
+            for f in self.complete_errors:
+                if f[2] != 0:
+                    f[2] -= 1
+                    fault = f
+                    break
+        if fault is not None:
+            out = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>%s"
+                   "</Code><Message>%s</Message><RequestId>LLMUXSTUB</RequestId>"
+                   "</Error>\n" % (escape(fault[0]), escape(fault[1])))
+            return self._reply(h, method, what, 200, out.encode(), code=fault[0])
+        if self.complete_reply is not None:
+            with self.lock:
+                self._upload(query, key)
+            return self._reply(h, method, what, 200, self.complete_reply)
+        try:
+            root = ElementTree.fromstring(body)
+        except ElementTree.ParseError:
+            raise S3Error(400, "MalformedXML", "The XML you provided was not "
+                          "well-formed or did not validate against our published "
+                          "schema.")
+        ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+        if root.tag not in ("CompleteMultipartUpload", ns + "CompleteMultipartUpload"):
+            raise S3Error(400, "MalformedXML", "not a CompleteMultipartUpload")
+        wanted = []
+        for part in root:
+            n = part.find(ns + "PartNumber")
+            if n is None:
+                n = part.find("PartNumber")
+            e = part.find(ns + "ETag")
+            if e is None:
+                e = part.find("ETag")
+            if n is None or e is None:
+                raise S3Error(400, "MalformedXML", "a Part without PartNumber "
+                              "or ETag")
+            wanted.append((int(n.text), e.text))
+        with self.lock:
+            upload = self._upload(query, key)
+            if not wanted:
+                raise S3Error(400, "MalformedXML", "no parts")
+            if [n for n, _ in wanted] != sorted(set(n for n, _ in wanted)):
+                raise S3Error(400, "InvalidPartOrder", "The list of parts was not "
+                              "in ascending order.")
+            data = []
+            for i, (n, etag) in enumerate(wanted):
+                have = upload["parts"].get(n)
+                if have is None or have[0] != etag:
+                    raise S3Error(400, "InvalidPart", "One or more of the specified "
+                                  "parts could not be found.")
+                if i < len(wanted) - 1 and len(have[1]) < MIN_PART:
+                    raise S3Error(400, "EntityTooSmall", "Your proposed upload is "
+                                  "smaller than the minimum allowed object size.")
+                data.append(have[1])
+            self.objects[key] = b"".join(data)
+            del self.uploads[query["uploadId"]]
+            etag = '"%s-%d"' % (hashlib.md5(b"".join(
+                bytes.fromhex(upload["parts"][n][0].strip('"')) for n, _ in wanted))
+                .hexdigest(), len(wanted))
+        out = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/"
+               "2006-03-01/\"><Location>%s/%s/%s</Location><Bucket>%s</Bucket>"
+               "<Key>%s</Key><ETag>%s</ETag></CompleteMultipartUploadResult>\n"
+               % (escape(self.endpoint), escape(self.bucket), escape(key),
+                  escape(self.bucket), escape(key), escape(etag)))
+        return self._reply(h, method, what, 200, out.encode())
+
+    def _list_uploads(self):
+        out = ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListMultipartUploadsResult "
+               "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>%s</Bucket>"
+               "<IsTruncated>false</IsTruncated>" % escape(self.bucket)]
+        for key, ident in self.unfinished():
+            out.append("<Upload><Key>%s</Key><UploadId>%s</UploadId></Upload>"
+                       % (escape(key), escape(ident)))
+        out.append("</ListMultipartUploadsResult>\n")
         return "".join(out).encode()

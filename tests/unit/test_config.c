@@ -958,6 +958,7 @@ START_TEST(test_object_store_keys)
 	ck_assert(cfg->checkpoint.object_store.set);
 	ck_assert_uint_eq(cfg->checkpoint.object_store.timeout_secs, 60);
 	ck_assert_uint_eq(cfg->checkpoint.object_store.retries, 4);
+	ck_assert_uint_eq(cfg->checkpoint.object_store.part_size_mb, 64);
 	ck_assert_str_eq(cfg->checkpoint.object_store.region, "us-east-1");
 	config_free(cfg);
 
@@ -1032,6 +1033,13 @@ START_TEST(test_object_store_keys)
 	expect_store("timeout_secs", "0", "7:19: error: "
 	    "checkpoint.object_store.timeout_secs: 0 is out of range "
 	    "(1..3600)\n");
+	/* S3's smallest and largest part. */
+	expect_store("part_size_mb", "4", "7:19: error: "
+	    "checkpoint.object_store.part_size_mb: 4 is out of range "
+	    "(5..5120)\n");
+	expect_store("part_size_mb", "5121", "7:19: error: "
+	    "checkpoint.object_store.part_size_mb: 5121 is out of range "
+	    "(5..5120)\n");
 }
 END_TEST
 

@@ -298,6 +298,157 @@ START_TEST(test_xml_refusals)
 }
 END_TEST
 
+START_TEST(test_xml_initiate)
+{
+	char		 id[S3_UPLOAD_ID_MAX + 1], small[8], err[256];
+	char		*big;
+	const char	*doc =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/"
+	    "doc/2006-03-01/\"><Bucket>b</Bucket><Key>a/x</Key>"
+	    "<UploadId>VXBsb2FkIElE.x_y-z+1/=&amp;</UploadId>"
+	    "</InitiateMultipartUploadResult>\n";
+	size_t		 len;
+
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), 0);
+	ck_assert_str_eq(id, "VXBsb2FkIElE.x_y-z+1/=&");
+
+	/* Exactly one UploadId, non-empty, printable, bounded. */
+#define INIT(x)	"<InitiateMultipartUploadResult>" x \
+	"</InitiateMultipartUploadResult>"
+	doc = INIT("<Bucket>b</Bucket>");
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "unreadable reply: no UploadId");
+	ck_assert_str_eq(id, "");
+	doc = INIT("<UploadId>a</UploadId><UploadId>b</UploadId>");
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "two UploadIds"));
+	ck_assert_str_eq(id, "");
+	doc = INIT("<UploadId></UploadId>");
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), -1);
+	doc = INIT("<UploadId>a b</UploadId>");
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not printable ASCII"));
+	doc = INIT("<UploadId>a&#233;</UploadId>");
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), -1);
+	doc = INIT("<UploadId>12345678</UploadId>");
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), small,
+	    sizeof(small), err, sizeof(err)), -1);
+	doc = INIT("<UploadId>1234567</UploadId>");
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), small,
+	    sizeof(small), err, sizeof(err)), 0);
+	ck_assert_str_eq(small, "1234567");
+	/* Nested deeper, or in another document, it is not the one. */
+	doc = INIT("<Key><UploadId>a</UploadId></Key>");
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), -1);
+	doc = "<Error><Code>AccessDenied</Code><UploadId>a</UploadId></Error>";
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not an "
+	    "InitiateMultipartUploadResult"));
+	doc = "<InitiateMultipartUploadResult><UploadId>a</UploadId>";
+	ck_assert_int_eq(s3_xml_initiate(doc, strlen(doc), id, sizeof(id),
+	    err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "truncated document"));
+
+	/* One over S3_UPLOAD_ID_MAX. */
+	big = xmalloc(S3_UPLOAD_ID_MAX + 128);
+	len = (size_t)snprintf(big, S3_UPLOAD_ID_MAX + 128,
+	    "<InitiateMultipartUploadResult><UploadId>%0*d</UploadId>"
+	    "</InitiateMultipartUploadResult>", S3_UPLOAD_ID_MAX + 1, 7);
+	ck_assert_int_eq(s3_xml_initiate(big, len, id, sizeof(id), err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "empty or too long"));
+	len = (size_t)snprintf(big, S3_UPLOAD_ID_MAX + 128,
+	    "<InitiateMultipartUploadResult><UploadId>%0*d</UploadId>"
+	    "</InitiateMultipartUploadResult>", S3_UPLOAD_ID_MAX, 7);
+	ck_assert_int_eq(s3_xml_initiate(big, len, id, sizeof(id), err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(strlen(id), S3_UPLOAD_ID_MAX);
+	free(big);
+#undef INIT
+}
+END_TEST
+
+START_TEST(test_xml_complete)
+{
+	struct s3_error_doc	 e;
+	char			 err[256];
+	const char		*doc =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/"
+	    "doc/2006-03-01/\"><Location>http://h/b/a/x</Location>"
+	    "<Bucket>b</Bucket><Key>a/x</Key><ETag>\"3858f62230ac3c915f300c66"
+	    "4312c11f-9\"</ETag></CompleteMultipartUploadResult>\n";
+
+	ck_assert_int_eq(s3_xml_complete(doc, strlen(doc), &e, err,
+	    sizeof(err)), 0);
+	ck_assert_str_eq(e.code, "");
+
+	/* A 200 whose body is an error (after S3's white space). */
+	doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n   \n"
+	    "<Error><Code>InternalError</Code><Message>We encountered an "
+	    "internal error. Please try again.</Message></Error>";
+	ck_assert_int_eq(s3_xml_complete(doc, strlen(doc), &e, err,
+	    sizeof(err)), 1);
+	ck_assert_str_eq(e.code, "InternalError");
+	ck_assert_str_eq(e.message, "We encountered an internal error. "
+	    "Please try again.");
+
+	doc = "<Error><Message>no code</Message></Error>";
+	ck_assert_int_eq(s3_xml_complete(doc, strlen(doc), &e, err,
+	    sizeof(err)), -1);
+	ck_assert_str_eq(err, "unreadable reply: an Error document without "
+	    "a Code");
+	doc = "<ListBucketResult></ListBucketResult>";
+	ck_assert_int_eq(s3_xml_complete(doc, strlen(doc), &e, err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not a "
+	    "CompleteMultipartUploadResult nor an Error document"));
+	doc = "<CompleteMultipartUploadResult><Key>a";
+	ck_assert_int_eq(s3_xml_complete(doc, strlen(doc), &e, err,
+	    sizeof(err)), -1);
+	ck_assert_int_eq(s3_xml_complete("", 0, &e, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "no root element"));
+	doc = "<!DOCTYPE x><CompleteMultipartUploadResult/>";
+	ck_assert_int_eq(s3_xml_complete(doc, strlen(doc), &e, err,
+	    sizeof(err)), -1);
+	doc = "<CompleteMultipartUploadResult/>";
+	ck_assert_int_eq(s3_xml_complete(doc, strlen(doc), &e, err,
+	    sizeof(err)), 0);
+}
+END_TEST
+
+START_TEST(test_part_size)
+{
+	const uint64_t	mib = UINT64_C(1) << 20;
+
+	/* The configured size while 10000 parts are enough. */
+	ck_assert_uint_eq(s3_part_size(12 * mib, 5 * mib), 5 * mib);
+	ck_assert_uint_eq(s3_part_size(50000 * mib, 5 * mib), 5 * mib);
+	ck_assert_uint_eq(s3_part_size(S3_MAX_PARTS * 64 * mib, 64 * mib),
+	    64 * mib);
+	/* Grown, to a whole MiB, when they are not. */
+	ck_assert_uint_eq(s3_part_size(50000 * mib + 1, 5 * mib), 6 * mib);
+	ck_assert_uint_eq(s3_part_size(S3_MAX_PARTS * 64 * mib + 1, 64 * mib),
+	    65 * mib);
+	ck_assert_uint_le(s3_part_size(S3_MAX_OBJECT, 5 * mib), S3_PART_MAX);
+	ck_assert_uint_le((S3_MAX_OBJECT + s3_part_size(S3_MAX_OBJECT,
+	    5 * mib) - 1) / s3_part_size(S3_MAX_OBJECT, 5 * mib),
+	    S3_MAX_PARTS);
+	/* Larger than an object may be: refused. */
+	ck_assert_uint_eq(s3_part_size(S3_MAX_OBJECT + 1, 5 * mib), 0);
+	ck_assert_uint_eq(s3_part_size(UINT64_MAX, 5 * mib), 0);
+}
+END_TEST
+
 START_TEST(test_retries)
 {
 	ck_assert_int_eq(s3_backoff_ms(1), 250);
@@ -317,6 +468,11 @@ START_TEST(test_retries)
 	ck_assert(!s3_retry_status(403, "AccessDenied"));
 	ck_assert(!s3_retry_status(404, "NoSuchBucket"));
 	ck_assert(!s3_retry_status(404, NULL));
+	/* A 200 with an Error document (CompleteMultipartUpload). */
+	ck_assert(s3_retry_status(0, "InternalError"));
+	ck_assert(s3_retry_status(0, "ServiceUnavailable"));
+	ck_assert(!s3_retry_status(0, "InvalidPart"));
+	ck_assert(!s3_retry_status(0, "EntityTooSmall"));
 }
 END_TEST
 
@@ -334,6 +490,9 @@ main(void)
 	tcase_add_test(tc, test_xml_error);
 	tcase_add_test(tc, test_xml_list);
 	tcase_add_test(tc, test_xml_refusals);
+	tcase_add_test(tc, test_xml_initiate);
+	tcase_add_test(tc, test_xml_complete);
+	tcase_add_test(tc, test_part_size);
 	tcase_add_test(tc, test_retries);
 	suite_add_tcase(s, tc);
 	return (unit_run(s));

@@ -316,7 +316,6 @@ s3_multipart_put(struct s3 *s, const char *key, int fd, uint64_t size,
 		    errlen) != 0)
 			goto out;
 	}
-	s->progress_base = 0;
 	rc = s3_mp_complete(&mp, err, errlen);
 out:
 	s->progress_base = 0;

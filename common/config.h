@@ -70,7 +70,8 @@ struct object_store_config {
 	char	*region;			/* "us-east-1" */
 	uint32_t timeout_secs;			/* 60: a request that stalls */
 	uint32_t retries;			/* 4: of a failed request */
-	uint32_t part_size_mb;			/* 64: multipart above this */
+	uint32_t part_size_mb;			/* 64: of a multipart upload */
+	uint32_t multipart_threshold_mb;	/* 5120: multipart above this */
 };
 
 struct checkpoint_config {

@@ -238,7 +238,10 @@ const struct config_key config_keys[] = {
 	  .doc = "tries again after a connection error, timeout or 5xx" },
 	{ "part_size_mb", OSTORE(part_size_mb), .type = CT_U32, .min = 5,
 	  .max = 5120, .def = "64",
-	  .doc = "a larger image file is uploaded in parts of this many MiB" },
+	  .doc = "the parts of a multipart upload, MiB" },
+	{ "multipart_threshold_mb", OSTORE(multipart_threshold_mb),
+	  .type = CT_U32, .min = 5, .max = 5120, .def = "5120",
+	  .doc = "a larger image file is uploaded in parts (multipart)" },
 
 	/* proxy: */
 	{ "listen_address", PROXY(listen_address), .type = CT_STRING,

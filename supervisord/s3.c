@@ -64,6 +64,8 @@ s3_open(const struct object_store_config *c, atomic_bool *cancel)
 	s->retries = c->retries;
 	s->part_size = (uint64_t)(c->part_size_mb > 0 ? c->part_size_mb :
 	    64) << 20;
+	s->multipart_threshold = (uint64_t)(c->multipart_threshold_mb > 0 ?
+	    c->multipart_threshold_mb : 5120) << 20;
 	s->cancel = cancel;
 	return (s);
 }
@@ -560,7 +562,7 @@ s3_put_file(struct s3 *s, const char *key, int fd, uint64_t size,
 	struct s3_req	r;
 	int		rc;
 
-	if (size > s->part_size)
+	if (size > s->multipart_threshold)
 		return (s3_multipart_put(s, key, fd, size, sha256hex, err,
 		    errlen));
 	s3_req_init(&r, s, "PUT", key);

@@ -700,6 +700,7 @@ store_job_start(struct model *m, enum store_kind kind, const char *dir,
 	job->conf.timeout_secs = c->timeout_secs;
 	job->conf.retries = c->retries;
 	job->conf.part_size_mb = c->part_size_mb;
+	job->conf.multipart_threshold_mb = c->multipart_threshold_mb;
 	job->model = store_key_model(m->name);
 	job->dir = xstrdup(dir);
 	job->remove_after = remove_after;

@@ -129,7 +129,8 @@ struct s3 {
 	char		*sigv4;		/* "aws:amz:REGION:s3" */
 	long		 timeout_secs;
 	unsigned	 retries;
-	uint64_t	 part_size;	/* bytes; a larger file goes in parts */
+	uint64_t	 part_size;	/* bytes, of a multipart upload */
+	uint64_t	 multipart_threshold; /* a larger file goes in parts */
 	atomic_bool	*cancel;
 	s3_progress_fn	 progress;
 	void		*progress_arg;

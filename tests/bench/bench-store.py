@@ -6,8 +6,9 @@ criu.
 
 A model is checkpointed; its image file pages-1.img is then replaced by
 one of SIZE MiB (and its manifest told so), the upload is run again
-(`llmuxctl checkpoint`, whose only phase is then `upload`; a file over
-object_store.part_size_mb, PART MiB, goes as a multipart upload), the local
+(`llmuxctl checkpoint`, whose only phase is then `upload`; with
+--part-mib PART, part_size_mb and multipart_threshold_mb are PART, so a
+larger file goes as a multipart upload; by default it is one PUT), the local
 copy is removed and the model restored (`download`, then `criu_restore`,
 whose check hashes every file again). The phase times come from the
 replies; the figures are printed, nothing is asserted. Both ends run on
@@ -30,12 +31,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
 
 INTRO = """
 `make bench-store` (`tests/bench/bench-store.py BUILD [--mib N]
-[--part-mib P]`, defaults 512 and 64): a real llmux-supervisord checkpoints
-a model with the fake criu, the image file `pages-1.img` is replaced by one
-of %d MiB (its manifest told so), the upload runs again (`llmuxctl
-checkpoint`, whose only phase is then `upload`; a file over `part_size_mb`,
-%d MiB here, goes as a multipart upload, each part read once to hash it
-and once to send it), the local copy is removed and the model restored (`download`,
+[--part-mib P]`, default 512 MiB and the default config): a real
+llmux-supervisord checkpoints a model with the fake criu, the image file
+`pages-1.img` is replaced by one of %d MiB (its manifest told so), the
+upload runs again (`llmuxctl checkpoint`, whose only phase is then
+`upload`; %s), the local copy is removed and the model restored (`download`,
 then `criu_restore`, whose manifest check hashes every file again). The
 store is the test suite's S3 stub (`tests/integration/s3stub.py`: Python,
 in memory, checking each request's Signature V4 and each body's SHA-256)
@@ -48,7 +48,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     ap.add_argument("--mib", type=int, default=512)
-    ap.add_argument("--part-mib", type=int, default=64)
+    ap.add_argument("--part-mib", type=int, default=0,
+                    help="part_size_mb and multipart_threshold_mb (0: the defaults)")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     os.environ["LLMUX_BUILD"] = os.path.abspath(args.build)
@@ -65,7 +66,8 @@ def main():
         fake = FakeGPU(env)
         sup = GpuSup(env, fake, {"a": {"args": fake.args(1000),
                                        "eviction": "offload+checkpoint"}},
-                     stub.config(extra="    part_size_mb: %d\n" % args.part_mib))
+                     stub.config(extra="    part_size_mb: %d\n    multipart_threshold_mb: %d\n"
+                                 % (args.part_mib, args.part_mib) if args.part_mib else ""))
         sup.start()
         sup.ctl_ok("checkpoint", "a")
         sup.ctl_ok("restore", "a")
@@ -105,10 +107,13 @@ def main():
         if args.markdown:
             import benchmd
             benchmd.section("store", "Object store", "tests/bench/bench-store.py",
-                            INTRO % (args.mib, args.part_mib))
+                            INTRO % (args.mib, "in parts of %d MiB, each read once to hash "
+                                     "it and once to send it" % args.part_mib
+                                     if args.part_mib else "one PUT, the default up "
+                                     "to 5 GiB (`multipart_threshold_mb`)"))
             print("```")
         print("object store, %d MiB image file, loopback stub:" % args.mib)
-        how = "(one PUT)" if args.mib <= args.part_mib else \
+        how = "(one PUT)" if not args.part_mib or args.mib <= args.part_mib else \
             "(%d parts of %d MiB)" % (-(-args.mib // args.part_mib), args.part_mib)
         print("  upload        %6d ms  %7.0f MiB/s  %s"
               % (up_ms, args.mib * 1000.0 / max(up_ms, 1), how))

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """test_gpu_s3_multipart.py -- an image file larger than
-checkpoint.object_store.part_size_mb goes to the store as a multipart
+checkpoint.object_store.multipart_threshold_mb goes to the store as a multipart
 upload (tests/integration/s3stub.py checks each request's Signature V4 and
 each part's SHA-256, and refuses a single PUT over its max_put): a 12 MiB
 pages-1.img in parts of 5 MiB is three parts, stored and restored byte for
 byte; a part that fails once is tried again alone; parts that keep failing,
 and a Complete answering 200 with an Error document, end in an
 AbortMultipartUpload that leaves no upload open; a cancel (the supervisor
-exits) in the middle of the parts aborts too; without parts (part_size_mb
-64) the same file is one PUT, which the stub refuses as too large;
+exits) in the middle of the parts aborts too; without parts (the default
+threshold, 5 GiB) the same file is one PUT, which the stub refuses as too
+large;
 unreadable replies (a Create without UploadId, a part without ETag, a
 Complete that is neither result nor error), an abort that fails, a file
 whose SHA-256 is no longer its manifest's, and a file over 5 TiB are
@@ -24,7 +25,7 @@ from harness import check
 from s3_helpers import images, latest_id, no_refusals, read, s3_sup, stub_for, uploaded
 
 MIB = 1 << 20
-PARTS5 = "    part_size_mb: 5\n"
+PARTS5 = "    part_size_mb: 5\n    multipart_threshold_mb: 5\n"
 
 
 def big_image(env, stub, mib=12, store_extra=PARTS5, keep=True):

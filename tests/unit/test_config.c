@@ -959,6 +959,8 @@ START_TEST(test_object_store_keys)
 	ck_assert_uint_eq(cfg->checkpoint.object_store.timeout_secs, 60);
 	ck_assert_uint_eq(cfg->checkpoint.object_store.retries, 4);
 	ck_assert_uint_eq(cfg->checkpoint.object_store.part_size_mb, 64);
+	ck_assert_uint_eq(
+	    cfg->checkpoint.object_store.multipart_threshold_mb, 5120);
 	ck_assert_str_eq(cfg->checkpoint.object_store.region, "us-east-1");
 	config_free(cfg);
 
@@ -1040,6 +1042,9 @@ START_TEST(test_object_store_keys)
 	expect_store("part_size_mb", "5121", "7:19: error: "
 	    "checkpoint.object_store.part_size_mb: 5121 is out of range "
 	    "(5..5120)\n");
+	expect_store("multipart_threshold_mb", "5121", "7:29: error: "
+	    "checkpoint.object_store.multipart_threshold_mb: 5121 is out of "
+	    "range (5..5120)\n");
 }
 END_TEST
 

@@ -133,6 +133,15 @@ def commit():
         return "unknown"
 
 
+def stamp(section, started):
+    """The section with when and from which commit it was measured, after
+    its marker (so a partial run, --only, leaves each section dated)."""
+    m = GENERATED.search(section)
+    end = section.index("\n", m.end()) + 1
+    return section[:end] + "\nMeasured %s UTC, commit %s (`make bench`).\n" % (
+        started.strftime("%Y-%m-%d %H:%M"), commit()) + section[end:]
+
+
 def run_section(m, started, ran, quick):
     lines = ["Date: %s (UTC). Commit %s, %s build (`make` with gcc -O2)%s." % (
                  started.strftime("%Y-%m-%d %H:%M"), commit(), "the default",
@@ -157,7 +166,9 @@ def run_section(m, started, ran, quick):
              "rewrites the sections marked as generated; the sections without the "
              "mark are written by hand and kept as they are. Benchmarks print figures; "
              "none of them is a test. Where figures are compared (ratios), both sides "
-             "come from the same run, on the same machine, at the same time.")
+             "come from the same run, on the same machine, at the same time. Each "
+             "generated section says when it was measured; the table below is what "
+             "the latest `make bench` ran (all of them, unless `--only` chose some).")
     from io import StringIO
     buf = StringIO()
     benchmd.section("run", "The run", "tests/bench/bench-all.py", intro, out=buf)
@@ -193,7 +204,7 @@ def main():
         sys.stdout.write(p.stdout)
         sys.stdout.flush()
         if ok:
-            new[name] = p.stdout
+            new[name] = stamp(p.stdout, started)
         else:
             sys.stderr.write("bench-all: %s failed (exit %d); its section is kept\n" %
                              (name, p.returncode))

@@ -88,28 +88,6 @@ load_ok(const char *text)
 }
 
 static __attribute__((unused)) char *
-read_file(const char *path, size_t *lenp)
-{
-	struct stat	 st;
-	char		*buf;
-	FILE		*f;
-	size_t		 n;
-
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s (run from the source root)",
-	    path);
-	ck_assert_int_eq(fstat(fileno(f), &st), 0);
-	buf = malloc((size_t)st.st_size + 1);
-	n = fread(buf, 1, (size_t)st.st_size, f);
-	ck_assert_uint_eq(n, (size_t)st.st_size);
-	buf[n] = '\0';
-	fclose(f);
-	if (lenp != NULL)
-		*lenp = n;
-	return (buf);
-}
-
-static __attribute__((unused)) char *
 tmpdir(void)
 {
 	char	tmpl[] = "/tmp/llmux-test-config-XXXXXX";

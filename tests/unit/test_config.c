@@ -133,7 +133,8 @@ START_TEST(test_seed_keys)
 	char			*text;
 	size_t			 len;
 
-	text = read_file("tests/configs/good/seed-cost-aware.json", &len);
+	text = unit_read_file("tests/configs/good/seed-cost-aware.json",
+	    &len);
 	cfg = config_load_buffer("seed.json", text, len, CONFIG_CHECK, &d);
 	ck_assert_ptr_nonnull(cfg);
 	ck_assert_uint_eq(cfg->port, 4000);
@@ -552,7 +553,7 @@ START_TEST(test_sample_files)
 			continue;
 		snprintf(path, sizeof(path), "tests/configs/bad/%s.expect",
 		    de->d_name);
-		want = read_file(path, NULL);
+		want = unit_read_file(path, NULL);
 		snprintf(path, sizeof(path), "tests/configs/bad/%s",
 		    de->d_name);
 		cfg = config_load(path, CONFIG_CHECK, &d);
@@ -592,7 +593,7 @@ START_TEST(test_docs)
 {
 	char	*doc, needle[128];
 
-	doc = read_file("docs/configuration.md", NULL);
+	doc = unit_read_file("docs/configuration.md", NULL);
 	for (size_t i = 0; i < config_nkeys; i++) {
 		snprintf(needle, sizeof(needle), "`%s`", config_keys[i].name);
 		ck_assert_msg(strstr(doc, needle) != NULL,

@@ -20,26 +20,6 @@
 
 #define MAN_CONFIG	"docs/man/llmux.yaml.5"
 
-static char *
-read_file(const char *path)
-{
-	struct stat	 st;
-	char		*buf;
-	FILE		*f;
-	size_t		 n;
-
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s (run from the source root)",
-	    path);
-	ck_assert_int_eq(fstat(fileno(f), &st), 0);
-	buf = xmalloc((size_t)st.st_size + 1);
-	n = fread(buf, 1, (size_t)st.st_size, f);
-	ck_assert_uint_eq(n, (size_t)st.st_size);
-	buf[n] = '\0';
-	fclose(f);
-	return (buf);
-}
-
 /* The .Ss title of each section of the table. */
 static const char *
 man_section_title(enum config_section s)
@@ -110,7 +90,7 @@ START_TEST(test_every_key_with_its_default)
 {
 	char	*page, *sub, *item, *want;
 
-	page = read_file(MAN_CONFIG);
+	page = unit_read_file(MAN_CONFIG, NULL);
 	for (size_t i = 0; i < config_nkeys; i++) {
 		const struct config_key	*k = &config_keys[i];
 		const char		*title;
@@ -145,7 +125,7 @@ START_TEST(test_no_unknown_key)
 	const char	*p;
 	int		 section = -1, listed = 0;
 
-	page = read_file(MAN_CONFIG);
+	page = unit_read_file(MAN_CONFIG, NULL);
 	p = strstr(page, "\n.Sh KEYS\n");
 	ck_assert_msg(p != NULL, "%s has no KEYS section", MAN_CONFIG);
 	keys = xstrdup(p + 1);
@@ -216,14 +196,14 @@ START_TEST(test_pages)
 	char	*page, *needle;
 
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
-		page = read_file(pages[i]);
+		page = unit_read_file(pages[i], NULL);
 		ck_assert_msg(strncmp(page, ".\\\"", 3) == 0 &&
 		    strstr(page, "\n.Sh NAME\n") != NULL &&
 		    strstr(page, "\n.Sh SEE ALSO\n") != NULL,
 		    "%s is not an mdoc page with NAME and SEE ALSO", pages[i]);
 		free(page);
 	}
-	page = read_file("docs/man/llmuxctl.1");
+	page = unit_read_file("docs/man/llmuxctl.1", NULL);
 	for (const struct ctl_verb *v = ctl_verbs; v->name != NULL; v++) {
 		xasprintf(&needle, "\n.It Cm %s", v->name);
 		ck_assert_msg(strstr(page, needle) != NULL,

@@ -30,6 +30,7 @@
  * one.
  */
 #include <sys/eventfd.h>
+#include <sys/queue.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -37,8 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <sys/queue.h>
 
 #include <event2/event.h>
 

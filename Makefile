@@ -86,8 +86,12 @@ PROG_LIBS = $(foreach p,$(PROGS),$(BUILD)/lib/lib$(subst /,-,$(call prog_dir,$(p
 
 .PHONY: all check unit integration fuzz-regress asan fuzz demo bench bench-proxy \
         bench-policies bench-fakevllm bench-status bench-switch bench-store soak clean install deb rpm \
-        distclean clang-check
+        distclean clang-check print-pkgs
 all: $(BINS)
+
+# The pkg-config packages the build uses (packaging/rpm/llmux.spec asks).
+print-pkgs:
+	@echo $(PKGS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -688,23 +688,30 @@ START_TEST(test_disjoint_gpus)
 }
 END_TEST
 
-/* A model restored onto another GPU frees its own for the others. */
+/*
+ * A model restored onto another GPU frees its own for the others: with
+ * gpu_count 2 (_i 0), and without it (_i 1), where no `gpus:` list names
+ * GPU 1 and the switcher counts it once a model is placed there.
+ */
 START_TEST(test_model_placed)
 {
 	struct switcher_model_status st;
 
 	config(2, POLICY_FIFO);
-	cfg.gpu_count = 2;
+	cfg.gpu_count = _i == 0 ? 2 : 0;
 	mc[A].gpus = gpu0;
 	mc[A].n_gpus = 1;
 	mc[B].gpus = gpu0;
 	mc[B].n_gpus = 1;
 	start(0);
+	ck_assert_uint_eq(switcher_n_gpus(f.sw), _i == 0 ? 2 : 1);
 	bring_up(A, 1000);
 	/* The engine moved a onto GPU 1 (while waking it, say). */
 	switcher_model_placed(f.sw, A, 2);
+	ck_assert_uint_eq(switcher_n_gpus(f.sw), 2);
 	switcher_model_status(f.sw, A, &st);
 	ck_assert_uint_eq(st.gpus, 2);
+	/* b's GPU 0 is free: b wakes beside a, a is not drained. */
 	demand(B, 1, 0, 0, 9000);
 	ck_assert_uint_eq(count(CALL_DRAIN, A), 0);
 	ck_assert_uint_eq(count(CALL_EVICT, A), 0);
@@ -718,34 +725,6 @@ START_TEST(test_model_placed)
 	/* Out of range: ignored. */
 	switcher_model_placed(f.sw, 7, 1);
 	switcher_model_placed(f.sw, -1, 1);
-	finish();
-}
-END_TEST
-
-/* Without gpu_count, a model restored onto a GPU no `gpus:` list names
- * is still known to be there (the switcher counts that GPU). */
-START_TEST(test_model_placed_beyond_config)
-{
-	struct switcher_model_status st;
-
-	config(2, POLICY_FIFO);
-	mc[A].gpus = gpu0;
-	mc[A].n_gpus = 1;
-	mc[B].gpus = gpu0;
-	mc[B].n_gpus = 1;
-	start(0);
-	ck_assert_uint_eq(switcher_n_gpus(f.sw), 1);
-	bring_up(A, 1000);
-	switcher_model_placed(f.sw, A, 2);
-	ck_assert_uint_eq(switcher_n_gpus(f.sw), 2);
-	switcher_model_status(f.sw, A, &st);
-	ck_assert_uint_eq(st.gpus, 2);
-	/* b's GPU 0 is free: b wakes beside a, a is not drained. */
-	demand(B, 1, 0, 0, 9000);
-	ck_assert_uint_eq(count(CALL_DRAIN, A), 0);
-	ck_assert_uint_eq(count(CALL_WAKE, B), 1);
-	switcher_woken(f.sw, B, true, NULL, 9500);
-	ck_assert_str_eq(state(), "active:a,b");
 	finish();
 }
 END_TEST
@@ -1417,7 +1396,7 @@ main(void)
 
 	log_init("test_switcher", 0);
 	tcase_add_test(tc, test_seed_switch);
-	tcase_add_test(tc, test_model_placed);
+	tcase_add_loop_test(tc, test_model_placed, 0, 2);
 	tcase_add_test(tc, test_burst_while_switching);
 	tcase_add_test(tc, test_victim_requests_during_drain);
 	tcase_add_test(tc, test_client_gives_up);
@@ -1428,7 +1407,6 @@ main(void)
 	tcase_add_test(tc, test_pin_and_manual);
 	tcase_add_test(tc, test_pin_rolls_back_on_failure);
 	tcase_add_test(tc, test_disjoint_gpus);
-	tcase_add_test(tc, test_model_placed_beyond_config);
 	tcase_add_test(tc, test_fractions_fit);
 	tcase_add_test(tc, test_residues);
 	tcase_add_test(tc, test_max_sleeping);

@@ -100,73 +100,105 @@ modellog_keeper_rotate(int fd, int dirfd, const char *file, uint32_t keep)
 	    O_TRUNC | O_CLOEXEC, 0640));
 }
 
+/* The keeper's file: where it writes, how full it is, its limits. */
+struct modellog_out_file {
+	int		 fd;
+	int		 dirfd;
+	const char	*file;
+	uint64_t	 size;
+	uint64_t	 max_bytes;	/* 0: no cap */
+	uint32_t	 keep;
+};
+
 /*
- * Copy in to dirfd/file until EOF, never letting the file pass max_bytes
- * (0: no cap): a chunk that does not fit is cut after its last newline
- * that fits, the files are rotated and the rest goes to the new file; a
- * single line longer than the cap is split.
+ * Append buf, never letting the file pass max_bytes: a part that does not
+ * fit is cut after its last newline that fits, the files are rotated and
+ * the rest goes to the new file; a single line longer than the cap is
+ * split.
+ */
+static void
+modellog_keeper_put(struct modellog_out_file *o, const char *buf, size_t n)
+{
+	uint64_t	room;
+	size_t		off, chunk;
+
+	for (off = 0; off < n; off += chunk) {
+		chunk = n - off;
+		if (o->fd == -1)
+			return;		/* nowhere to write: drop */
+		room = o->max_bytes == 0 ? UINT64_MAX :
+		    (o->size < o->max_bytes ? o->max_bytes - o->size : 0);
+		if (chunk > room) {
+			const char *nl = NULL;
+
+			for (size_t i = (size_t)room; i > 0; i--) {
+				if (buf[off + i - 1] == '\n') {
+					nl = buf + off + i - 1;
+					break;
+				}
+			}
+			if (nl != NULL)
+				chunk = (size_t)(nl - (buf + off)) + 1;
+			else if (o->size > 0) {
+				/* Start the long line afresh. */
+				o->fd = modellog_keeper_rotate(o->fd, o->dirfd,
+				    o->file, o->keep);
+				o->size = 0;
+				chunk = 0;
+				continue;
+			} else
+				chunk = (size_t)room;
+		}
+		if (chunk > 0 && modellog_write_all(o->fd, buf + off,
+		    chunk) == 0)
+			o->size += chunk;
+		if (o->max_bytes != 0 && o->size >= o->max_bytes) {
+			o->fd = modellog_keeper_rotate(o->fd, o->dirfd, o->file,
+			    o->keep);
+			o->size = 0;
+		}
+	}
+}
+
+/*
+ * Copy in to dirfd/file until EOF, rotating at line ends (see
+ * modellog_keeper_put). A read that ends inside a line keeps that part
+ * back until the line is whole (or fills the buffer), so a rotated file
+ * never ends with half a line.
  */
 void
 modellog_keeper_run(int in, int dirfd, const char *file, uint64_t max_bytes,
     uint32_t keep)
 {
+	struct modellog_out_file o = { -1, dirfd, file, 0, max_bytes, keep };
 	char		*buf;
 	struct stat	 sb;
-	uint64_t	 size = 0, room;
-	size_t		 off, chunk;
+	size_t		 have = 0, end;
 	ssize_t		 n;
-	int		 fd;
 
 	buf = xmalloc(MODELLOG_BUF);
-	fd = openat(dirfd, file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	o.fd = openat(dirfd, file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 	    0640);
-	if (fd != -1 && fstat(fd, &sb) == 0)
-		size = (uint64_t)sb.st_size;
+	if (o.fd != -1 && fstat(o.fd, &sb) == 0)
+		o.size = (uint64_t)sb.st_size;
 	for (;;) {
-		n = read(in, buf, MODELLOG_BUF);
+		n = read(in, buf + have, MODELLOG_BUF - have);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		for (off = 0; off < (size_t)n; off += chunk) {
-			chunk = (size_t)n - off;
-			if (fd == -1)
-				break;	/* nowhere to write: drop */
-			room = max_bytes == 0 ? UINT64_MAX :
-			    (size < max_bytes ? max_bytes - size : 0);
-			if (chunk > room) {
-				const char *nl = NULL;
-
-				for (size_t i = (size_t)room; i > 0; i--) {
-					if (buf[off + i - 1] == '\n') {
-						nl = buf + off + i - 1;
-						break;
-					}
-				}
-				if (nl != NULL)
-					chunk = (size_t)(nl - (buf + off)) + 1;
-				else if (size > 0) {
-					/* Start the long line afresh. */
-					fd = modellog_keeper_rotate(fd, dirfd,
-					    file, keep);
-					size = 0;
-					chunk = 0;
-					continue;
-				} else
-					chunk = (size_t)room;
-			}
-			if (chunk > 0 && modellog_write_all(fd, buf + off,
-			    chunk) == 0)
-				size += chunk;
-			if (max_bytes != 0 && size >= max_bytes) {
-				fd = modellog_keeper_rotate(fd, dirfd, file,
-				    keep);
-				size = 0;
-			}
-		}
+		have += (size_t)n;
+		for (end = have; end > 0 && buf[end - 1] != '\n'; end--)
+			;
+		if (end == 0 && have == MODELLOG_BUF)
+			end = have;	/* a line longer than the buffer */
+		modellog_keeper_put(&o, buf, end);
+		memmove(buf, buf + end, have - end);
+		have -= end;
 	}
-	if (fd != -1)
-		close(fd);
+	modellog_keeper_put(&o, buf, have);	/* a last line without end */
+	if (o.fd != -1)
+		close(o.fd);
 	free(buf);
 }
 

@@ -2,6 +2,7 @@
  * test_journal.c -- the state journal (encode, decode, the strict
  * decoder's refusals, atomic files) and the log keeper's cap and rotation.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -255,6 +256,98 @@ keep(const char *dir, const char *text, size_t len, uint64_t max,
 	close(dirfd);
 }
 
+/*
+ * Run the keeper over pieces sent as SOCK_SEQPACKET messages, so that each
+ * is one read of the keeper's: where its reads end is then known.
+ */
+static void
+keep_pieces(const char *dir, const char **pieces, size_t n, uint64_t max)
+{
+	int	sp[2], dirfd;
+	pid_t	pid;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
+	dirfd = open(dir, O_DIRECTORY | O_RDONLY);
+	ck_assert_int_ge(dirfd, 0);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(write(sp[1], pieces[i], strlen(pieces[i])),
+		    (ssize_t)strlen(pieces[i]));
+	close(sp[1]);
+	if ((pid = fork()) == 0) {
+		modellog_keeper_run(sp[0], dirfd, "m.log", max, 2);
+		_exit(0);
+	}
+	close(sp[0]);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	close(dirfd);
+}
+
+static char *
+file_text(const char *dir, const char *name)
+{
+	char	path[512], *buf;
+	FILE	*f;
+	size_t	n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	buf = xcalloc(1, 4096);
+	n = fread(buf, 1, 4095, f);
+	buf[n] = '\0';
+	fclose(f);
+	return (buf);
+}
+
+/*
+ * A read that ends inside a line does not leave half of it at the end of
+ * a rotated file: lines of 30 bytes, files capped at 100 bytes.
+ */
+START_TEST(test_keeper_read_boundaries)
+{
+	char		 dir[] = "/tmp/llmux-keeper-XXXXXX", path[512], *t;
+	/* 3 lines and 5 bytes of the 4th, then the rest of it and one more. */
+	const char	*split[] = {
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"
+	    "ccccccccccccccccccccccccccccc\nddddd",
+	    "dddddddddddddddddddddddd\neeeeeeeeeeeeeeeeeeeeeeeeeeeee\n" };
+	/* Exactly the cap, ending inside a line. */
+	const char	*exact[] = {
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"
+	    "ccccccccccccccccccccccccccccc\ndddddddddd",
+	    "ddddddddddddddddddd\n" };
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	keep_pieces(dir, split, 2, 100);
+	t = file_text(dir, "m.log.1");
+	ck_assert_str_eq(t, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbb\nccccccccccccccccccccccccccccc\n");
+	free(t);
+	t = file_text(dir, "m.log");
+	ck_assert_str_eq(t, "ddddddddddddddddddddddddddddd\n"
+	    "eeeeeeeeeeeeeeeeeeeeeeeeeeeee\n");
+	free(t);
+	for (int i = 0; i <= 2; i++) {
+		snprintf(path, sizeof(path), i ? "%s/m.log.%d" : "%s/m.log",
+		    dir, i);
+		unlink(path);
+	}
+	keep_pieces(dir, exact, 2, 100);
+	t = file_text(dir, "m.log.1");
+	ck_assert_str_eq(t, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbb\nccccccccccccccccccccccccccccc\n");
+	free(t);
+	t = file_text(dir, "m.log");
+	ck_assert_str_eq(t, "ddddddddddddddddddddddddddddd\n");
+	free(t);
+	for (int i = 0; i <= 2; i++) {
+		snprintf(path, sizeof(path), i ? "%s/m.log.%d" : "%s/m.log",
+		    dir, i);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_keeper)
 {
 	char	 dir[] = "/tmp/llmux-keeper-XXXXXX", *text, path[512];
@@ -316,6 +409,7 @@ main(void)
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_files);
 	tcase_add_test(tc, test_keeper);
+	tcase_add_test(tc, test_keeper_read_boundaries);
 	suite_add_tcase(s, tc);
 	return (unit_run(s));
 }

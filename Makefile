@@ -9,7 +9,8 @@
 #   make install, deb, rpm, package-check: packaging/package.mk
 #
 # Sources are found by directory, so a new .c file needs no edit here:
-# common/ and proto/ form libllmux.a; each program directory is one binary;
+# common/ and proto/ form libllmux.a; each program directory (with the
+# folders inside it, as supervisord/ has: one per level) is one binary;
 # tests/unit/test_*.c are one Check binary each; tests/fuzz/fuzz_*.c are
 # fuzz targets (also built with a plain driver to replay their corpus).
 
@@ -54,8 +55,9 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      = $(BUILD)/lib/libllmux.a
 
 # Program directories: the file holding main() is <dir>/main.c; everything
-# else in the directory also goes into a library so tests and llmux-sim can
-# link it.
+# else in the directory and in its folders (<dir>/*/*.c) also goes into a
+# library so tests and llmux-sim can link it. Objects keep their relative
+# paths under $(BUILD)/obj.
 PROGS    = supervisord:llmux-supervisord proxyd:llmux-proxyd ctl:llmuxctl \
            tools/fakevllm:llmux-fakevllm tools/sim:llmux-sim
 prog_dir  = $(word 1,$(subst :, ,$(1)))
@@ -63,7 +65,7 @@ prog_name = $(word 2,$(subst :, ,$(1)))
 BINS     = $(foreach p,$(PROGS),$(BUILD)/bin/$(call prog_name,$(p)))
 
 define prog_rules
-$(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
+$(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c $(1)/*/*.c))
 $(1)_OBJ := $$($(1)_SRC:%.c=$$(BUILD)/obj/%.o)
 $(1)_LIB := $$(BUILD)/lib/lib$$(subst /,-,$(1)).a
 $$($(1)_LIB): $$($(1)_OBJ) $$(BUILD)/obj/empty.o

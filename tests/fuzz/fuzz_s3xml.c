@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisord/store_int.h"
+#include "supervisord/store/store_int.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "log.h"
-#include "supervisord/policy.h"
-#include "supervisord/switcher.h"
+#include "supervisord/switcher/policy.h"
+#include "supervisord/switcher/switcher.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "supervisord/gpu.h"
+#include "supervisord/gpu/gpu.h"
 
 static int	failures;
 

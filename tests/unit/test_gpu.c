@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "supervisord/gpu.h"
-#include "supervisord/manifest.h"
-#include "supervisord/sha256.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/store/manifest.h"
+#include "supervisord/store/sha256.h"
 #include "supervisord/supervisor.h"
 #include "xmalloc.h"
 #include "unit.h"

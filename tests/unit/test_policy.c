@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisord/policy.h"
+#include "supervisord/switcher/policy.h"
 #include "unit.h"
 
 #define A	0

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisord/cost.h"
-#include "supervisord/resource.h"
+#include "supervisord/switcher/cost.h"
+#include "supervisord/switcher/resource.h"
 #include "unit.h"
 
 static struct resource_holder

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisord/store_int.h"
+#include "supervisord/store/store_int.h"
 #include "xmalloc.h"
 #include "unit.h"
 

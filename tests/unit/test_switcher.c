@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "log.h"
-#include "supervisord/policy.h"
-#include "supervisord/switcher.h"
+#include "supervisord/switcher/policy.h"
+#include "supervisord/switcher/switcher.h"
 #include "unit.h"
 
 #define A	0

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "supervisord/policy.h"
+#include "supervisord/switcher/policy.h"
 #include "version.h"
 
 #include "sim.h"

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisord/policy.h"
-#include "supervisord/switcher.h"
+#include "supervisord/switcher/policy.h"
+#include "supervisord/switcher/switcher.h"
 #include "xmalloc.h"
 
 #include "sim.h"

@@ -1,0 +1,606 @@
+/*
+ * criu.c -- checkpointing a model's whole process tree to disk with CRIU
+ * and its CUDA plugin, and restoring it (the checkpoint process strategy,
+ * the checkpoint and restore calls, and a model's checkpoint_path).
+ *
+ * Dump, as the seed does it: stale /dev/shm/link_remap.* files removed,
+ * then `criu dump -t PID --shell-job --ext-unix-sk --tcp-established
+ * --link-remap --enable-external-masters -L cuda_plugin_dir`, into
+ * images_dir/NAME/images.tmp; when it succeeds, every image file is
+ * hashed into a manifest (manifest.c) with the model and the machine it
+ * was made on, and the directory is renamed to images_dir/NAME/images,
+ * so a failed dump (ENOSPC, say) never replaces good images.
+ *
+ * Restore: the manifest is read and checked against this machine (driver,
+ * GPU kinds and count), the model (path and port) and the files'
+ * checksums; an image that fails is refused with the reason and never
+ * restored. Then `criu restore --restore-detached --pidfile`, and the
+ * restored tree's pid is handed back for re-adoption (evict_step.c).
+ *
+ * criu runs as a child of the supervisor with its output in files (no
+ * pipes: the restored tree must not inherit one), watched by a pidfd;
+ * the file work (hashing, renaming, removing) runs on worker threads.
+ */
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "clock.h"
+#include "supervisord/gpu/gpu.h"
+#include "log.h"
+#include "supervisord/store/manifest.h"
+#include "criu_int.h"
+#include "xmalloc.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD	3
+#endif
+
+#define CRIU_TIMEOUT_MS		(3600 * 1000)	/* a dump of 100s of GB */
+
+extern char **environ;
+
+enum criu_kind { CRIU_DUMP, CRIU_RESTORE };
+
+/* One dump or restore, from start to callback. */
+struct criu_op {
+	struct supervisor	*sup;
+	enum criu_kind		 kind;
+	criu_cb			 cb;
+	criu_progress_cb	 progress;
+	void			*arg;
+
+	char			*criu;		/* the program */
+	char			*plugin_dir;
+	char			*base;		/* images_dir/NAME */
+	char			*dir;		/* images (final) */
+	char			*tmp;		/* DUMP: images.tmp */
+	char			*log;		/* criu's -o log */
+	char			*out;		/* criu's stdout and stderr */
+	char			*pidfile;	/* RESTORE */
+	bool			 remove_after;	/* RESTORE: !keep_images */
+	pid_t			 target;	/* DUMP: the tree's root */
+	struct manifest		 man;		/* DUMP: what to write */
+	char			*nvml_path;
+	char			*cuda_path;
+
+	pid_t			 child;
+	int			 pidfd;
+	struct event		*ev_exit;
+	struct event		*ev_timeout;
+	int64_t			 start_ms;
+
+	bool			 ok;
+	pid_t			 restored;
+	char			 reason[1024];
+};
+
+static void	criu_op_finish(struct criu_op *);
+
+/* ---- running criu ---------------------------------------------------------------- */
+
+static void
+criu_op_free(struct criu_op *op)
+{
+	if (op->ev_exit != NULL)
+		event_free(op->ev_exit);
+	if (op->ev_timeout != NULL)
+		event_free(op->ev_timeout);
+	if (op->pidfd != -1)
+		close(op->pidfd);
+	free(op->criu);
+	free(op->plugin_dir);
+	free(op->base);
+	free(op->dir);
+	free(op->tmp);
+	free(op->log);
+	free(op->out);
+	free(op->pidfile);
+	free(op->nvml_path);
+	free(op->cuda_path);
+	manifest_free(&op->man);
+	free(op);
+}
+
+static void
+criu_progress(struct criu_op *op, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+criu_progress(struct criu_op *op, const char *fmt, ...)
+{
+	char	buf[512];
+	va_list	ap;
+
+	if (op->progress == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	op->progress(buf, op->arg);
+}
+
+/* In the child: files for output, nothing inherited, then criu. */
+static void __attribute__((noreturn))
+criu_child(char **argv, const char *out)
+{
+	int	fd;
+
+	signal(SIGPIPE, SIG_DFL);
+	setpgid(0, 0);
+	if ((fd = open("/dev/null", O_RDONLY)) != -1 && fd != 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	if ((fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600)) != -1) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	closefrom(3);
+	execvp(argv[0], argv);
+	dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static void
+criu_exit_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct criu_op	*op = arg;
+	siginfo_t	 si;
+	char		 why[512];
+
+	memset(&si, 0, sizeof(si));
+	if (ev & EV_TIMEOUT) {
+		log_warnx("criu takes too long, killing it pid=%d",
+		    (int)op->child);
+		syscall(SYS_pidfd_send_signal, op->pidfd, SIGKILL, NULL, 0);
+		return;
+	}
+	if (waitid((idtype_t)P_PIDFD, (id_t)op->pidfd, &si, WEXITED |
+	    WNOHANG) == -1 || si.si_pid == 0)
+		return;
+	event_del(op->ev_exit);
+	event_del(op->ev_timeout);
+	op->child = -1;
+	if (si.si_code == CLD_EXITED && si.si_status == 0) {
+		op->ok = true;
+		criu_op_finish(op);
+		return;
+	}
+	process_exit_reason(si.si_code, si.si_status, why, sizeof(why));
+	criu_log_reason(op->log, op->reason, sizeof(op->reason));
+	if (op->reason[0] == '\0')
+		criu_log_reason(op->out, op->reason, sizeof(op->reason));
+	{
+		char	detail[sizeof(op->reason)];
+
+		snprintf(detail, sizeof(detail), "%s", op->reason);
+		snprintf(op->reason, sizeof(op->reason), "criu %s %.200s%s%.700s",
+		    op->kind == CRIU_DUMP ? "dump" : "restore", why,
+		    detail[0] != '\0' ? ": " : "", detail);
+	}
+	op->ok = false;
+	criu_op_finish(op);
+}
+
+static int
+criu_spawn(struct criu_op *op, char **argv)
+{
+	struct timeval	tv = { CRIU_TIMEOUT_MS / 1000, 0 };
+	pid_t		pid;
+
+	log_info("running criu kind=%s argv0=%s dir=%s", op->kind == CRIU_DUMP ?
+	    "dump" : "restore", argv[0], op->kind == CRIU_DUMP ? op->tmp :
+	    op->dir);
+	if ((pid = fork()) == -1) {
+		snprintf(op->reason, sizeof(op->reason), "cannot fork: %s",
+		    strerror(errno));
+		return (-1);
+	}
+	if (pid == 0)
+		criu_child(argv, op->out);
+	op->child = pid;
+	if ((op->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1) {
+		snprintf(op->reason, sizeof(op->reason), "pidfd_open: %s",
+		    strerror(errno));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return (-1);
+	}
+	op->ev_exit = event_new(op->sup->base, op->pidfd, EV_READ |
+	    EV_PERSIST, criu_exit_cb, op);
+	op->ev_timeout = evtimer_new(op->sup->base, criu_exit_cb, op);
+	event_add(op->ev_exit, NULL);
+	evtimer_add(op->ev_timeout, &tv);
+	return (0);
+}
+
+static struct criu_op *
+criu_op_new(struct model *m, enum criu_kind kind, criu_cb cb,
+    criu_progress_cb progress, void *arg)
+{
+	const struct config	*conf = m->sup->conf;
+	struct criu_op		*op;
+	char			*dir;
+
+	op = xcalloc(1, sizeof(*op));
+	op->sup = m->sup;
+	op->kind = kind;
+	op->cb = cb;
+	op->progress = progress;
+	op->arg = arg;
+	op->pidfd = -1;
+	op->child = -1;
+	op->start_ms = clock_ms();
+	op->criu = xstrdup(criu_program(conf));
+	op->plugin_dir = xstrdup(conf->checkpoint.cuda_plugin_dir != NULL ?
+	    conf->checkpoint.cuda_plugin_dir : "/usr/lib/criu/");
+	op->nvml_path = xstrdup(conf->gpu.nvml_library != NULL ?
+	    conf->gpu.nvml_library : "libnvidia-ml.so.1");
+	op->cuda_path = xstrdup(conf->gpu.cuda_library != NULL ?
+	    conf->gpu.cuda_library : "libcuda.so.1");
+	dir = criu_images_dir(conf, m->name);
+	op->base = xstrndup(dir, strlen(dir) - strlen("/images"));
+	free(dir);
+	xasprintf(&op->log, "%s/%s.log", op->base, kind == CRIU_DUMP ?
+	    "dump" : "restore");
+	xasprintf(&op->out, "%s/criu.out", op->base);
+	return (op);
+}
+
+/* Hand the outcome back from the loop, as every other step does. */
+static void
+criu_op_report(evutil_socket_t fd, short ev, void *arg)
+{
+	struct criu_op	*op = arg;
+
+	log_info("criu %s done ok=%d ms=%lld%s%s%s", op->kind == CRIU_DUMP ?
+	    "dump" : "restore", op->ok, (long long)(clock_ms() -
+	    op->start_ms), op->ok ? "" : " reason=\"", op->ok ? "" :
+	    op->reason, op->ok ? "" : "\"");
+	op->cb(op->ok, op->ok ? NULL : op->reason, op->restored, op->arg);
+	criu_op_free(op);
+}
+
+static void
+criu_op_report_soon(struct criu_op *op)
+{
+	struct timeval	tv = { 0, 0 };
+
+	event_base_once(op->sup->base, -1, EV_TIMEOUT, criu_op_report, op,
+	    &tv);
+}
+
+/* The machine as a manifest sees it: driver and GPUs (NVML). */
+static void
+criu_machine(const struct criu_op *op, struct manifest *m)
+{
+	struct gpu_snapshot	s;
+	char			err[256];
+
+	if (cuda_open(op->cuda_path, err, sizeof(err)) == 0)
+		m->cuda = cuda_driver_version();
+	if (nvml_open(op->nvml_path, err, sizeof(err)) != 0 ||
+	    nvml_snapshot(&s, err, sizeof(err)) != 0) {
+		m->driver = xstrdup("none");
+		return;
+	}
+	m->driver = xstrdup(s.driver);
+	m->gpus = xcalloc(s.n > 0 ? s.n : 1, sizeof(*m->gpus));
+	for (size_t i = 0; i < s.n; i++) {
+		m->gpus[i].index = s.v[i].index;
+		m->gpus[i].name = xstrdup(s.v[i].name);
+		m->gpus[i].uuid = xstrdup(s.v[i].uuid);
+	}
+	m->ngpus = s.n;
+	gpu_snapshot_free(&s);
+}
+
+/* ---- dump ------------------------------------------------------------------------ */
+
+static void
+criu_dump_prepare(void *arg)
+{
+	struct criu_op	*op = arg;
+
+	criu_remove_link_remap();
+	if (criu_mkdirs(op->base, op->reason, sizeof(op->reason)) != 0)
+		return;
+	criu_rmtree(op->tmp);
+	(void)unlink(op->log);
+	(void)unlink(op->out);
+	if (mkdir(op->tmp, 0700) != 0) {
+		snprintf(op->reason, sizeof(op->reason), "cannot create %s: %s",
+		    op->tmp, strerror(errno));
+		return;
+	}
+	op->ok = true;
+}
+
+static void
+criu_dump_prepared(void *arg, bool cancelled)
+{
+	struct criu_op	*op = arg;
+	char		 pid[32];
+	char		*argv[] = { op->criu, "dump", "-t", pid, "-D", op->tmp,
+			    "-o", op->log, "-v4", "--shell-job",
+			    "--ext-unix-sk", "--tcp-established", "--link-remap",
+			    "--enable-external-masters", "-L", op->plugin_dir,
+			    NULL };
+
+	if (cancelled) {
+		criu_op_free(op);
+		return;
+	}
+	if (!op->ok) {
+		criu_op_report_soon(op);
+		return;
+	}
+	op->ok = false;
+	snprintf(pid, sizeof(pid), "%d", (int)op->target);
+	criu_progress(op, "criu dump of pid %d to %s", (int)op->target,
+	    op->tmp);
+	if (criu_spawn(op, argv) != 0)
+		criu_op_report_soon(op);
+}
+
+/* Hash the images, write the manifest, rename into place. */
+static void
+criu_dump_seal(void *arg)
+{
+	struct criu_op	*op = arg;
+	char		*old;
+
+	op->ok = false;
+	criu_machine(op, &op->man);
+	op->man.created = (int64_t)time(NULL);
+	if (manifest_scan(op->tmp, &op->man, op->reason,
+	    sizeof(op->reason)) != 0 ||
+	    manifest_write(op->tmp, &op->man, op->reason,
+	    sizeof(op->reason)) != 0) {
+		criu_rmtree(op->tmp);
+		return;
+	}
+	criu_fsync_dir(op->tmp);
+	xasprintf(&old, "%s.old", op->dir);
+	criu_rmtree(old);
+	if (rename(op->dir, old) != 0 && errno != ENOENT) {
+		snprintf(op->reason, sizeof(op->reason), "cannot move the old "
+		    "images aside: %s", strerror(errno));
+		criu_rmtree(op->tmp);
+		free(old);
+		return;
+	}
+	if (rename(op->tmp, op->dir) != 0) {
+		snprintf(op->reason, sizeof(op->reason), "cannot rename %s: "
+		    "%s", op->tmp, strerror(errno));
+		(void)rename(old, op->dir);
+		criu_rmtree(op->tmp);
+		free(old);
+		return;
+	}
+	criu_fsync_dir(op->base);
+	criu_rmtree(old);
+	free(old);
+	op->ok = true;
+}
+
+static void
+criu_cleanup(void *arg)
+{
+	struct criu_op	*op = arg;
+
+	if (op->kind == CRIU_DUMP)
+		criu_rmtree(op->tmp);
+	else if (op->remove_after)
+		criu_rmtree(op->dir);
+}
+
+static void
+criu_job_done(void *arg, bool cancelled)
+{
+	struct criu_op	*op = arg;
+
+	if (cancelled) {
+		criu_op_free(op);
+		return;
+	}
+	criu_op_report_soon(op);
+}
+
+/* criu is done (or never ran): seal a dump, or clean up after it. */
+static void
+criu_dump_finish(struct criu_op *op)
+{
+	if (!op->ok) {
+		worker_run(op->sup, criu_cleanup, criu_job_done, op);
+		return;
+	}
+	criu_progress(op, "writing the manifest of %s", op->dir);
+	worker_run(op->sup, criu_dump_seal, criu_job_done, op);
+}
+
+int
+criu_dump(struct model *m, const struct eviction *ev, criu_cb cb,
+    criu_progress_cb progress, void *arg)
+{
+	struct criu_op	*op = criu_op_new(m, CRIU_DUMP, cb, progress, arg);
+	char		 why[256];
+
+	op->dir = criu_images_dir(m->sup->conf, m->name);
+	xasprintf(&op->tmp, "%s.tmp", op->dir);
+	op->target = m->proc != NULL ? m->proc->pid : 0;
+	op->man.model = xstrdup(m->name);
+	op->man.model_path = xstrdup(m->cfg != NULL ? m->cfg->model_path : "");
+	op->man.port = m->cfg != NULL ? m->cfg->port : 0;
+	op->man.tp = m->proc != NULL ? m->proc->tp : 1;
+	op->man.has_eviction = true;
+	op->man.eviction = *ev;
+	if (!criu_available(m->sup->conf, why, sizeof(why)) ||
+	    op->target <= 0) {
+		snprintf(op->reason, sizeof(op->reason), "%s", op->target <= 0 ?
+		    "the model has no process" : why);
+		criu_op_report_soon(op);
+		return (0);
+	}
+	worker_run(m->sup, criu_dump_prepare, criu_dump_prepared, op);
+	return (0);
+}
+
+/* ---- restore ------------------------------------------------------------------------ */
+
+/* Is this image for this model, and made on a machine like this one? */
+static void
+criu_restore_check(void *arg)
+{
+	struct criu_op	*op = arg;
+	struct manifest	 img, here;
+	char		 err[512];
+
+	op->ok = false;
+	memset(&here, 0, sizeof(here));
+	if (manifest_read(op->dir, &img, err, sizeof(err)) != 0) {
+		snprintf(op->reason, sizeof(op->reason), "image refused: %s",
+		    err);
+		return;
+	}
+	criu_machine(op, &here);
+	if (manifest_match(&img, &here, err, sizeof(err)) != 0) {
+		snprintf(op->reason, sizeof(op->reason), "image refused: it "
+		    "was %s", err);
+		goto out;
+	}
+	if (op->man.port != 0 && img.port != op->man.port) {
+		snprintf(op->reason, sizeof(op->reason), "image refused: it "
+		    "serves port %u, model %s is configured on port %u",
+		    img.port, op->man.model, op->man.port);
+		goto out;
+	}
+	if (op->man.model_path != NULL && img.model_path != NULL &&
+	    strcmp(img.model_path, op->man.model_path) != 0) {
+		snprintf(op->reason, sizeof(op->reason), "image refused: it "
+		    "holds %s, model %s is %s", img.model_path, op->man.model,
+		    op->man.model_path);
+		goto out;
+	}
+	if (manifest_verify(op->dir, &img, err, sizeof(err)) != 0) {
+		snprintf(op->reason, sizeof(op->reason), "image refused: %s",
+		    err);
+		goto out;
+	}
+	if (criu_mkdirs(op->base, op->reason, sizeof(op->reason)) != 0)
+		goto out;
+	(void)unlink(op->pidfile);
+	(void)unlink(op->log);
+	(void)unlink(op->out);
+	op->ok = true;
+out:
+	manifest_free(&img);
+	manifest_free(&here);
+}
+
+static void
+criu_restore_checked(void *arg, bool cancelled)
+{
+	struct criu_op	*op = arg;
+	char		*argv[] = { op->criu, "restore", "-D", op->dir,
+			    "-W", op->base, "-o", op->log, "-v4",
+			    "--restore-detached", "--pidfile", op->pidfile,
+			    "--shell-job", "--ext-unix-sk", "--tcp-established",
+			    "--enable-external-masters", "-L", op->plugin_dir,
+			    NULL };
+
+	if (cancelled) {
+		criu_op_free(op);
+		return;
+	}
+	if (!op->ok) {
+		criu_op_report_soon(op);
+		return;
+	}
+	op->ok = false;
+	criu_progress(op, "criu restore from %s", op->dir);
+	if (criu_spawn(op, argv) != 0)
+		criu_op_report_soon(op);
+}
+
+static void
+criu_restore_finish(struct criu_op *op)
+{
+	char		*text;
+	size_t		 n;
+	long		 pid;
+
+	if (op->ok) {
+		text = procfs_read_file(op->pidfile, 64, &n);
+		if (text == NULL || (pid = strtol(text, NULL, 10)) <= 1 ||
+		    pid > INT_MAX) {
+			op->ok = false;
+			snprintf(op->reason, sizeof(op->reason), "criu restore "
+			    "left no pid in %s", op->pidfile);
+		} else
+			op->restored = (pid_t)pid;
+		free(text);
+	}
+	if (op->ok && op->remove_after) {
+		worker_run(op->sup, criu_cleanup, criu_job_done, op);
+		return;
+	}
+	criu_op_report_soon(op);
+}
+
+int
+criu_restore(struct model *m, const char *dir, criu_cb cb,
+    criu_progress_cb progress, void *arg)
+{
+	struct criu_op	*op = criu_op_new(m, CRIU_RESTORE, cb, progress,
+			    arg);
+	char		*ours, why[256];
+
+	op->dir = xstrdup(dir);
+	xasprintf(&op->pidfile, "%s/restore.pid", op->base);
+	op->man.model = xstrdup(m->name);
+	op->man.model_path = m->cfg != NULL ? xstrdup(m->cfg->model_path) :
+	    NULL;
+	op->man.port = m->cfg != NULL ? m->cfg->port : 0;
+	/* Only our own images go; a checkpoint_path is the operator's. */
+	ours = criu_images_dir(m->sup->conf, m->name);
+	op->remove_after = !m->sup->conf->checkpoint.keep_images &&
+	    strcmp(ours, dir) == 0;
+	free(ours);
+	if (*dir == '\0' || !criu_available(m->sup->conf, why,
+	    sizeof(why))) {
+		snprintf(op->reason, sizeof(op->reason), "%s", *dir == '\0' ?
+		    "no images to restore" : why);
+		criu_op_report_soon(op);
+		return (0);
+	}
+	criu_progress(op, "checking the manifest and the checksums of %s",
+	    dir);
+	worker_run(m->sup, criu_restore_check, criu_restore_checked, op);
+	return (0);
+}
+
+static void
+criu_op_finish(struct criu_op *op)
+{
+	if (op->kind == CRIU_DUMP)
+		criu_dump_finish(op);
+	else
+		criu_restore_finish(op);
+}

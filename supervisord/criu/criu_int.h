@@ -1,0 +1,23 @@
+/*
+ * criu_int.h -- what the files of the CRIU module (criu.c: dump and
+ * restore; criu_util.c: programs, versions, paths, file chores) share.
+ */
+#ifndef LLMUX_CRIU_INT_H
+#define LLMUX_CRIU_INT_H
+
+#include "supervisord/supervisor.h"
+
+/* Is prog runnable, as a path or through PATH? */
+bool		 criu_find(const char *);
+/* checkpoint.criu_path, or "criu". */
+const char	*criu_program(const struct config *);
+/* rm -rf; mkdir -p (the last one 0700); fsync a directory. */
+void		 criu_rmtree(const char *);
+int		 criu_mkdirs(const char *, char *err, size_t errlen);
+void		 criu_fsync_dir(const char *);
+/* CRIU leaves /dev/shm/link_remap.* behind when a dump fails. */
+void		 criu_remove_link_remap(void);
+/* The last error line of a criu log (else its last line), or "". */
+void		 criu_log_reason(const char *path, char *buf, size_t len);
+
+#endif

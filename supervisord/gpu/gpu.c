@@ -1,0 +1,391 @@
+/*
+ * gpu.c -- the GPU module's face to the rest of the supervisor: NVML
+ * telemetry read every GPU_TELEMETRY_MS on a worker thread and kept for
+ * status and /metrics (each GPU's memory, and its processes attributed to
+ * the models they belong to), and the checks that say whether CUDA
+ * suspend can run on this machine. The driver itself is in cuda.c, NVML
+ * in nvml.c, suspend and resume in gpu_ops.c.
+ *
+ * Both libraries are loaded with dlopen at run time, so llmux runs on
+ * machines without a driver: there cuda_suspend fails with "unavailable
+ * on this machine: ..." and escalates to stop, and status has no GPUs.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "clock.h"
+#include "gpu.h"
+#include "log.h"
+#include "supervisord/supervisor.h"
+#include "xmalloc.h"
+
+struct gpu_state {
+	struct event		*ev_timer;
+	bool			 running;	/* a telemetry job is out */
+	bool			 have;		/* snap is valid */
+	bool			 said;		/* the NVML failure was logged */
+	char			*error;		/* why there is no telemetry */
+	struct gpu_snapshot	 snap;
+};
+
+struct gpu_telemetry_job {
+	struct supervisor	*sup;
+	char			*path;
+	bool			 loaded;	/* NVML is there */
+	bool			 ok;
+	char			 err[512];
+	struct gpu_snapshot	 snap;
+};
+
+static void	gpu_telemetry_start(struct supervisor *);
+
+static void
+gpu_telemetry_work(void *arg)
+{
+	struct gpu_telemetry_job	*tj = arg;
+
+	if (nvml_open(tj->path, tj->err, sizeof(tj->err)) != 0)
+		return;
+	tj->loaded = true;
+	tj->ok = nvml_snapshot(&tj->snap, tj->err, sizeof(tj->err)) == 0;
+}
+
+/* Whose is this GPU process? The model whose session it is in. */
+static void
+gpu_attribute(struct supervisor *sup, struct gpu_proc *gp)
+{
+	struct procfs_stat	 st;
+	struct model		*m;
+
+	gp->model[0] = '\0';
+	if (procfs_read_stat(gp->pid, &st) != 0)
+		return;
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m->proc == NULL || m->proc->exited || m->removed)
+			continue;
+		if (m->proc->pid == gp->pid || m->proc->pid == st.session) {
+			snprintf(gp->model, sizeof(gp->model), "%s", m->name);
+			return;
+		}
+	}
+}
+
+static void
+gpu_telemetry_done(void *arg, bool cancelled)
+{
+	struct gpu_telemetry_job	*tj = arg;
+	struct supervisor		*sup = tj->sup;
+	struct gpu_state		*gs = sup->gpu;
+
+	if (cancelled || gs == NULL) {
+		gpu_snapshot_free(&tj->snap);
+		free(tj->path);
+		free(tj);
+		return;
+	}
+	gs->running = false;
+	if (tj->ok) {
+		for (size_t i = 0; i < tj->snap.n; i++)
+			for (size_t j = 0; j < tj->snap.v[i].nprocs; j++)
+				gpu_attribute(sup, &tj->snap.v[i].procs[j]);
+		gpu_snapshot_free(&gs->snap);
+		gs->snap = tj->snap;
+		gs->have = true;
+		free(gs->error);
+		gs->error = NULL;
+	} else {
+		gpu_snapshot_free(&tj->snap);
+		gs->have = false;
+		free(gs->error);
+		gs->error = xstrdup(tj->err);
+		if (!gs->said)
+			log_info("no GPU telemetry reason=\"%s\"", tj->err);
+		gs->said = true;
+		/* No NVML: it will not appear later; stop asking. */
+		if (!tj->loaded)
+			event_del(gs->ev_timer);
+	}
+	free(tj->path);
+	free(tj);
+}
+
+static void
+gpu_telemetry_start(struct supervisor *sup)
+{
+	struct gpu_state		*gs = sup->gpu;
+	struct gpu_telemetry_job	*tj;
+	const char			*path = sup->conf->gpu.nvml_library;
+
+	if (gs == NULL || gs->running)
+		return;
+	gs->running = true;
+	tj = xcalloc(1, sizeof(*tj));
+	tj->sup = sup;
+	tj->path = xstrdup(path != NULL ? path : "libnvidia-ml.so.1");
+	worker_run(sup, gpu_telemetry_work, gpu_telemetry_done, tj);
+}
+
+static void
+gpu_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	gpu_telemetry_start(arg);
+}
+
+void
+gpu_init(struct supervisor *sup)
+{
+	struct timeval	tv = { GPU_TELEMETRY_MS / 1000,
+			    (GPU_TELEMETRY_MS % 1000) * 1000 };
+
+	sup->gpu = xcalloc(1, sizeof(*sup->gpu));
+	sup->gpu->ev_timer = event_new(sup->base, -1, EV_PERSIST,
+	    gpu_timer_cb, sup);
+	event_add(sup->gpu->ev_timer, &tv);
+	gpu_telemetry_start(sup);
+}
+
+void
+gpu_refresh(struct supervisor *sup)
+{
+	gpu_telemetry_start(sup);
+}
+
+void
+gpu_free(struct supervisor *sup)
+{
+	struct gpu_state	*gs = sup->gpu;
+
+	if (gs == NULL)
+		return;
+	event_free(gs->ev_timer);
+	gpu_snapshot_free(&gs->snap);
+	free(gs->error);
+	free(gs);
+	sup->gpu = NULL;
+}
+
+bool
+gpu_available(const struct config *conf, char *why, size_t len)
+{
+	char	err[512];
+
+	if (cuda_open(conf->gpu.cuda_library, err, sizeof(err)) != 0) {
+		snprintf(why, len, "unavailable on this machine: %s", err);
+		return (false);
+	}
+	snprintf(why, len, "CUDA driver API %d.%d", cuda_driver_version() /
+	    1000, cuda_driver_version() % 1000 / 10);
+	return (true);
+}
+
+/* A model's eviction, or any model's, needs this process strategy. */
+static const struct model_config *
+gpu_config_uses(const struct config *conf, enum process_strategy p)
+{
+	for (size_t i = 0; i < conf->n_models; i++)
+		if (config_model_eviction(conf, &conf->models[i]).process == p)
+			return (&conf->models[i]);
+	return (NULL);
+}
+
+int
+gpu_check_config(const struct config *conf, char *why, size_t len)
+{
+	const struct model_config	*mc;
+	const char			*env = getenv("LLMUX_CUDA_LIBRARY");
+	char				 err[512];
+	void				*h;
+
+	if ((mc = gpu_config_uses(conf, PROCESS_CUDA_SUSPEND)) == NULL)
+		return (0);
+	/* Symbols and version only: cuInit needs a GPU, not a check. */
+	if (env == NULL || *env == '\0')
+		env = conf->gpu.cuda_library;
+	if ((h = dlopen(env, RTLD_LAZY | RTLD_LOCAL)) == NULL) {
+		snprintf(why, len, "gpu.cuda_library: cannot load %s (%s); "
+		    "model %s uses cuda_suspend, which will escalate to stop "
+		    "on this machine", env, dlerror(), mc->name);
+		return (-1);
+	}
+	dlclose(h);
+	if (cuda_open(env, err, sizeof(err)) != 0 &&
+	    strncmp(err, "cuInit failed", 13) != 0) {
+		snprintf(why, len, "gpu.cuda_library: %s; model %s uses "
+		    "cuda_suspend, which will escalate to stop on this machine",
+		    err, mc->name);
+		return (-1);
+	}
+	return (0);
+}
+
+/* ---- status and metrics ------------------------------------------------------ */
+
+/* The GPUs a model's processes hold memory on now, as a mask. */
+uint64_t
+gpu_model_gpus(struct supervisor *sup, const struct model *m,
+    uint64_t *bytes)
+{
+	struct gpu_state	*gs = sup->gpu;
+	uint64_t		 mask = 0;
+
+	*bytes = 0;
+	if (gs == NULL || !gs->have)
+		return (0);
+	for (size_t i = 0; i < gs->snap.n; i++)
+		for (size_t j = 0; j < gs->snap.v[i].nprocs; j++)
+			if (strcmp(gs->snap.v[i].procs[j].model,
+			    m->name) == 0) {
+				mask |= (uint64_t)1 << (gs->snap.v[i].index %
+				    64);
+				*bytes += gs->snap.v[i].procs[j].bytes;
+			}
+	return (mask);
+}
+
+/* status "gpus": null without telemetry, else one map per GPU. */
+void
+gpu_status_body(struct supervisor *sup, struct body *b)
+{
+	struct gpu_state	*gs = sup->gpu;
+
+	if (gs == NULL || !gs->have) {
+		body_nil(b);
+		return;
+	}
+	body_array(b, gs->snap.n);
+	for (size_t i = 0; i < gs->snap.n; i++) {
+		const struct gpu_info *g = &gs->snap.v[i];
+
+		body_map(b, 7);
+		body_kuint(b, "index", g->index);
+		body_kstr(b, "name", g->name);
+		body_kstr(b, "uuid", g->uuid);
+		body_kuint(b, "memory_total_bytes", g->total);
+		body_kuint(b, "memory_used_bytes", g->used);
+		body_kuint(b, "memory_free_bytes", g->free);
+		body_str(b, "processes");
+		body_array(b, g->nprocs);
+		for (size_t j = 0; j < g->nprocs; j++) {
+			body_map(b, 3);
+			body_kuint(b, "pid", (uint64_t)g->procs[j].pid);
+			body_kstr(b, "model", g->procs[j].model[0] != '\0' ?
+			    g->procs[j].model : NULL);
+			body_kuint(b, "memory_bytes", g->procs[j].bytes);
+		}
+	}
+}
+
+/* Why there are no GPUs in status, or NULL. */
+const char *
+gpu_telemetry_error(struct supervisor *sup)
+{
+	return (sup->gpu != NULL ? sup->gpu->error : NULL);
+}
+
+static void
+gpu_metric(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+gpu_metric(char **out, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*line, *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) == -1)
+		fatal("vasprintf");
+	va_end(ap);
+	xasprintf(&s, "%s%s", *out, line);
+	free(*out);
+	free(line);
+	*out = s;
+}
+
+/* Label values: a model name may hold a quote or a backslash. */
+static void
+gpu_label(const char *s, char *buf, size_t len)
+{
+	size_t	o = 0;
+
+	for (; *s != '\0' && o + 3 < len; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = *s == '\n' ? 'n' : *s;
+		} else
+			buf[o++] = *s;
+	}
+	buf[o] = '\0';
+}
+
+char *
+gpu_metrics_text(struct supervisor *sup)
+{
+	struct gpu_state	*gs = sup->gpu;
+	const struct gpu_info	*g;
+	char			*out = xstrdup(""), l[512], n[512];
+	static const struct {
+		const char	*name;
+		const char	*help;
+		int		 field;
+	} mem[] = {
+		{ "llmux_gpu_memory_total_bytes", "GPU memory, from NVML.", 0 },
+		{ "llmux_gpu_memory_used_bytes", "GPU memory in use.", 1 },
+		{ "llmux_gpu_memory_free_bytes", "GPU memory free.", 2 },
+	};
+
+	if (gs == NULL || !gs->have)
+		return (out);
+	gpu_metric(&out, "# HELP llmux_gpu_info One per GPU, with its name "
+	    "and UUID.\n# TYPE llmux_gpu_info gauge\n");
+	for (size_t i = 0; i < gs->snap.n; i++) {
+		g = &gs->snap.v[i];
+		gpu_label(g->name, n, sizeof(n));
+		gpu_label(g->uuid, l, sizeof(l));
+		gpu_metric(&out, "llmux_gpu_info{gpu=\"%u\",name=\"%s\","
+		    "uuid=\"%s\"} 1\n", g->index, n, l);
+	}
+	for (size_t k = 0; k < sizeof(mem) / sizeof(mem[0]); k++) {
+		gpu_metric(&out, "# HELP %s %s\n# TYPE %s gauge\n",
+		    mem[k].name, mem[k].help, mem[k].name);
+		for (size_t i = 0; i < gs->snap.n; i++) {
+			g = &gs->snap.v[i];
+			gpu_metric(&out, "%s{gpu=\"%u\"} %llu\n", mem[k].name,
+			    g->index, (unsigned long long)(mem[k].field == 0 ?
+			    g->total : mem[k].field == 1 ? g->used : g->free));
+		}
+	}
+	gpu_metric(&out, "# HELP llmux_gpu_process_memory_bytes GPU memory "
+	    "held by each model's processes.\n"
+	    "# TYPE llmux_gpu_process_memory_bytes gauge\n");
+	for (size_t i = 0; i < gs->snap.n; i++) {
+		g = &gs->snap.v[i];
+		/* One line per model: sum its processes on this GPU. */
+		for (size_t j = 0; j < g->nprocs; j++) {
+			uint64_t	sum = 0;
+			size_t		k;
+
+			if (g->procs[j].model[0] == '\0')
+				continue;
+			for (k = 0; k < j; k++)
+				if (strcmp(g->procs[k].model,
+				    g->procs[j].model) == 0)
+					break;
+			if (k < j)
+				continue;
+			for (k = j; k < g->nprocs; k++)
+				if (strcmp(g->procs[k].model,
+				    g->procs[j].model) == 0)
+					sum += g->procs[k].bytes;
+			gpu_label(g->procs[j].model, l, sizeof(l));
+			gpu_metric(&out, "llmux_gpu_process_memory_bytes{gpu="
+			    "\"%u\",model=\"%s\"} %llu\n", g->index, l,
+			    (unsigned long long)sum);
+		}
+	}
+	return (out);
+}

@@ -1,0 +1,33 @@
+/*
+ * switching_int.h -- what switching.c (making the switcher, its inputs,
+ * rebuilds after a reload) and switching_ops.c (its operations carried out
+ * on the engine and the proxy) share, and nothing else needs.
+ */
+#ifndef LLMUX_SWITCHING_INT_H
+#define LLMUX_SWITCHING_INT_H
+
+#include "supervisord/supervisor.h"
+#include "supervisord/switcher/switcher.h"
+
+#define SWITCHING_MAX_SWITCHES		64
+#define SWITCHING_WAKE_GRACE_MS		5000
+
+/* A switch in progress, timed in microseconds for the switch log line. */
+struct switch_watch {
+	int		 target;
+	uint64_t	 victims;
+	int64_t		 start_ms;	/* the switcher's, to find it again */
+	int64_t		 start_us;
+	int64_t		 cooldown_end_us; /* 0: still in its cooldown */
+	uint64_t	 step_us;	/* its models' engine time at start */
+};
+
+/* switching.c */
+int64_t	 switching_now(void);
+int	 switching_index_any(struct supervisor *, const struct model *);
+void	 switching_schedule_rebuild(struct supervisor *);
+
+/* switching_ops.c */
+extern const struct switcher_ops switching_ops;
+
+#endif

@@ -9,9 +9,11 @@
 #include <string.h>
 
 #include "config.h"
-#include "supervisor.h"
 #include "log.h"
 #include "version.h"
+#include "supervisord/store/store.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/criu/criu.h"
 
 #define SUPERVISOR_CONFIG	"/etc/llmux/llmux.yaml"
 

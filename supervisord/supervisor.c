@@ -22,9 +22,17 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
-#include "supervisor.h"
 #include "version.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/store/store.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/criu/criu.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
+#include "supervisord/server/server.h"
+#include "supervisord/switching/switching.h"
+#include "supervisord/control/control.h"
 
 #define SUPERVISOR_LOGCHECK_MS	1000
 

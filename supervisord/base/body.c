@@ -10,8 +10,8 @@
 
 #include <msgpack.h>
 
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
 
 struct body {
 	msgpack_sbuffer	sb;

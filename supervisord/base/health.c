@@ -14,8 +14,8 @@
 
 #include "clock.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
 
 struct health {
 	struct event_base	*base;

@@ -20,8 +20,8 @@
 
 #include "clock.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
 
 struct httpc_call {
 	struct evhttp_connection *evcon;

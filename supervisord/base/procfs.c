@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
 
 /* Read one unsigned decimal field; advances *p past it and one space. */
 static int

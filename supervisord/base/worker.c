@@ -19,8 +19,8 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
 
 #define WORKER_EXIT_WAIT_MS	10000
 

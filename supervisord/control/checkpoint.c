@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/control/control.h"
 
 #define CHECKPOINT_WARMUP_TOKENS	8
 #define CHECKPOINT_WARMUP_TIMEOUT_MS	120000

@@ -19,9 +19,16 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "version.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/store/store.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
+#include "supervisord/server/server.h"
+#include "supervisord/switching/switching.h"
+#include "supervisord/control/control.h"
 
 struct ctl_call *
 control_call_new(struct client *c, struct proto_msg *msg, const char *name)

@@ -18,8 +18,11 @@
 #include <event2/event.h>
 
 #include "conn.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/server/server.h"
+#include "supervisord/control/control.h"
 
 #define LOGFOLLOW_DEFAULT_LINES	100
 #define LOGFOLLOW_MAX_TAIL	(4u << 20)

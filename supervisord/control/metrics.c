@@ -14,9 +14,13 @@
 #include "clock.h"
 #include "prom.h"
 #include "strbuf.h"
-#include "supervisord/supervisor.h"
-#include "supervisord/switcher/switcher.h"
 #include "xmalloc.h"
+#include "supervisord/switcher/switcher.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/server/server.h"
+#include "supervisord/switching/switching.h"
+#include "supervisord/control/control.h"
 
 /* Histogram buckets of switch times, seconds. */
 static const double metrics_buckets[] = {

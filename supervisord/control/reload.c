@@ -11,8 +11,12 @@
 #include <string.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
+#include "supervisord/server/server.h"
+#include "supervisord/switching/switching.h"
+#include "supervisord/control/control.h"
 
 static void
 reload_add(char ***v, size_t *n, const char *s)

@@ -15,8 +15,11 @@
 #include <string.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/control/control.h"
 
 #define VALIDATE_PROMPT	"llmux validation: name three primary colours."
 

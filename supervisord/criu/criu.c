@@ -39,11 +39,13 @@
 #include <event2/event.h>
 
 #include "clock.h"
-#include "supervisord/gpu/gpu.h"
 #include "log.h"
-#include "supervisord/store/manifest.h"
-#include "criu_int.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/store/store.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/engine/engine.h"
+#include "criu_int.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD	3

@@ -5,7 +5,7 @@
 #ifndef LLMUX_CRIU_INT_H
 #define LLMUX_CRIU_INT_H
 
-#include "supervisord/supervisor.h"
+#include "supervisord/criu/criu.h"
 
 /* Is prog runnable, as a path or through PATH? */
 bool		 criu_find(const char *);

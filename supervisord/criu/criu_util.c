@@ -23,10 +23,12 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "criu_int.h"
 #include "log.h"
-#include "supervisord/store/manifest.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/store/store.h"
+#include "supervisord/engine/engine.h"
+#include "criu_int.h"
 
 #define CRIU_VERSION_WAIT_MS	5000
 #define CRIU_MIN_MAJOR		4

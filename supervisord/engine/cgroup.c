@@ -20,8 +20,9 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
 
 void
 cgroup_init(struct supervisor *sup)

@@ -24,9 +24,12 @@
 #include <event2/event.h>
 
 #include "clock.h"
-#include "evict_int.h"
 #include "log.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/store/store.h"
+#include "supervisord/criu/criu.h"
+#include "evict_int.h"
 
 /* ---- operations and their waiters ---------------------------------------- */
 

@@ -6,7 +6,7 @@
 #ifndef LLMUX_EVICT_INT_H
 #define LLMUX_EVICT_INT_H
 
-#include "supervisord/supervisor.h"
+#include "supervisord/engine/engine.h"
 
 #define EVICT_MAX_PIDS	1024
 

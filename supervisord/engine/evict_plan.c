@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "supervisord/supervisor.h"
+#include "supervisord/engine/engine.h"
 
 static const char *evict_step_names[] = {
 	"sleep", "discard", "nccl_suspend", "cuda_suspend", "criu_dump",

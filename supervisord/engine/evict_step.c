@@ -15,9 +15,13 @@
 #include <event2/event.h>
 
 #include "clock.h"
-#include "evict_int.h"
 #include "log.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/store/store.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/criu/criu.h"
+#include "evict_int.h"
 
 static void
 evict_http_cb(const struct httpc_result *r, void *arg)

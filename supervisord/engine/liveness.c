@@ -19,7 +19,8 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
 
 /* How often when checks are off: a reload may turn them on. */
 #define LIVENESS_IDLE_MS	1000

@@ -15,8 +15,14 @@
 
 #include "clock.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
+#include "supervisord/server/server.h"
+#include "supervisord/switching/switching.h"
+#include "supervisord/control/control.h"
 
 static const char *model_pstate_names[] = {
 	"not_started", "starting", "running", "sleeping", "checkpointed",

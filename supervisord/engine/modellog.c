@@ -34,8 +34,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/engine/engine.h"
 
 #define MODELLOG_BUF	65536
 

@@ -25,8 +25,9 @@
 
 #include "clock.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD	3

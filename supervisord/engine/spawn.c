@@ -21,8 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/engine/engine.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC	(1U << 2)

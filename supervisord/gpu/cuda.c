@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "clock.h"
-#include "gpu.h"
+#include "supervisord/gpu/gpu.h"
 
 /* The driver's types, as cuda.h lays them out. */
 typedef int cuda_result_t;			/* CUresult */

@@ -18,10 +18,10 @@
 #include <event2/event.h>
 
 #include "clock.h"
-#include "gpu.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/gpu/gpu.h"
 
 struct gpu_state {
 	struct event		*ev_timer;

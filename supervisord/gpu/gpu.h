@@ -1,9 +1,10 @@
 /*
- * gpu.h -- what the files of the GPU module share: the CUDA driver's
+ * gpu.h -- supervisord/gpu/, the map of the GPU module: the CUDA driver's
  * checkpoint API (cuda.c), NVML telemetry (nvml.c), where a suspended
- * model is restored (gpu_place.c), the module itself (gpu.c: telemetry,
- * status, metrics; gpu_ops.c: suspend, resume and measurements on worker
- * threads) and the fake-free unit tests. Both libraries are loaded with
+ * model is restored (gpu_place.c), and the module itself (gpu.c:
+ * telemetry, status, metrics; gpu_ops.c: suspend, resume and measurements
+ * on worker threads), which the engine, criu/ and control/ call. The unit
+ * tests use the first three without a GPU. Both libraries are loaded with
  * dlopen, once per process, and only the types and functions used are
  * declared here, with the driver's layouts (cuda.h, nvml.h).
  */
@@ -15,6 +16,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "supervisord/core.h"
+
+struct body;
 
 #define GPU_MAX			64	/* GPUs on one machine */
 #define GPU_MAX_PROCS		1024	/* processes listed per GPU */
@@ -141,5 +146,42 @@ enum gpu_place_result {
 enum gpu_place_result gpu_place(const struct gpu_need *, size_t n,
 	    const struct gpu_snapshot *, bool allow, int *map, char *why,
 	    size_t whylen);
+
+/* ---- gpu.c, gpu_ops.c: CUDA suspend and NVML telemetry ------------------ */
+
+/* How a suspend or resume went (the callback may take saved). */
+struct gpu_result {
+	bool		  ok;
+	bool		  failed_state;	/* a process is in CUDA's FAILED state */
+	const char	 *reason;
+	bool		  moved;	/* restored onto other GPUs */
+	uint64_t	  gpus;		/* where the model is now; 0: unknown */
+	const char	 *detail;	/* "GPU 0 -> GPU 1", or why not */
+	struct gpu_saved *saved;	/* suspend: where each process was */
+};
+typedef void	(*gpu_cb)(struct gpu_result *, void *);
+typedef void	(*gpu_measure_cb)(bool ok, uint64_t mib, void *);
+
+void	 gpu_init(struct supervisor *);
+void	 gpu_free(struct supervisor *);
+/* Read NVML again soon (after a suspend or a resume). */
+void	 gpu_refresh(struct supervisor *);
+/* Can CUDA suspend run here? Loads the driver (blocks: not in the loop). */
+bool	 gpu_available(const struct config *, char *why, size_t);
+/* --check-config: -1 with a warning when a model needs what is missing. */
+int	 gpu_check_config(const struct config *, char *why, size_t);
+/* Lock + checkpoint every GPU process of the model, in parallel. */
+int	 gpu_suspend(struct model *, gpu_cb, void *);
+/* Restore + unlock them; maybe onto other GPUs (gpu.allow_migration). */
+int	 gpu_resume(struct model *, gpu_cb, void *);
+/* GPU memory the model's processes hold now, MiB (NVML). */
+void	 gpu_measure(struct model *, gpu_measure_cb, void *);
+void	 gpu_saved_free(struct gpu_saved *);
+/* From the last telemetry: status "gpus", a model's GPUs, metrics. */
+void	 gpu_status_body(struct supervisor *, struct body *);
+uint64_t gpu_model_gpus(struct supervisor *, const struct model *,
+	    uint64_t *bytes);
+const char *gpu_telemetry_error(struct supervisor *);
+char	*gpu_metrics_text(struct supervisor *);
 
 #endif

@@ -17,10 +17,11 @@
 #include <string.h>
 
 #include "clock.h"
-#include "gpu.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/gpu/gpu.h"
+#include "supervisord/engine/engine.h"
 
 enum gpu_job_kind { GPU_JOB_SUSPEND, GPU_JOB_RESUME, GPU_JOB_MEASURE };
 

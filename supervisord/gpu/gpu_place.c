@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gpu.h"
+#include "supervisord/gpu/gpu.h"
 
 #define GIB(b)	((double)(b) / (1024.0 * 1024.0 * 1024.0))
 

@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "clock.h"
-#include "gpu.h"
 #include "xmalloc.h"
+#include "supervisord/gpu/gpu.h"
 
 typedef int nvml_return_t;			/* nvmlReturn_t */
 typedef void *nvml_device_t;			/* nvmlDevice_t */

@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
 
 #define ADOPT_MAX_MEMBERS	1024
 

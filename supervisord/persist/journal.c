@@ -26,8 +26,10 @@
 #include <unistd.h>
 
 #include "kvtext.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
 
 #define JOURNAL_FILE		"state"
 #define JOURNAL_MAX_VALUE	4096

@@ -42,8 +42,10 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "xmalloc.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
+#include "supervisord/switching/switching.h"
 
 struct persist_waiter {
 	bool			 next;	/* for the text not encoded yet */

@@ -27,9 +27,13 @@
 
 #include "conn.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
 #include "version.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/server/server.h"
+#include "supervisord/switching/switching.h"
+#include "supervisord/control/control.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS	59

@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "kvtext.h"
-#include "manifest.h"
 #include "xmalloc.h"
+#include "supervisord/store/store.h"
 
 #define MANIFEST_MAX_VALUE	4096
 #define MANIFEST_READ_CHUNK	(1u << 20)

@@ -31,11 +31,11 @@
 #include <curl/curl.h>
 
 #include "clock.h"
-#include "sha256.h"
-#include "store_int.h"
 #include "strbuf.h"
 #include "version.h"
 #include "xmalloc.h"
+#include "supervisord/store/store.h"
+#include "store_int.h"
 
 #define S3_CONNECT_TIMEOUT_MS	10000
 #define S3_LIST_MAX		(4u << 20)

@@ -27,10 +27,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sha256.h"
-#include "store_int.h"
 #include "strbuf.h"
 #include "xmalloc.h"
+#include "supervisord/store/store.h"
+#include "store_int.h"
 
 #define S3_MP_MIB		(UINT64_C(1) << 20)
 #define S3_MP_CHUNK		(1u << 20)	/* read to hash at a time */

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_int.h"
 #include "xmalloc.h"
+#include "store_int.h"
 
 #define S3_XML_MAX_NAME	64
 

@@ -36,12 +36,12 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
-#include "supervisord/criu/criu_int.h"
 #include "log.h"
-#include "manifest.h"
-#include "sha256.h"
-#include "store_int.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/store/store.h"
+#include "supervisord/criu/criu_int.h"
+#include "store_int.h"
 
 #define STORE_TICK_MS		500
 #define STORE_MAX_PAGES		1000	/* of a model's listing */

@@ -29,8 +29,8 @@
 #include <curl/curl.h>
 
 #include "config.h"
-#include "sha256.h"
 #include "strbuf.h"
+#include "supervisord/store/store.h"
 
 /* ---- store_key.c ------------------------------------------------------- */
 

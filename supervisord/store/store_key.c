@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "store_int.h"
 #include "xmalloc.h"
+#include "store_int.h"
 
 static const char	store_key_hex[] = "0123456789ABCDEF";
 

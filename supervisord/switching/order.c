@@ -20,9 +20,13 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
-#include "supervisord/supervisor.h"
-#include "supervisord/switcher/switcher.h"
 #include "xmalloc.h"
+#include "supervisord/switcher/switcher.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/server/server.h"
+#include "supervisord/switching/switching.h"
+#include "supervisord/control/control.h"
 
 #define ORDER_MAX_SWITCHES	64
 

@@ -25,8 +25,11 @@
 
 #include "clock.h"
 #include "log.h"
-#include "switching_int.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/server/server.h"
+#include "switching_int.h"
 
 static void	switching_rebuild_cb(evutil_socket_t, short, void *);
 

@@ -6,8 +6,8 @@
 #ifndef LLMUX_SWITCHING_INT_H
 #define LLMUX_SWITCHING_INT_H
 
-#include "supervisord/supervisor.h"
 #include "supervisord/switcher/switcher.h"
+#include "supervisord/switching/switching.h"
 
 #define SWITCHING_MAX_SWITCHES		64
 #define SWITCHING_WAKE_GRACE_MS		5000

@@ -22,8 +22,13 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
-#include "switching_int.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
+#include "supervisord/server/server.h"
+#include "supervisord/control/control.h"
+#include "switching_int.h"
 
 /* The warm-up inference: deterministic, short. */
 #define SWITCHING_WARMUP_PROMPT		"llmux warm-up: say hello."

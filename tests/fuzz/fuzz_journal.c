@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisord/supervisor.h"
+#include "supervisord/persist/persist.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisord/store/manifest.h"
+#include "supervisord/store/store.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

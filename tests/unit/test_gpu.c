@@ -14,10 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "supervisord/criu/criu.h"
 #include "supervisord/gpu/gpu.h"
-#include "supervisord/store/manifest.h"
-#include "supervisord/store/sha256.h"
-#include "supervisord/supervisor.h"
+#include "supervisord/store/store.h"
 #include "xmalloc.h"
 #include "unit.h"
 

@@ -14,7 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "supervisord/supervisor.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
 #include "xmalloc.h"
 #include "unit.h"
 

@@ -13,7 +13,10 @@
 
 #include <event2/event.h>
 
-#include "supervisord/supervisor.h"
+#include "supervisord/base/base.h"
+#include "supervisord/control/control.h"
+#include "supervisord/engine/engine.h"
+#include "supervisord/server/server.h"
 #include "xmalloc.h"
 #include "unit.h"
 

@@ -1,0 +1,62 @@
+/*
+ * switching.h -- supervisord/switching/, the map of the switch path
+ * outside the pure switcher (switcher/): making the switcher and feeding
+ * it (switching.c), carrying out its operations on the engine and the
+ * proxy (switching_ops.c; switching_int.h), and the operator's orders
+ * that go through it (order.c).
+ */
+#ifndef LLMUX_SWITCHING_H
+#define LLMUX_SWITCHING_H
+
+#include "supervisord/core.h"
+
+struct switch_record;
+
+/* ---- switching.c: the switcher driving the engine ------------------------ */
+
+/*
+ * Make the switcher from the config, tell it what the engine has (models
+ * re-adopted, mode and pin from the journal, the proxy), and start it.
+ */
+void	 switching_init(struct supervisor *);
+void	 switching_free(struct supervisor *);
+/* The model's index in the switcher, -1 if it has none (yet). */
+int	 switching_index(struct supervisor *, const struct model *);
+struct model *switching_model(struct supervisor *, int);
+/* Inputs from the proxy. */
+void	 switching_demand(struct model *, uint32_t queued, uint32_t in_flight,
+	    uint32_t oldest_ms);
+void	 switching_drained(struct supervisor *, const char *, uint32_t);
+void	 switching_proxy(struct supervisor *);
+/* Inputs from the engine. */
+void	 switching_died(struct model *, const char *reason);
+void	 switching_restart(struct model *);
+/* The engine changed m outside the switcher: tell it, now or when the
+ * running operation ends. */
+void	 switching_resync(struct model *);
+void	 switching_watch(struct model *);
+/* A reload replaced sup->conf (old is still the switcher's, or freed). */
+void	 switching_reload(struct supervisor *);
+/* For status, the journal and the proxy. */
+const char *switching_state_string(struct supervisor *, char *, size_t);
+bool	 switching_manual(struct supervisor *);
+const char *switching_pinned(struct supervisor *);
+struct model *switching_active(struct supervisor *);
+bool	 switching_admits(struct supervisor *, const struct model *);
+void	 switching_result_free(struct op_result *);
+
+/* ---- order.c: the operator's orders through the switcher ---------------- */
+
+/* switch, pin, unpin, mode, sleep, wake, eviction set; validate's wake. */
+void	 order_call(struct client *, struct proto_msg *, struct model *);
+/* What the switcher says, for the calls waiting on it. */
+void	 order_ready(struct supervisor *, struct model *);
+void	 order_failed(struct supervisor *, struct model *, const char *);
+void	 order_record(struct supervisor *, const struct switch_record *);
+void	 order_check(struct supervisor *);
+void	 order_progress(struct model *, const char *, int64_t,
+	    const char *, void *);
+/* The switcher was rebuilt: order again what waits. */
+void	 order_rebuilt(struct supervisor *);
+
+#endif

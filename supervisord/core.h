@@ -27,6 +27,7 @@ struct ctl_call;
 struct ctl_reply;
 struct event;
 struct event_base;
+struct engine_hooks;
 struct evict_op;
 struct gpu_saved;
 struct gpu_state;
@@ -199,6 +200,7 @@ struct supervisor {
 	char			*cgroup_root;	/* delegated v2 cgroup, or NULL */
 
 	struct models		 models;
+	const struct engine_hooks *engine_hooks; /* engine/'s news, upward */
 
 	/* switching/: the switcher and what drives it. */
 	struct switcher		*switcher;

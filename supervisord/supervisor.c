@@ -36,6 +36,30 @@
 
 #define SUPERVISOR_LOGCHECK_MS	1000
 
+/* ---- what the engine tells the levels above ------------------------------- */
+
+static void
+supervisor_model_changed(struct model *m)
+{
+	server_schedule_state(m->sup);
+	persist_schedule(m->sup);
+}
+
+static void
+supervisor_model_gone(struct model *m)
+{
+	switching_result_free(m->last_sleep);
+	switching_result_free(m->last_wake);
+	logfollow_model_gone(m->sup, m);
+}
+
+static const struct engine_hooks supervisor_engine_hooks = {
+	.changed = supervisor_model_changed,
+	.died = switching_died,
+	.restart = switching_restart,
+	.gone = supervisor_model_gone,
+};
+
 static void
 supervisor_shutdown(struct supervisor *sup, const char *why)
 {
@@ -203,6 +227,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 	if ((sup->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	sup->conf = conf;
+	sup->engine_hooks = &supervisor_engine_hooks;
 	sup->config_path = xstrdup(opts->config_path != NULL ?
 	    opts->config_path : conf->path);
 	sock = opts->socket_path;

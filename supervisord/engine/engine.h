@@ -23,6 +23,22 @@ struct store_job;
 #define MODEL_CRASH_LOOP_LIMIT	5
 #define MODEL_STABLE_MS		60000
 
+/*
+ * What the engine tells the levels above about a model, through the table
+ * that supervisor.c sets in sup->engine_hooks (each may be NULL, as may
+ * the table: then nobody is told).
+ */
+struct engine_hooks {
+	/* Something about m changed: push state, write the journal. */
+	void	(*changed)(struct model *);
+	/* Its process died unasked (the switcher: it holds nothing now). */
+	void	(*died)(struct model *, const char *reason);
+	/* Its crash restart is due (the switcher makes room and starts it). */
+	void	(*restart)(struct model *);
+	/* It is being freed: drop what the levels above keep on it. */
+	void	(*gone)(struct model *);
+};
+
 struct model	*model_new(struct supervisor *, struct model_config *);
 struct model	*model_new_unconfigured(struct supervisor *, const char *);
 void		 model_free(struct model *);
@@ -38,7 +54,7 @@ int		 model_pstate_parse(const char *, enum model_pstate *);
 enum proto_model_state model_published_state(const struct model *);
 /* A model's name made safe as one path component ("a%2Fb"). */
 char		*model_path_name(const char *);
-/* Something about m changed: push state, write the journal. */
+/* Something about m changed: the engine_hooks' changed. */
 void		 model_changed(struct model *);
 void		 model_set_pstate(struct model *, enum model_pstate);
 void		 model_set_failed(struct model *, const char *reason);

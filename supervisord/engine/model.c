@@ -3,8 +3,10 @@
  * state in the seed's terms (not_started, starting, running, sleeping,
  * checkpointed, failed), the state it publishes to the proxy, what happens
  * when its process dies unasked (crash, restart with backoff, crash loop),
- * and the one place every change goes through (model_changed), which
- * pushes state to the proxy and schedules a journal write.
+ * and the one place every change goes through (model_changed). The levels
+ * above hear of changes, deaths, restarts and frees through the table in
+ * sup->engine_hooks (supervisor.c: push state to the proxy, schedule a
+ * journal write, tell the switcher), never by being called from here.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -19,10 +21,6 @@
 #include "supervisord/base/base.h"
 #include "supervisord/gpu/gpu.h"
 #include "supervisord/engine/engine.h"
-#include "supervisord/persist/persist.h"
-#include "supervisord/server/server.h"
-#include "supervisord/switching/switching.h"
-#include "supervisord/control/control.h"
 
 static const char *model_pstate_names[] = {
 	"not_started", "starting", "running", "sleeping", "checkpointed",
@@ -30,6 +28,13 @@ static const char *model_pstate_names[] = {
 };
 
 static void	model_restart_cb(evutil_socket_t, short, void *);
+
+/* The table of engine_hooks the level above set, or NULL. */
+static const struct engine_hooks *
+model_hooks(const struct model *m)
+{
+	return (m->sup->engine_hooks);
+}
 
 struct model *
 model_new(struct supervisor *sup, struct model_config *mc)
@@ -70,9 +75,8 @@ model_free(struct model *m)
 	evict_abandon(m);
 	liveness_forget(m);
 	httpc_cancel(m->warm_call);
-	switching_result_free(m->last_sleep);
-	switching_result_free(m->last_wake);
-	logfollow_model_gone(sup, m);
+	if (model_hooks(m) != NULL && model_hooks(m)->gone != NULL)
+		model_hooks(m)->gone(m);
 	TAILQ_REMOVE(&sup->models, m, entry);
 	if (m->proc != NULL)
 		process_free(m->proc);
@@ -234,8 +238,8 @@ model_path_name(const char *name)
 void
 model_changed(struct model *m)
 {
-	server_schedule_state(m->sup);
-	persist_schedule(m->sup);
+	if (model_hooks(m) != NULL && model_hooks(m)->changed != NULL)
+		model_hooks(m)->changed(m);
 }
 
 void
@@ -349,7 +353,8 @@ model_process_exited(struct model *m, const char *reason, int64_t ran_ms)
 	    "ran_ms=%lld streak=%u", m->name, reason, (long long)ran_ms,
 	    m->crash_streak);
 	model_set_failed(m, reason);
-	switching_died(m, reason);
+	if (model_hooks(m) != NULL && model_hooks(m)->died != NULL)
+		model_hooks(m)->died(m, reason);
 	if (!was_serving || m->removed || m->sup->exiting)
 		return;
 	model_schedule_restart(m);
@@ -383,5 +388,6 @@ model_restart_cb(evutil_socket_t fd, short ev, void *arg)
 	if (m->pstate != MODEL_FAILED || m->removed || m->crash_loop)
 		return;
 	m->restarting = true;
-	switching_restart(m);
+	if (model_hooks(m) != NULL && model_hooks(m)->restart != NULL)
+		model_hooks(m)->restart(m);
 }

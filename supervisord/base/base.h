@@ -38,6 +38,20 @@ char		*body_text_dup(const char *);
 /* The seed's Rust Debug form: "EvictionPolicy { weights: Offload, ... }" */
 const char	*body_eviction_debug(const struct eviction *, char *, size_t);
 
+/* ---- model_path.c: where a model's files go ------------------------------ */
+
+/* A model's name made safe as one path component ("a%2Fb"). */
+char	*model_path_name(const char *);
+/* images_dir/NAME/images */
+char	*model_path_images(const struct config *, const char *model);
+
+/* ---- fs.c: file chores ----------------------------------------------------- */
+
+/* rm -rf; mkdir -p (the last one 0700); fsync a directory. */
+void	 fs_rmtree(const char *);
+int	 fs_mkdirs(const char *, char *err, size_t errlen);
+void	 fs_fsync_dir(const char *);
+
 /* ---- procfs.c: reading /proc ------------------------------------------- */
 
 struct procfs_stat {

@@ -256,7 +256,7 @@ criu_op_new(struct model *m, enum criu_kind kind, criu_cb cb,
 	    conf->gpu.nvml_library : "libnvidia-ml.so.1");
 	op->cuda_path = xstrdup(conf->gpu.cuda_library != NULL ?
 	    conf->gpu.cuda_library : "libcuda.so.1");
-	dir = criu_images_dir(conf, m->name);
+	dir = model_path_images(conf, m->name);
 	op->base = xstrndup(dir, strlen(dir) - strlen("/images"));
 	free(dir);
 	xasprintf(&op->log, "%s/%s.log", op->base, kind == CRIU_DUMP ?
@@ -321,9 +321,9 @@ criu_dump_prepare(void *arg)
 	struct criu_op	*op = arg;
 
 	criu_remove_link_remap();
-	if (criu_mkdirs(op->base, op->reason, sizeof(op->reason)) != 0)
+	if (fs_mkdirs(op->base, op->reason, sizeof(op->reason)) != 0)
 		return;
-	criu_rmtree(op->tmp);
+	fs_rmtree(op->tmp);
 	(void)unlink(op->log);
 	(void)unlink(op->out);
 	if (mkdir(op->tmp, 0700) != 0) {
@@ -375,16 +375,16 @@ criu_dump_seal(void *arg)
 	    sizeof(op->reason)) != 0 ||
 	    manifest_write(op->tmp, &op->man, op->reason,
 	    sizeof(op->reason)) != 0) {
-		criu_rmtree(op->tmp);
+		fs_rmtree(op->tmp);
 		return;
 	}
-	criu_fsync_dir(op->tmp);
+	fs_fsync_dir(op->tmp);
 	xasprintf(&old, "%s.old", op->dir);
-	criu_rmtree(old);
+	fs_rmtree(old);
 	if (rename(op->dir, old) != 0 && errno != ENOENT) {
 		snprintf(op->reason, sizeof(op->reason), "cannot move the old "
 		    "images aside: %s", strerror(errno));
-		criu_rmtree(op->tmp);
+		fs_rmtree(op->tmp);
 		free(old);
 		return;
 	}
@@ -392,12 +392,12 @@ criu_dump_seal(void *arg)
 		snprintf(op->reason, sizeof(op->reason), "cannot rename %s: "
 		    "%s", op->tmp, strerror(errno));
 		(void)rename(old, op->dir);
-		criu_rmtree(op->tmp);
+		fs_rmtree(op->tmp);
 		free(old);
 		return;
 	}
-	criu_fsync_dir(op->base);
-	criu_rmtree(old);
+	fs_fsync_dir(op->base);
+	fs_rmtree(old);
 	free(old);
 	op->ok = true;
 }
@@ -408,9 +408,9 @@ criu_cleanup(void *arg)
 	struct criu_op	*op = arg;
 
 	if (op->kind == CRIU_DUMP)
-		criu_rmtree(op->tmp);
+		fs_rmtree(op->tmp);
 	else if (op->remove_after)
-		criu_rmtree(op->dir);
+		fs_rmtree(op->dir);
 }
 
 static void
@@ -444,7 +444,7 @@ criu_dump(struct model *m, const struct eviction *ev, criu_cb cb,
 	struct criu_op	*op = criu_op_new(m, CRIU_DUMP, cb, progress, arg);
 	char		 why[256];
 
-	op->dir = criu_images_dir(m->sup->conf, m->name);
+	op->dir = model_path_images(m->sup->conf, m->name);
 	xasprintf(&op->tmp, "%s.tmp", op->dir);
 	op->target = m->proc != NULL ? m->proc->pid : 0;
 	op->man.model = xstrdup(m->name);
@@ -505,7 +505,7 @@ criu_restore_check(void *arg)
 		    err);
 		goto out;
 	}
-	if (criu_mkdirs(op->base, op->reason, sizeof(op->reason)) != 0)
+	if (fs_mkdirs(op->base, op->reason, sizeof(op->reason)) != 0)
 		goto out;
 	(void)unlink(op->pidfile);
 	(void)unlink(op->log);
@@ -581,7 +581,7 @@ criu_restore(struct model *m, const char *dir, criu_cb cb,
 	    NULL;
 	op->man.port = m->cfg != NULL ? m->cfg->port : 0;
 	/* Only our own images go; a checkpoint_path is the operator's. */
-	ours = criu_images_dir(m->sup->conf, m->name);
+	ours = model_path_images(m->sup->conf, m->name);
 	op->remove_after = !m->sup->conf->checkpoint.keep_images &&
 	    strcmp(ours, dir) == 0;
 	free(ours);

@@ -25,8 +25,6 @@ int	criu_dump(struct model *, const struct eviction *, criu_cb,
 /* Check the images' manifest and checksums, then restore them. */
 int	criu_restore(struct model *, const char *dir, criu_cb,
 	    criu_progress_cb, void *);
-/* images_dir/NAME/images */
-char	*criu_images_dir(const struct config *, const char *model);
 /* "Version: 4.1" (criu --version) to 4 and 1; -1 if none. */
 int	criu_parse_version(const char *, int *major, int *minor);
 /* The eviction a checkpoint directory's manifest records; -1 if none. */

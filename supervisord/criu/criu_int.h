@@ -11,10 +11,6 @@
 bool		 criu_find(const char *);
 /* checkpoint.criu_path, or "criu". */
 const char	*criu_program(const struct config *);
-/* rm -rf; mkdir -p (the last one 0700); fsync a directory. */
-void		 criu_rmtree(const char *);
-int		 criu_mkdirs(const char *, char *err, size_t errlen);
-void		 criu_fsync_dir(const char *);
 /* CRIU leaves /dev/shm/link_remap.* behind when a dump fails. */
 void		 criu_remove_link_remap(void);
 /* The last error line of a criu log (else its last line), or "". */

@@ -1,20 +1,17 @@
 /*
  * criu_util.c -- what the CRIU module needs besides dumping and
  * restoring (criu.c): finding the criu program and its version (for
- * --check-config: CRIU 4 or later), where a model's images live, the
- * eviction a checkpoint's manifest records, the reason of a failed criu
- * from its log, and file chores (rm -rf, mkdir -p, fsync of a directory,
- * CRIU's stale /dev/shm/link_remap.* files).
+ * --check-config: CRIU 4 or later), the eviction a checkpoint's manifest
+ * records, the reason of a failed criu from its log, and CRIU's stale
+ * /dev/shm/link_remap.* files. Where a model's images live and the file
+ * chores (rm -rf, mkdir -p, fsync of a directory) are base/'s.
  */
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <glob.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +24,6 @@
 #include "xmalloc.h"
 #include "supervisord/base/base.h"
 #include "supervisord/store/store.h"
-#include "supervisord/engine/engine.h"
 #include "criu_int.h"
 
 #define CRIU_VERSION_WAIT_MS	5000
@@ -62,65 +58,6 @@ criu_program(const struct config *conf)
 {
 	return (conf->checkpoint.criu_path != NULL ?
 	    conf->checkpoint.criu_path : "criu");
-}
-
-static int
-criu_rm_one(const char *path, const struct stat *st, int flag,
-    struct FTW *ftw)
-{
-	if (remove(path) != 0 && errno != ENOENT)
-		log_warn("cannot remove %s", path);
-	return (0);
-}
-
-/* rm -rf (on a worker thread: images can be large). */
-void
-criu_rmtree(const char *path)
-{
-	struct stat	st;
-
-	if (lstat(path, &st) != 0)
-		return;
-	nftw(path, criu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-int
-criu_mkdirs(const char *path, char *err, size_t errlen)
-{
-	char	buf[PATH_MAX], *p;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-		snprintf(err, errlen, "path too long: %s", path);
-		return (-1);
-	}
-	for (p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-			snprintf(err, errlen, "cannot create %.512s: %s", buf,
-			    strerror(errno));
-			return (-1);
-		}
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %.512s: %s", buf,
-		    strerror(errno));
-		return (-1);
-	}
-	return (0);
-}
-
-void
-criu_fsync_dir(const char *path)
-{
-	int	fd;
-
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return;
-	(void)fsync(fd);
-	close(fd);
 }
 
 /* CRIU leaves these behind when a dump fails; a later dump trips on them. */
@@ -283,20 +220,6 @@ criu_available(const struct config *conf, char *why, size_t len)
 	}
 	snprintf(why, len, "%s", criu_program(conf));
 	return (true);
-}
-
-char *
-criu_images_dir(const struct config *conf, const char *model)
-{
-	const char	*base = conf->checkpoint.images_dir != NULL ?
-			    conf->checkpoint.images_dir :
-			    "/tmp/llmux-checkpoints";
-	char		*name, *dir;
-
-	name = model_path_name(model);
-	xasprintf(&dir, "%s/%s/images", base, name);
-	free(name);
-	return (dir);
 }
 
 int

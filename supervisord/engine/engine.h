@@ -52,8 +52,6 @@ const char	*model_pstate_name(enum model_pstate);
 int		 model_pstate_parse(const char *, enum model_pstate *);
 /* The state published to the proxy (ready, waking, evicting, ...). */
 enum proto_model_state model_published_state(const struct model *);
-/* A model's name made safe as one path component ("a%2Fb"). */
-char		*model_path_name(const char *);
 /* Something about m changed: the engine_hooks' changed. */
 void		 model_changed(struct model *);
 void		 model_set_pstate(struct model *, enum model_pstate);

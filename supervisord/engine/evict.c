@@ -246,7 +246,7 @@ evict_upload_again(const struct model *m, const struct eviction *ev)
 	    m->images == NULL || ev->process != PROCESS_CHECKPOINT ||
 	    !store_configured(m->sup->conf))
 		return (false);
-	ours = criu_images_dir(m->sup->conf, m->name);
+	ours = model_path_images(m->sup->conf, m->name);
 	again = strcmp(ours, m->images) == 0;
 	free(ours);
 	return (again);

@@ -337,7 +337,7 @@ evict_step_start(struct evict_op *op)
 			return;
 		}
 		free(op->images);
-		op->images = criu_images_dir(m->sup->conf, m->name);
+		op->images = model_path_images(m->sup->conf, m->name);
 		criu_dump(m, &op->eviction, evict_criu_cb, evict_criu_progress,
 		    evict_pending_new(op));
 		return;

@@ -8,7 +8,6 @@
  * sup->engine_hooks (supervisor.c: push state to the proxy, schedule a
  * journal write, tell the switcher), never by being called from here.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,34 +204,6 @@ model_published_state(const struct model *m)
 	default:
 		return (PROTO_MS_FAILED);
 	}
-}
-
-/*
- * Model names come from the config and may hold '/', as HF names do. In a
- * file name every byte but [A-Za-z0-9_-] and a non-leading '.' becomes
- * %XX, so two names never map to one file and none escapes the directory.
- */
-char *
-model_path_name(const char *name)
-{
-	static const char	 hex[] = "0123456789ABCDEF";
-	size_t			 len = strlen(name), o = 0;
-	char			*out;
-
-	out = xmalloc(len * 3 + 1);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char	c = (unsigned char)name[i];
-
-		if (isalnum(c) || c == '_' || c == '-' || (c == '.' && i > 0))
-			out[o++] = (char)c;
-		else {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
-	return (out);
 }
 
 void

@@ -35,6 +35,7 @@
 
 #include "log.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
 #include "supervisord/engine/engine.h"
 
 #define MODELLOG_BUF	65536

@@ -40,7 +40,6 @@
 #include "xmalloc.h"
 #include "supervisord/base/base.h"
 #include "supervisord/store/store.h"
-#include "supervisord/criu/criu_int.h"
 #include "store_int.h"
 
 #define STORE_TICK_MS		500
@@ -313,7 +312,7 @@ store_upload_work(void *arg)
 	job->ok = true;
 	store_prune(job, s, id);
 	if (job->remove_after)
-		criu_rmtree(job->dir);
+		fs_rmtree(job->dir);
 out:
 	s3_close(s);
 	manifest_free(&man);
@@ -495,11 +494,11 @@ store_download_work(void *arg)
 	job->done = len;
 	pthread_mutex_unlock(&job->mu);
 
-	if (criu_mkdirs(parent, err, sizeof(err)) != 0) {
+	if (fs_mkdirs(parent, err, sizeof(err)) != 0) {
 		store_fail(job, "%s", err);
 		goto out;
 	}
-	criu_rmtree(tmp);
+	fs_rmtree(tmp);
 	if (mkdir(tmp, 0700) != 0) {
 		store_fail(job, "cannot create %s: %s", tmp, strerror(errno));
 		goto out;
@@ -513,18 +512,18 @@ store_download_work(void *arg)
 		store_fail(job, "%s", err);
 		goto out;
 	}
-	criu_fsync_dir(tmp);
+	fs_fsync_dir(tmp);
 	if (rename(tmp, job->dir) != 0) {
 		store_fail(job, "cannot rename %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	criu_fsync_dir(parent);
+	fs_fsync_dir(parent);
 	job->has_eviction = man.has_eviction;
 	job->eviction = man.eviction;
 	job->ok = true;
 out:
 	if (!job->ok)
-		criu_rmtree(tmp);
+		fs_rmtree(tmp);
 	s3_close(s);
 	manifest_free(&man);
 	free(text);
@@ -731,7 +730,7 @@ store_upload(struct model *m, const char *dir, store_cb cb,
 	bool	 remove_after;
 
 	/* Only llmux's own copy goes, never a checkpoint_path. */
-	ours = criu_images_dir(m->sup->conf, m->name);
+	ours = model_path_images(m->sup->conf, m->name);
 	remove_after = !m->sup->conf->checkpoint.keep_images &&
 	    strcmp(ours, dir) == 0;
 	free(ours);

@@ -87,6 +87,8 @@ int	procfs_cgroup2_path(const char *, size_t, char *, size_t);
 int	procfs_cgroup2_mount(const char *, size_t, char *, size_t);
 /* Read a whole small file (at most max bytes) into a new buffer. */
 char	*procfs_read_file(const char *, size_t max, size_t *len);
+/* "exited with status 1", "killed by signal 9 (Killed)" */
+void	 procfs_exit_reason(int code, int status, char *, size_t);
 
 /* ---- worker.c: blocking work on threads -------------------------------- */
 

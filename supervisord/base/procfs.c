@@ -2,7 +2,8 @@
  * procfs.c -- what the supervisor reads from /proc: a process's state,
  * parent, group, session and start time (/proc/PID/stat), the processes
  * that belong to a model, which of them map an NVIDIA device, and where
- * our cgroup v2 lives. Parsing is separate from reading, for tests.
+ * our cgroup v2 lives; and how a child's end (from waitid) reads.
+ * Parsing is separate from reading, for tests.
  */
 #include <sys/stat.h>
 
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,4 +363,24 @@ procfs_cgroup2_mount(const char *buf, size_t len, char *out, size_t outlen)
 		p = nl + 1;
 	}
 	return (-1);
+}
+
+/* A child's end as waitid tells it: CLD_* code and status. */
+void
+procfs_exit_reason(int code, int status, char *buf, size_t len)
+{
+	switch (code) {
+	case CLD_EXITED:
+		snprintf(buf, len, "exited with status %d", status);
+		break;
+	case CLD_KILLED:
+	case CLD_DUMPED:
+		snprintf(buf, len, "killed by signal %d (%s)%s", status,
+		    strsignal(status), code == CLD_DUMPED ? ", core dumped" :
+		    "");
+		break;
+	default:
+		snprintf(buf, len, "exited");
+		break;
+	}
 }

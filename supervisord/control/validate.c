@@ -127,9 +127,14 @@ static void
 validate_mem(struct validate *v, struct model *m, int which,
     validate_next_fn after)
 {
+	pid_t	pids[GPU_MAX_PROCS];
+	size_t	n = 0;
+
 	v->measuring = which;
 	v->after = after;
-	gpu_measure(m, validate_mem_cb, v);
+	if (m->proc != NULL && !m->proc->exited)
+		n = process_members(m->proc, pids, GPU_MAX_PROCS);
+	gpu_measure(m, pids, n, validate_mem_cb, v);
 }
 
 static void

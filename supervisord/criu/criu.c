@@ -184,7 +184,7 @@ criu_exit_cb(evutil_socket_t fd, short ev, void *arg)
 		criu_op_finish(op);
 		return;
 	}
-	process_exit_reason(si.si_code, si.si_status, why, sizeof(why));
+	procfs_exit_reason(si.si_code, si.si_status, why, sizeof(why));
 	criu_log_reason(op->log, op->reason, sizeof(op->reason));
 	if (op->reason[0] == '\0')
 		criu_log_reason(op->out, op->reason, sizeof(op->reason));

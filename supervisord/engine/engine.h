@@ -142,8 +142,6 @@ void		 process_kill(struct process *, const char *why);
 void		 process_free(struct process *);
 /* The pids of the tree (leader first); returns the count. */
 size_t		 process_members(const struct process *, pid_t *, size_t);
-/* "exited with status 1", "killed by signal 9 (Killed)" */
-void		 process_exit_reason(int code, int status, char *, size_t);
 /* Wait for the log keeper to flush (or a deadline), then cb. */
 void		 process_wait_log(struct process *, process_cb, void *);
 void		 process_wait_log_cancel(struct process *);

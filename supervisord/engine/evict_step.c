@@ -247,15 +247,19 @@ static void
 evict_step_gpu(struct evict_op *op, bool suspend)
 {
 	struct model	*m = op->m;
+	pid_t		 pids[GPU_MAX_PROCS];
+	size_t		 n = 0;
 
 	if (m->proc == NULL) {
 		evict_step_end(op, false, "the model has no running process");
 		return;
 	}
+	if (!m->proc->exited)
+		n = process_members(m->proc, pids, GPU_MAX_PROCS);
 	if (suspend)
-		gpu_suspend(m, evict_gpu_cb, evict_pending_new(op));
+		gpu_suspend(m, pids, n, evict_gpu_cb, evict_pending_new(op));
 	else
-		gpu_resume(m, evict_gpu_cb, evict_pending_new(op));
+		gpu_resume(m, pids, n, evict_gpu_cb, evict_pending_new(op));
 }
 
 void

@@ -80,25 +80,6 @@ process_pidfd_signal(int pidfd, int sig)
 	return ((int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0));
 }
 
-void
-process_exit_reason(int code, int status, char *buf, size_t len)
-{
-	switch (code) {
-	case CLD_EXITED:
-		snprintf(buf, len, "exited with status %d", status);
-		break;
-	case CLD_KILLED:
-	case CLD_DUMPED:
-		snprintf(buf, len, "killed by signal %d (%s)%s", status,
-		    strsignal(status), code == CLD_DUMPED ? ", core dumped" :
-		    "");
-		break;
-	default:
-		snprintf(buf, len, "exited");
-		break;
-	}
-}
-
 /* As root, the configured user; unprivileged, ourselves (said once). */
 static int
 process_identity(struct supervisor *sup, struct spawn_spec *sp,
@@ -365,7 +346,7 @@ process_exit_cb(evutil_socket_t fd, short ev, void *arg)
 		} else if (si.si_pid == 0)
 			return;		/* not yet */
 		else
-			process_exit_reason(si.si_code, si.si_status, reason,
+			procfs_exit_reason(si.si_code, si.si_status, reason,
 			    sizeof(reason));
 	}
 	if (p->kill_reason != NULL) {

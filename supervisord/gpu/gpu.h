@@ -170,12 +170,17 @@ void	 gpu_refresh(struct supervisor *);
 bool	 gpu_available(const struct config *, char *why, size_t);
 /* --check-config: -1 with a warning when a model needs what is missing. */
 int	 gpu_check_config(const struct config *, char *why, size_t);
-/* Lock + checkpoint every GPU process of the model, in parallel. */
-int	 gpu_suspend(struct model *, gpu_cb, void *);
+/*
+ * The model's processes are the caller's to name (the engine's
+ * process_members: the leader first, at most GPU_MAX_PROCS are used).
+ * Lock + checkpoint every GPU process of the model, in parallel.
+ */
+int	 gpu_suspend(struct model *, const pid_t *, size_t, gpu_cb, void *);
 /* Restore + unlock them; maybe onto other GPUs (gpu.allow_migration). */
-int	 gpu_resume(struct model *, gpu_cb, void *);
+int	 gpu_resume(struct model *, const pid_t *, size_t, gpu_cb, void *);
 /* GPU memory the model's processes hold now, MiB (NVML). */
-void	 gpu_measure(struct model *, gpu_measure_cb, void *);
+void	 gpu_measure(struct model *, const pid_t *, size_t, gpu_measure_cb,
+	    void *);
 void	 gpu_saved_free(struct gpu_saved *);
 /* From the last telemetry: status "gpus", a model's GPUs, metrics. */
 void	 gpu_status_body(struct supervisor *, struct body *);

@@ -21,7 +21,6 @@
 #include "xmalloc.h"
 #include "supervisord/base/base.h"
 #include "supervisord/gpu/gpu.h"
-#include "supervisord/engine/engine.h"
 
 enum gpu_job_kind { GPU_JOB_SUSPEND, GPU_JOB_RESUME, GPU_JOB_MEASURE };
 
@@ -89,7 +88,8 @@ gpu_saved_add(struct gpu_saved *s, pid_t pid, const struct gpu_info *g,
 }
 
 static struct gpu_job *
-gpu_job_new(struct model *m, enum gpu_job_kind kind, void *arg)
+gpu_job_new(struct model *m, enum gpu_job_kind kind, const pid_t *members,
+    size_t nmembers, void *arg)
 {
 	const struct config	*conf = m->sup->conf;
 	struct gpu_job		*job;
@@ -105,9 +105,8 @@ gpu_job_new(struct model *m, enum gpu_job_kind kind, void *arg)
 	job->allow_migration = conf->gpu.allow_migration;
 	job->arg = arg;
 	job->members = xcalloc(GPU_MAX_PROCS, sizeof(*job->members));
-	if (m->proc != NULL && !m->proc->exited)
-		job->nmembers = process_members(m->proc, job->members,
-		    GPU_MAX_PROCS);
+	job->nmembers = nmembers < GPU_MAX_PROCS ? nmembers : GPU_MAX_PROCS;
+	memcpy(job->members, members, job->nmembers * sizeof(*members));
 	return (job);
 }
 
@@ -435,9 +434,11 @@ gpu_job_done(void *arg, bool cancelled)
 }
 
 int
-gpu_suspend(struct model *m, gpu_cb cb, void *arg)
+gpu_suspend(struct model *m, const pid_t *members, size_t n, gpu_cb cb,
+    void *arg)
 {
-	struct gpu_job	*job = gpu_job_new(m, GPU_JOB_SUSPEND, arg);
+	struct gpu_job	*job = gpu_job_new(m, GPU_JOB_SUSPEND, members, n,
+			    arg);
 
 	job->cb = cb;
 	worker_run(m->sup, gpu_job_suspend, gpu_job_done, job);
@@ -445,9 +446,10 @@ gpu_suspend(struct model *m, gpu_cb cb, void *arg)
 }
 
 int
-gpu_resume(struct model *m, gpu_cb cb, void *arg)
+gpu_resume(struct model *m, const pid_t *members, size_t n, gpu_cb cb,
+    void *arg)
 {
-	struct gpu_job	*job = gpu_job_new(m, GPU_JOB_RESUME, arg);
+	struct gpu_job	*job = gpu_job_new(m, GPU_JOB_RESUME, members, n, arg);
 
 	job->cb = cb;
 	if (m->gpu_saved != NULL && m->gpu_saved->n > 0) {
@@ -461,9 +463,11 @@ gpu_resume(struct model *m, gpu_cb cb, void *arg)
 }
 
 void
-gpu_measure(struct model *m, gpu_measure_cb cb, void *arg)
+gpu_measure(struct model *m, const pid_t *members, size_t n,
+    gpu_measure_cb cb, void *arg)
 {
-	struct gpu_job	*job = gpu_job_new(m, GPU_JOB_MEASURE, arg);
+	struct gpu_job	*job = gpu_job_new(m, GPU_JOB_MEASURE, members, n,
+			    arg);
 
 	job->measure_cb = cb;
 	worker_run(m->sup, gpu_job_measure, gpu_job_done, job);

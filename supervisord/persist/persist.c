@@ -43,9 +43,9 @@
 
 #include "log.h"
 #include "xmalloc.h"
+#include "supervisord/switcher/switcher.h"
 #include "supervisord/engine/engine.h"
 #include "supervisord/persist/persist.h"
-#include "supervisord/switching/switching.h"
 
 struct persist_waiter {
 	bool			 next;	/* for the text not encoded yet */
@@ -80,6 +80,24 @@ struct persist {
 	TAILQ_HEAD(, persist_waiter) waiters;
 };
 
+/*
+ * The active model the journal records: the first the switcher has active
+ * (llmux 0.7 had one), if the config still has it.
+ */
+static const char *
+persist_active(struct supervisor *sup)
+{
+	uint64_t	 mask = switcher_active(sup->switcher);
+	const char	*name;
+	struct model	*m;
+
+	if (mask == 0 || (name = switcher_model_name(sup->switcher,
+	    __builtin_ctzll(mask))) == NULL ||
+	    (m = model_find(sup, name)) == NULL)
+		return (NULL);
+	return (m->name);
+}
+
 void
 persist_snapshot(struct supervisor *sup, struct journal *j)
 {
@@ -87,15 +105,16 @@ persist_snapshot(struct supervisor *sup, struct journal *j)
 	struct journal_entry	*e;
 	enum evict_kind		 kind;
 	size_t			 n = 0;
-	const char		*pinned;
+	const char		*pinned, *active;
 
 	memset(j, 0, sizeof(*j));
 	/* Before the switcher exists, what the journal said is kept. */
 	if (sup->switcher != NULL) {
-		j->manual = switching_manual(sup);
-		pinned = switching_pinned(sup);
-		if ((m = switching_active(sup)) != NULL)
-			j->active = xstrdup(m->name);
+		j->manual = switcher_mode(sup->switcher) == SWITCHER_MANUAL;
+		pinned = switcher_model_name(sup->switcher,
+		    switcher_pinned(sup->switcher));
+		if ((active = persist_active(sup)) != NULL)
+			j->active = xstrdup(active);
 	} else {
 		j->manual = sup->journal_manual;
 		pinned = sup->journal_pinned;

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "version.h"
 #include "xmalloc.h"
+#include "supervisord/switcher/switcher.h"
 #include "supervisord/base/base.h"
 #include "supervisord/engine/engine.h"
 #include "supervisord/server/server.h"
@@ -496,9 +497,15 @@ server_state_msg(struct supervisor *sup, struct proto_msg *msg)
 
 	memset(msg, 0, sizeof(*msg));
 	msg->type = PROTO_STATE;
-	st->manual = switching_manual(sup);
-	st->pinned = (char *)switching_pinned(sup);
-	st->switcher = xstrdup(switching_state_string(sup, buf, sizeof(buf)));
+	/* Read from the switcher itself ("idle" before it is made). */
+	if (sup->switcher != NULL) {
+		st->manual = switcher_mode(sup->switcher) == SWITCHER_MANUAL;
+		st->pinned = (char *)switcher_model_name(sup->switcher,
+		    switcher_pinned(sup->switcher));
+		st->switcher = xstrdup(switcher_state_string(sup->switcher, buf,
+		    sizeof(buf)));
+	} else
+		st->switcher = xstrdup("idle");
 	TAILQ_FOREACH(m, &sup->models, entry)
 		n++;
 	st->models = xcalloc(n == 0 ? 1 : n, sizeof(*st->models));

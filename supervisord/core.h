@@ -25,6 +25,7 @@
 struct client;
 struct ctl_call;
 struct ctl_reply;
+struct server_ops;
 struct event;
 struct event_base;
 struct engine_hooks;
@@ -217,6 +218,7 @@ struct supervisor {
 	struct switch_stats	*switch_stats;	/* control/metrics.c */
 
 	/* server/: the socket, its peers, the calls waiting. */
+	const struct server_ops	*server_ops;	/* server/'s news, upward */
 	int			 listen_fd;
 	struct role_policy	 roles;
 	bool			 has_proxy_gid;
@@ -264,7 +266,5 @@ struct supervisor_opts {
 
 /* Run the daemon until SIGTERM; takes the config (and frees it). */
 int	supervisor_main(struct config *, const struct supervisor_opts *);
-void	supervisor_dispatch_proxy(struct client *, struct proto_msg *);
-void	supervisor_dispatch_ctl(struct client *, struct proto_msg *);
 
 #endif

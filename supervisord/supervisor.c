@@ -1,8 +1,9 @@
 /*
  * supervisor.c -- llmux-supervisord's life: setting up (models, cgroup,
  * the socket, re-adoption from the journal), the event loop, signals,
- * systemd notification and watchdog, and the one dispatch per kind of
- * peer.
+ * systemd notification and watchdog, the one dispatch per kind of peer,
+ * and the wiring: the tables through which the engine (engine_hooks) and
+ * the server (server_ops) tell the levels above what happened.
  *
  * SIGTERM and SIGINT stop listening, write the journal and exit, leaving
  * the model processes running: the next supervisor re-adopts them (this
@@ -58,6 +59,20 @@ static const struct engine_hooks supervisor_engine_hooks = {
 	.died = switching_died,
 	.restart = switching_restart,
 	.gone = supervisor_model_gone,
+};
+
+/* ---- what the server tells the levels above -------------------------------- */
+
+static void	supervisor_dispatch_proxy(struct client *, struct proto_msg *);
+static void	supervisor_dispatch_ctl(struct client *, struct proto_msg *);
+
+static const struct server_ops supervisor_server_ops = {
+	.dispatch = {
+		[PROTO_ROLE_PROXY] = supervisor_dispatch_proxy,
+		[PROTO_ROLE_ADMIN] = supervisor_dispatch_ctl,
+	},
+	.proxy_changed = switching_proxy,
+	.call_done = control_call_ended,
 };
 
 static void
@@ -182,11 +197,11 @@ supervisor_free(struct supervisor *sup)
 	while ((call = TAILQ_FIRST(&sup->calls)) != NULL) {
 		if (call->state_free != NULL)
 			call->state_free(call->state);
-		control_call_free(call);
+		call_free(call);
 	}
 	metrics_free(sup);
 	while ((c = TAILQ_FIRST(&sup->clients)) != NULL) {
-		control_client_gone(c);
+		call_client_gone(c);
 		TAILQ_REMOVE(&sup->clients, c, entry);
 		proto_conn_free(c->conn);
 		free(c->groups);
@@ -257,7 +272,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 	store_init(sup);
 	supervisor_add_models(sup);
 	/* The socket first: if another supervisor runs, adopt nothing. */
-	if (server_listen(sup, err, sizeof(err)) != 0) {
+	if (server_listen(sup, &supervisor_server_ops, err, sizeof(err)) != 0) {
 		log_warnx("cannot listen: %s", err);
 		fprintf(stderr, "llmux-supervisord: %s\n", err);
 		supervisor_free(sup);
@@ -314,7 +329,7 @@ supervisor_unexpected(struct client *c, struct proto_msg *msg)
 }
 
 /* What the proxy sends: demand, drained, and the calls it forwards. */
-void
+static void
 supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 {
 	struct model	*m;
@@ -356,7 +371,7 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 }
 
 /* What llmuxctl (the admin role) sends: control calls. */
-void
+static void
 supervisor_dispatch_ctl(struct client *c, struct proto_msg *msg)
 {
 	switch (msg->type) {

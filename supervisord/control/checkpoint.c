@@ -15,6 +15,7 @@
 #include "xmalloc.h"
 #include "supervisord/base/base.h"
 #include "supervisord/engine/engine.h"
+#include "supervisord/server/server.h"
 #include "supervisord/control/control.h"
 
 #define CHECKPOINT_WARMUP_TOKENS	8
@@ -45,7 +46,7 @@ static void
 checkpoint_fail(struct checkpoint *ck, int status, const char *fmt,
     const char *why)
 {
-	control_call_done(ck->call, status, body_message("error", fmt, why));
+	call_done(ck->call, status, body_message("error", fmt, why));
 	checkpoint_free(ck);
 }
 
@@ -55,7 +56,7 @@ checkpoint_progress(struct model *m, const char *phase, int64_t elapsed,
 {
 	struct checkpoint	*ck = arg;
 
-	control_progress_cb(m, phase, elapsed, detail, ck->call);
+	call_progress_cb(m, phase, elapsed, detail, ck->call);
 }
 
 /* Did the sleep upload the images it made? */
@@ -82,13 +83,13 @@ checkpoint_slept(struct model *m, const struct evict_report *r, void *arg)
 		    m->store_url != NULL ? m->store_url : "",
 		    r->reason != NULL ? "; " : "", r->reason != NULL ?
 		    r->reason : "");
-		control_call_done(ck->call, 200, control_op_body(m, "message",
+		call_done(ck->call, 200, call_op_body(m, "message",
 		    text, r));
 	} else {
 		xasprintf(&text, "Checkpoint failed: %s%s", r->reason,
 		    r->result == EVICT_ESCALATED ? " (the model was stopped)" :
 		    "");
-		control_call_done(ck->call, 500, control_op_body(m, "error",
+		call_done(ck->call, 500, call_op_body(m, "error",
 		    text, r));
 	}
 	free(text);
@@ -151,7 +152,7 @@ checkpoint_warmup(struct checkpoint *ck, struct model *m)
 		checkpoint_dump(ck, m);
 		return;
 	}
-	control_progress_cb(m, "warmup", 0, "POST /v1/completions", ck->call);
+	call_progress_cb(m, "warmup", 0, "POST /v1/completions", ck->call);
 	body = validate_request_body(m, CHECKPOINT_WARMUP_TOKENS);
 	ck->http = httpc_request(m->sup->base, m->proc->port, "POST",
 	    "/v1/completions", body, CHECKPOINT_WARMUP_TIMEOUT_MS,
@@ -184,7 +185,7 @@ checkpoint_call(struct ctl_call *call, struct model *m,
 		ev = msg->u.call.eviction;
 	if (ev.process != PROCESS_CHECKPOINT) {
 		if (msg->u.call.has_eviction) {
-			control_call_done(call, 400, body_message("error",
+			call_done(call, 400, body_message("error",
 			    "checkpoint needs an eviction whose process is "
 			    "checkpoint"));
 			return;
@@ -195,7 +196,7 @@ checkpoint_call(struct ctl_call *call, struct model *m,
 	/* CRIU cannot dump a pipe: the log must be a file (a CRIU-safe start). */
 	if (m->proc != NULL && !m->proc->exited && !m->proc->log_file_mode &&
 	    m->pstate != MODEL_CHECKPOINTED) {
-		control_call_done(call, 409, body_message("error", "Model %s "
+		call_done(call, 409, body_message("error", "Model %s "
 		    "cannot be checkpointed: it was started for an eviction "
 		    "without checkpoint, so its output is a pipe CRIU cannot "
 		    "dump; stop it (llmuxctl stop %s) and checkpoint it again",

@@ -30,105 +30,21 @@
 #include "supervisord/switching/switching.h"
 #include "supervisord/control/control.h"
 
-struct ctl_call *
-control_call_new(struct client *c, struct proto_msg *msg, const char *name)
-{
-	struct supervisor	*sup = c->sup;
-	struct ctl_call		*call;
-
-	call = xcalloc(1, sizeof(*call));
-	call->sup = sup;
-	call->client = c;
-	call->id = msg->id;
-	call->type = msg->type;
-	call->name = name != NULL ? xstrdup(name) : NULL;
-	call->start_ms = clock_ms();
-	call->phase = -1;
-	TAILQ_INSERT_TAIL(&sup->calls, call, entry);
-	return (call);
-}
-
+/*
+ * What ran on the engine directly (checkpoint, restore, a validate that
+ * the switcher did not order): the switcher is told when the call ends.
+ */
 void
-control_call_free(struct ctl_call *call)
-{
-	TAILQ_REMOVE(&call->sup->calls, call, entry);
-	for (size_t i = 0; i < call->n_policies; i++)
-		free(call->policies[i]);
-	free(call->policies);
-	free(call->name);
-	free(call);
-}
-
-static void
-control_reply_send(void *arg)
-{
-	struct ctl_reply	*r = arg;
-	const uint8_t		*data;
-	size_t			 len;
-
-	if (r->client != NULL) {
-		data = body_data(r->body, &len);
-		server_reply(r->client, r->id, r->status, data, len);
-	}
-	TAILQ_REMOVE(&r->sup->replies, r, entry);
-	body_free(r->body);
-	free(r);
-}
-
-void
-control_reply(struct client *c, uint32_t id, int status, struct body *b)
-{
-	struct ctl_reply	*r;
-
-	r = xcalloc(1, sizeof(*r));
-	r->sup = c->sup;
-	r->client = c;
-	r->id = id;
-	r->status = status;
-	r->body = b;
-	TAILQ_INSERT_TAIL(&c->sup->replies, r, entry);
-	/* What the call changed may not have asked for a write yet (the
-	 * switcher tells of a mode change later): encode the journal now. */
-	persist_schedule(c->sup);
-	persist_after(c->sup, control_reply_send, r);
-}
-
-/* Send the final reply (if the peer is still there) and free the call. */
-void
-control_call_done(struct ctl_call *call, int status, struct body *b)
+control_call_ended(struct ctl_call *call)
 {
 	struct model	*m;
 
-	if (call->client != NULL)
-		control_reply(call->client, call->id, status, b);
-	else
-		body_free(b);
-	/* What ran on the engine directly: the switcher is told. */
 	if ((call->type == PROTO_CTL_CHECKPOINT ||
 	    call->type == PROTO_CTL_RESTORE ||
 	    call->type == PROTO_CTL_VALIDATE) && !call->ordered &&
 	    call->name != NULL && (m = model_find(call->sup, call->name)) !=
 	    NULL)
 		switching_watch(m);
-	control_call_free(call);
-}
-
-void
-control_client_gone(struct client *c)
-{
-	struct ctl_call		*call;
-	struct ctl_reply	*r;
-
-	TAILQ_FOREACH(call, &c->sup->calls, entry)
-		if (call->client == c)
-			call->client = NULL;
-	TAILQ_FOREACH(r, &c->sup->replies, entry)
-		if (r->client == c)
-			r->client = NULL;
-	if (c->follow != NULL) {
-		logfollow_free(c->follow);
-		c->follow = NULL;
-	}
 }
 
 /* A reply that changes nothing: sent now. */
@@ -148,17 +64,6 @@ ctl_not_found(struct client *c, uint32_t id, const char *name)
 {
 	ctl_answer(c, id, 404, body_message("error", "Model not found: %s",
 	    name));
-}
-
-void
-control_progress_cb(struct model *m, const char *phase, int64_t elapsed,
-    const char *detail, void *arg)
-{
-	struct ctl_call	*call = arg;
-
-	if (call->client != NULL)
-		server_progress(call->client, call->id, m->name, phase,
-		    clock_ms() - call->start_ms, detail);
 }
 
 /* ---- bodies ------------------------------------------------------------------ */
@@ -365,47 +270,6 @@ ctl_eviction_body(struct supervisor *sup)
 	return (b);
 }
 
-/*
- * {key: text, model, process_state, elapsed_ms, escalated, reason, log,
- * phases}
- */
-struct body *
-control_op_body(struct model *m, const char *key, const char *text,
-    const struct evict_report *r)
-{
-	struct body	*b = body_new();
-	char		*s;
-
-	body_map(b, 10);
-	body_kstr(b, key, text);
-	body_kstr(b, "model", m->name);
-	s = model_process_state(m);
-	body_kstr(b, "process_state", s);
-	free(s);
-	body_kuint(b, "elapsed_ms", (uint64_t)(r->total_ms < 0 ? 0 :
-	    r->total_ms));
-	body_kbool(b, "escalated", r->result == EVICT_ESCALATED);
-	s = r->reason != NULL ? body_text_dup(r->reason) : NULL;
-	body_kstr(b, "reason", s);
-	free(s);
-	body_kstr(b, "log", r->log);
-	body_kbool(b, "moved", r->moved);
-	body_str(b, "gpus");
-	body_array(b, (size_t)__builtin_popcountll(r->gpus));
-	for (int g = 0; g < 64; g++)
-		if (r->gpus & ((uint64_t)1 << g))
-			body_uint(b, (uint64_t)g);
-	body_str(b, "phases");
-	body_array(b, r->n_phases);
-	for (size_t i = 0; i < r->n_phases; i++) {
-		body_map(b, 3);
-		body_kstr(b, "phase", evict_step_name(r->phases[i].step));
-		body_kuint(b, "ms", (uint64_t)r->phases[i].ms);
-		body_kbool(b, "ok", r->phases[i].ok);
-	}
-	return (b);
-}
-
 /* ---- sleep, wake, checkpoint, restore ----------------------------------------- */
 
 static void
@@ -416,16 +280,16 @@ ctl_wake_done(struct model *m, const struct evict_report *r, void *arg)
 
 	if (call->type == PROTO_CTL_RESTORE && r->result != EVICT_OK) {
 		xasprintf(&text, "Restore failed: %s", r->reason);
-		control_call_done(call, 500, control_op_body(m, "error", text,
+		call_done(call, 500, call_op_body(m, "error", text,
 		    r));
 	} else if (r->result == EVICT_FAILED) {
 		xasprintf(&text, "Failed to wake model: %s", r->reason);
-		control_call_done(call, 500, control_op_body(m, "error", text,
+		call_done(call, 500, call_op_body(m, "error", text,
 		    r));
 	} else {
 		xasprintf(&text, call->type == PROTO_CTL_RESTORE ?
 		    "Model %s restored" : "Model %s woken", m->name);
-		control_call_done(call, 200, control_op_body(m, "message",
+		call_done(call, 200, call_op_body(m, "message",
 		    text, r));
 	}
 	free(text);
@@ -445,10 +309,10 @@ ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
 	}
 	/* An operator's wake ends a crash loop. */
 	model_clear_crash_loop(m);
-	call = control_call_new(c, msg, m->name);
-	if (evict_wake(m, ctl_wake_done, control_progress_cb, call, err,
+	call = call_new(c, msg, m->name);
+	if (evict_wake(m, ctl_wake_done, call_progress_cb, call, err,
 	    sizeof(err)) != 0)
-		control_call_done(call, 409, body_message("error", "%s", err));
+		call_done(call, 409, body_message("error", "%s", err));
 }
 
 /* ---- the calls ------------------------------------------------------------------ */
@@ -470,7 +334,7 @@ ctl_reload(struct client *c, struct proto_msg *msg)
 		body_array(b, r.n_errors);
 		for (size_t i = 0; i < r.n_errors; i++)
 			body_str(b, r.errors[i]);
-		control_reply(c, msg->id, 400, b);
+		call_reply(c, msg->id, 400, b);
 		reload_result_free(&r);
 		return;
 	}
@@ -489,7 +353,7 @@ ctl_reload(struct client *c, struct proto_msg *msg)
 	body_array(b, r.n_changed);
 	for (size_t i = 0; i < r.n_changed; i++)
 		body_str(b, r.changed[i]);
-	control_reply(c, msg->id, 200, b);
+	call_reply(c, msg->id, 200, b);
 	reload_result_free(&r);
 }
 
@@ -528,7 +392,7 @@ control_call(struct client *c, struct proto_msg *msg)
 		ctl_answer(c, msg->id, 200, ctl_eviction_body(sup));
 		return;
 	case PROTO_CTL_CHECKPOINT:
-		checkpoint_call(control_call_new(c, msg, m->name), m, msg);
+		checkpoint_call(call_new(c, msg, m->name), m, msg);
 		return;
 	case PROTO_CTL_RESTORE:
 		ctl_wake(c, msg, m);

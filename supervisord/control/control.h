@@ -66,55 +66,10 @@ void	 checkpoint_call(struct ctl_call *, struct model *,
 
 /* ---- control.c: the control calls --------------------------------------- */
 
-/* A call waiting for an operation; it outlives its peer. */
-struct ctl_call {
-	struct supervisor	*sup;
-	struct client		*client;	/* NULL once the peer left */
-	uint32_t		 id;
-	enum proto_type		 type;
-	char			*name;
-	struct eviction		 eviction;
-	int64_t			 start_ms;
-	bool			 ordered;	/* waits for the switcher */
-	int			 phase;		/* last switch phase told, -1 */
-	char			**policies;	/* VALIDATE: its evictions */
-	size_t			 n_policies;
-	/* What the call's handler holds, freed at exit if still unreplied. */
-	void			*state;
-	void			(*state_free)(void *);
-	TAILQ_ENTRY(ctl_call)	 entry;
-};
-
-/* A reply that waits for the journal (control_reply). */
-struct ctl_reply {
-	struct supervisor	*sup;
-	struct client		*client;	/* NULL once the peer left */
-	uint32_t		 id;
-	int			 status;
-	struct body		*body;
-	TAILQ_ENTRY(ctl_reply)	 entry;
-};
-
 void	 control_call(struct client *, struct proto_msg *);
-struct ctl_call *control_call_new(struct client *, struct proto_msg *,
-	    const char *);
-/* Send the final reply (if the peer is still there), free the call. */
-void	 control_call_done(struct ctl_call *, int, struct body *);
-/*
- * The reply to a call that may have changed what the journal records:
- * sent once the journal on disk says so, so that what an operator was
- * told survives a supervisor killed right after (persist_after).
- */
-void	 control_reply(struct client *, uint32_t, int, struct body *);
-/* An evict_progress_cb that sends progress on the call's id. */
-void	 control_progress_cb(struct model *, const char *, int64_t,
-	    const char *, void *);
-void	 control_client_gone(struct client *);
-/* The reply body of sleep, wake, checkpoint and restore: {key: text,
- * model, process_state, elapsed_ms, escalated, reason, log, phases} from
- * an operation's report. */
-struct body *control_op_body(struct model *, const char *key,
-	    const char *text, const struct evict_report *);
-void	 control_call_free(struct ctl_call *);
+/* A call ended (server_ops' call_done): what ran on the engine directly
+ * (checkpoint, restore, a validate of an awake model) is told to the
+ * switcher. */
+void	 control_call_ended(struct ctl_call *);
 
 #endif

@@ -163,6 +163,7 @@ logfollow_call(struct client *c, uint32_t id, struct model *m,
 	lf->ev = event_new(sup->base, -1, EV_PERSIST, logfollow_tick, lf);
 	event_add(lf->ev, &tv);
 	c->follow = lf;
+	c->follow_free = logfollow_free;
 }
 
 void

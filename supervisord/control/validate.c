@@ -19,6 +19,7 @@
 #include "supervisord/base/base.h"
 #include "supervisord/gpu/gpu.h"
 #include "supervisord/engine/engine.h"
+#include "supervisord/server/server.h"
 #include "supervisord/control/control.h"
 
 #define VALIDATE_PROMPT	"llmux validation: name three primary colours."
@@ -66,7 +67,7 @@ validate_progress_cb(struct model *m, const char *phase, int64_t elapsed,
 {
 	struct validate	*v = arg;
 
-	control_progress_cb(m, phase, elapsed, detail, v->call);
+	call_progress_cb(m, phase, elapsed, detail, v->call);
 }
 
 static void
@@ -82,7 +83,7 @@ validate_free(struct validate *v)
 static void
 validate_fail(struct validate *v, int status, const char *fmt, const char *why)
 {
-	control_call_done(v->call, status, body_message("error", fmt, why));
+	call_done(v->call, status, body_message("error", fmt, why));
 	validate_free(v);
 }
 
@@ -192,7 +193,7 @@ validate_ask(struct validate *v, struct model *m, httpc_cb cb)
 {
 	char	*body = validate_request_body(m, 24);
 
-	control_progress_cb(m, "request", 0, "POST /v1/completions", v->call);
+	call_progress_cb(m, "request", 0, "POST /v1/completions", v->call);
 	v->http = httpc_request(m->sup->base, m->proc->port, "POST",
 	    "/v1/completions", body, VALIDATE_REQUEST_TIMEOUT_MS, cb, v);
 	free(body);
@@ -258,7 +259,7 @@ validate_finish(struct validate *v)
 	}
 	log_info("validate done model=%s passed=%zu of=%zu", v->model, passed,
 	    v->n);
-	control_call_done(v->call, passed == v->n ? 200 : 500, b);
+	call_done(v->call, passed == v->n ? 200 : 500, b);
 	validate_free(v);
 }
 
@@ -442,7 +443,7 @@ validate_call(struct ctl_call *call, struct model *m,
 	log_info("validate begins model=%s evictions=%zu", m->name, v->n);
 	if (evict_wake(m, validate_first_wake_cb, validate_progress_cb, v, err,
 	    sizeof(err)) != 0) {
-		control_call_done(call, 409, body_message("error", "%s", err));
+		call_done(call, 409, body_message("error", "%s", err));
 		validate_free(v);
 	}
 }

@@ -10,6 +10,10 @@
  * either. Anyone else is told "forbidden" and disconnected. A peer's
  * mistakes cost that peer only: proto/conn.c answers malformed frames and
  * drops peers that keep sending them.
+ *
+ * What the peers say goes up through the struct server_ops given to
+ * server_listen: a dispatch per role (as relayd's procs[]), the comings
+ * and goings of the proxy, and the end of each control call (call.c).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,8 +37,6 @@
 #include "supervisord/base/base.h"
 #include "supervisord/engine/engine.h"
 #include "supervisord/server/server.h"
-#include "supervisord/switching/switching.h"
-#include "supervisord/control/control.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS	59
@@ -206,8 +208,17 @@ server_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 	}
 }
 
+/* The level above's news of a proxy that came or went. */
+static void
+server_proxy_changed(struct supervisor *sup)
+{
+	if (sup->server_ops != NULL && sup->server_ops->proxy_changed != NULL)
+		sup->server_ops->proxy_changed(sup);
+}
+
 int
-server_listen(struct supervisor *sup, char *err, size_t errlen)
+server_listen(struct supervisor *sup, const struct server_ops *ops,
+    char *err, size_t errlen)
 {
 	struct sockaddr_un	 sun;
 	const char		*path = sup->socket_path;
@@ -215,6 +226,7 @@ server_listen(struct supervisor *sup, char *err, size_t errlen)
 	mode_t			 old;
 	int			 fd;
 
+	sup->server_ops = ops;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -326,12 +338,12 @@ server_client_close(struct proto_conn *conn, const char *reason, void *arg)
 		TAILQ_FOREACH(m, &sup->models, entry)
 			m->queued = m->in_flight = m->oldest_ms = 0;
 	}
-	control_client_gone(c);
+	call_client_gone(c);
 	TAILQ_REMOVE(&sup->clients, c, entry);
 	free(c->groups);
 	free(c);
 	if (proxy)
-		switching_proxy(sup);
+		server_proxy_changed(sup);
 }
 
 bool
@@ -402,14 +414,15 @@ server_hello(struct client *c, struct proto_msg *msg)
 		log_info("proxy connected peer=%s", c->name);
 		server_send_config(sup, c);
 		server_send_state(sup, c);
-		switching_proxy(sup);
+		server_proxy_changed(sup);
 	}
 }
 
 static void
 server_client_msg(struct proto_conn *conn, struct proto_msg *msg, void *arg)
 {
-	struct client	*c = arg;
+	struct client		*c = arg;
+	const struct server_ops	*ops = c->sup->server_ops;
 
 	if (!c->hello) {
 		if (msg->type != PROTO_HELLO) {
@@ -425,10 +438,8 @@ server_client_msg(struct proto_conn *conn, struct proto_msg *msg, void *arg)
 		    "hello was already exchanged");
 		return;
 	}
-	if (c->role == PROTO_ROLE_PROXY)
-		supervisor_dispatch_proxy(c, msg);
-	else
-		supervisor_dispatch_ctl(c, msg);
+	/* hello granted the proxy or the admin role. */
+	ops->dispatch[c->role](c, msg);
 }
 
 /* ---- sending ------------------------------------------------------------------ */

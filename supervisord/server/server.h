@@ -2,13 +2,17 @@
  * server.h -- supervisord/server/, the map of the supervisor's socket:
  * listening, knowing each peer and granting it a role, the hello
  * exchange, and what the supervisor sends (replies, progress, log data,
- * config, state, ready, failed).
+ * config, state, ready, failed) (server.c); and the life of a control
+ * call, from its creation to its reply (call.c). What comes in goes up
+ * through the struct server_ops that supervisor.c passes to server_listen.
  */
 #ifndef LLMUX_SERVER_H
 #define LLMUX_SERVER_H
 
 #include "supervisord/core.h"
 
+struct body;
+struct evict_report;
 struct logfollow;
 
 /* ---- server.c: the socket, its peers and pushes ------------------------ */
@@ -33,13 +37,28 @@ struct client {
 	bool			 hello;
 	bool			 subscribed;
 	char			 name[96];
-	struct logfollow	*follow;
+	struct logfollow	*follow;		/* its logs call, or NULL */
+	void			(*follow_free)(struct logfollow *);
 	TAILQ_ENTRY(client)	 entry;
+};
+
+/*
+ * What the server tells the level above, through the table passed to
+ * server_listen (supervisor.c's): each message of a peer past hello, by
+ * the role it holds; a proxy that came or went; a call that ended.
+ */
+struct server_ops {
+	void	(*dispatch[PROTO_ROLE_ADMIN + 1])(struct client *,
+		    struct proto_msg *);
+	void	(*proxy_changed)(struct supervisor *);
+	/* After the call's reply, before it is freed (call_done). */
+	void	(*call_done)(struct ctl_call *);
 };
 
 int	 server_peer_roles(const struct peer_cred *, const struct role_policy *);
 void	 server_update_roles(struct supervisor *);
-int	 server_listen(struct supervisor *, char *err, size_t errlen);
+int	 server_listen(struct supervisor *, const struct server_ops *,
+	    char *err, size_t errlen);
 void	 server_close(struct supervisor *);
 void	 server_reply(struct client *, uint32_t id, int status,
 	    const uint8_t *body, size_t len);
@@ -59,5 +78,57 @@ void	 server_client_drop(struct client *, const char *code,
 	    const char *message);
 bool	 server_client_alive(struct supervisor *, struct client *);
 size_t	 server_count_role(struct supervisor *, enum proto_role);
+
+/* ---- call.c: the life of a control call -------------------------------- */
+
+/* A call waiting for an operation; it outlives its peer. */
+struct ctl_call {
+	struct supervisor	*sup;
+	struct client		*client;	/* NULL once the peer left */
+	uint32_t		 id;
+	enum proto_type		 type;
+	char			*name;
+	struct eviction		 eviction;
+	int64_t			 start_ms;
+	bool			 ordered;	/* waits for the switcher */
+	int			 phase;		/* last switch phase told, -1 */
+	char			**policies;	/* VALIDATE: its evictions */
+	size_t			 n_policies;
+	/* What the call's handler holds, freed at exit if still unreplied. */
+	void			*state;
+	void			(*state_free)(void *);
+	TAILQ_ENTRY(ctl_call)	 entry;
+};
+
+/* A reply that waits for the journal (call_reply). */
+struct ctl_reply {
+	struct supervisor	*sup;
+	struct client		*client;	/* NULL once the peer left */
+	uint32_t		 id;
+	int			 status;
+	struct body		*body;
+	TAILQ_ENTRY(ctl_reply)	 entry;
+};
+
+struct ctl_call *call_new(struct client *, struct proto_msg *, const char *);
+/* Send the final reply (if the peer is still there), free the call. */
+void	 call_done(struct ctl_call *, int, struct body *);
+void	 call_free(struct ctl_call *);
+/*
+ * The reply to a call that may have changed what the journal records:
+ * sent once the journal on disk says so, so that what an operator was
+ * told survives a supervisor killed right after (persist_after).
+ */
+void	 call_reply(struct client *, uint32_t, int, struct body *);
+/* An evict_progress_cb that sends progress on the call's id. */
+void	 call_progress_cb(struct model *, const char *, int64_t,
+	    const char *, void *);
+/* The peer is gone: its calls go on, their replies go nowhere. */
+void	 call_client_gone(struct client *);
+/* The reply body of sleep, wake, checkpoint and restore: {key: text,
+ * model, process_state, elapsed_ms, escalated, reason, log, phases} from
+ * an operation's report. */
+struct body *call_op_body(struct model *, const char *key,
+	    const char *text, const struct evict_report *);
 
 #endif

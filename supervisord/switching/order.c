@@ -99,17 +99,17 @@ order_ready(struct supervisor *sup, struct model *m)
 		call->ordered = false;
 		switch (call->type) {
 		case PROTO_CTL_SWITCH:
-			control_call_done(call, 200, body_message("message",
+			call_done(call, 200, body_message("message",
 			    "Switched to model: %s", m->name));
 			break;
 		case PROTO_CTL_PIN:
-			control_call_done(call, 200, body_message("message",
+			call_done(call, 200, body_message("message",
 			    "Pinned to model: %s", m->name));
 			break;
 		case PROTO_CTL_WAKE:
 			r = order_report(call, m->last_wake, EVICT_WAKE, false);
 			xasprintf(&text, "Model %s woken", m->name);
-			control_call_done(call, 200, control_op_body(m,
+			call_done(call, 200, call_op_body(m,
 			    "message", text, &r));
 			free(text);
 			break;
@@ -139,22 +139,22 @@ order_failed(struct supervisor *sup, struct model *m, const char *reason)
 		call->ordered = false;
 		switch (call->type) {
 		case PROTO_CTL_SWITCH:
-			control_call_done(call, 500, body_message("error",
+			call_done(call, 500, body_message("error",
 			    "Switch failed: %s", reason));
 			break;
 		case PROTO_CTL_PIN:
-			control_call_done(call, 500, body_message("error",
+			call_done(call, 500, body_message("error",
 			    "Failed to switch to pinned model: %s", reason));
 			break;
 		case PROTO_CTL_WAKE:
 			r = order_report(call, m->last_wake, EVICT_WAKE, true);
 			xasprintf(&text, "Failed to wake model: %s", reason);
-			control_call_done(call, 500, control_op_body(m, "error",
+			call_done(call, 500, call_op_body(m, "error",
 			    text, &r));
 			free(text);
 			break;
 		default:
-			control_call_done(call, 500, body_message("error",
+			call_done(call, 500, body_message("error",
 			    "Failed to wake model: %s", reason));
 			break;
 		}
@@ -172,7 +172,7 @@ order_sleep_done(struct ctl_call *call, struct model *m)
 	if (r.result == EVICT_FAILED) {
 		xasprintf(&text, "Failed to sleep model: %s", r.reason != NULL ?
 		    r.reason : "unknown error");
-		control_call_done(call, 500, control_op_body(m, "error", text,
+		call_done(call, 500, call_op_body(m, "error", text,
 		    &r));
 	} else {
 		xasprintf(&text, "Model %s sleeping with policy %s%s%s",
@@ -180,7 +180,7 @@ order_sleep_done(struct ctl_call *call, struct model *m)
 		    sizeof(dbg)), r.result == EVICT_ESCALATED ?
 		    "; escalated to stop: " : "", r.result == EVICT_ESCALATED &&
 		    r.reason != NULL ? r.reason : "");
-		control_call_done(call, 200, control_op_body(m, "message",
+		call_done(call, 200, call_op_body(m, "message",
 		    text, &r));
 	}
 	free(text);
@@ -246,10 +246,10 @@ order_check(struct supervisor *sup)
 		/* Neither waiting nor under way: it was dropped. */
 		call->ordered = false;
 		if (m == NULL)
-			control_call_done(call, 500, body_message("error",
+			call_done(call, 500, body_message("error",
 			    "Failed to sleep model: the model was removed"));
 		else
-			control_call_done(call, 409, body_message("error",
+			call_done(call, 409, body_message("error",
 			    "Model %s is no longer awake (%s): nothing to put "
 			    "to sleep", m->name, model_pstate_name(m->pstate)));
 	}
@@ -291,9 +291,9 @@ order_begin(struct supervisor *sup, struct client *c, struct proto_msg *msg,
 	int64_t			 now = clock_ms();
 
 	if (call == NULL)
-		call = control_call_new(c, msg, m->name);
+		call = call_new(c, msg, m->name);
 	if ((i = switching_index(sup, m)) < 0) {
-		control_call_done(call, 409, body_message("error", "Model %s "
+		call_done(call, 409, body_message("error", "Model %s "
 		    "is not known to the switcher yet: a reload is being "
 		    "applied", m->name));
 		return;
@@ -322,7 +322,7 @@ order_begin(struct supervisor *sup, struct client *c, struct proto_msg *msg,
 	/* On success the call may be answered (and freed) already. */
 	if (rc != 0) {
 		call->ordered = false;
-		control_call_done(call, 409, body_message("error", "%s",
+		call_done(call, 409, body_message("error", "%s",
 		    cause != NULL ? cause : "refused"));
 		free(cause);
 	}
@@ -340,7 +340,7 @@ order_sleep(struct client *c, struct proto_msg *msg, struct model *m)
 	ev = msg->u.call.has_eviction ? msg->u.call.eviction :
 	    model_eviction(m);
 	if (evict_busy(m, &kind, NULL)) {
-		control_reply(c, msg->id, 409, body_message("error", "Model %s is "
+		call_reply(c, msg->id, 409, body_message("error", "Model %s is "
 		    "busy: %s in progress", m->name, evict_kind_name(kind)));
 		return;
 	}
@@ -353,17 +353,17 @@ order_sleep(struct client *c, struct proto_msg *msg, struct model *m)
 		    m->sleeping.process == ev.process) ||
 		    ev.process == PROCESS_STOP)
 			break;
-		control_reply(c, msg->id, 409, body_message("error", "Model %s is "
+		call_reply(c, msg->id, 409, body_message("error", "Model %s is "
 		    "already sleeping with %s; wake it first to sleep with %s",
 		    m->name, eviction_format(&m->sleeping, a, sizeof(a)),
 		    eviction_format(&ev, b, sizeof(b))));
 		return;
 	default:
-		control_reply(c, msg->id, 409, body_message("error", "Model %s is "
+		call_reply(c, msg->id, 409, body_message("error", "Model %s is "
 		    "not running (%s)", m->name, model_pstate_name(m->pstate)));
 		return;
 	}
-	call = control_call_new(c, msg, m->name);
+	call = call_new(c, msg, m->name);
 	call->eviction = ev;
 	order_begin(c->sup, c, msg, m, call);
 }
@@ -376,14 +376,14 @@ order_mode(struct client *c, struct proto_msg *msg)
 
 	if (strcmp(mode, "auto") == 0) {
 		switcher_cmd_mode(sup->switcher, SWITCHER_AUTO, clock_ms());
-		control_reply(c, msg->id, 200, body_message("message",
+		call_reply(c, msg->id, 200, body_message("message",
 		    "Switched to auto mode"));
 	} else if (strcmp(mode, "manual") == 0) {
 		switcher_cmd_mode(sup->switcher, SWITCHER_MANUAL, clock_ms());
-		control_reply(c, msg->id, 200, body_message("message",
+		call_reply(c, msg->id, 200, body_message("message",
 		    "Switched to manual mode"));
 	} else
-		control_reply(c, msg->id, 400, body_message("message",
+		call_reply(c, msg->id, 400, body_message("message",
 		    "Unknown mode: %s. Use 'auto' or 'manual'.", mode));
 }
 
@@ -400,12 +400,12 @@ order_eviction(struct client *c, struct proto_msg *msg, struct model *m)
 	if ((i = switching_index(sup, m)) >= 0 &&
 	    switcher_cmd_set_eviction(sup->switcher, i, m->override,
 	    clock_ms(), &cause) != 0) {
-		control_reply(c, msg->id, 400, body_message("error", "%s",
+		call_reply(c, msg->id, 400, body_message("error", "%s",
 		    cause));
 		free(cause);
 		return;
 	}
-	control_reply(c, msg->id, 200, body_message("message", "Eviction policy "
+	call_reply(c, msg->id, 200, body_message("message", "Eviction policy "
 	    "for %s set to %s", m->name, body_eviction_debug(&m->override, dbg,
 	    sizeof(dbg))));
 }
@@ -417,7 +417,7 @@ order_validate(struct client *c, struct proto_msg *msg, struct model *m)
 	struct ctl_call		*call;
 	int			 i = switching_index(sup, m);
 
-	call = control_call_new(c, msg, m->name);
+	call = call_new(c, msg, m->name);
 	/* Awake already: validate it as it is. */
 	if (i < 0 || (switcher_model_state(sup->switcher, i) == SWM_ACTIVE &&
 	    m->pstate == MODEL_RUNNING)) {
@@ -443,7 +443,7 @@ order_call(struct client *c, struct proto_msg *msg, struct model *m)
 		break;
 	case PROTO_CTL_UNPIN:
 		switcher_cmd_unpin(sup->switcher, clock_ms());
-		control_reply(c, msg->id, 200, body_message("message",
+		call_reply(c, msg->id, 200, body_message("message",
 		    "Unpinned. Switched to auto mode."));
 		break;
 	case PROTO_CTL_EVICTION_SET:
@@ -490,7 +490,7 @@ order_rebuilt(struct supervisor *sup)
 		call->ordered = false;
 		call->phase = -1;
 		if ((m = model_find(sup, call->name)) == NULL) {
-			control_call_done(call, 500, body_message("error",
+			call_done(call, 500, body_message("error",
 			    "the model was removed by a reload"));
 			continue;
 		}

@@ -385,8 +385,10 @@ control_call(struct client *c, struct proto_msg *msg)
 	case PROTO_CTL_EVICTION_SET:
 	case PROTO_CTL_SLEEP:
 	case PROTO_CTL_WAKE:
-	case PROTO_CTL_VALIDATE:
 		order_call(c, msg, m);
+		return;
+	case PROTO_CTL_VALIDATE:
+		validate_begin(c, msg, m);
 		return;
 	case PROTO_CTL_EVICTION_GET:
 		ctl_answer(c, msg->id, 200, ctl_eviction_body(sup));

@@ -51,8 +51,8 @@ void	 logfollow_model_gone(struct supervisor *, struct model *);
 #define VALIDATE_REQUEST_TIMEOUT_MS	60000
 #define VALIDATE_MAX_POLICIES		16
 
-void	 validate_call(struct ctl_call *, struct model *,
-	    const struct proto_strlist *);
+/* The call: at once if the model is awake, else after the switcher's wake. */
+void	 validate_begin(struct client *, struct proto_msg *, struct model *);
 /* The "text" of the first choice of a completion, or NULL. */
 char	*validate_text(const char *, size_t);
 /* A deterministic completion request for the model (temperature 0). */

@@ -16,10 +16,12 @@
 
 #include "log.h"
 #include "xmalloc.h"
+#include "supervisord/switcher/switcher.h"
 #include "supervisord/base/base.h"
 #include "supervisord/gpu/gpu.h"
 #include "supervisord/engine/engine.h"
 #include "supervisord/server/server.h"
+#include "supervisord/switching/switching.h"
 #include "supervisord/control/control.h"
 
 #define VALIDATE_PROMPT	"llmux validation: name three primary colours."
@@ -419,7 +421,7 @@ validate_first_wake_cb(struct model *m, const struct evict_report *rep,
 	validate_ask(v, m, validate_reference_cb);
 }
 
-void
+static void
 validate_call(struct ctl_call *call, struct model *m,
     const struct proto_strlist *policies)
 {
@@ -446,4 +448,40 @@ validate_call(struct ctl_call *call, struct model *m,
 		call_done(call, 409, body_message("error", "%s", err));
 		validate_free(v);
 	}
+}
+
+/* The switcher woke the model for this call: validate it now. */
+static void
+validate_woken(struct ctl_call *call, struct model *m)
+{
+	struct proto_strlist	pl;
+
+	pl.v = call->policies;
+	pl.n = call->n_policies;
+	validate_call(call, m, &pl);
+}
+
+/* The validate call: at once if the model is awake, else once the
+ * switcher has woken it, making room for it (order_begin). */
+void
+validate_begin(struct client *c, struct proto_msg *msg, struct model *m)
+{
+	struct supervisor	*sup = c->sup;
+	struct ctl_call		*call;
+	int			 i = switching_index(sup, m);
+
+	call = call_new(c, msg, m->name);
+	/* Awake already: validate it as it is. */
+	if (i < 0 || (switcher_model_state(sup->switcher, i) == SWM_ACTIVE &&
+	    m->pstate == MODEL_RUNNING)) {
+		validate_call(call, m, &msg->u.call.policies);
+		return;
+	}
+	/* Else the switcher wakes it first, making room for it. */
+	call->n_policies = msg->u.call.policies.n;
+	call->policies = xcalloc(call->n_policies + 1, sizeof(char *));
+	for (size_t k = 0; k < call->n_policies; k++)
+		call->policies[k] = xstrdup(msg->u.call.policies.v[k]);
+	call->then = validate_woken;
+	order_begin(sup, c, msg, m, call);
 }

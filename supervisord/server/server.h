@@ -94,6 +94,8 @@ struct ctl_call {
 	int			 phase;		/* last switch phase told, -1 */
 	char			**policies;	/* VALIDATE: its evictions */
 	size_t			 n_policies;
+	/* Ordered: what runs when the switcher has the model ready. */
+	void			(*then)(struct ctl_call *, struct model *);
 	/* What the call's handler holds, freed at exit if still unreplied. */
 	void			*state;
 	void			(*state_free)(void *);

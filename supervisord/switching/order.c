@@ -1,8 +1,9 @@
 /*
  * order.c -- the operator's orders that go through the switcher: switch,
  * pin, unpin, mode, sleep, wake and eviction set, and the wake that comes
- * before a validate of a model that is not awake. They keep the seed's
- * semantics and reply shapes (seed/control.rs.txt).
+ * before a validate of a model that is not awake (validate.c orders it
+ * with order_begin, and the call's then runs when the model is ready).
+ * They keep the seed's semantics and reply shapes (seed/control.rs.txt).
  *
  * A switch, pin, wake or sleep is a call marked "ordered" that waits for
  * what the switcher says: ready or failed for its model (switch, pin,
@@ -26,7 +27,6 @@
 #include "supervisord/engine/engine.h"
 #include "supervisord/server/server.h"
 #include "supervisord/switching/switching.h"
-#include "supervisord/control/control.h"
 
 #define ORDER_MAX_SWITCHES	64
 
@@ -88,7 +88,6 @@ order_ready(struct supervisor *sup, struct model *m)
 {
 	struct ctl_call		*call, *next;
 	struct evict_report	 r;
-	struct proto_strlist	 pl;
 	char			*text;
 
 	for (call = TAILQ_FIRST(&sup->calls); call != NULL; call = next) {
@@ -114,9 +113,8 @@ order_ready(struct supervisor *sup, struct model *m)
 			free(text);
 			break;
 		case PROTO_CTL_VALIDATE:
-			pl.v = call->policies;
-			pl.n = call->n_policies;
-			validate_call(call, m, &pl);
+			if (call->then != NULL)
+				call->then(call, m);
 			break;
 		default:
 			break;
@@ -282,7 +280,7 @@ order_progress(struct model *m, const char *phase, int64_t elapsed,
 /* ---- the calls ------------------------------------------------------------------ */
 
 /* Ask the switcher; the call waits for its answer (maybe already given). */
-static void
+void
 order_begin(struct supervisor *sup, struct client *c, struct proto_msg *msg,
     struct model *m, struct ctl_call *call)
 {
@@ -410,28 +408,6 @@ order_eviction(struct client *c, struct proto_msg *msg, struct model *m)
 	    sizeof(dbg))));
 }
 
-static void
-order_validate(struct client *c, struct proto_msg *msg, struct model *m)
-{
-	struct supervisor	*sup = c->sup;
-	struct ctl_call		*call;
-	int			 i = switching_index(sup, m);
-
-	call = call_new(c, msg, m->name);
-	/* Awake already: validate it as it is. */
-	if (i < 0 || (switcher_model_state(sup->switcher, i) == SWM_ACTIVE &&
-	    m->pstate == MODEL_RUNNING)) {
-		validate_call(call, m, &msg->u.call.policies);
-		return;
-	}
-	/* Else the switcher wakes it first, making room for it. */
-	call->n_policies = msg->u.call.policies.n;
-	call->policies = xcalloc(call->n_policies + 1, sizeof(char *));
-	for (size_t k = 0; k < call->n_policies; k++)
-		call->policies[k] = xstrdup(msg->u.call.policies.v[k]);
-	order_begin(sup, c, msg, m, call);
-}
-
 void
 order_call(struct client *c, struct proto_msg *msg, struct model *m)
 {
@@ -456,9 +432,6 @@ order_call(struct client *c, struct proto_msg *msg, struct model *m)
 		/* An operator's wake ends a crash loop. */
 		model_clear_crash_loop(m);
 		order_begin(sup, c, msg, m, NULL);
-		break;
-	case PROTO_CTL_VALIDATE:
-		order_validate(c, msg, m);
 		break;
 	default:
 		order_begin(sup, c, msg, m, NULL);

@@ -47,8 +47,11 @@ void	 switching_result_free(struct op_result *);
 
 /* ---- order.c: the operator's orders through the switcher ---------------- */
 
-/* switch, pin, unpin, mode, sleep, wake, eviction set; validate's wake. */
+/* switch, pin, unpin, mode, sleep, wake, eviction set. */
 void	 order_call(struct client *, struct proto_msg *, struct model *);
+/* Ask the switcher for msg's order on m; call (NULL: a new one) waits. */
+void	 order_begin(struct supervisor *, struct client *, struct proto_msg *,
+	    struct model *, struct ctl_call *);
 /* What the switcher says, for the calls waiting on it. */
 void	 order_ready(struct supervisor *, struct model *);
 void	 order_failed(struct supervisor *, struct model *, const char *);

@@ -215,7 +215,7 @@ struct supervisor {
 	bool			 journal_manual; /* from the journal, for init */
 	char			*journal_pinned;
 	uint32_t		 drain_seq;
-	struct switch_stats	*switch_stats;	/* control/metrics.c */
+	struct switch_stats	*switch_stats;	/* switching/stats.c */
 
 	/* server/: the socket, its peers, the calls waiting. */
 	const struct server_ops	*server_ops;	/* server/'s news, upward */

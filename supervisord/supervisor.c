@@ -199,7 +199,7 @@ supervisor_free(struct supervisor *sup)
 			call->state_free(call->state);
 		call_free(call);
 	}
-	metrics_free(sup);
+	stats_free(sup);
 	while ((c = TAILQ_FIRST(&sup->clients)) != NULL) {
 		call_client_gone(c);
 		TAILQ_REMOVE(&sup->clients, c, entry);

@@ -12,15 +12,10 @@
 
 struct body;
 struct evict_report;
-struct switch_record;
 
 /* ---- metrics.c ----------------------------------------------------------- */
 
 char	*metrics_text(struct supervisor *);
-/* A finished switch, for the llmux_switch_* metrics. */
-void	 metrics_switch_record(struct supervisor *, const char *from,
-	    const char *to, const struct switch_record *);
-void	 metrics_free(struct supervisor *);
 
 /* ---- reload.c ------------------------------------------------------------ */
 

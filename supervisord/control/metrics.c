@@ -2,9 +2,10 @@
  * metrics.c -- the supervisor's own metrics in Prometheus text format, for
  * the metrics call (the proxy serves them on /metrics beside its own):
  * the switches (the seed's llmux_switch_* names: each phase and the total
- * as histograms per direction, switches, failures, the active models),
- * model states, starts, restarts, crashes, escalations, the time of every
- * eviction and wake phase, peers, journal writes and reloads.
+ * as histograms per direction, switches, failures, the active models:
+ * switching/stats.c records them), model states, starts, restarts,
+ * crashes, escalations, the time of every eviction and wake phase, peers,
+ * journal writes and reloads.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,44 +23,9 @@
 #include "supervisord/switching/switching.h"
 #include "supervisord/control/control.h"
 
-/* Histogram buckets of switch times, seconds. */
-static const double metrics_buckets[] = {
-	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
-	120, 300, 600
-};
-#define METRICS_NBUCKETS \
-	(sizeof(metrics_buckets) / sizeof(metrics_buckets[0]))
-
-struct metrics_hist {
-	uint64_t	 le[METRICS_NBUCKETS];	/* not cumulative */
-	uint64_t	 count;
-	int64_t		 sum_ms;
-};
-
-enum { SW_PH_COOLDOWN, SW_PH_DRAIN, SW_PH_SLEEP, SW_PH_WAKE, SW_PH__COUNT };
-static const char *metrics_phases[SW_PH__COUNT] = {
+/* The phases of a switch, as labels (enum stats_phase). */
+static const char *metrics_phases[STATS__PHASES] = {
 	"cooldown", "drain", "sleep", "wake"
-};
-
-/* One direction of switches: from -> to ("none" for nothing). */
-struct switch_dir {
-	char			*from;
-	char			*to;
-	uint64_t		 switches;
-	struct metrics_hist	 phase[SW_PH__COUNT];
-	struct metrics_hist	 total;
-};
-
-struct switch_fail {
-	char			*to;
-	uint64_t		 n;
-};
-
-struct switch_stats {
-	struct switch_dir	*dirs;
-	size_t			 n_dirs;
-	struct switch_fail	*fails;
-	size_t			 n_fails;
 };
 
 static void	metrics_switches(struct strbuf *, struct supervisor *);
@@ -235,77 +201,15 @@ metrics_text(struct supervisor *sup)
 /* ---- switches ------------------------------------------------------------ */
 
 static void
-metrics_hist_add(struct metrics_hist *h, int64_t ms)
-{
-	double	sec = (double)(ms < 0 ? 0 : ms) / 1000.0;
-
-	for (size_t i = 0; i < METRICS_NBUCKETS; i++) {
-		if (sec <= metrics_buckets[i]) {
-			h->le[i]++;
-			break;
-		}
-	}
-	h->count++;
-	h->sum_ms += ms < 0 ? 0 : ms;
-}
-
-void
-metrics_switch_record(struct supervisor *sup, const char *from, const char *to,
-    const struct switch_record *r)
-{
-	struct switch_stats	*st;
-	struct switch_dir	*d = NULL;
-	struct switch_fail	*f = NULL;
-
-	if (sup->switch_stats == NULL)
-		sup->switch_stats = xcalloc(1, sizeof(*sup->switch_stats));
-	st = sup->switch_stats;
-	if (!r->ok) {
-		for (size_t i = 0; i < st->n_fails; i++) {
-			if (strcmp(st->fails[i].to, to) == 0)
-				f = &st->fails[i];
-		}
-		if (f == NULL) {
-			st->fails = xreallocarray(st->fails, st->n_fails + 1,
-			    sizeof(*st->fails));
-			f = &st->fails[st->n_fails++];
-			f->to = xstrdup(to);
-			f->n = 0;
-		}
-		f->n++;
-		return;
-	}
-	for (size_t i = 0; i < st->n_dirs; i++) {
-		if (strcmp(st->dirs[i].from, from) == 0 &&
-		    strcmp(st->dirs[i].to, to) == 0)
-			d = &st->dirs[i];
-	}
-	if (d == NULL) {
-		st->dirs = xreallocarray(st->dirs, st->n_dirs + 1,
-		    sizeof(*st->dirs));
-		d = &st->dirs[st->n_dirs++];
-		memset(d, 0, sizeof(*d));
-		d->from = xstrdup(from);
-		d->to = xstrdup(to);
-	}
-	d->switches++;
-	metrics_hist_add(&d->phase[SW_PH_COOLDOWN], r->cooldown_ms);
-	metrics_hist_add(&d->phase[SW_PH_DRAIN], r->drain_ms);
-	metrics_hist_add(&d->phase[SW_PH_SLEEP], r->sleep_ms);
-	metrics_hist_add(&d->phase[SW_PH_WAKE], r->wake_ms);
-	metrics_hist_add(&d->total, r->total_ms);
-}
-
-static void
 metrics_hist_print(struct strbuf *b, const char *name, const char *labels,
-    const struct metrics_hist *h)
+    const struct stats_hist *h)
 {
 	uint64_t	cum = 0;
 
-	for (size_t i = 0; i < METRICS_NBUCKETS; i++) {
+	for (size_t i = 0; i < STATS_NBUCKETS; i++) {
 		cum += h->le[i];
 		strbuf_printf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels,
-		    metrics_buckets[i], (unsigned long long)cum);
+		    stats_buckets[i], (unsigned long long)cum);
 	}
 	strbuf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
 	    (unsigned long long)h->count);
@@ -330,7 +234,7 @@ metrics_switches(struct strbuf *b, struct supervisor *sup)
 		d = &st->dirs[i];
 		prom_label(d->from, lf, sizeof(lf));
 		prom_label(d->to, lt, sizeof(lt));
-		for (int p = 0; p < SW_PH__COUNT; p++) {
+		for (int p = 0; p < STATS__PHASES; p++) {
 			snprintf(labels, sizeof(labels), "phase=\"%s\",from="
 			    "\"%s\",to=\"%s\"", metrics_phases[p], lf, lt);
 			metrics_hist_print(b, "llmux_switch_phase_seconds",
@@ -372,23 +276,4 @@ metrics_switches(struct strbuf *b, struct supervisor *sup)
 			strbuf_printf(b, "llmux_active_model_info{model=\"%s\"} "
 			    "1\n", prom_label(m->name, lt, sizeof(lt)));
 	}
-}
-
-void
-metrics_free(struct supervisor *sup)
-{
-	struct switch_stats	*st = sup->switch_stats;
-
-	if (st == NULL)
-		return;
-	for (size_t i = 0; i < st->n_dirs; i++) {
-		free(st->dirs[i].from);
-		free(st->dirs[i].to);
-	}
-	for (size_t i = 0; i < st->n_fails; i++)
-		free(st->fails[i].to);
-	free(st->dirs);
-	free(st->fails);
-	free(st);
-	sup->switch_stats = NULL;
 }

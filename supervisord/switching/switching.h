@@ -2,8 +2,9 @@
  * switching.h -- supervisord/switching/, the map of the switch path
  * outside the pure switcher (switcher/): making the switcher and feeding
  * it (switching.c), carrying out its operations on the engine and the
- * proxy (switching_ops.c; switching_int.h), and the operator's orders
- * that go through it (order.c).
+ * proxy (switching_ops.c; switching_int.h), the operator's orders that
+ * go through it (order.c) and the record of the switches that ended
+ * (stats.c).
  */
 #ifndef LLMUX_SWITCHING_H
 #define LLMUX_SWITCHING_H
@@ -61,5 +62,48 @@ void	 order_progress(struct model *, const char *, int64_t,
 	    const char *, void *);
 /* The switcher was rebuilt: order again what waits. */
 void	 order_rebuilt(struct supervisor *);
+
+/* ---- stats.c: the switches that ended, for the llmux_switch_* metrics --- */
+
+/* Histogram buckets of switch times, seconds. */
+#define STATS_NBUCKETS	16
+extern const double stats_buckets[STATS_NBUCKETS];
+
+struct stats_hist {
+	uint64_t	 le[STATS_NBUCKETS];	/* not cumulative */
+	uint64_t	 count;
+	int64_t		 sum_ms;
+};
+
+enum stats_phase {
+	STATS_COOLDOWN, STATS_DRAIN, STATS_SLEEP, STATS_WAKE, STATS__PHASES
+};
+
+/* One direction of switches: from -> to ("none" for nothing). */
+struct switch_dir {
+	char			*from;
+	char			*to;
+	uint64_t		 switches;
+	struct stats_hist	 phase[STATS__PHASES];
+	struct stats_hist	 total;
+};
+
+struct switch_fail {
+	char			*to;
+	uint64_t		 n;
+};
+
+/* sup->switch_stats: NULL until the first switch ends. */
+struct switch_stats {
+	struct switch_dir	*dirs;
+	size_t			 n_dirs;
+	struct switch_fail	*fails;
+	size_t			 n_fails;
+};
+
+/* A switch that ended (from, to: model names, or "none"). */
+void	 stats_record(struct supervisor *, const char *from, const char *to,
+	    const struct switch_record *);
+void	 stats_free(struct supervisor *);
 
 #endif

@@ -27,7 +27,6 @@
 #include "supervisord/engine/engine.h"
 #include "supervisord/persist/persist.h"
 #include "supervisord/server/server.h"
-#include "supervisord/control/control.h"
 #include "switching_int.h"
 
 /* The warm-up inference: deterministic, short. */
@@ -449,7 +448,7 @@ switching_op_record(void *arg, const struct switch_record *r)
 	to = r->to >= 0 ? switcher_model_name(sup->switcher, r->to) : NULL;
 	from = from != NULL ? from : "none";
 	to = to != NULL ? to : "none";
-	metrics_switch_record(sup, from, to, r);
+	stats_record(sup, from, to, r);
 
 	for (i = 0; i < sup->n_watches; i++) {
 		if (sup->watches[i].target == r->to &&

@@ -37,7 +37,7 @@
 
 #define SUPERVISOR_LOGCHECK_MS	1000
 
-/* ---- what the engine tells the levels above ------------------------------- */
+/* ---- what the engine tells the levels above ---------------------------- */
 
 static void
 supervisor_model_changed(struct model *m)
@@ -61,7 +61,7 @@ static const struct engine_hooks supervisor_engine_hooks = {
 	.gone = supervisor_model_gone,
 };
 
-/* ---- what the server tells the levels above -------------------------------- */
+/* ---- what the server tells the levels above ---------------------------- */
 
 static void	supervisor_dispatch_proxy(struct client *, struct proto_msg *);
 static void	supervisor_dispatch_ctl(struct client *, struct proto_msg *);
@@ -305,7 +305,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 	return (rc);
 }
 
-/* ---- dispatch ---------------------------------------------------------------- */
+/* ---- dispatch ---------------------------------------------------------- */
 
 static void
 supervisor_pong(struct client *c, struct proto_msg *msg)

@@ -12,7 +12,7 @@
 
 struct body;
 
-/* ---- body.c: building reply bodies (msgpack maps) ----------------------- */
+/* ---- body.c: building reply bodies (msgpack maps) ---------------------- */
 
 struct body	*body_new(void);
 void		 body_free(struct body *);
@@ -38,14 +38,14 @@ char		*body_text_dup(const char *);
 /* The seed's Rust Debug form: "EvictionPolicy { weights: Offload, ... }" */
 const char	*body_eviction_debug(const struct eviction *, char *, size_t);
 
-/* ---- model_path.c: where a model's files go ------------------------------ */
+/* ---- model_path.c: where a model's files go ---------------------------- */
 
 /* A model's name made safe as one path component ("a%2Fb"). */
 char	*model_path_name(const char *);
 /* images_dir/NAME/images */
 char	*model_path_images(const struct config *, const char *model);
 
-/* ---- fs.c: file chores ----------------------------------------------------- */
+/* ---- fs.c: file chores ------------------------------------------------- */
 
 /* rm -rf; mkdir -p (the last one 0700); fsync a directory. */
 void	 fs_rmtree(const char *);
@@ -120,7 +120,7 @@ struct httpc_call *httpc_request(struct event_base *, uint16_t port,
 /* Forget a call: its callback will not run. */
 void		 httpc_cancel(struct httpc_call *);
 
-/* ---- health.c: readiness ------------------------------------------------ */
+/* ---- health.c: readiness ----------------------------------------------- */
 
 struct health;
 typedef void	(*health_cb)(int ok, const char *reason, void *);

@@ -13,11 +13,11 @@
 struct body;
 struct evict_report;
 
-/* ---- metrics.c ----------------------------------------------------------- */
+/* ---- metrics.c --------------------------------------------------------- */
 
 char	*metrics_text(struct supervisor *);
 
-/* ---- reload.c ------------------------------------------------------------ */
+/* ---- reload.c ---------------------------------------------------------- */
 
 struct reload_result {
 	bool	  ok;
@@ -33,7 +33,7 @@ void	reload_result_free(struct reload_result *);
 bool	reload_model_changed(const struct config *, const struct model_config *,
 	    const struct config *, const struct model_config *);
 
-/* ---- logfollow.c: the logs call ----------------------------------------- */
+/* ---- logfollow.c: the logs call ---------------------------------------- */
 
 struct logfollow;
 void	 logfollow_call(struct client *, uint32_t id, struct model *,
@@ -41,7 +41,7 @@ void	 logfollow_call(struct client *, uint32_t id, struct model *,
 void	 logfollow_free(struct logfollow *);
 void	 logfollow_model_gone(struct supervisor *, struct model *);
 
-/* ---- validate.c: the validate call -------------------------------------- */
+/* ---- validate.c: the validate call ------------------------------------- */
 
 #define VALIDATE_REQUEST_TIMEOUT_MS	60000
 #define VALIDATE_MAX_POLICIES		16
@@ -59,7 +59,7 @@ char	*validate_request_body(const struct model *, int max_tokens);
 void	 checkpoint_call(struct ctl_call *, struct model *,
 	    const struct proto_msg *);
 
-/* ---- control.c: the control calls --------------------------------------- */
+/* ---- control.c: the control calls -------------------------------------- */
 
 void	 control_call(struct client *, struct proto_msg *);
 /* A call ended (server_ops' call_done): what ran on the engine directly

@@ -310,7 +310,7 @@ criu_machine(const struct criu_op *op, struct manifest *m)
 		m->gpus[i].uuid = xstrdup(s.v[i].uuid);
 	}
 	m->ngpus = s.n;
-	gpu_snapshot_free(&s);
+	nvml_snapshot_free(&s);
 }
 
 /* ---- dump ------------------------------------------------------------------------ */

@@ -14,7 +14,7 @@
 
 struct store_job;
 
-/* ---- model.c: a configured model and its state ------------------------ */
+/* ---- model.c: a configured model and its state ------------------------- */
 
 /* Crash restarts: delay doubles from BASE up to MAX; LIMIT short runs in a
  * row (each under STABLE_MS) is a crash loop, and restarting stops. */
@@ -240,7 +240,7 @@ void		 evict_process_exited(struct model *);
 /* Drop every operation at exit, without callbacks. */
 void		 evict_abandon(struct model *);
 
-/* ---- liveness.c: health checks of running models ------------------------ */
+/* ---- liveness.c: health checks of running models ----------------------- */
 
 /* Failed checks in a row that make a model hung; the longest check. */
 #define LIVENESS_FAILURES	3

@@ -82,7 +82,7 @@ gpu_telemetry_done(void *arg, bool cancelled)
 	struct gpu_state		*gs = sup->gpu;
 
 	if (cancelled || gs == NULL) {
-		gpu_snapshot_free(&tj->snap);
+		nvml_snapshot_free(&tj->snap);
 		free(tj->path);
 		free(tj);
 		return;
@@ -92,13 +92,13 @@ gpu_telemetry_done(void *arg, bool cancelled)
 		for (size_t i = 0; i < tj->snap.n; i++)
 			for (size_t j = 0; j < tj->snap.v[i].nprocs; j++)
 				gpu_attribute(sup, &tj->snap.v[i].procs[j]);
-		gpu_snapshot_free(&gs->snap);
+		nvml_snapshot_free(&gs->snap);
 		gs->snap = tj->snap;
 		gs->have = true;
 		free(gs->error);
 		gs->error = NULL;
 	} else {
-		gpu_snapshot_free(&tj->snap);
+		nvml_snapshot_free(&tj->snap);
 		gs->have = false;
 		free(gs->error);
 		gs->error = xstrdup(tj->err);
@@ -162,7 +162,7 @@ gpu_free(struct supervisor *sup)
 	if (gs == NULL)
 		return;
 	event_free(gs->ev_timer);
-	gpu_snapshot_free(&gs->snap);
+	nvml_snapshot_free(&gs->snap);
 	free(gs->error);
 	free(gs);
 	sup->gpu = NULL;

@@ -31,7 +31,7 @@ struct body;
 /* The CUDA driver API version the checkpoint API needs (driver 570). */
 #define CUDA_MIN_VERSION	12080
 
-/* ---- nvml.c: what NVML says about the GPUs --------------------------------- */
+/* ---- nvml.c: what NVML says about the GPUs ----------------------------- */
 
 struct gpu_proc {
 	pid_t		 pid;
@@ -60,16 +60,17 @@ struct gpu_snapshot {
 /* Load NVML once (path, or LLMUX_NVML_LIBRARY); -1 with the reason. */
 int	 nvml_open(const char *path, char *err, size_t errlen);
 int	 nvml_snapshot(struct gpu_snapshot *, char *err, size_t errlen);
-void	 gpu_snapshot_free(struct gpu_snapshot *);
-void	 gpu_snapshot_copy(struct gpu_snapshot *, const struct gpu_snapshot *);
+void	 nvml_snapshot_free(struct gpu_snapshot *);
+void	 nvml_snapshot_copy(struct gpu_snapshot *,
+	    const struct gpu_snapshot *);
 /* The GPU with this UUID, or NULL. */
-const struct gpu_info *gpu_snapshot_find(const struct gpu_snapshot *,
+const struct gpu_info *nvml_snapshot_find(const struct gpu_snapshot *,
 	    const char *uuid);
 /* Bytes a set of pids holds over every GPU. */
-uint64_t gpu_snapshot_bytes(const struct gpu_snapshot *, const pid_t *,
+uint64_t nvml_snapshot_bytes(const struct gpu_snapshot *, const pid_t *,
 	    size_t);
 
-/* ---- cuda.c: the driver's checkpoint API ----------------------------------- */
+/* ---- cuda.c: the driver's checkpoint API ------------------------------- */
 
 /* CUprocessState, with a value of ours for "no answer". */
 enum cuda_pstate {
@@ -109,7 +110,7 @@ void	 cuda_resume_pid(pid_t, const struct cuda_pair *, size_t,
 /* "GPU-8f6b1a2c-..." to the driver's 16 bytes; -1 if malformed. */
 int	 cuda_uuid_parse(const char *, unsigned char out[16]);
 
-/* ---- gpu_place.c: where a suspended model is restored ---------------------- */
+/* ---- gpu_place.c: where a suspended model is restored ------------------ */
 
 /* What a suspended model held on one GPU. */
 struct gpu_need {
@@ -147,7 +148,7 @@ enum gpu_place_result gpu_place(const struct gpu_need *, size_t n,
 	    const struct gpu_snapshot *, bool allow, int *map, char *why,
 	    size_t whylen);
 
-/* ---- gpu.c, gpu_ops.c: CUDA suspend and NVML telemetry ------------------ */
+/* ---- gpu.c, gpu_ops.c: CUDA suspend and NVML telemetry ----------------- */
 
 /* How a suspend or resume went (the callback may take saved). */
 struct gpu_result {

@@ -154,7 +154,7 @@ gpu_job_discover(struct gpu_job *job)
 					gpu_saved_add(&job->saved,
 					    s.v[i].procs[j].pid, &s.v[i],
 					    s.v[i].procs[j].bytes);
-		gpu_snapshot_free(&s);
+		nvml_snapshot_free(&s);
 	} else
 		log_debug("NVML unavailable, reading /proc model=%s "
 		    "reason=\"%s\"", job->model, err);
@@ -319,7 +319,7 @@ gpu_job_place(struct gpu_job *job, struct gpu_one *v, size_t n)
 		snprintf(job->detail, sizeof(job->detail), "%s", why);
 	}
 	if (r != GPU_PLACE_MOVED) {
-		gpu_snapshot_free(&s);
+		nvml_snapshot_free(&s);
 		return;
 	}
 	job->moved = true;
@@ -347,7 +347,7 @@ gpu_job_place(struct gpu_job *job, struct gpu_one *v, size_t n)
 			v[i].pairs[v[i].npairs++] = p;
 		}
 	}
-	gpu_snapshot_free(&s);
+	nvml_snapshot_free(&s);
 }
 
 static void
@@ -398,9 +398,9 @@ gpu_job_measure(void *arg)
 
 	if (!gpu_job_snapshot(job, &s, job->reason, sizeof(job->reason)))
 		return;
-	job->bytes = gpu_snapshot_bytes(&s, job->members, job->nmembers);
+	job->bytes = nvml_snapshot_bytes(&s, job->members, job->nmembers);
 	job->ok = true;
-	gpu_snapshot_free(&s);
+	nvml_snapshot_free(&s);
 }
 
 static void

@@ -37,7 +37,7 @@ gpu_place(const struct gpu_need *need, size_t n,
 	for (i = 0; i < n && i < GPU_MAX; i++) {
 		home[i] = -1;
 		map[i] = -1;
-		if ((g = gpu_snapshot_find(s, need[i].uuid)) != NULL) {
+		if ((g = nvml_snapshot_find(s, need[i].uuid)) != NULL) {
 			home[i] = (int)(g - s->v);
 			used[home[i]] = true;
 		}

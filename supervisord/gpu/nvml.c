@@ -217,7 +217,7 @@ nvml_snapshot(struct gpu_snapshot *s, char *err, size_t errlen)
 		    (rc = nvml.memory(dev, &mem)) != NVML_SUCCESS) {
 			snprintf(err, errlen, "cannot read GPU %u: %s", i,
 			    nvml_error(rc, ebuf, sizeof(ebuf)));
-			gpu_snapshot_free(s);
+			nvml_snapshot_free(s);
 			return (-1);
 		}
 		if (nvml.name(dev, g->name, sizeof(g->name)) != NVML_SUCCESS)
@@ -230,7 +230,7 @@ nvml_snapshot(struct gpu_snapshot *s, char *err, size_t errlen)
 		g->used = mem.used;
 		g->free = mem.free;
 		if (nvml_processes(dev, g, err, errlen) != 0) {
-			gpu_snapshot_free(s);
+			nvml_snapshot_free(s);
 			return (-1);
 		}
 	}
@@ -239,7 +239,7 @@ nvml_snapshot(struct gpu_snapshot *s, char *err, size_t errlen)
 }
 
 void
-gpu_snapshot_free(struct gpu_snapshot *s)
+nvml_snapshot_free(struct gpu_snapshot *s)
 {
 	for (size_t i = 0; i < s->n; i++)
 		free(s->v[i].procs);
@@ -249,7 +249,7 @@ gpu_snapshot_free(struct gpu_snapshot *s)
 }
 
 void
-gpu_snapshot_copy(struct gpu_snapshot *dst, const struct gpu_snapshot *src)
+nvml_snapshot_copy(struct gpu_snapshot *dst, const struct gpu_snapshot *src)
 {
 	*dst = *src;
 	dst->v = xcalloc(src->n > 0 ? src->n : 1, sizeof(*dst->v));
@@ -264,7 +264,7 @@ gpu_snapshot_copy(struct gpu_snapshot *dst, const struct gpu_snapshot *src)
 }
 
 const struct gpu_info *
-gpu_snapshot_find(const struct gpu_snapshot *s, const char *uuid)
+nvml_snapshot_find(const struct gpu_snapshot *s, const char *uuid)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (strcmp(s->v[i].uuid, uuid) == 0)
@@ -273,7 +273,7 @@ gpu_snapshot_find(const struct gpu_snapshot *s, const char *uuid)
 }
 
 uint64_t
-gpu_snapshot_bytes(const struct gpu_snapshot *s, const pid_t *pids, size_t n)
+nvml_snapshot_bytes(const struct gpu_snapshot *s, const pid_t *pids, size_t n)
 {
 	uint64_t	total = 0;
 

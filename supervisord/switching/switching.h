@@ -13,7 +13,7 @@
 
 struct switch_record;
 
-/* ---- switching.c: the switcher driving the engine ------------------------ */
+/* ---- switching.c: the switcher driving the engine ---------------------- */
 
 /*
  * Make the switcher from the config, tell it what the engine has (models
@@ -46,7 +46,7 @@ struct model *switching_active(struct supervisor *);
 bool	 switching_admits(struct supervisor *, const struct model *);
 void	 switching_result_free(struct op_result *);
 
-/* ---- order.c: the operator's orders through the switcher ---------------- */
+/* ---- order.c: the operator's orders through the switcher --------------- */
 
 /* switch, pin, unpin, mode, sleep, wake, eviction set. */
 void	 order_call(struct client *, struct proto_msg *, struct model *);
@@ -63,7 +63,7 @@ void	 order_progress(struct model *, const char *, int64_t,
 /* The switcher was rebuilt: order again what waits. */
 void	 order_rebuilt(struct supervisor *);
 
-/* ---- stats.c: the switches that ended, for the llmux_switch_* metrics --- */
+/* ---- stats.c: the switches that ended, for the llmux_switch_* metrics -- */
 
 /* Histogram buckets of switch times, seconds. */
 #define STATS_NBUCKETS	16

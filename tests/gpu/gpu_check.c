@@ -51,7 +51,7 @@ held(pid_t pid, int *gpu, struct gpu_snapshot *out)
 	if (out != NULL)
 		*out = s;
 	else
-		gpu_snapshot_free(&s);
+		nvml_snapshot_free(&s);
 	return (b);
 }
 
@@ -112,6 +112,6 @@ main(int argc, char **argv)
 	after = held(pid, &gpu2, NULL);
 	expect(after >= before - before / 20, "NVML: the memory is back");
 	expect(gpu2 == (to >= 0 ? to : gpu), "on the GPU expected");
-	gpu_snapshot_free(&s);
+	nvml_snapshot_free(&s);
 	return (failures == 0 ? 0 : 1);
 }

@@ -25,7 +25,6 @@
 #include "supervisord/store/store.h"
 #include "supervisord/gpu/gpu.h"
 #include "supervisord/engine/engine.h"
-#include "supervisord/persist/persist.h"
 #include "supervisord/server/server.h"
 #include "supervisord/switching/switching.h"
 #include "supervisord/control/control.h"

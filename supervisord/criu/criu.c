@@ -44,7 +44,6 @@
 #include "supervisord/base/base.h"
 #include "supervisord/store/store.h"
 #include "supervisord/gpu/gpu.h"
-#include "supervisord/engine/engine.h"
 #include "criu_int.h"
 
 #ifndef P_PIDFD

@@ -28,7 +28,6 @@
 #include "xmalloc.h"
 #include "supervisord/base/base.h"
 #include "supervisord/store/store.h"
-#include "supervisord/criu/criu.h"
 #include "evict_int.h"
 
 /* ---- operations and their waiters ---------------------------------------- */

@@ -9,9 +9,7 @@
  * control/ and switching/ make calls and answer them here; when a call
  * ends, the level above hears of it through server_ops' call_done.
  */
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "clock.h"
 #include "xmalloc.h"

@@ -34,7 +34,6 @@
 #include "strbuf.h"
 #include "version.h"
 #include "xmalloc.h"
-#include "supervisord/store/store.h"
 #include "store_int.h"
 
 #define S3_CONNECT_TIMEOUT_MS	10000

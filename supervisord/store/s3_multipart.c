@@ -29,7 +29,6 @@
 
 #include "strbuf.h"
 #include "xmalloc.h"
-#include "supervisord/store/store.h"
 #include "store_int.h"
 
 #define S3_MP_MIB		(UINT64_C(1) << 20)

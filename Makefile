@@ -1,7 +1,8 @@
 # Makefile -- the one entry point for building, testing and packaging llmux.
 #
 #   make            build every program into build/bin/
-#   make check      build, then run unit, fuzz-regression and integration tests
+#   make check      build, check the layering of supervisord/ (make layering),
+#                   then run unit, fuzz-regression and integration tests
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan/)
 #   make fuzz       build the libFuzzer targets with clang (build/fuzz/)
 #   make demo       start a demo stack with fake models (see README.md)
@@ -86,7 +87,7 @@ $(foreach p,$(PROGS),$(eval $(call prog_rules,$(call prog_dir,$(p)),$(call prog_
 
 PROG_LIBS = $(foreach p,$(PROGS),$(BUILD)/lib/lib$(subst /,-,$(call prog_dir,$(p))).a)
 
-.PHONY: all check unit integration fuzz-regress asan fuzz demo bench bench-proxy \
+.PHONY: all check layering unit integration fuzz-regress asan fuzz demo bench bench-proxy \
         bench-policies bench-fakevllm bench-status bench-switch bench-store soak clean install deb rpm \
         distclean clang-check print-pkgs
 all: $(BINS)
@@ -154,7 +155,15 @@ TESTS_BUILT = $(BINS) $(UNIT_BINS) $(REPLAY_BINS) $(FAKE_SO) $(FAKE_BIN)
 CHECK_CLANG ?= $(if $(filter clang%,$(notdir $(CC))),0,1)
 check: $(TESTS_BUILT)
 	@if [ "$(CHECK_CLANG)" = 1 ]; then $(MAKE) --no-print-directory -s clang-check; fi
+	@$(MAKE) --no-print-directory -s layering
 	@tests/run-tests $(BUILD)
+
+# From the built objects: supervisord/'s folders call only the levels below
+# them (docs/architecture.md), and no loop crosses a folder; proxyd/'s loops
+# between files are reported.
+layering: $(BINS)
+	@tools/layering-check --doc docs/architecture.md $(BUILD) supervisord
+	@tools/layering-check --report $(BUILD) proxyd
 
 unit: $(UNIT_BINS)
 	@tests/run-tests --only unit $(BUILD)

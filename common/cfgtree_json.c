@@ -1,6 +1,6 @@
 /*
  * cfgtree_json.c -- builds a cfgtree from JSON with yajl's callback
- * parser (the seed's config.json files). yajl reports no positions, but
+ * parser (llmux 0.7's config.json files). yajl reports no positions, but
  * during a callback it has consumed the input exactly up to the end of the
  * token it reports; between tokens JSON allows only blanks, ',' and ':',
  * so the token's start is the first other byte after the previous token.

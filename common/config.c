@@ -1,5 +1,5 @@
 /*
- * config.c -- loading llmux.yaml (or the seed's config.json): read the
+ * config.c -- loading llmux.yaml (or llmux 0.7's config.json): read the
  * file with limits, build the document tree, bind it through the key
  * table, check it, and report every diagnostic in file order. Also the
  * lookups other parts use on a loaded config.

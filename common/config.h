@@ -1,6 +1,6 @@
 /*
  * config.h -- llmux configuration: the plain C structs every program uses,
- * and the loader for /etc/llmux/llmux.yaml (YAML, or the seed's JSON).
+ * and the loader for /etc/llmux/llmux.yaml (YAML, or llmux 0.7's JSON).
  *
  * Only the supervisor reads the file. The proxy receives what it needs over
  * the socket (proto/), never the file itself.
@@ -94,7 +94,7 @@ struct policy_config {
 	double		 amortization_factor;	/* 0.5 */
 	uint32_t	 max_wait_secs;		/* 15 */
 	uint32_t	 tick_interval_ms;	/* 500 */
-	uint32_t	 min_quantum_ms;	/* 2000 (unused, as in the seed) */
+	uint32_t	 min_quantum_ms;	/* 2000 (unused, as in llmux 0.7) */
 	uint32_t	 drain_timeout_secs;	/* 300 */
 };
 

@@ -1,7 +1,7 @@
 /*
  * config_check.c -- the rules that span keys, run once the file is bound
  * (nginx's "merge and check" step): unique ports, names and aliases, GPU
- * lists, what extra_args imply, checkpoint_path, the seed's TP>1 warnings;
+ * lists, what extra_args imply, checkpoint_path, llmux 0.7's TP>1 warnings;
  * and the facts about this machine (programs and paths that must exist),
  * which are warnings for --check-config and errors where the supervisor
  * needs them.
@@ -246,7 +246,7 @@ config_check_has_arg(const struct model_config *m, const char *arg)
 	return (false);
 }
 
-/* The seed's startup validation for TP>1 models that CUDA-checkpoint. */
+/* llmux 0.7's startup validation for TP>1 models that CUDA-checkpoint. */
 static void
 config_check_tp(struct config_loader *ld, const struct model_config *m)
 {

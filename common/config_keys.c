@@ -42,7 +42,7 @@ static const char *config_keys_check_bucket(const char *);
 static const char *config_keys_check_region(const char *);
 
 const struct config_key config_keys[] = {
-	/* The top level: the seed's keys. */
+	/* The top level: llmux 0.7's keys. */
 	{ "models", TOP(models), .type = CT_MODELS, .flags = CK_REQUIRED,
 	  .max = CONFIG_MAX_MODELS,
 	  .doc = "the models: a mapping of model name to model" },
@@ -188,7 +188,7 @@ const struct config_key config_keys[] = {
 	  .doc = "time_slice: the scheduler tick" },
 	{ "min_quantum_ms", POLICY(min_quantum_ms), .type = CT_U32, .min = 0,
 	  .max = 3600000, .def = "2000",
-	  .doc = "time_slice: accepted and unused, as in the seed" },
+	  .doc = "time_slice: accepted and unused, as in llmux 0.7 (Rust)" },
 	{ "drain_timeout_secs", POLICY(drain_timeout_secs), .type = CT_U32,
 	  .min = 1, .max = 86400, .def = "300",
 	  .doc = "give up waiting for in-flight requests after this long" },
@@ -204,7 +204,8 @@ const struct config_key config_keys[] = {
 	  .doc = "checkpoint images go to images_dir/MODEL/images" },
 	{ "cuda_checkpoint_path", CKPT(cuda_checkpoint_path),
 	  .type = CT_STRING, .max = 4096, .def = "cuda-checkpoint",
-	  .doc = "accepted for the seed; llmux calls the driver API itself" },
+	  .doc = "accepted for llmux 0.7 configs; llmux calls the driver API "
+	      "itself" },
 	{ "keep_images", CKPT(keep_images), .type = CT_BOOL, .def = "true",
 	  .doc = "keep images after a restore" },
 	{ "object_store", CKPT(object_store), .type = CT_SECTION,

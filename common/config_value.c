@@ -257,7 +257,7 @@ config_value_strategy(struct config_loader *ld, const struct cfgnode *v,
 	return (-1);
 }
 
-/* A level 1..5 (the seed's sleep levels). */
+/* A level 1..5 (llmux 0.7's sleep levels). */
 int
 config_value_level(struct config_loader *ld, const struct cfgnode *v,
     const char *path, struct eviction *out)

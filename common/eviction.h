@@ -1,6 +1,7 @@
 /*
- * eviction.h -- the two axes of eviction (DESIGN.md §5): what happens to a
- * model's weights and what happens to its process when it is put to sleep.
+ * eviction.h -- the two axes of eviction (docs/reference-behaviour.md,
+ * "Eviction: two axes"): what happens to a model's weights and what
+ * happens to its process when it is put to sleep.
  */
 #ifndef LLMUX_EVICTION_H
 #define LLMUX_EVICTION_H
@@ -28,13 +29,13 @@ struct eviction {
 	enum process_strategy	process;
 };
 
-/* The seed's default: retain + stop. */
+/* llmux 0.7's default: retain + stop. */
 #define EVICTION_DEFAULT ((struct eviction){ WEIGHTS_RETAIN, PROCESS_STOP })
 
-/* snake_case names as in the seed's JSON: "offload", "cuda_suspend". */
+/* snake_case names as in llmux 0.7's JSON: "offload", "cuda_suspend". */
 const char	*eviction_weights_name(enum weights_strategy);
 const char	*eviction_process_name(enum process_strategy);
-/* The seed's Debug spelling, used in process_state strings: "Offload". */
+/* llmux 0.7's Debug spelling, used in process_state strings: "Offload". */
 const char	*eviction_weights_title(enum weights_strategy);
 const char	*eviction_process_title(enum process_strategy);
 

@@ -45,7 +45,7 @@ struct switcher;
 
 /* ---- a model (engine/model.c) ------------------------------------------ */
 
-/* The process state of the seed's orchestrator (format_process_state). */
+/* The process state of llmux 0.7's orchestrator (format_process_state). */
 enum model_pstate {
 	MODEL_NOT_STARTED,	/* no process (never started, or stopped) */
 	MODEL_STARTING,		/* process started, not healthy yet */

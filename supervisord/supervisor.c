@@ -133,7 +133,7 @@ supervisor_logcheck_cb(evutil_socket_t fd, short ev, void *arg)
 			modellog_check_file(sup, m->name);
 }
 
-/* Models of the config; a checkpoint_path starts checkpointed (seed). */
+/* Models of the config; a checkpoint_path starts checkpointed (llmux 0.7). */
 static void
 supervisor_add_models(struct supervisor *sup)
 {

@@ -35,7 +35,7 @@ struct body	*body_message(const char *key, const char *, ...)
 /* Text from a model made valid UTF-8 and short enough for a message. */
 void		 body_text_clean(char *);
 char		*body_text_dup(const char *);
-/* The seed's Rust Debug form: "EvictionPolicy { weights: Offload, ... }" */
+/* llmux 0.7's Rust Debug form: "EvictionPolicy { weights: Offload, ... }" */
 const char	*body_eviction_debug(const struct eviction *, char *, size_t);
 
 /* ---- model_path.c: where a model's files go ---------------------------- */

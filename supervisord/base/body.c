@@ -1,6 +1,6 @@
 /*
  * body.c -- building reply bodies: one msgpack map each, shaped like the
- * JSON of the seed's control API, written with msgpack-c's packer. The
+ * JSON of llmux 0.7's control API, written with msgpack-c's packer. The
  * caller counts a map's pairs before writing them, as msgpack needs.
  */
 #include <stdarg.h>
@@ -121,7 +121,7 @@ body_kbool(struct body *b, const char *k, bool v)
 	body_bool(b, v);
 }
 
-/* {"weights": "offload", "process": "keep_running"}, as the seed's serde. */
+/* {"weights": "offload", "process": "keep_running"}, as llmux 0.7's serde. */
 void
 body_eviction(struct body *b, const struct eviction *e)
 {

@@ -1,5 +1,5 @@
 /*
- * checkpoint.c -- the checkpoint call, the seed's --checkpoint: the model
+ * checkpoint.c -- the checkpoint call, llmux 0.7's --checkpoint: the model
  * is started if it has no process, warmed up with one deterministic
  * inference (unless no_warmup: CUDA graphs and caches are then captured
  * in the image, so the restored model answers at full speed at once),

@@ -2,9 +2,10 @@
  * control.c -- the control calls (status, models, mode, pin, unpin,
  * switch, eviction get/set, sleep, wake, checkpoint, restore, validate,
  * reload, logs, metrics, subscribe), answered with bodies shaped like the
- * seed's control API JSON (seed/control.rs.txt), llmux's own fields beside
- * the seed's, never instead of them. Long calls wait for an operation and
- * send progress events on their id until the reply.
+ * control API JSON of llmux 0.7 (Rust) (docs/supervisor.md, "Control
+ * calls"), llmux's own fields beside its fields, never instead of them.
+ * Long calls wait for an operation and send progress events on their id
+ * until the reply.
  *
  * The orders that move models between states (switch, pin, unpin, mode,
  * sleep, wake, eviction set) go through the switcher: order.c. Checkpoint
@@ -147,7 +148,7 @@ ctl_status_body(struct supervisor *sup)
 	body_map(b, 6);
 	switching_state_string(sup, state, sizeof(state));
 	body_kstr(b, "state", state);
-	/* As the seed: the active model, none while switching. */
+	/* As llmux 0.7 (Rust): the active model, none while switching. */
 	active = switching_active(sup);
 	body_kstr(b, "active_model", active != NULL &&
 	    strncmp(state, "active:", 7) == 0 ? active->name : NULL);
@@ -316,7 +317,7 @@ ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
 
 /* ---- the calls ------------------------------------------------------------------ */
 
-/* A reload changes the journal (models added, removed): control_reply. */
+/* A reload changes the journal (models added, removed): call_reply. */
 static void
 ctl_reload(struct client *c, struct proto_msg *msg)
 {

@@ -1,7 +1,7 @@
 /*
  * metrics.c -- the supervisor's own metrics in Prometheus text format, for
  * the metrics call (the proxy serves them on /metrics beside its own):
- * the switches (the seed's llmux_switch_* names: each phase and the total
+ * the switches (llmux 0.7's llmux_switch_* names: each phase and the total
  * as histograms per direction, switches, failures, the active models:
  * switching/stats.c records them), model states, starts, restarts,
  * crashes, escalations, the time of every eviction and wake phase, peers,

@@ -1,5 +1,5 @@
 /*
- * validate.c -- the validate call (the seed's --validate): does a model
+ * validate.c -- the validate call (llmux 0.7's --validate): does a model
  * sleep and wake correctly with each of some evictions? The model is woken
  * and asked a deterministic question (temperature 0, fixed seed); then for
  * each eviction it is put to sleep, woken, and asked again, and the answer
@@ -8,7 +8,7 @@
  * before, asleep and awake (measured with NVML on a worker thread; null
  * where NVML is not available), whether the answer matched and whether
  * the eviction took place without escalating. Default evictions:
- * offload+keep_running and discard+keep_running, as in the seed.
+ * offload+keep_running and discard+keep_running, as in llmux 0.7 (Rust).
  */
 #include <stdio.h>
 #include <stdlib.h>

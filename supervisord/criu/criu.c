@@ -3,13 +3,14 @@
  * and its CUDA plugin, and restoring it (the checkpoint process strategy,
  * the checkpoint and restore calls, and a model's checkpoint_path).
  *
- * Dump, as the seed does it: stale /dev/shm/link_remap.* files removed,
- * then `criu dump -t PID --shell-job --ext-unix-sk --tcp-established
- * --link-remap --enable-external-masters -L cuda_plugin_dir`, into
- * images_dir/NAME/images.tmp; when it succeeds, every image file is
- * hashed into a manifest (manifest.c) with the model and the machine it
- * was made on, and the directory is renamed to images_dir/NAME/images,
- * so a failed dump (ENOSPC, say) never replaces good images.
+ * Dump, as llmux 0.7 (Rust) does it: stale /dev/shm/link_remap.* files
+ * removed, then `criu dump -t PID --shell-job --ext-unix-sk
+ * --tcp-established --link-remap --enable-external-masters -L
+ * cuda_plugin_dir`, into images_dir/NAME/images.tmp; when it succeeds,
+ * every image file is hashed into a manifest (store/manifest.c) with the
+ * model and the machine it was made on, and the directory is renamed to
+ * images_dir/NAME/images, so a failed dump (ENOSPC, say) never replaces
+ * good images.
  *
  * Restore: the manifest is read and checked against this machine (driver,
  * GPU kinds and count), the model (path and port) and the files'

@@ -1,6 +1,6 @@
 /*
  * criu_int.h -- what the files of the CRIU module (criu.c: dump and
- * restore; criu_util.c: programs, versions, paths, file chores) share.
+ * restore; criu_util.c: programs, versions, log reasons) share.
  */
 #ifndef LLMUX_CRIU_INT_H
 #define LLMUX_CRIU_INT_H

@@ -46,7 +46,7 @@ void		 model_free_later(struct model *);
 struct model	*model_find(struct supervisor *, const char *);
 /* The eviction a sleep uses when none is given: override, config, policy. */
 struct eviction	 model_eviction(const struct model *);
-/* The seed's process_state string ("sleeping:Offload+KeepRunning"). */
+/* llmux 0.7's process_state string ("sleeping:Offload+KeepRunning"). */
 char		*model_process_state(const struct model *);
 const char	*model_pstate_name(enum model_pstate);
 int		 model_pstate_parse(const char *, enum model_pstate *);

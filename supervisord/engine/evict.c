@@ -1,7 +1,7 @@
 /*
  * evict.c -- putting a model to sleep, waking it and stopping it, as
- * asynchronous sequences of steps (DESIGN.md §5, SEED-BEHAVIOUR.md
- * "Eviction sequences").
+ * asynchronous sequences of steps (docs/reference-behaviour.md, "Eviction:
+ * two axes"; docs/supervisor.md, "Eviction").
  *
  * An operation is a plan (a list of steps, computed by evict_plan_sleep
  * and evict_plan_wake, which are pure) and an executor that runs one step
@@ -12,7 +12,7 @@
  *    GPU memory is always freed (the result is "escalated");
  *  - during a wake, the half-woken model is stopped and the wake fails,
  *    except that a failed CRIU restore falls back to a cold start, and a
- *    failed reset_prefix_cache is tolerated, as in the seed;
+ *    failed reset_prefix_cache is tolerated, as in llmux 0.7 (Rust);
  *  - a stop cannot fail: process.c ends with SIGKILL and cgroup.kill.
  * A stop interrupts any other operation. Callers wait as "waiters"; a
  * second caller asking for the same operation joins the running one.

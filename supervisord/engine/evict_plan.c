@@ -1,8 +1,9 @@
 /*
  * evict_plan.c -- the plans of evictions and wakes: which steps, in which
  * order, for each weights x process combination and each state a model
- * can be woken from (the seed's sequences, SEED-BEHAVIOUR.md). Pure
- * functions; evict.c and evict_step.c run them.
+ * can be woken from (the sequences of llmux 0.7 (Rust),
+ * docs/reference-behaviour.md). Pure functions; evict.c and evict_step.c
+ * run them.
  */
 #include <string.h>
 
@@ -98,7 +99,7 @@ evict_plan_weights(const struct eviction *ev, struct evict_plan *p)
 /*
  * From the state the model is in: a cold start; CUDA resume (then NCCL)
  * and the weight steps; CRIU restore, health, NCCL and the weight steps.
- * A kept process is health-checked last, as the seed's switcher does.
+ * A kept process is health-checked last, as llmux 0.7's switcher does.
  */
 void
 evict_plan_wake(enum model_pstate st, const struct eviction *ev, unsigned tp,

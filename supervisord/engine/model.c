@@ -1,6 +1,6 @@
 /*
  * model.c -- one configured model as the supervisor tracks it: its process
- * state in the seed's terms (not_started, starting, running, sleeping,
+ * state in llmux 0.7's terms (not_started, starting, running, sleeping,
  * checkpointed, failed), the state it publishes to the proxy, what happens
  * when its process dies unasked (crash, restart with backoff, crash loop),
  * and the one place every change goes through (model_changed). The levels

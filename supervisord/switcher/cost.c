@@ -2,7 +2,7 @@
  * cost.c -- the per-direction switch cost EMA the policies plan with.
  *
  * Integer milliseconds throughout, new = (3 * sample + 7 * old) / 10, so
- * that the figures are the seed's to the millisecond.
+ * that the figures are llmux 0.7's to the millisecond.
  */
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 /*
- * cost.h -- per-direction switch cost estimates: the seed's exponential
+ * cost.h -- per-direction switch cost estimates: llmux 0.7's exponential
  * moving average of measured switch times (alpha 0.3, the first sample
  * taken raw, samples capped at 60 s, 10 s before any sample).
  *

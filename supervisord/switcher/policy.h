@@ -10,10 +10,10 @@
  * nothing changes (the end of a coalescing window, the next tick, a
  * staleness deadline).
  *
- * The seed's one-active-model vocabulary maps onto the resource model
+ * llmux 0.7's one-active-model vocabulary maps onto the resource model
  * through each candidate's victims: the "active model" of a decision about
  * target T is the set of models that must be evicted to wake T. A target
- * that fits beside what is resident has no victims, which the seed's rules
+ * that fits beside what is resident has no victims, which llmux 0.7's rules
  * treat as "nothing is active".
  */
 #ifndef LLMUX_POLICY_H
@@ -71,7 +71,7 @@ struct policy_decision {
 	/*
 	 * The policy timed this switch itself: its victims are drained at
 	 * once, without the switcher's cooldown (min_active_secs). A policy
-	 * that sets it applies min_active_secs on its own terms; the seed's
+	 * that sets it applies min_active_secs on its own terms; llmux 0.7's
 	 * policies never set it.
 	 */
 	bool		 no_cooldown;
@@ -91,7 +91,7 @@ enum policy_type policy_type(const struct policy *);
 /* Config names: "fifo", "cost_aware", "time_slice", "batch_aware". */
 const char	*policy_type_name(enum policy_type);
 int		 policy_type_parse(const char *, enum policy_type *);
-/* The seed's defaults for every policy knob. */
+/* llmux 0.7's defaults for every policy knob. */
 void		 policy_config_default(struct policy_config *);
 
 /* One policy implementation (policy_*.c). */

@@ -21,7 +21,7 @@
  * The round trip comes from the policy's own measurements: it times every
  * switch it sees in the view, from the moment the victims have nothing left
  * in flight (or the target starts waking, when nothing is evicted) to the
- * target's being ready, per target model, with the seed's moving average.
+ * target's being ready, per target model, with llmux 0.7's moving average.
  * That is the price of the switch itself; the switcher's estimates
  * (cost_ms) also count cooldowns and drains. A model never timed is priced
  * at the mean of those that were; with no measurement at all nothing is
@@ -114,7 +114,7 @@ policy_batch_aware_observe(struct batch_aware *ba, const struct policy_view *v)
 			sample = v->now_ms - m->started;
 			if (sample < 1)
 				sample = 1;
-			/* The seed's average: the first sample raw, then 0.3. */
+			/* llmux 0.7's EMA: the first sample raw, then 0.3. */
 			m->cost = m->cost == 0 ? sample :
 			    (3 * sample + 7 * m->cost) / 10;
 		}

@@ -1,5 +1,5 @@
 /*
- * policy_cost_aware.c -- the seed's cost_aware policy.
+ * policy_cost_aware.c -- llmux 0.7's cost_aware policy.
  *
  * For a model with waiting requests: switch at once when its oldest
  * request has waited max_wait or when nothing needs evicting; otherwise
@@ -7,7 +7,7 @@
  * serving window), then switch when the queue reaches
  * ceil(amortization_factor x cost in seconds) requests, else wait one
  * coalescing window and switch when it ends. A pending window is not
- * restarted by later requests (the seed's defer_pending); it is forgotten
+ * restarted by later requests (llmux 0.7's defer_pending); it is forgotten
  * when the model stops waiting (woken, or its clients gave up).
  */
 #include <math.h>

@@ -1,7 +1,7 @@
 /*
- * policy_fifo.c -- the seed's fifo: switch on the first request for a
+ * policy_fifo.c -- llmux 0.7's fifo: switch on the first request for a
  * model that is not active. When several wait, the oldest request goes
- * first, which is the order the seed's switch lock serves them in.
+ * first, which is the order llmux 0.7's switch lock serves them in.
  */
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 /*
- * policy_time_slice.c -- the seed's time_slice policy.
+ * policy_time_slice.c -- llmux 0.7's time_slice policy.
  *
  * Never switch reactively, except for a request that has waited max_wait
  * (staleness) or when nothing needs evicting (a cold start). A scheduler

@@ -1,5 +1,6 @@
 /*
- * resource.h -- the GPU memory model of the switcher (DESIGN.md §4).
+ * resource.h -- the GPU memory model of the switcher (docs/policies.md,
+ * "The resource model").
  *
  * Every model claims a set of GPUs (a bitmask) and a fraction of each. What
  * a model holds on its GPUs depends on its state: its whole fraction while

@@ -536,7 +536,7 @@ switcher_apply_warmed(struct switcher *sw, struct sw_event *ev)
 	if (!ev->ok)
 		log_warnx("warm-up inference failed model=%s reason=\"%s\"",
 		    m->cfg->name, ev->reason != NULL ? ev->reason : "?");
-	/* Either way it goes to sleep now, as in the seed. */
+	/* Either way it goes to sleep now, as in llmux 0.7 (Rust). */
 	m->state = SWM_ACTIVE;
 	m->evicting_with = m->eviction;
 	s->victims = SW_BIT(ev->model);

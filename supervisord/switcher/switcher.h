@@ -1,5 +1,6 @@
 /*
- * switcher.h -- the switch state machine and resource model (DESIGN.md §4).
+ * switcher.h -- the switch state machine and resource model
+ * (docs/policies.md, "The resource model").
  *
  * The switcher decides and sequences every switch; it never performs one.
  * It is engine-agnostic and clock-free: the embedder (the supervisor, or

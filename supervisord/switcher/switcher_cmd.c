@@ -1,9 +1,9 @@
 /*
  * switcher_cmd.c -- the operator's commands: switch, pin, unpin, mode,
- * sleep, wake, eviction. Manual mode and pin follow the seed: manual mode
- * stops automatic switching; pin enters manual mode and switches to the
- * pinned model; switch in manual mode moves the pin; unpin and "mode auto"
- * return to automatic switching.
+ * sleep, wake, eviction. Manual mode and pin follow llmux 0.7 (Rust):
+ * manual mode stops automatic switching; pin enters manual mode and
+ * switches to the pinned model; switch in manual mode moves the pin; unpin
+ * and "mode auto" return to automatic switching.
  *
  * Arguments are checked at once (the answer is 0 or -1 with a cause); the
  * effect runs as a queued input like every other. An ordered switch waits

@@ -1,7 +1,7 @@
 /*
  * switcher_status.c -- what the switcher tells status, metrics and the
  * proxy: each model's state, the switches in progress, the mode and pin,
- * the seed's state string and the cost estimates.
+ * llmux 0.7's state string and the cost estimates.
  */
 #include <stdio.h>
 #include <string.h>
@@ -135,8 +135,8 @@ switcher_active(const struct switcher *sw)
 }
 
 /*
- * The seed's state string. With one switch or one active model (always so
- * when every model fills the same GPU) it is exactly the seed's; with
+ * llmux 0.7's state string. With one switch or one active model (always so
+ * when every model fills the same GPU) it is exactly llmux 0.7's; with
  * several, the names are joined by commas.
  */
 const char *

@@ -366,7 +366,7 @@ switcher_finish(struct switcher *sw, struct sw_switch *s, bool ok,
 		t->backoff_until_ms = now + backoff;
 		switcher_set_error(t, why);
 		if (s->op_kind == SW_OP_PIN && s->by_operator) {
-			/* As the seed: a pin whose switch failed is undone. */
+			/* As in llmux 0.7: a pin whose switch failed is undone. */
 			sw->mode = s->prev_mode;
 			sw->pinned = s->prev_pinned;
 		}

@@ -3,7 +3,8 @@
  * pin, unpin, mode, sleep, wake and eviction set, and the wake that comes
  * before a validate of a model that is not awake (validate.c orders it
  * with order_begin, and the call's then runs when the model is ready).
- * They keep the seed's semantics and reply shapes (seed/control.rs.txt).
+ * They keep the semantics and reply shapes of llmux 0.7 (Rust)
+ * (docs/supervisor.md, "Control calls"; docs/reference-behaviour.md).
  *
  * A switch, pin, wake or sleep is a call marked "ordered" that waits for
  * what the switcher says: ready or failed for its model (switch, pin,

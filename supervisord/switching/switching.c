@@ -474,7 +474,7 @@ switching_pinned(struct supervisor *sup)
 	    switcher_pinned(sup->switcher)));
 }
 
-/* The first active model (the seed's one active model), or NULL. */
+/* The first active model (llmux 0.7's one active model), or NULL. */
 struct model *
 switching_active(struct supervisor *sup)
 {

@@ -91,7 +91,7 @@ switching_op_drain(void *arg, int i)
 	log_info("draining model=%s drain_id=%u proxies=%zu", m->name,
 	    m->drain_id, m->drain_waiting);
 	model_changed(m);
-	/* Nobody to ask: nothing is in flight (DESIGN.md §3). */
+	/* Nobody to ask: nothing is in flight (docs/protocol.md, "Flows"). */
 	if (m->drain_waiting == 0)
 		switcher_drained(sup->switcher, i, switching_now());
 }
@@ -305,7 +305,7 @@ switching_json_escape(const char *s)
 	return (q);
 }
 
-/* The seed's warm-up: one deterministic inference on the woken model. */
+/* llmux 0.7's warm-up: one deterministic inference on the woken model. */
 static void
 switching_op_warmup(void *arg, int i)
 {

@@ -221,6 +221,26 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 soak: $(TESTS_BUILT)
 	@LLMUX_SOAK=1 tests/run-tests --only integration $(BUILD)
 
+# ---- the device bundle (tests/gpu/device-run.sh, docs/gpu.md) -----------
+# One folder, $(BUILD)/device-bundle, that runs the whole stack on a machine
+# with a GPU and nothing but glibc installed: the programs, the GPU tools
+# built here, the shared libraries beyond glibc, the fakes for --dry and the
+# scripts (tools/device-bundle.sh). `make check` builds it and tests it.
+GPU_TOOLS = $(BUILD)/gpu/gpu_check $(BUILD)/gpu/gpu_copy
+all: $(GPU_TOOLS)
+$(BUILD)/gpu/gpu_check: tests/gpu/gpu_check.c $(BUILD)/lib/libsupervisord.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/lib/libsupervisord.a $(LIB) $(LIBS)
+$(BUILD)/gpu/gpu_copy: tests/gpu/gpu_copy.c $(BUILD)/lib/libtools-fakevllm.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/lib/libtools-fakevllm.a $(LIB) $(LIBS)
+.PHONY: device-bundle
+device-bundle: $(BINS) $(GPU_TOOLS) $(FAKE_SO)
+	@tools/device-bundle.sh $(BUILD) $(BUILD)/device-bundle
+check: device-bundle
+
 clean:
 	rm -rf build
 

@@ -1,15 +1,17 @@
 /*
- * gpu_check.c -- the GPU module on a real GPU, for tests/gpu/real-gpu-check.sh:
+ * gpu_check.c -- the GPU module on a real GPU, for tests/gpu/device-run.sh:
  * suspend a CUDA process with the driver's checkpoint API as the
  * supervisor does (cuda.c), check with NVML (nvml.c) that its memory was
  * freed, resume it (optionally onto another GPU of the same kind, with
  * UUID remapping) and check that the memory is back, printing the times
- * and the rates.
+ * and the rates; or list what NVML sees.
  *
- *     gpu_check PID [TO_GPU]
+ *     gpu_check PID [TO_GPU]     suspend and resume PID
+ *     gpu_check procs            every GPU and its compute processes
  *
- * Exit 0 when every check passed. Never built by `make`: the script
- * builds it where a GPU is.
+ * Results are also key=value lines (suspend_ms=, resume_ms=, bytes=, ...;
+ * "gpu index=..." and "proc gpu=... pid=... bytes=..."). Exit 0 when
+ * every check passed. Built by `make device-bundle`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,19 +31,26 @@ expect(int ok, const char *what)
 		failures++;
 }
 
+static void
+snapshot(struct gpu_snapshot *s)
+{
+	char	err[256];
+
+	if (nvml_snapshot(s, err, sizeof(err)) != 0) {
+		fprintf(stderr, "gpu_check: %s\n", err);
+		exit(2);
+	}
+}
+
 /* Bytes pid holds, and on which GPU (or -1), per NVML. */
 static uint64_t
 held(pid_t pid, int *gpu, struct gpu_snapshot *out)
 {
 	struct gpu_snapshot	s;
-	char			err[256];
 	uint64_t		b = 0;
 
 	*gpu = -1;
-	if (nvml_snapshot(&s, err, sizeof(err)) != 0) {
-		fprintf(stderr, "gpu_check: %s\n", err);
-		exit(2);
-	}
+	snapshot(&s);
 	for (size_t i = 0; i < s.n; i++)
 		for (size_t j = 0; j < s.v[i].nprocs; j++)
 			if (s.v[i].procs[j].pid == pid) {
@@ -55,6 +64,35 @@ held(pid_t pid, int *gpu, struct gpu_snapshot *out)
 	return (b);
 }
 
+static int
+procs(void)
+{
+	struct gpu_snapshot	s;
+
+	snapshot(&s);
+	printf("driver=%s\n", s.driver);
+	for (size_t i = 0; i < s.n; i++) {
+		printf("gpu index=%u total=%llu used=%llu free=%llu uuid=%s "
+		    "name=\"%s\"\n", s.v[i].index,
+		    (unsigned long long)s.v[i].total,
+		    (unsigned long long)s.v[i].used,
+		    (unsigned long long)s.v[i].free, s.v[i].uuid,
+		    s.v[i].name);
+		for (size_t j = 0; j < s.v[i].nprocs; j++)
+			printf("proc gpu=%u pid=%d bytes=%llu\n", s.v[i].index,
+			    (int)s.v[i].procs[j].pid,
+			    (unsigned long long)s.v[i].procs[j].bytes);
+	}
+	gpu_snapshot_free(&s);
+	return (0);
+}
+
+static double
+rate(uint64_t bytes, int64_t ms)
+{
+	return (ms > 0 ? (double)bytes / 1e9 / ((double)ms / 1000) : 0.0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -64,36 +102,44 @@ main(int argc, char **argv)
 	pid_t			pid;
 	uint64_t		before, asleep, after;
 	int			gpu, gpu2, to = -1;
-	double			gb;
 	char			err[512];
 
 	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: gpu_check PID [TO_GPU]\n");
+		fprintf(stderr, "usage: gpu_check PID [TO_GPU] | gpu_check "
+		    "procs\n");
 		return (2);
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (nvml_open(NULL, err, sizeof(err)) != 0) {
+		fprintf(stderr, "gpu_check: %s\n", err);
+		return (2);
+	}
+	if (strcmp(argv[1], "procs") == 0)
+		return (procs());
 	pid = (pid_t)atoi(argv[1]);
 	if (argc == 3)
 		to = atoi(argv[2]);
-	if (nvml_open(NULL, err, sizeof(err)) != 0 ||
-	    cuda_open(NULL, err, sizeof(err)) != 0) {
+	if (cuda_open(NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "gpu_check: %s\n", err);
 		return (2);
 	}
 	printf("CUDA driver API %d.%d\n", cuda_driver_version() / 1000,
 	    cuda_driver_version() % 1000 / 10);
 	before = held(pid, &gpu, &s);
-	gb = (double)before / (1 << 30);
 	printf("process %d holds %.2f GiB on GPU %d (%s, driver %s)\n",
-	    (int)pid, gb, gpu, gpu >= 0 ? s.v[gpu].name : "?", s.driver);
-	expect(before > (1ULL << 30), "the process holds more than 1 GiB");
+	    (int)pid, (double)before / (1 << 30), gpu,
+	    gpu >= 0 ? s.v[gpu].name : "?", s.driver);
+	printf("bytes=%llu gpu=%d\n", (unsigned long long)before, gpu);
+	expect(before > 0, "NVML: the process holds GPU memory");
 
 	cuda_suspend_pid(pid, 10000, &o);
 	if (!o.ok)
 		printf("suspend: %s\n", o.reason);
 	expect(o.ok, "lock + checkpoint");
-	printf("suspend: %lld ms, %.2f GB/s\n", (long long)o.ms,
-	    o.ms > 0 ? (double)before / 1e9 / ((double)o.ms / 1000) : 0.0);
+	printf("suspend_ms=%lld suspend_gbs=%.2f\n", (long long)o.ms,
+	    rate(before, o.ms));
 	asleep = held(pid, &gpu2, NULL);
+	printf("asleep_bytes=%llu\n", (unsigned long long)asleep);
 	expect(asleep == 0, "NVML: the memory was freed");
 
 	memset(&pair, 0, sizeof(pair));
@@ -107,11 +153,14 @@ main(int argc, char **argv)
 	if (!o.ok)
 		printf("resume: %s\n", o.reason);
 	expect(o.ok, "restore + unlock");
-	printf("resume: %lld ms, %.2f GB/s\n", (long long)o.ms,
-	    o.ms > 0 ? (double)before / 1e9 / ((double)o.ms / 1000) : 0.0);
+	printf("resume_ms=%lld resume_gbs=%.2f\n", (long long)o.ms,
+	    rate(before, o.ms));
 	after = held(pid, &gpu2, NULL);
+	printf("after_bytes=%llu gpu_after=%d\n", (unsigned long long)after,
+	    gpu2);
 	expect(after >= before - before / 20, "NVML: the memory is back");
 	expect(gpu2 == (to >= 0 ? to : gpu), "on the GPU expected");
 	gpu_snapshot_free(&s);
+	printf("result=%s\n", failures == 0 ? "ok" : "failed");
 	return (failures == 0 ? 0 : 1);
 }

@@ -76,6 +76,11 @@ def call(port, method, path, body=None, timeout=60):
         c.close()
 
 
+def steps(phases):
+    """ "cuda_resume 812 + health 3" """
+    return " + ".join("%s %d" % kv for kv in phases.items()) or "-"
+
+
 def model_user():
     """Who the models run as: root (every capability dropped by the
     supervisor, as for any user) under a root supervisor, so that they may
@@ -363,12 +368,11 @@ class Stack:
                "pattern_checks": st1["pattern_checks"], "weights_intact": intact}
         rec["first_token_ms"] = (r["ttft_ms"] or 0) - total_ms
         self.copy_floor(rec, victim, target, active, weights, bandwidth)
-        line = "  %d %s->%s: %s drain %.0f, evict %s, wake %s, total %.0f ms, first token " \
-            "+%.0f ms; NVML %s %.2f GiB, %s %.2f GiB; weights %s; copy at PCIe rate %.0f ms " \
-            "(%.0f%%)" % (
-                i, victim, target, r["status"], rec["drain_ms"], phases["evict"],
-                phases["wake"], total_ms, rec["first_token_ms"], target, tb / GIB, victim,
-                vb / GIB, "intact" if intact else "NOT CHECKED OR DAMAGED",
+        line = "  %d %s->%s %s: drain %.0f | %s | %s | total %.0f ms, first token +%.0f ms; " \
+            "NVML %s %.2f GiB, %s %.2f GiB; weights %s; at the PCIe rate %.0f ms (%.0f%%)" % (
+                i, victim, target, r["status"], rec["drain_ms"], steps(phases["evict"]),
+                steps(phases["wake"]), total_ms, rec["first_token_ms"], target, tb / GIB,
+                victim, vb / GIB, "intact" if intact else "NOT CHECKED OR DAMAGED",
                 rec["copy_floor_ms"], 100 * rec["ratio"])
         rep.say(line)
         if not ok:

@@ -13,7 +13,10 @@ Where each figure comes from:
     request that causes the switch), so first token = that - the switch;
   * each model's GET /fake/state: its engine's pid (the CUDA process), its
     device and host bytes, its weights pattern checks;
-  * NVML (bin/gpu_check procs): each process's GPU memory after the switch.
+  * NVML (bin/gpu_check procs): each process's GPU memory after the switch;
+    where NVML lists none of the models' processes (in a container it lists
+    the host's pids), or with --judge-by-gpu-memory, the GPU's memory in
+    use over what it was before the models started.
 """
 import http.client
 import json
@@ -91,9 +94,12 @@ def model_user():
 class Stack:
     """One run: a config from etc/device-run.yaml.in, the two daemons."""
 
-    def __init__(self, b, rep, work, eviction, fraction, size, out):
+    def __init__(self, b, rep, work, eviction, fraction, size, out, by_gpu=False):
         self.b, self.rep, self.eviction, self.out = b, rep, eviction, out
         self.fraction = fraction
+        self.by_gpu = by_gpu
+        self.baseline = 0
+        self.slack = 0
         self.dir = tempfile.mkdtemp(dir=work, prefix="stack-")
         os.chmod(self.dir, 0o755)
         self.run = os.path.join(self.dir, "run")
@@ -129,7 +135,16 @@ class Stack:
         self.procs.append((name, p))
         return p
 
+    def gpu_used(self):
+        """NVML's processes {pid: bytes}, and GPU 0's memory in use."""
+        procs, gpus = self.b.nvml()
+        return procs, int(gpus[0]["used"]) if gpus else 0
+
     def start(self):
+        procs, self.baseline = self.gpu_used()
+        total = int(self.b.nvml()[1][0]["total"])
+        # Two CUDA contexts and what the driver rounds up.
+        self.slack = 2 * max(total // 100, 16 << 20)
         rc, out = self.b.run("llmux-supervisord", "--check-config", "-c", self.config)
         if rc != 0:
             raise StackError("the configuration is refused:\n" + out)
@@ -185,9 +200,13 @@ class Stack:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        def released():
+            procs, used = self.gpu_used()
+            if self.by_gpu:
+                return used <= self.baseline + self.slack // 2
+            return not engines & set(procs)
         try:
-            wait_until(lambda: not engines & set(self.b.nvml()[0]), 60,
-                       "the models' GPU memory to be released")
+            wait_until(released, 60, "the models' GPU memory to be released")
         except StackError as e:
             self.rep.check(False, "%s: %s" % (self.eviction, e))
         finally:
@@ -299,8 +318,10 @@ class Stack:
                     raise StackError("the models do not start: %s" % r)
             self.engines = {m: self.fake_state(m)["engine_pid"] for m in "ab"}
             weights = {m: self.fake_state(m)["gpu"]["weights_bytes"] for m in "ab"}
-            nv = self.b.nvml()[0]
-            active = {"b": nv.get(self.engines["b"], 0),
+            nv, used = self.gpu_used()
+            self.judge_by_gpu(nv)
+            active = {"b": used - self.baseline if self.by_gpu else
+                      nv.get(self.engines["b"], 0),
                       "a": self.fake_state("a")["gpu"]["claim_bytes"]}
             fig["bytes_per_model"] = active["b"]
             recs, all_ok = [], True
@@ -350,11 +371,17 @@ class Stack:
                 phases[side][f["phase"]] = int(f["ms"])
         m1 = self.metrics()
         st1 = self.fake_state(target)["gpu"]
-        nv = self.b.nvml()[0]
-        tb, vb = nv.get(self.engines[target], 0), nv.get(self.engines[victim], 0)
+        nv, used = self.gpu_used()
         intact = st1["pattern_checks"] > st0["pattern_checks"] and \
             st1["pattern_failures"] == 0 and st1["pattern_error"] is None
-        nvml_ok = tb >= 0.95 * st1["device_bytes"] and vb <= 0.1 * active[victim]
+        if self.by_gpu:
+            # The GPU holds the target's memory, and of the victim a context.
+            tb, vb = used - self.baseline, 0
+            nvml_ok = 0.95 * st1["device_bytes"] <= tb <= \
+                st1["device_bytes"] + 0.1 * active[victim] + self.slack
+        else:
+            tb, vb = nv.get(self.engines[target], 0), nv.get(self.engines[victim], 0)
+            nvml_ok = tb >= 0.95 * st1["device_bytes"] and vb <= 0.1 * active[victim]
         active[target] = tb
         total_ms = int(timing.get("total_us", 0)) / 1000.0
         rec = {"i": i, "from": victim, "to": target, "status": r["status"],
@@ -377,7 +404,11 @@ class Stack:
         rep.say(line)
         if not ok:
             rep.say("    the request failed: %s" % r)
-        if not nvml_ok:
+        if not nvml_ok and self.by_gpu:
+            rep.say("    NVML: the GPU holds %d bytes more than before the models; the "
+                    "target has %d on the device, the victim may keep %d" % (
+                        tb, st1["device_bytes"], 0.1 * active[victim] + self.slack))
+        elif not nvml_ok:
             rep.say("    NVML: %s holds %d bytes (the model has %d on the device), %s holds "
                     "%d (at most %d expected)" % (target, tb, st1["device_bytes"], victim, vb,
                                                  0.1 * active[victim]))
@@ -417,6 +448,13 @@ class Stack:
                    ratio_whole=med(lambda r: r["ratio_whole"]))
         fig.setdefault("bytes_per_model", 0)
 
+    def judge_by_gpu(self, procs):
+        """NVML lists none of the models' processes: judge by the GPU."""
+        if not self.by_gpu and not set(self.engines.values()) & set(procs):
+            self.by_gpu = True
+            self.rep.note("NVML lists no process of the models (a PID namespace?): "
+                          "their memory is judged by the GPU's memory in use")
+
     def together(self):
         """Two models claiming 0.45 each: both active, no switch."""
         rep = self.rep
@@ -433,14 +471,19 @@ class Stack:
             later = self.log().count('msg="switch timing"') - seen
             state = self.status()["state"]
             self.engines = {m: self.fake_state(m)["engine_pid"] for m in "ab"}
-            nv = self.b.nvml()[0]
+            nv, used = self.gpu_used()
+            self.judge_by_gpu(nv)
             dev = {m: self.fake_state(m)["gpu"]["device_bytes"] for m in "ab"}
-            both = all(nv.get(self.engines[m], 0) >= 0.95 * dev[m] for m in "ab")
-            fig.update(state=state, switches_after_start=later,
-                       nvml_bytes={m: nv.get(self.engines[m], 0) for m in "ab"})
-            rep.say("  state %s; NVML: a %.2f GiB, b %.2f GiB at once; %d switches after "
-                    "both started" % (state, fig["nvml_bytes"]["a"] / GIB,
-                                      fig["nvml_bytes"]["b"] / GIB, later))
+            if self.by_gpu:
+                both = used - self.baseline >= 0.95 * (dev["a"] + dev["b"])
+                held = {"a+b": used - self.baseline}
+            else:
+                both = all(nv.get(self.engines[m], 0) >= 0.95 * dev[m] for m in "ab")
+                held = {m: nv.get(self.engines[m], 0) for m in "ab"}
+            fig.update(state=state, switches_after_start=later, nvml_bytes=held)
+            rep.say("  state %s; NVML: %s at once; %d switches after both started" % (
+                state, ", ".join("%s %.2f GiB" % (k, v / GIB) for k, v in held.items()),
+                later))
             rep.check(ok and later == 0 and both and "a" in state and "b" in state and
                       state.startswith("active"),
                       "two models at %.2f: every answer 200, both active, no switch" %

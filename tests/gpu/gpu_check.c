@@ -6,9 +6,12 @@
  * UUID remapping) and check that the memory is back, printing the times
  * and the rates; or list what NVML sees.
  *
- *     gpu_check PID [TO_GPU]     suspend and resume PID
- *     gpu_check procs            every GPU and its compute processes
+ *     gpu_check [-b BYTES] PID [TO_GPU]   suspend and resume PID
+ *     gpu_check procs                     every GPU and its processes
  *
+ * When NVML lists no process PID (in a container NVML reports the host's
+ * pids), the memory is judged by the GPU's memory in use instead: BYTES
+ * (what PID holds; else 1 GiB) must leave at the suspend and come back.
  * Results are also key=value lines (suspend_ms=, resume_ms=, bytes=, ...;
  * "gpu index=..." and "proc gpu=... pid=... bytes=..."). Exit 0 when
  * every check passed. Built by `make device-bundle`.
@@ -40,6 +43,21 @@ snapshot(struct gpu_snapshot *s)
 		fprintf(stderr, "gpu_check: %s\n", err);
 		exit(2);
 	}
+}
+
+/* Memory in use on the GPU of NVML index g, or 0. */
+static uint64_t
+used_on(int g)
+{
+	struct gpu_snapshot	s;
+	uint64_t		u = 0;
+
+	snapshot(&s);
+	for (size_t i = 0; i < s.n; i++)
+		if ((int)s.v[i].index == g)
+			u = s.v[i].used;
+	gpu_snapshot_free(&s);
+	return (u);
 }
 
 /* Bytes pid holds, and on which GPU (or -1), per NVML. */
@@ -100,13 +118,23 @@ main(int argc, char **argv)
 	struct cuda_outcome	o;
 	struct cuda_pair	pair;
 	pid_t			pid;
-	uint64_t		before, asleep, after;
-	int			gpu, gpu2, to = -1;
+	uint64_t		before, asleep, after, want = 1ULL << 30;
+	uint64_t		used0, used1, used2;
+	int			gpu, gpu2, home, to = -1, hidden, c;
 	char			err[512];
 
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: gpu_check PID [TO_GPU] | gpu_check "
-		    "procs\n");
+	while ((c = getopt(argc, argv, "b:")) != -1) {
+		if (c != 'b' || (want = strtoull(optarg, NULL, 10)) == 0) {
+			fprintf(stderr, "usage: gpu_check [-b BYTES] PID [TO_GPU] "
+			    "| gpu_check procs\n");
+			return (2);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1 || argc > 2) {
+		fprintf(stderr, "usage: gpu_check [-b BYTES] PID [TO_GPU] | "
+		    "gpu_check procs\n");
 		return (2);
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -114,11 +142,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "gpu_check: %s\n", err);
 		return (2);
 	}
-	if (strcmp(argv[1], "procs") == 0)
+	if (strcmp(argv[0], "procs") == 0)
 		return (procs());
-	pid = (pid_t)atoi(argv[1]);
-	if (argc == 3)
-		to = atoi(argv[2]);
+	pid = (pid_t)atoi(argv[0]);
+	if (argc == 2)
+		to = atoi(argv[1]);
 	if (cuda_open(NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "gpu_check: %s\n", err);
 		return (2);
@@ -126,11 +154,23 @@ main(int argc, char **argv)
 	printf("CUDA driver API %d.%d\n", cuda_driver_version() / 1000,
 	    cuda_driver_version() % 1000 / 10);
 	before = held(pid, &gpu, &s);
+	hidden = (before == 0);
+	home = gpu >= 0 ? gpu : 0;
+	used0 = used_on(home);
+	if (hidden)
+		printf("NVML lists no process %d (a PID namespace?): judging by "
+		    "GPU %d's memory in use, %.2f GiB expected\n", (int)pid, home,
+		    (double)want / (1 << 30));
 	printf("process %d holds %.2f GiB on GPU %d (%s, driver %s)\n",
-	    (int)pid, (double)before / (1 << 30), gpu,
-	    gpu >= 0 ? s.v[gpu].name : "?", s.driver);
-	printf("bytes=%llu gpu=%d\n", (unsigned long long)before, gpu);
-	expect(before > 0, "NVML: the process holds GPU memory");
+	    (int)pid, (double)(hidden ? want : before) / (1 << 30), home,
+	    (size_t)home < s.n ? s.v[home].name : "?", s.driver);
+	printf("bytes=%llu gpu=%d pid_listed=%d used_before=%llu\n",
+	    (unsigned long long)(hidden ? want : before), home, !hidden,
+	    (unsigned long long)used0);
+	expect(hidden ? used0 >= want : before > 0,
+	    "NVML: the process holds GPU memory");
+	if (hidden)
+		before = want;
 
 	cuda_suspend_pid(pid, 10000, &o);
 	if (!o.ok)
@@ -139,8 +179,14 @@ main(int argc, char **argv)
 	printf("suspend_ms=%lld suspend_gbs=%.2f\n", (long long)o.ms,
 	    rate(before, o.ms));
 	asleep = held(pid, &gpu2, NULL);
-	printf("asleep_bytes=%llu\n", (unsigned long long)asleep);
-	expect(asleep == 0, "NVML: the memory was freed");
+	used1 = used_on(home);
+	if (hidden)	/* what is left of it: in use now, less the others */
+		asleep = used0 >= before && used1 > used0 - before ?
+		    used1 - (used0 - before) : 0;
+	printf("asleep_bytes=%llu used_asleep=%llu\n",
+	    (unsigned long long)asleep, (unsigned long long)used1);
+	expect(hidden ? used0 > used1 && used0 - used1 >= before - before / 20 :
+	    asleep == 0, "NVML: the memory was freed");
 
 	memset(&pair, 0, sizeof(pair));
 	if (to >= 0 && (size_t)to < s.n && gpu >= 0 &&
@@ -156,10 +202,18 @@ main(int argc, char **argv)
 	printf("resume_ms=%lld resume_gbs=%.2f\n", (long long)o.ms,
 	    rate(before, o.ms));
 	after = held(pid, &gpu2, NULL);
-	printf("after_bytes=%llu gpu_after=%d\n", (unsigned long long)after,
-	    gpu2);
+	used2 = used_on(to >= 0 ? to : home);
+	if (hidden) {
+		after = used2 > used1 ? used2 - used1 : 0;
+		if (to >= 0)	/* another GPU: what it holds now */
+			after = used2;
+		gpu2 = to >= 0 ? to : home;
+	}
+	printf("after_bytes=%llu gpu_after=%d used_after=%llu\n",
+	    (unsigned long long)after, gpu2, (unsigned long long)used2);
 	expect(after >= before - before / 20, "NVML: the memory is back");
-	expect(gpu2 == (to >= 0 ? to : gpu), "on the GPU expected");
+	expect(gpu2 == (to >= 0 ? to : gpu >= 0 ? gpu : home),
+	    "on the GPU expected");
 	gpu_snapshot_free(&s);
 	printf("result=%s\n", failures == 0 ? "ok" : "failed");
 	return (failures == 0 ? 0 : 1);

@@ -236,6 +236,14 @@ $(BUILD)/gpu/gpu_copy: tests/gpu/gpu_copy.c $(BUILD)/lib/libtools-fakevllm.a $(L
 	@mkdir -p $(dir $@)
 	$(say) LINK $@
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/lib/libtools-fakevllm.a $(LIB) $(LIBS)
+# The fake libcuda.so is two files: the checkpoint API and, for the GPU
+# tools and llmux-fakevllm --fake-gpu cuda, devices and memory.
+$(BUILD)/fakes/libcuda.so: tests/fakes/libcuda.c tests/fakes/libcuda/memory.c \
+    tests/fakes/libcuda/fakecuda.h tests/fakes/fakegpu.h
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -shared -o $@ \
+	    tests/fakes/libcuda.c tests/fakes/libcuda/memory.c -lpthread
 .PHONY: device-bundle
 device-bundle: $(BINS) $(GPU_TOOLS) $(FAKE_SO)
 	@tools/device-bundle.sh $(BUILD) $(BUILD)/device-bundle

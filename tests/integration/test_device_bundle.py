@@ -94,13 +94,22 @@ def minimal_root(env, b):
     return root
 
 
-def in_root(root, argv, extra=None):
-    """Run argv (paths inside root) chrooted; (exit status, output)."""
+def sanitized(b):
+    """A sanitizer build's bundle: its runtime needs /proc."""
+    return any(n.startswith(("libasan", "libubsan")) for n in os.listdir(os.path.join(b, "lib")))
+
+
+def in_root_(root, argv, extra=None, proc=False):
+    """Run argv (paths inside root) chrooted; (exit status, output). With
+    proc, in a mount namespace of its own with /proc mounted in the root."""
     e = {"PATH": "/bin", "LD_BIND_NOW": "1"}
     e.update(extra or {})
     tool = shutil.which("chroot") or "/usr/sbin/chroot"
     cmd = [tool, root] + argv
-    if os.geteuid() != 0:
+    if proc:
+        cmd = [shutil.which("unshare") or "unshare", "-m", "--propagation", "private",
+               "/bin/sh", "-c", 'mount -t proc proc "$0/proc" && exec "$@"', root] + cmd
+    elif os.geteuid() != 0:
         cmd = [shutil.which("unshare") or "unshare", "-r"] + cmd
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=e,
                        timeout=60)
@@ -111,6 +120,15 @@ def in_root(root, argv, extra=None):
 def programs_start_with_only_glibc_and_the_bundle(env):
     b = bundle()
     root = minimal_root(env, b)
+    proc = sanitized(b)
+    if proc and os.geteuid() != 0:
+        print("SKIP: a sanitizer build's programs need /proc, which only root mounts here")
+        return
+    if proc:
+        os.makedirs(os.path.join(root, "proc"))
+
+    def in_root(root, argv, extra=None):
+        return in_root_(root, argv, extra, proc)
     rc, out = in_root(root, ["/bin/sh", "-c", "echo ready"])
     if os.geteuid() != 0 and rc != 0:
         print("SKIP: no chroot here (not root, and no user namespace): %s" % out.strip())
@@ -118,6 +136,8 @@ def programs_start_with_only_glibc_and_the_bundle(env):
     check(rc == 0 and "ready" in out, "the minimal root runs /bin/sh: %d %s" % (rc, out))
     # Nothing else is there: not even coreutils.
     check(sorted(os.listdir(os.path.join(root, "bin"))) == ["sh"], os.listdir(root))
+    check(set(os.listdir(root)) <= {"bin", "bundle", "dev", "lib", "lib64", "tmp", "usr",
+                                    "proc"}, os.listdir(root))
     for name in ("llmux-supervisord", "llmux-proxyd", "llmuxctl", "llmux-fakevllm",
                  "llmux-sim"):
         rc, out = in_root(root, ["/bundle/bin/" + name, "--version"])

@@ -247,7 +247,7 @@ $(BUILD)/fakes/libcuda.so: tests/fakes/libcuda.c tests/fakes/libcuda/memory.c \
 .PHONY: device-bundle
 device-bundle: $(BINS) $(GPU_TOOLS) $(FAKE_SO)
 	@tools/device-bundle.sh $(BUILD) $(BUILD)/device-bundle
-check: device-bundle
+check integration: device-bundle
 
 clean:
 	rm -rf build

@@ -204,7 +204,15 @@ def machine(b, rep, out):
 
 def module_check(b, rep, mib, to_gpu=None, holder=None):
     """A process holding MIB of known data (gpu_copy hold, or the argv
-    holder), suspended and resumed by gpu_check."""
+    holder), suspended and resumed by gpu_check; None when it failed."""
+    try:
+        return module_check_(b, rep, mib, to_gpu, holder)
+    except Exception as e:  # reported; the run goes on
+        rep.check(False, "the GPU module check ran: %r" % e)
+        return None
+
+
+def module_check_(b, rep, mib, to_gpu, holder):
     argv = holder or [b.bin("gpu_copy"), "hold", str(mib)]
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, env=b.env)

@@ -30,6 +30,12 @@ import tempfile
 import time
 
 GIB = 1 << 30
+# The phases a switch must have taken: the victim's eviction, the target's
+# wake (an eviction that failed and became a stop, or a wake that became a
+# cold start, is not what is measured).
+EXPECT = {"retain+cuda_suspend": ("cuda_suspend", ("cuda_resume",)),
+          "offload+keep_running": ("sleep", ("wake_up",)),
+          "discard+keep_running": ("discard", ("wake_up", "reload_weights"))}
 FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
@@ -201,10 +207,11 @@ class Stack:
             except (ProcessLookupError, PermissionError):
                 pass
         def released():
+            # Their processes gone from NVML, and the GPU's memory back to
+            # what it was before they started (the driver frees it after
+            # the process is gone, not at the signal).
             procs, used = self.gpu_used()
-            if self.by_gpu:
-                return used <= self.baseline + self.slack // 2
-            return not engines & set(procs)
+            return used <= self.baseline + self.slack // 2 and not engines & set(procs)
         try:
             wait_until(released, 60, "the models' GPU memory to be released")
         except StackError as e:
@@ -232,7 +239,10 @@ class Stack:
     # ---- what the run reads -----------------------------------------------------
 
     def fake_state(self, model):
-        st, body = call(self.ports[model], "GET", "/fake/state", timeout=30)
+        try:
+            st, body = call(self.ports[model], "GET", "/fake/state", timeout=30)
+        except OSError as e:
+            raise StackError("model %s does not answer (stopped?): %s" % (model, e))
         if st != 200:
             raise StackError("GET /fake/state of %s: %d" % (model, st))
         return json.loads(body)
@@ -324,7 +334,7 @@ class Stack:
                       nv.get(self.engines["b"], 0),
                       "a": self.fake_state("a")["gpu"]["claim_bytes"]}
             fig["bytes_per_model"] = active["b"]
-            recs, all_ok = [], True
+            recs, all_ok = fig["records"], True
             for i in range(n):
                 if time.monotonic() > deadline:
                     rep.note("%s: time is up after %d of %d requests" % (
@@ -338,12 +348,15 @@ class Stack:
             fig["records"] = recs
             fig["switches"] = len(recs)
             rep.check(all_ok and len(recs) > 0,
-                      "%s: %d switches, every answer 200, every wake's weights intact, "
-                      "NVML right after each" % (self.eviction, len(recs)))
+                      "%s: %d switches as asked, every answer 200, every wake's weights "
+                      "intact, NVML right after each" % (self.eviction, len(recs)))
             self.medians(fig, recs)
-        except StackError as e:
-            rep.check(False, "%s: %s" % (self.eviction, e))
-            self.medians(fig, [])
+        except Exception as e:  # a run that breaks is reported; the next one runs
+            rep.check(False, "%s: %s" % (self.eviction, e if isinstance(e, StackError)
+                                         else repr(e)))
+            self.say_last_warning()
+            fig["records"] = fig.get("records") or []
+            self.medians(fig, fig["records"])
         finally:
             self.stop()
         return fig
@@ -358,7 +371,7 @@ class Stack:
         wait_until(lambda: 'msg="switch timing"' in self.log()[offset:], 60,
                    "the switch %s->%s to be logged" % (victim, target))
         lines = self.log()[offset:].splitlines()
-        timing, phases = {}, {"evict": {}, "wake": {}}
+        timing, phases, failed = {}, {"evict": {}, "wake": {}}, []
         for line in lines:
             if 'msg="switch timing"' in line:
                 timing = fields(line)
@@ -369,6 +382,12 @@ class Stack:
                 "wake" if f.get("model") == target and f.get("op") == "wake" else None
             if side:
                 phases[side][f["phase"]] = int(f["ms"])
+                if f.get("ok") != "1":
+                    failed.append("%s %s" % (f.get("model"), f["phase"]))
+        evict, wake = EXPECT[self.eviction]
+        taken = not failed and evict in phases["evict"] and \
+            "stop" not in phases["evict"] and "start" not in phases["wake"] and \
+            all(w in phases["wake"] for w in wake)
         m1 = self.metrics()
         st1 = self.fake_state(target)["gpu"]
         nv, used = self.gpu_used()
@@ -412,7 +431,12 @@ class Stack:
             rep.say("    NVML: %s holds %d bytes (the model has %d on the device), %s holds "
                     "%d (at most %d expected)" % (target, tb, st1["device_bytes"], victim, vb,
                                                  0.1 * active[victim]))
-        return rec, ok and intact and nvml_ok and bool(timing)
+        if not taken:
+            rep.say("    not the switch asked for: %s | %s%s" % (
+                steps(phases["evict"]), steps(phases["wake"]),
+                "; failed: " + ", ".join(failed) if failed else ""))
+        rec["phases_as_asked"] = taken
+        return rec, ok and intact and nvml_ok and taken and bool(timing)
 
     def copy_floor(self, rec, victim, target, active, weights, bw):
         """Bytes the switch moves over PCIe, at the measured pinned rate."""
@@ -447,6 +471,15 @@ class Stack:
                    ratio=med(lambda r: r["ratio"]),
                    ratio_whole=med(lambda r: r["ratio_whole"]))
         fig.setdefault("bytes_per_model", 0)
+
+    def say_last_warning(self):
+        """The supervisor's last warning: why a run broke, often."""
+        try:
+            warns = [ln for ln in self.log().splitlines() if "level=warn" in ln]
+        except OSError:
+            return
+        if warns:
+            self.rep.say("    the supervisor's last warning: " + warns[-1][:600])
 
     def judge_by_gpu(self, procs):
         """NVML lists none of the models' processes: judge by the GPU."""
@@ -488,8 +521,8 @@ class Stack:
                       state.startswith("active"),
                       "two models at %.2f: every answer 200, both active, no switch" %
                       self.fraction)
-        except StackError as e:
-            rep.check(False, "together: %s" % e)
+        except Exception as e:  # reported, as for the switch runs
+            rep.check(False, "together: %s" % (e if isinstance(e, StackError) else repr(e)))
         finally:
             self.stop()
         return fig

@@ -38,8 +38,8 @@ def dry_run_passes_and_writes_its_figures(env):
     for ev, r in runs.items():
         check(r["switches"] == 10 and len(r["records"]) == 10, (ev, r["switches"]))
         for rec in r["records"]:
-            check(rec["status"] == 200 and rec["error"] is None and rec["weights_intact"],
-                  (ev, rec))
+            check(rec["status"] == 200 and rec["error"] is None and rec["weights_intact"] and
+                  rec["phases_as_asked"], (ev, rec))
             check(rec["nvml_victim_bytes"] <= rec["nvml_target_bytes"] // 10, (ev, rec))
             check(rec["total_ms"] > 0 and rec["wake"], (ev, rec))
     cuda = runs["retain+cuda_suspend"]["records"][0]

@@ -232,6 +232,34 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 soak: $(TESTS_BUILT)
 	@LLMUX_SOAK=1 tests/run-tests --only integration $(BUILD)
 
+# ---- the device bundle (tests/gpu/device-run.sh, docs/gpu.md) -----------
+# One folder, $(BUILD)/device-bundle, that runs the whole stack on a machine
+# with a GPU and nothing but glibc installed: the programs, the GPU tools
+# built here, the shared libraries beyond glibc, the fakes for --dry and the
+# scripts (tools/device-bundle.sh). `make check` builds it and tests it.
+GPU_TOOLS = $(BUILD)/gpu/gpu_check $(BUILD)/gpu/gpu_copy
+all: $(GPU_TOOLS)
+$(BUILD)/gpu/gpu_check: tests/gpu/gpu_check.c $(BUILD)/lib/libsupervisord.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/lib/libsupervisord.a $(LIB) $(LIBS)
+$(BUILD)/gpu/gpu_copy: tests/gpu/gpu_copy.c $(BUILD)/lib/libtools-fakevllm.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/lib/libtools-fakevllm.a $(LIB) $(LIBS)
+# The fake libcuda.so is two files: the checkpoint API and, for the GPU
+# tools and llmux-fakevllm --fake-gpu cuda, devices and memory.
+$(BUILD)/fakes/libcuda.so: tests/fakes/libcuda.c tests/fakes/libcuda/memory.c \
+    tests/fakes/libcuda/fakecuda.h tests/fakes/fakegpu.h
+	@mkdir -p $(dir $@)
+	$(say) LINK $@
+	$(Q)$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fPIC -shared -o $@ \
+	    tests/fakes/libcuda.c tests/fakes/libcuda/memory.c -lpthread
+.PHONY: device-bundle
+device-bundle: $(BINS) $(GPU_TOOLS) $(FAKE_SO)
+	@tools/device-bundle.sh $(BUILD) $(BUILD)/device-bundle
+check integration: device-bundle
+
 clean:
 	rm -rf build
 

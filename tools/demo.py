@@ -122,8 +122,12 @@ def log_fields(line):
 
 
 def log_time(ts):
+    """A log line's time. Its timestamp is cut to the millisecond, so an
+    event logged in the millisecond a request was sent would sort before
+    it: the end of that millisecond, not its start, orders them as they
+    happened."""
     d = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
-    return d.replace(tzinfo=datetime.timezone.utc).timestamp()
+    return d.replace(tzinfo=datetime.timezone.utc).timestamp() + 0.000999
 
 
 class SupLog:

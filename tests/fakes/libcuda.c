@@ -3,8 +3,10 @@
  * the functions the supervisor uses (cuInit, cuDriverGetVersion,
  * cuGetErrorName and the checkpoint API), acting on the fake GPU state
  * directory (fakegpu.h) that llmux-fakevllm --fake-gpu-dir registers its
- * processes in. The process states and their transitions are the
- * driver's: RUNNING -lock-> LOCKED -checkpoint-> CHECKPOINTED
+ * processes in (the device and memory functions that llmux-fakevllm
+ * --fake-gpu cuda and tests/gpu/gpu_copy.c use are in libcuda/memory.c,
+ * built into the same library). The process states and their transitions
+ * are the driver's: RUNNING -lock-> LOCKED -checkpoint-> CHECKPOINTED
  * -restore-> LOCKED -unlock-> RUNNING, anything else is
  * CUDA_ERROR_ILLEGAL_STATE. A checkpointed process holds no GPU memory; a
  * restore needs room on its GPU (or on the GPU its UUID pair names), else
@@ -13,20 +15,16 @@
  *   cuda_checkpoint_fail   the checkpoint fails, the process stays LOCKED
  *   cuda_checkpoint_failed the checkpoint leaves the process FAILED
  *   cuda_restore_failed    the restore leaves the process FAILED
+ *   cuda_restore_corrupt   the restore loses a 2 MiB page of each of the
+ *                          process's allocations (it finds out at its next
+ *                          driver call)
+ *   cuda_copy_corrupt      the next host-to-device copy zeroes a 2 MiB page
+ *                          of what it wrote
  * Selected by LLMUX_CUDA_LIBRARY (or gpu.cuda_library), never installed.
  */
 #include <time.h>
 
-#include "fakegpu.h"
-
-typedef int CUresult;
-#define CUDA_SUCCESS			0
-#define CUDA_ERROR_INVALID_VALUE	1
-#define CUDA_ERROR_OUT_OF_MEMORY	2
-#define CUDA_ERROR_NOT_INITIALIZED	3
-#define CUDA_ERROR_ILLEGAL_STATE	401
-#define CUDA_ERROR_TIMEOUT		909
-#define CUDA_ERROR_UNKNOWN		999
+#include "libcuda/fakecuda.h"
 
 struct lock_args {
 	unsigned int		timeout_ms;
@@ -49,13 +47,15 @@ struct restore_args {
 CUresult	cuInit(unsigned int);
 CUresult	cuDriverGetVersion(int *);
 CUresult	cuGetErrorName(CUresult, const char **);
+CUresult	cuGetErrorString(CUresult, const char **);
 CUresult	cuCheckpointProcessGetState(int, int *);
 CUresult	cuCheckpointProcessLock(int, struct lock_args *);
 CUresult	cuCheckpointProcessCheckpoint(int, void *);
 CUresult	cuCheckpointProcessRestore(int, struct restore_args *);
 CUresult	cuCheckpointProcessUnlock(int, void *);
 
-static int	initialized;
+int	fakecuda_initialized;
+#define initialized	fakecuda_initialized
 
 CUresult
 cuInit(unsigned int flags)
@@ -95,6 +95,12 @@ cuGetErrorName(CUresult rc, const char **name)
 	case CUDA_ERROR_NOT_INITIALIZED:
 		*name = "CUDA_ERROR_NOT_INITIALIZED";
 		break;
+	case CUDA_ERROR_INVALID_DEVICE:
+		*name = "CUDA_ERROR_INVALID_DEVICE";
+		break;
+	case CUDA_ERROR_INVALID_CONTEXT:
+		*name = "CUDA_ERROR_INVALID_CONTEXT";
+		break;
 	case CUDA_ERROR_ILLEGAL_STATE:
 		*name = "CUDA_ERROR_ILLEGAL_STATE";
 		break;
@@ -103,6 +109,43 @@ cuGetErrorName(CUresult rc, const char **name)
 		break;
 	case CUDA_ERROR_UNKNOWN:
 		*name = "CUDA_ERROR_UNKNOWN";
+		break;
+	default:
+		return (CUDA_ERROR_INVALID_VALUE);
+	}
+	return (CUDA_SUCCESS);
+}
+
+CUresult
+cuGetErrorString(CUresult rc, const char **text)
+{
+	switch (rc) {
+	case CUDA_SUCCESS:
+		*text = "no error";
+		break;
+	case CUDA_ERROR_INVALID_VALUE:
+		*text = "invalid argument";
+		break;
+	case CUDA_ERROR_OUT_OF_MEMORY:
+		*text = "out of memory";
+		break;
+	case CUDA_ERROR_NOT_INITIALIZED:
+		*text = "initialization error";
+		break;
+	case CUDA_ERROR_INVALID_DEVICE:
+		*text = "invalid device ordinal";
+		break;
+	case CUDA_ERROR_INVALID_CONTEXT:
+		*text = "invalid device context";
+		break;
+	case CUDA_ERROR_ILLEGAL_STATE:
+		*text = "the operation cannot be performed in the present state";
+		break;
+	case CUDA_ERROR_TIMEOUT:
+		*text = "wait operation timed out";
+		break;
+	case CUDA_ERROR_UNKNOWN:
+		*text = "unknown error";
 		break;
 	default:
 		return (CUDA_ERROR_INVALID_VALUE);
@@ -272,6 +315,14 @@ cuCheckpointProcessRestore(int pid, struct restore_args *a)
 		return (end(fd, &p, "failed", CUDA_ERROR_UNKNOWN));
 	if (target >= n || g[target].total_mib - fg_used(target, pid) < p.mib)
 		return (end(fd, &p, NULL, CUDA_ERROR_OUT_OF_MEMORY));
+	if (fg_fault("cuda_restore_corrupt")) {
+		char	name[64];
+
+		/* The process itself finds it at its next call (below). */
+		snprintf(name, sizeof(name), "corrupt.%d", pid);
+		fg_write(name, "restore\n");
+		fg_log("restore %d corrupts its memory", pid);
+	}
 	p.gpu = target;
 	return (end(fd, &p, "locked", CUDA_SUCCESS));
 }

@@ -5,7 +5,9 @@
  * driver of its `driver` file, each GPU's memory in use as the sum of the
  * live processes registered on it that are not checkpointed (and of
  * extra.G), and those processes as its compute processes. Selected by
- * LLMUX_NVML_LIBRARY (or gpu.nvml_library), never installed.
+ * LLMUX_NVML_LIBRARY (or gpu.nvml_library), never installed. A file
+ * nvml_pid_offset holding N adds N to every pid it reports, as NVML in a
+ * container reports the host's pids.
  */
 #include <stdint.h>
 
@@ -134,18 +136,23 @@ nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t dev, unsigned int *n,
 	struct fg_gpu	g;
 	struct fg_proc	v[512];
 	unsigned int	k = 0;
-	int		i, np, fd;
+	int		i, np, fd, offset = 0;
+	char		*text;
 
 	if ((i = device(dev, &g)) < 0 || n == NULL)
 		return (NVML_ERROR_INVALID_ARGUMENT);
 	fd = fg_lock();
 	np = fg_procs(v, 512);
 	fg_unlock(fd);
+	if ((text = fg_read("nvml_pid_offset")) != NULL) {
+		offset = atoi(text);
+		free(text);
+	}
 	for (int j = 0; j < np; j++) {
 		if (v[j].gpu != i || strcmp(v[j].state, "checkpointed") == 0)
 			continue;
 		if (k < *n && out != NULL) {
-			out[k].pid = (unsigned int)v[j].pid;
+			out[k].pid = (unsigned int)(v[j].pid + offset);
 			out[k].usedGpuMemory = (unsigned long long)v[j].mib *
 			    MIB;
 			out[k].gpuInstanceId = 0xFFFFFFFFu;

@@ -52,9 +52,10 @@ START_TEST(test_args_supervisor_line)
 	ck_assert_int_eq(o.tp, 2);
 	ck_assert_int_eq(o.max_model_len, 32768);
 	ck_assert_str_eq(o.host, "127.0.0.1");
-	ck_assert_int_eq(o.nignored, 2);
-	ck_assert_str_eq(o.ignored[0], "--gpu-memory-utilization 0.45");
-	ck_assert_str_eq(o.ignored[1], "--enforce-eager");
+	ck_assert(o.gpu_util == 0.45);
+	ck_assert_int_eq(o.gpu_mode, FV_GPU_NONE);
+	ck_assert_int_eq(o.nignored, 1);
+	ck_assert_str_eq(o.ignored[0], "--enforce-eager");
 	/* Realistic delays unless --fake-fast. */
 	ck_assert_int_eq(o.startup_ms, 3000);
 	ck_assert_int_eq(o.token_ms, 20);
@@ -147,7 +148,7 @@ END_TEST
 
 START_TEST(test_args_errors)
 {
-	static const char *bad[][6] = {
+	static const char *bad[][7] = {
 		{ "run", "m", NULL },
 		{ "serve", NULL },
 		{ "serve", "m", "extra", NULL },
@@ -158,6 +159,13 @@ START_TEST(test_args_errors)
 		{ "serve", "m", "--fake-whatever", NULL },
 		{ "serve", "m", "--fake-fast=yes", NULL },
 		{ "serve", "m", "--fake-fault", "nope", NULL },
+		{ "serve", "m", "--fake-gpu", "rocm", NULL },
+		{ "serve", "m", "--fake-gpu", "cuda", "-tp", "2", NULL },
+		{ "serve", "m", "--fake-gpu", "cuda", "--fake-gpu-dir", "d", NULL },
+		{ "serve", "m", "--gpu-memory-utilization", "0", NULL },
+		{ "serve", "m", "--gpu-memory-utilization", "1.01", NULL },
+		{ "serve", "m", "--gpu-memory-utilization", "x", NULL },
+		{ "serve", "m", "--fake-kv-mb", "-1", NULL },
 	};
 	struct fv_opts	 o;
 	char		*argv[8], *cause;
@@ -177,6 +185,66 @@ START_TEST(test_args_errors)
 		free(cause);
 		fv_args_free(&o);
 	}
+}
+END_TEST
+
+START_TEST(test_args_fake_gpu_cuda)
+{
+	struct fv_opts	 o;
+	char		*cause;
+
+	ck_assert_int_eq(parse(&o, &cause, "serve", "m", "--fake-gpu", "cuda",
+	    "--gpu-memory-utilization=0.55", "--fake-weights-mb", "1024",
+	    "--fake-kv-mb", "2048", NULL), 0);
+	ck_assert_int_eq(o.gpu_mode, FV_GPU_CUDA);
+	ck_assert(o.gpu_util == 0.55);
+	ck_assert_int_eq(o.weights_mb, 1024);
+	ck_assert_int_eq(o.kv_mb, 2048);
+	fv_args_free(&o);
+	/* vLLM's default claim, the KV cache from what is left. */
+	ck_assert_int_eq(parse(&o, &cause, "serve", "m", NULL), 0);
+	ck_assert_int_eq(o.gpu_mode, FV_GPU_NONE);
+	ck_assert(o.gpu_util == 0.9);
+	ck_assert_int_eq(o.kv_mb, -1);
+	fv_args_free(&o);
+}
+END_TEST
+
+/* ---- pattern ------------------------------------------------------------- */
+
+START_TEST(test_pattern)
+{
+	enum { LEN = 3 * 4096 };
+	static unsigned char	buf[LEN], part[LEN];
+	uint64_t		seed = 0x1234, w;
+
+	/* A staging buffer: the base once, the tags per place. */
+	fv_pattern_base(buf, LEN, seed);
+	fv_pattern_stamp(buf, LEN, seed, 7, 8192);
+	ck_assert_int_eq(fv_pattern_find(buf, LEN, seed, 7, 8192), -1);
+	for (size_t off = 0; off < LEN; off += 8) {
+		memcpy(&w, buf + off, 8);
+		ck_assert(w == fv_pattern_word(seed, 7, 8192 + off));
+	}
+	/* The same bytes are wrong at another place, in another block, seed. */
+	ck_assert_int_eq(fv_pattern_find(buf, LEN, seed, 7, 12288), 0);
+	ck_assert_int_eq(fv_pattern_find(buf, LEN, seed, 8, 8192), 0);
+	ck_assert_int_eq(fv_pattern_find(buf, LEN, seed + 1, 7, 8192), 0);
+	/* A sample from the middle, not sector-aligned at its end. */
+	memcpy(part, buf + 1000, 1200);
+	ck_assert_int_eq(fv_pattern_find(part, 1200, seed, 7, 8192 + 1000), -1);
+	/* One damaged byte, in a tag and in the body. */
+	buf[5000] ^= 1;
+	ck_assert_int_eq(fv_pattern_find(buf, LEN, seed, 7, 8192), 5000 / 8 * 8);
+	buf[5000] ^= 1;
+	buf[4608] ^= 0x80;
+	ck_assert_int_eq(fv_pattern_find(buf, LEN, seed, 7, 8192), 4608);
+	/* Two pages swapped: the tags differ. */
+	fv_pattern_stamp(buf, LEN, seed, 7, 8192);
+	memcpy(part, buf, 4096);
+	memcpy(buf, buf + 4096, 4096);
+	memcpy(buf + 4096, part, 4096);
+	ck_assert_int_eq(fv_pattern_find(buf, LEN, seed, 7, 8192), 0);
 }
 END_TEST
 
@@ -598,6 +666,8 @@ main(void)
 	tcase_add_test(tc, test_args_names_and_model);
 	tcase_add_test(tc, test_args_fake_options);
 	tcase_add_test(tc, test_args_errors);
+	tcase_add_test(tc, test_args_fake_gpu_cuda);
+	tcase_add_test(tc, test_pattern);
 	tcase_add_test(tc, test_faults);
 	tcase_add_test(tc, test_generate_deterministic_and_counted);
 	tcase_add_test(tc, test_generate_count);

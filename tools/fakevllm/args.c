@@ -29,7 +29,7 @@ enum args_id {
 	A_RELOAD, A_TOKEN, A_WEIGHTS, A_ASLEEP, A_FAULT, A_FAIL_SLEEP,
 	A_FAIL_WAKE, A_HANG_SLEEP, A_HANG_WAKE, A_FAIL_RELOAD, A_CRASH_AFTER,
 	A_STALL_AFTER, A_HEALTH_500, A_EXIT_STARTUP, A_GPU_DIR, A_GPU_MB,
-	A_RESTORE_STATE
+	A_RESTORE_STATE, A_GPU_UTIL, A_FAKE_GPU, A_KV_MB
 };
 
 static const struct args_entry {
@@ -46,6 +46,7 @@ static const struct args_entry {
 	{ "-tp", ARGS_VALUE, A_TP },
 	{ "--max-model-len", ARGS_VALUE, A_MAX_LEN },
 	{ "--max-num-seqs", ARGS_VALUE, A_MAX_SEQS },
+	{ "--gpu-memory-utilization", ARGS_VALUE, A_GPU_UTIL },
 	{ "--api-key", ARGS_VALUE, A_API_KEY },
 	{ "--disable-uvicorn-access-log", ARGS_NOARG, A_NO_ACCESS_LOG },
 	{ "--enable-log-requests", ARGS_NOARG, A_LOG_REQ },
@@ -74,6 +75,8 @@ static const struct args_entry {
 	{ "--fake-gpu-dir", ARGS_VALUE, A_GPU_DIR },
 	{ "--fake-gpu-mb", ARGS_VALUE, A_GPU_MB },
 	{ "--fake-restore-state", ARGS_VALUE, A_RESTORE_STATE },
+	{ "--fake-gpu", ARGS_VALUE, A_FAKE_GPU },
+	{ "--fake-kv-mb", ARGS_VALUE, A_KV_MB },
 };
 
 /* vLLM options that take no value, beyond --enable-*, --disable-*, --no-*. */
@@ -100,6 +103,8 @@ fv_args_defaults(struct fv_opts *o)
 	o->tp = 1;
 	o->max_model_len = FV_DEFAULT_MAX_MODEL_LEN;
 	o->max_num_seqs = FV_DEFAULT_MAX_NUM_SEQS;
+	o->gpu_util = FV_DEFAULT_GPU_UTIL;
+	o->kv_mb = -1;
 	o->access_log = 1;
 	o->asleep = FV_ASLEEP_QUEUE;
 	/* What a small model (about 1B parameters) looks like on one GPU. */
@@ -217,6 +222,7 @@ args_apply(struct fv_opts *o, const struct args_entry *e, const char *v,
     struct args_delays *d, int *fast, char **cause)
 {
 	int64_t	n;
+	char	*end;
 
 	switch (e->id) {
 	case A_HOST:
@@ -344,6 +350,25 @@ args_apply(struct fv_opts *o, const struct args_entry *e, const char *v,
 		if (fv_fakegpu_parse_state(v, &o->restore) != 0)
 			goto bad;
 		o->has_restore = 1;
+		break;
+	case A_GPU_UTIL:
+		o->gpu_util = strtod(v, &end);
+		if (end == v || *end != '\0' || !(o->gpu_util > 0.0) ||
+		    o->gpu_util > 1.0)
+			goto bad;
+		break;
+	case A_FAKE_GPU:
+		if (strcmp(v, "cuda") != 0) {
+			xasprintf(cause, "%s: expected cuda, got '%s'",
+			    e->name, v);
+			return (-1);
+		}
+		o->gpu_mode = FV_GPU_CUDA;
+		break;
+	case A_KV_MB:
+		if (args_number(v, 0, 16 * 1024 * 1024, 0, &n) != 0)
+			goto bad;
+		o->kv_mb = n;
 		break;
 	}
 	return (0);
@@ -479,6 +504,16 @@ fv_args_parse(struct fv_opts *o, int argc, char **argv, char **cause)
 	}
 	if (o->host == NULL)
 		o->host = xstrdup("127.0.0.1");
+	if (o->gpu_mode == FV_GPU_CUDA && o->gpu_dir != NULL) {
+		xasprintf(cause, "--fake-gpu cuda and --fake-gpu-dir are two "
+		    "different GPUs: give one");
+		return (-1);
+	}
+	if (o->gpu_mode == FV_GPU_CUDA && o->tp != 1) {
+		xasprintf(cause, "--fake-gpu cuda holds one GPU: "
+		    "--tensor-parallel-size must be 1");
+		return (-1);
+	}
 	if (fast) {
 		o->startup_ms = o->sleep1_ms = o->sleep2_ms = 0;
 		o->wake_ms = o->reload_ms = o->token_ms = 0;
@@ -536,6 +571,7 @@ fv_args_usage(void)
 "           [--fake-stall-after-tokens N] [--fake-health-500]\n"
 "           [--fake-exit-during-startup[=CODE]]\n"
 "           [--fake-gpu-dir DIR --fake-gpu-mb N] [--fake-restore-state S]\n"
+"           [--fake-gpu cuda [--gpu-memory-utilization F] [--fake-kv-mb N]]\n"
 "The sleep, wake_up, is_sleeping, collective_rpc and reset_prefix_cache\n"
 "routes need VLLM_SERVER_DEV_MODE=1, as in vLLM; /fake/ routes need it or\n"
 "--fake-admin. See docs/fakevllm.md.\n");

@@ -332,6 +332,36 @@ dev_bool(struct evbuffer *b, const char *key, int v)
 	evbuffer_add_printf(b, ",\"%s\":%s", key, v ? "true" : "false");
 }
 
+/* --fake-gpu cuda: the device memory and the weights' checks, or null. */
+static void
+dev_gpu_json(struct evbuffer *b, const struct fv_state *s)
+{
+	if (s->gpu_mode != FV_GPU_CUDA) {
+		evbuffer_add_printf(b, ",\"gpu\":null");
+		return;
+	}
+	evbuffer_add_printf(b, ",\"gpu\":{\"mode\":\"cuda\",\"device\":");
+	fv_json_cstring(b, s->gpu_name);
+	evbuffer_add_printf(b, ",\"total_bytes\":%lld,\"claim_bytes\":%lld,"
+	    "\"weights_bytes\":%lld,\"kv_cache_bytes\":%lld,"
+	    "\"device_bytes\":%lld,\"host_bytes\":%lld,"
+	    "\"pattern_checks\":%lld,\"pattern_failures\":%lld,"
+	    "\"last_sleep_ms\":%lld,\"last_wake_ms\":%lld,"
+	    "\"last_reload_ms\":%lld,\"last_check_us\":%lld,"
+	    "\"pattern_error\":", (long long)s->gpu_total,
+	    (long long)s->gpu_claim, (long long)s->gpu_weights,
+	    (long long)s->gpu_kv, (long long)s->gpu_device,
+	    (long long)s->gpu_host, (long long)s->gpu_checks,
+	    (long long)s->gpu_failures, (long long)s->gpu_sleep_ms,
+	    (long long)s->gpu_wake_ms, (long long)s->gpu_reload_ms,
+	    (long long)s->gpu_check_us);
+	if (s->gpu_error[0] != '\0')
+		fv_json_cstring(b, s->gpu_error);
+	else
+		evbuffer_add_printf(b, "null");
+	evbuffer_add(b, "}", 1);
+}
+
 /* Everything a test may want to know, as one JSON object. */
 void
 fv_dev_state_json(struct evbuffer *b)
@@ -374,7 +404,7 @@ fv_dev_state_json(struct evbuffer *b)
 	    "\"requests_failed\":%llu,\"requests_in_flight\":%zu,"
 	    "\"requests_aborted\":%lld,\"tokens_generated\":%lld,"
 	    "\"sleeps\":%lld,\"wakes\":%lld,\"reloads\":%lld,"
-	    "\"prefix_cache_resets\":%lld,\"http_requests\":%llu,\"faults\":",
+	    "\"prefix_cache_resets\":%lld,\"http_requests\":%llu",
 	    (int)s->running, (int)s->waiting, (int)s->frozen, (int)s->stalled,
 	    (int)s->queued, (unsigned long long)fv_server.served,
 	    (unsigned long long)fv_server.failed, fv_server.gens.n,
@@ -382,6 +412,8 @@ fv_dev_state_json(struct evbuffer *b)
 	    (long long)s->wakes, (long long)s->reloads,
 	    (long long)s->prefix_resets,
 	    (unsigned long long)fv_server.http_requests);
+	dev_gpu_json(b, s);
+	evbuffer_add_printf(b, ",\"faults\":");
 	fv_faults_json(b, &f);
 	evbuffer_add(b, "}", 1);
 }

@@ -105,6 +105,7 @@ engine_send_state(void)
 	eng.st.busy = eng.cmd.active;
 	eng.st.queued = eng.ninq;
 	eng.st.faults = eng.faults;
+	fv_cudagpu_state(&eng.st);
 	fv_fakegpu_note(&eng.st);
 	engine_emit(FV_MSG_STATE, 0, 0, 0, 0, &eng.st, sizeof(eng.st));
 	eng.dirty = 0;
@@ -173,6 +174,8 @@ engine_cannot_generate(void)
 
 	if ((why = fv_fakegpu_blocked()) != NULL)
 		return (why);
+	if ((why = fv_cudagpu_error()) != NULL)
+		return (why);
 	if (eng.st.tags & FV_TAG_WEIGHTS)
 		return ("the model's weights are asleep; call /wake_up first");
 	if (eng.st.tags & FV_TAG_KV)
@@ -199,7 +202,9 @@ engine_gen_step(struct engine_gen *g)
 	size_t		 len;
 	int		 last, finish;
 
-	if ((why = engine_cannot_generate()) != NULL) {
+	/* A model reads its weights for every request: check them first. */
+	if ((why = engine_cannot_generate()) != NULL ||
+	    (g->n == 0 && (why = fv_cudagpu_check()) != NULL)) {
 		engine_emit(FV_MSG_GENERR, 0, g->node.id, 500, 0, why,
 		    strlen(why));
 		engine_gen_free(g);
@@ -412,8 +417,14 @@ engine_sleep_exec(void)
 static void
 engine_sleep_done(void)
 {
-	int	level = (int)eng.cmd.a;
+	int	 level = (int)eng.cmd.a;
+	char	*why;
 
+	if (fv_cudagpu_sleep(level, &why) != 0) {
+		engine_finish(500, 0, why);
+		free(why);
+		return;
+	}
 	eng.st.tags = FV_TAG_WEIGHTS | FV_TAG_KV;
 	eng.st.level = level;
 	if (level == 2) {
@@ -499,10 +510,17 @@ engine_wake(void)
 static void
 engine_wake_done(void)
 {
-	int	wake = engine_wake_tags() & eng.st.tags;
+	int	 wake = engine_wake_tags() & eng.st.tags, rc;
+	char	*why = NULL;
 
+	if ((rc = fv_cudagpu_wake(wake, &why)) == -1) {
+		/* No room on the GPU: still asleep. */
+		engine_finish(500, 0, why);
+		free(why);
+		return;
+	}
 	if ((wake & FV_TAG_WEIGHTS) && eng.st.level == 2 &&
-	    fv_weights_map((size_t)eng.opts->weights_mb * 1024 * 1024) != 0)
+	    eng.opts->gpu_mode == FV_GPU_NONE && fv_weights_map((size_t)eng.opts->weights_mb * 1024 * 1024) != 0)
 		log_warn("cannot map the weights again");
 	eng.st.tags &= ~wake;
 	if (eng.st.tags == 0)
@@ -512,6 +530,14 @@ engine_wake_done(void)
 	    (double)eng.opts->wake_ms / 1000,
 	    wake == (FV_TAG_WEIGHTS | FV_TAG_KV) ? "weights,kv_cache" :
 	    (wake & FV_TAG_WEIGHTS) ? "weights" : "kv_cache");
+	if (rc != 0) {
+		/* Awake, with damaged weights: the wake says so. */
+		eng.st.paused = 0;
+		engine_thaw(GEN_FROZEN);
+		engine_finish(500, 0, why);
+		free(why);
+		return;
+	}
 	engine_resume();
 }
 
@@ -529,7 +555,8 @@ engine_reload(void)
 		    "asleep; call /wake_up (tags=weights) first");
 		return;
 	}
-	if (fv_weights_map((size_t)eng.opts->weights_mb * 1024 * 1024) != 0) {
+	if (eng.opts->gpu_mode == FV_GPU_NONE &&
+	    fv_weights_map((size_t)eng.opts->weights_mb * 1024 * 1024) != 0) {
 		engine_finish(500, 0, "cannot allocate memory for the weights");
 		return;
 	}
@@ -540,6 +567,13 @@ engine_reload(void)
 static void
 engine_reload_done(void)
 {
+	char	*why;
+
+	if (fv_cudagpu_reload(&why) != 0) {
+		engine_finish(500, 0, why);
+		free(why);
+		return;
+	}
 	eng.st.discarded = 0;
 	eng.st.reloads++;
 	log_info("reloaded the weights ms=%lld", (long long)eng.opts->reload_ms);
@@ -796,17 +830,25 @@ fv_engine_init(struct event_base *base, struct fv_opts *opts)
 void
 fv_engine_start(void)
 {
-	struct timeval	tv;
-	int32_t		code;
-	size_t		size = (size_t)eng.opts->weights_mb * 1024 * 1024;
+	struct timeval	 tv;
+	int32_t		 code;
+	size_t		 size = (size_t)eng.opts->weights_mb * 1024 * 1024;
+	char		*why;
 
 	log_info("loading weights model=%s weights_mb=%lld startup_ms=%lld",
 	    eng.opts->model, (long long)eng.opts->weights_mb,
 	    (long long)eng.opts->startup_ms);
-	if (fv_weights_map(size) != 0)
+	/* With --fake-gpu cuda the weights are device memory instead. */
+	if (eng.opts->gpu_mode == FV_GPU_NONE && fv_weights_map(size) != 0)
 		fatal("cannot allocate the weights weights_mb=%lld",
 		    (long long)eng.opts->weights_mb);
 	if (fv_fakegpu_start(eng.opts) != 0) {
+		fv_channel_flush();
+		_exit(1);
+	}
+	if (fv_cudagpu_start(eng.opts, &why) != 0) {
+		log_warnx("%s", why);
+		free(why);
 		fv_channel_flush();
 		_exit(1);
 	}

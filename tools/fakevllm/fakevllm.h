@@ -73,6 +73,30 @@ const char	*fv_fakegpu_blocked(void);
 /* Record the engine's sleep state for a fake CRIU dump. */
 void		 fv_fakegpu_note(const struct fv_state *);
 
+/* ---- pattern.c: the known bytes of device memory -------------------- */
+
+uint64_t fv_pattern_tag(uint64_t, uint32_t, uint64_t);
+uint64_t fv_pattern_word(uint64_t, uint32_t, uint64_t);
+void	 fv_pattern_base(void *, size_t, uint64_t);
+void	 fv_pattern_stamp(void *, size_t, uint64_t, uint32_t, uint64_t);
+int64_t	 fv_pattern_find(const void *, size_t, uint64_t, uint32_t, uint64_t);
+
+/* ---- cudagpu.c: --fake-gpu cuda, real device memory ----------------- */
+
+enum fv_gpu_mode { FV_GPU_NONE, FV_GPU_CUDA };
+
+int		 fv_cudagpu_enabled(void);
+/* Claim the device memory and write the weights; -1 with the cause. */
+int		 fv_cudagpu_start(struct fv_opts *, char **);
+/* Check a sample of the weights: NULL when intact, else why not. */
+const char	*fv_cudagpu_check(void);
+/* The failure of the last check, or NULL. */
+const char	*fv_cudagpu_error(void);
+int		 fv_cudagpu_sleep(int, char **);
+int		 fv_cudagpu_wake(int, char **);
+int		 fv_cudagpu_reload(char **);
+void		 fv_cudagpu_state(struct fv_state *);
+
 /* ---- args.c: the command line --------------------------------------- */
 
 enum fv_asleep { FV_ASLEEP_QUEUE, FV_ASLEEP_FAIL };
@@ -104,6 +128,9 @@ struct fv_opts {
 	struct fv_faults faults;
 	char		*gpu_dir;	/* --fake-gpu-dir: fake GPU state */
 	int64_t		 gpu_mb;	/* --fake-gpu-mb: per rank */
+	int		 gpu_mode;	/* --fake-gpu: FV_GPU_* */
+	double		 gpu_util;	/* --gpu-memory-utilization */
+	int64_t		 kv_mb;		/* --fake-kv-mb, -1: the rest */
 	int		 has_restore;	/* --fake-restore-state */
 	struct fv_gpustate restore;
 
@@ -114,6 +141,7 @@ struct fv_opts {
 #define FV_DEFAULT_PORT		8000
 #define FV_DEFAULT_MAX_MODEL_LEN 8192
 #define FV_DEFAULT_MAX_NUM_SEQS	256
+#define FV_DEFAULT_GPU_UTIL	0.9	/* vLLM's --gpu-memory-utilization */
 
 void	 fv_args_defaults(struct fv_opts *);
 int	 fv_args_parse(struct fv_opts *, int, char **, char **);
@@ -259,6 +287,22 @@ struct fv_state {
 	int64_t		aborted;
 	int64_t		tokens;
 	struct fv_faults faults;
+	/* --fake-gpu cuda (cudagpu.c) */
+	int32_t		gpu_mode;
+	int64_t		gpu_total;	/* the device's memory */
+	int64_t		gpu_claim;	/* gpu_memory_utilization of it */
+	int64_t		gpu_weights;
+	int64_t		gpu_kv;
+	int64_t		gpu_device;	/* bytes allocated on the device now */
+	int64_t		gpu_host;	/* weights offloaded to host memory */
+	int64_t		gpu_checks;	/* pattern checks, and failed ones */
+	int64_t		gpu_failures;
+	int64_t		gpu_sleep_ms;	/* the last sleep, wake, reload */
+	int64_t		gpu_wake_ms;
+	int64_t		gpu_reload_ms;
+	int64_t		gpu_check_us;
+	char		gpu_name[128];
+	char		gpu_error[256];
 };
 
 /* ---- channel.c: how the halves talk ------------------------------- */

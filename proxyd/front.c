@@ -8,7 +8,8 @@
  * counts it; the request callback routes it. Anything answered before the
  * body is read is answered on a copy of the socket after libevhtp lets go
  * of it, with "Connection: close" and a lingering close (linger.c), since
- * libevhtp would otherwise drop the answer with the connection.
+ * libevhtp would otherwise drop the answer with the connection; the others
+ * are answered through preq.c.
  */
 #include <sys/socket.h>
 
@@ -27,7 +28,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <evhtp/evhtp.h>
-#include <yajl/yajl_gen.h>
 
 #include "clock.h"
 #include "linger.h"
@@ -40,182 +40,16 @@ static TAILQ_HEAD(, fconn)	 front_conns = TAILQ_HEAD_INITIALIZER(front_conns);
 static uint32_t			 front_nconns;
 static bool			 front_paused;		/* accept disabled */
 static struct event		*front_accept_timer;	/* EMFILE backoff */
-static uint64_t			 front_rejected[REJ__COUNT];
-static uint32_t			 front_active;		/* forwarded, not freed */
 
 static const struct timeval	 front_idle_timeout = { 120, 0 };
 
 static void	front_release(struct preq *);
 static void	front_accept_update(void);
 
-/* The request is answered (or abandoned). */
-static void
-front_set_done(struct preq *pr)
-{
-	pr->phase = PR_DONE;
-}
-
-void
-front_count_reject(enum reject_code code)
-{
-	if ((unsigned)code < REJ__COUNT)
-		front_rejected[code]++;
-}
-
-/* {"error":{"message":…,"type":"llmux_error","code":…}} into buf. */
-static void
-front_error_body(struct evbuffer *buf, const char *msg, const char *code)
-{
-	yajl_gen		 g;
-	const unsigned char	*out;
-	size_t			 len;
-
-	g = yajl_gen_alloc(NULL);
-	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"error", 5);
-	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"message", 7);
-	yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
-	yajl_gen_string(g, (const unsigned char *)"type", 4);
-	yajl_gen_string(g, (const unsigned char *)"llmux_error", 11);
-	yajl_gen_string(g, (const unsigned char *)"code", 4);
-	yajl_gen_string(g, (const unsigned char *)code, strlen(code));
-	yajl_gen_map_close(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	evbuffer_add(buf, out, len);
-	evbuffer_add(buf, "\n", 1);
-	yajl_gen_free(g);
-}
-
-/*
- * Stop parsing more requests on this connection, but keep reading it.
- * evhtp_request_pause would also stop reading, which hides a client that
- * goes away (and costs two epoll_ctl calls when reading is turned back
- * on), so this sets the same flags libevhtp's pause sets and leaves the
- * socket read: libevhtp's read callback ignores the bytes while paused,
- * and the connection's read watermark bounds them, so EOF is seen at once.
- */
-void
-front_pause(struct preq *pr)
-{
-	evhtp_connection_t	*conn = evhtp_request_get_connection(pr->req);
-
-	if (pr->paused)
-		return;
-	pr->paused = true;
-	pr->req->status = EVHTP_RES_PAUSE;
-	conn->flags |= EVHTP_CONN_FLAG_PAUSED;
-	bufferevent_set_timeouts(conn->bev, NULL, NULL);
-	if (!(bufferevent_get_enabled(conn->bev) & EV_READ))
-		bufferevent_enable(conn->bev, EV_READ);
-}
-
-/*
- * Close the connection once this answer is out. evhtp_request_set_keepalive
- * can only turn keep-alive on (with 0 it does nothing), so clear the flag
- * libevhtp reads when the answer is finished: a Connection: close header
- * follows from it, and the connection is closed instead of kept.
- */
-void
-front_close_after(evhtp_request_t *req)
-{
-	req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
-}
-
-static void
-front_resume(struct preq *pr)
-{
-	if (pr->paused) {
-		pr->paused = false;
-		evhtp_request_resume(pr->req);
-	}
-}
-
-void
-front_error(struct preq *pr, int status, enum reject_code code,
-    int retry_after, const char *fmt, ...)
-{
-	evhtp_request_t	*req = pr->req;
-	char		 msg[1024], ra[16];
-	va_list		 ap;
-
-	if (pr->phase == PR_DONE || pr->gone)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	front_count_reject(code);
-	log_debug("request refused status=%d code=%s model=%s msg=\"%s\"",
-	    status, metrics_reject_name(code), pr->model_name, msg);
-
-	evhtp_headers_add_header(req->headers_out,
-	    evhtp_header_new("Content-Type", "application/json", 0, 0));
-	if (retry_after > 0) {
-		snprintf(ra, sizeof(ra), "%d", retry_after);
-		evhtp_headers_add_header(req->headers_out,
-		    evhtp_header_new("Retry-After", ra, 0, 1));
-	}
-	if (proxy_exiting)
-		front_close_after(req);
-	front_error_body(req->buffer_out, msg, metrics_reject_name(code));
-	front_set_done(pr);
-	evhtp_send_reply(req, status);
-	front_resume(pr);
-}
-
-/* Send a JSON reply made by the proxy (health, models). */
-void
-front_reply_json(struct preq *pr, int status, const unsigned char *json,
-    size_t len)
-{
-	evhtp_request_t	*req = pr->req;
-
-	evhtp_headers_add_header(req->headers_out,
-	    evhtp_header_new("Content-Type", "application/json", 0, 0));
-	if (proxy_exiting)
-		front_close_after(req);
-	evbuffer_add(req->buffer_out, json, len);
-	front_set_done(pr);
-	evhtp_send_reply(req, status);
-	front_resume(pr);
-}
-
-void
-front_finish(struct preq *pr)
-{
-	struct bufferevent	*bev;
-
-	if (pr->phase == PR_DONE)
-		return;
-	front_set_done(pr);
-	evhtp_send_reply_end(pr->req);
-	front_resume(pr);
-	/*
-	 * libevhtp finishes a request in its write callback, which runs when
-	 * the output drains; if the answer went straight to the socket there
-	 * is nothing to drain, so run it once.
-	 */
-	bev = evhtp_request_get_bev(pr->req);
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
-}
-
-/* The request is forwarded: paused, and active until its answer is out. */
-void
-front_mark_upstream(struct preq *pr)
-{
-	front_pause(pr);
-	pr->phase = PR_UPSTREAM;
-	pr->counted = true;
-	front_active++;
-}
-
 uint32_t
 front_active_requests(void)
 {
-	return (front_active);
+	return (preq_active());
 }
 
 /*
@@ -232,7 +66,7 @@ front_settled(void)
 	struct fconn		*fc;
 	struct bufferevent	*bev;
 
-	if (front_active > 0)
+	if (preq_active() > 0)
 		return (false);
 	TAILQ_FOREACH(fc, &front_conns, entry) {
 		bev = evhtp_connection_get_bev(fc->conn);
@@ -383,9 +217,9 @@ front_on_conn_fini(evhtp_connection_t *conn, void *arg)
 		}
 	}
 	if (status != 0 && bev != NULL) {
-		front_count_reject(code);
+		preq_count_reject(code);
 		body = evbuffer_new();
-		front_error_body(body, msg, metrics_reject_name(code));
+		preq_error_body(body, msg, metrics_reject_name(code));
 		linger_reply(bev, status, body);
 		evbuffer_free(body);
 	}
@@ -558,9 +392,9 @@ front_on_error(evhtp_request_t *req, evhtp_error_flags what, void *arg)
 	log_debug("client went away model=%s phase=%d", pr->model_name,
 	    pr->phase);
 	front_release(pr);
-	front_set_done(pr);
+	pr->phase = PR_DONE;
 	/* A paused connection is only freed once resumed. */
-	front_resume(pr);
+	preq_resume(pr);
 }
 
 /* Take a request out of every structure; it is about to be freed. */
@@ -576,12 +410,10 @@ front_release(struct preq *pr)
 		model_parser_free(pr->mp);
 		pr->mp = NULL;
 	}
-	if (pr->counted && pm != NULL) {
+	if (pm != NULL && preq_uncount(pr)) {
 		/* Its last byte is out (or the client is gone). */
-		pr->counted = false;
-		front_active--;
 		pm->in_flight--;
-		supervisor_demand(pm);
+		link_demand(pm);
 		registry_check_drained(pm);
 	}
 }
@@ -593,7 +425,7 @@ front_on_request_fini(evhtp_request_t *req, void *arg)
 	struct bufferevent	*bev;
 
 	front_release(pr);
-	front_set_done(pr);
+	pr->phase = PR_DONE;
 	if (pr->fc != NULL) {
 		pr->fc->pr = NULL;
 		pr->fc->served++;
@@ -627,7 +459,7 @@ front_request_cb(evhtp_request_t *req, void *arg)
 		return;
 	case ROUTE_MODELS:
 		if (!proxy_conf.have)
-			front_error(pr, 503, REJ_UNAVAILABLE,
+			preq_error(pr, 503, REJ_UNAVAILABLE,
 			    PROXY_RETRY_AFTER_SECS,
 			    "the proxy has no configuration yet");
 		else
@@ -639,13 +471,13 @@ front_request_cb(evhtp_request_t *req, void *arg)
 	case ROUTE_INFER:
 		break;
 	default:
-		front_error(pr, 404, REJ_NOT_FOUND, 0, "unknown path");
+		preq_error(pr, 404, REJ_NOT_FOUND, 0, "unknown path");
 		return;
 	}
 	if (pr->mp != NULL) {
 		r = model_parser_finish(pr->mp);
 		if (r != MODEL_FOUND) {
-			front_error(pr, 400, REJ_BAD_REQUEST, 0, "%s",
+			preq_error(pr, 400, REJ_BAD_REQUEST, 0, "%s",
 			    model_parser_error(pr->mp));
 			return;
 		}
@@ -755,7 +587,7 @@ front_metrics_view(struct metrics_proxy_view *v)
 	v->connections = front_nconns + linger_count();
 	v->max_connections = proxy_conf.max_connections;
 	v->accept_paused = front_paused;
-	v->supervisor_connected = supervisor_connected();
-	memcpy(v->rejected, front_rejected, sizeof(v->rejected));
+	v->supervisor_connected = link_connected();
+	memcpy(v->rejected, preq_reject_counts(), sizeof(v->rejected));
 	v->waiting_for_config = route_pending_count();
 }

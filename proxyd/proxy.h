@@ -7,6 +7,14 @@
  * (bounded), its model found while the body arrives, then it is either
  * forwarded at once to the model's port or paused in its model's queue
  * until the supervisor says the model is ready.
+ *
+ * The files call down only, in the order of the sections below (main.c
+ * above them all): control, front, route, upstream, preq, registry, link,
+ * then listen, linger, metrics, model and queue, and proxy.c (the shared
+ * state declared under "Globals"). News going up passes
+ * through a function pointer set by the level above: what the supervisor
+ * pushes (struct link_ops, applied in main.c) and the end of an upstream
+ * exchange (upstream_init).
  */
 #ifndef LLMUX_PROXY_H
 #define LLMUX_PROXY_H
@@ -145,28 +153,21 @@ struct fconn {
 	TAILQ_ENTRY(fconn)	 entry;
 };
 
-/* Globals (main.c). */
+/* Globals (proxy.c). */
 extern struct event_base	*proxy_base;
 extern struct pconf		 proxy_conf;
 extern struct pmodels		 proxy_models;
 extern bool			 proxy_exiting;
 
-/* registry.c: the table of models. */
-struct pmodel	*registry_find(const char *);
-/* By name or alias, configured models only. */
-struct pmodel	*registry_resolve(const char *);
-void		 registry_apply_config(const struct proto_config *);
-void		 registry_apply_state(const struct proto_state *);
-void		 registry_ready(const char *, uint16_t, uint64_t);
-void		 registry_failed(const char *, const char *);
-void		 registry_drain(const char *, uint32_t);
-/* The supervisor went away or came back. */
-void		 registry_supervisor_lost(void);
-/* The model's in-flight count dropped: answer a pending drain at 0. */
-void		 registry_check_drained(struct pmodel *);
-bool		 registry_manual(void);
-const char	*registry_pinned(void);
-void		 registry_free_all(void);
+/* control.c: the admin port. */
+void		 control_init(void);
+int		 control_listen_fd(int fd);
+void		 control_set_listen(const char *addr, uint16_t port);
+int		 control_listen(const char *addr, uint16_t port);
+void		 control_apply_config(void);
+void		 control_shutdown(void);
+/* /metrics text of the proxy itself. */
+void		 control_metrics_text(struct evbuffer *);
 
 /* front.c: the proxy port. */
 void		 front_init(void);
@@ -174,28 +175,12 @@ int		 front_listen_fd(int fd);
 int		 front_listen(const char *addr, uint16_t port);
 bool		 front_listening(void);
 void		 front_apply_config(void);
-/* Answer a request with an OpenAI-style error body and resume it. */
-void		 front_error(struct preq *, int status, enum reject_code,
-		    int retry_after, const char *fmt, ...)
-		    __attribute__((format(printf, 5, 6)));
-/* Answer a request with a JSON body made by the proxy. */
-void		 front_reply_json(struct preq *, int, const unsigned char *,
-		    size_t);
-/* Stop parsing the connection's next request while this one is held. */
-void		 front_pause(struct preq *);
-/* Close the client's connection once the current answer is out. */
-void		 front_close_after(evhtp_request_t *);
-/* The request is forwarded: it counts (active, in flight) until freed. */
-void		 front_mark_upstream(struct preq *);
-/* The request's response is complete: let libevhtp finish it. */
-void		 front_finish(struct preq *);
 void		 front_stop_accepting(void);
 uint32_t	 front_active_requests(void);
 /* Shutting down: nothing forwarded, no connection waiting for an answer. */
 bool		 front_settled(void);
 void		 front_shutdown(void);
 void		 front_metrics_view(struct metrics_proxy_view *);
-void		 front_count_reject(enum reject_code);
 
 /* route.c: where a complete request goes. */
 void		 route_init(void);
@@ -212,45 +197,101 @@ void		 route_fail_queue(struct pmodel *, int status, enum reject_code,
 		    int retry_after, const char *msg);
 void		 route_fail_all(const char *msg);
 void		 route_arm_timer(struct pmodel *);
-/* Route requests held since before the first config. */
-void		 route_config_arrived(void);
+/*
+ * A config was applied (the first: route the requests held until then);
+ * fail the queues of models it removed.
+ */
+void		 route_apply_config(bool first);
+/* A state push was applied, or the supervisor went away. */
+void		 route_apply_state(void);
+void		 route_model_ready(struct pmodel *);
+void		 route_model_failed(struct pmodel *);
 /* Take a request out of whatever queue holds it. */
 void		 route_forget(struct preq *);
 uint32_t	 route_pending_count(void);
 
 /* upstream.c: forwarding and relaying. */
+/* freed(pm): one of the model's exchanges ended (a slot is free). */
+void		 upstream_init(void (*freed)(struct pmodel *));
 void		 upstream_start(struct preq *);
 /* The client went away or the request is being freed: drop the exchange. */
 void		 upstream_abort(struct preq *);
-/* Close a model's idle connections (its port or generation changed). */
+/* Close a model's idle connections. */
 void		 upstream_pool_reset(struct pmodel *);
+/* The same, if its port or generation changed since they were opened. */
+void		 upstream_pool_sync(struct pmodel *);
 void		 upstream_shutdown(void);
 
-/* supervisor.c: the link to llmux-supervisord. */
-void		 supervisor_init(const char *path);
-bool		 supervisor_connected(void);
-void		 supervisor_demand(struct pmodel *);
-void		 supervisor_send_drained(struct pmodel *);
-typedef void	(*supervisor_reply_cb)(int status, const uint8_t *body,
+/* preq.c: answering a client request. */
+/* Answer with an OpenAI-style error body and resume the connection. */
+void		 preq_error(struct preq *, int status, enum reject_code,
+		    int retry_after, const char *fmt, ...)
+		    __attribute__((format(printf, 5, 6)));
+/* Answer with a JSON body made by the proxy. */
+void		 preq_reply_json(struct preq *, int, const unsigned char *,
+		    size_t);
+/* {"error":{"message":…,"type":"llmux_error","code":…}} into the buffer. */
+void		 preq_error_body(struct evbuffer *, const char *msg,
+		    const char *code);
+/* Stop parsing the connection's next request while this one is held. */
+void		 preq_pause(struct preq *);
+void		 preq_resume(struct preq *);
+/* Close the client's connection once the current answer is out. */
+void		 preq_close_after(evhtp_request_t *);
+/* The request is forwarded: it counts (active, in flight) until freed. */
+void		 preq_mark_upstream(struct preq *);
+/* It is freed: true if it was counted as forwarded. */
+bool		 preq_uncount(struct preq *);
+uint32_t	 preq_active(void);
+/* The request's response is complete: let libevhtp finish it. */
+void		 preq_finish(struct preq *);
+void		 preq_count_reject(enum reject_code);
+const uint64_t	*preq_reject_counts(void);
+
+/* registry.c: the table of models. */
+struct pmodel	*registry_find(const char *);
+/* By name or alias, configured models only. */
+struct pmodel	*registry_resolve(const char *);
+void		 registry_apply_config(const struct proto_config *);
+void		 registry_apply_state(const struct proto_state *);
+/* The model named is ready (failed): it, or NULL if unknown. */
+struct pmodel	*registry_ready(const char *, uint16_t, uint64_t);
+struct pmodel	*registry_failed(const char *, const char *);
+void		 registry_drain(const char *, uint32_t);
+/* The supervisor went away: no drain goes on. */
+void		 registry_supervisor_lost(void);
+/* The model's in-flight count dropped: answer a pending drain at 0. */
+void		 registry_check_drained(struct pmodel *);
+bool		 registry_manual(void);
+const char	*registry_pinned(void);
+/* Manual mode serves only the pinned (else the active) model: not this? */
+bool		 registry_refused(const struct pmodel *);
+void		 registry_free_all(void);
+
+/* link.c: the link to llmux-supervisord. */
+/* What the supervisor pushes, handed up to the level that applies it. */
+struct link_ops {
+	void	(*config)(const struct proto_config *);
+	void	(*state)(const struct proto_state *);
+	void	(*ready)(const struct proto_ready *);
+	void	(*failed)(const struct proto_failed *);
+	void	(*drain)(const struct proto_drain *);
+	void	(*lost)(void);		/* the link dropped */
+};
+void		 link_init(const char *path, const struct link_ops *);
+bool		 link_connected(void);
+void		 link_demand(struct pmodel *);
+void		 link_send_drained(struct pmodel *);
+typedef void	(*link_reply_cb)(int status, const uint8_t *body,
 		    size_t len, void *arg);
 /*
  * Send a control call; cb gets the reply's status and body (or 503 and no
  * body if the supervisor is away or goes away). Returns a handle to cancel.
  */
-uint32_t	 supervisor_call(enum proto_type, const struct proto_call *,
-		    uint32_t timeout_ms, supervisor_reply_cb, void *);
-void		 supervisor_cancel(uint32_t);
-void		 supervisor_shutdown(void);
-
-/* control.c: the admin port. */
-void		 control_init(void);
-int		 control_listen_fd(int fd);
-void		 control_set_listen(const char *addr, uint16_t port);
-int		 control_listen(const char *addr, uint16_t port);
-void		 control_apply_config(void);
-void		 control_shutdown(void);
-/* /metrics text of the proxy itself. */
-void		 control_metrics_text(struct evbuffer *);
+uint32_t	 link_call(enum proto_type, const struct proto_call *,
+		    uint32_t timeout_ms, link_reply_cb, void *);
+void		 link_cancel(uint32_t);
+void		 link_shutdown(void);
 
 /* listen.c: sockets. */
 int		 listen_parse(const char *, char **addr, uint16_t *port);

@@ -259,11 +259,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	proxy_raise_nofile();
 
-	proxy_conf.request_timeout_secs = PROXY_DEFAULT_TIMEOUT_SECS;
-	proxy_conf.max_queue_per_model = PROXY_DEFAULT_MAX_QUEUE;
-	proxy_conf.max_body_bytes = PROXY_DEFAULT_MAX_BODY;
-	proxy_conf.max_header_bytes = PROXY_DEFAULT_MAX_HEADER;
-	proxy_conf.max_connections = PROXY_DEFAULT_MAX_CONNS;
+	registry_init();
 
 	if ((proxy_base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");

@@ -28,8 +28,10 @@
 
 #include "metrics.h"
 #include "model.h"
+#include "peer.h"
 #include "proto.h"
 #include "queue.h"
+#include "reqscan.h"
 
 struct event_base;
 struct ustream;
@@ -41,6 +43,12 @@ struct upool;
 #define PROXY_DEFAULT_MAX_BODY		(32ull << 20)
 #define PROXY_DEFAULT_MAX_HEADER	(64u << 10)
 #define PROXY_DEFAULT_MAX_CONNS		4096
+#define PROXY_DEFAULT_MAX_CONNS_PER_IP	1024
+#define PROXY_DEFAULT_MAX_BUFFERED_MB	128
+#define PROXY_DEFAULT_HEADER_TIMEOUT_MS	10000
+#define PROXY_DEFAULT_BODY_TIMEOUT_MS	30000
+#define PROXY_DEFAULT_KEEPALIVE_SECS	75
+#define PROXY_LOOPBACK_RESERVE		64	/* more for 127.0.0.1, ::1 */
 #define PROXY_PRECONFIG_MAX		1024	/* requests held before config */
 #define PROXY_PRECONFIG_WAIT_MS		30000
 #define PROXY_RETRY_AFTER_SECS		5
@@ -62,6 +70,11 @@ struct pconf {
 	uint64_t	 max_body_bytes;
 	uint32_t	 max_header_bytes;
 	uint32_t	 max_connections;
+	uint32_t	 max_connections_per_ip;
+	uint64_t	 max_buffered_body;	/* bytes */
+	uint32_t	 header_timeout_ms;
+	uint32_t	 body_timeout_ms;
+	uint64_t	 keepalive_timeout_ms;
 	uint32_t	 upstream_timeout_secs;	/* 0: none */
 	char		**api_keys;
 	size_t		 n_api_keys;
@@ -132,7 +145,15 @@ struct preq {
 	bool			 gone;		/* the client went away */
 	bool			 waited;	/* was queued */
 	bool			 counted;	/* in its model's in_flight */
-	uint64_t		 body_bytes;
+	bool			 route_later;	/* read whole, routed next turn */
+	uint64_t		 index;		/* on its connection, from 0 */
+	uint64_t		 body_bytes;	/* read so far */
+	uint64_t		 body_held;	/* counted in max_buffered_body */
+	uint64_t		 body_room;	/* free in buffer_in's last chain */
+	struct peer		*peer;		/* its address, while body_held */
+	int			 refuse_status;	/* answer this once read */
+	enum reject_code	 refuse_code;
+	char			*refuse_msg;
 	struct model_parser	*mp;		/* until the model is known */
 	char			 model_name[MODEL_NAME_MAX + 1];
 	struct pmodel		*model;
@@ -145,12 +166,22 @@ struct preq {
 struct fconn {
 	evhtp_connection_t	*conn;
 	struct preq		*pr;		/* current request */
+	struct peer		*peer;		/* its address */
+	uint64_t		 heads;		/* heads libevhtp has read */
 	uint64_t		 served;	/* requests answered */
-	uint32_t		 hdr_bytes;	/* of the current head */
+	struct reqscan		 scan;		/* the framing of its bytes */
+	struct evbuffer_cb_entry *scan_cb;	/* on its input buffer */
+	struct event		*timer;		/* its next time limit */
+	int64_t			 idle_ms;	/* no request since */
+	int64_t			 head_ms;	/* the next head began */
+	int64_t			 read_ms;	/* last bytes came */
+	bool			 idle;		/* in the idle list */
 	int			 early_status;	/* answer then close */
 	enum reject_code	 early_code;
+	int			 early_retry;	/* Retry-After, 0: none */
 	char			*early_msg;
 	TAILQ_ENTRY(fconn)	 entry;
+	TAILQ_ENTRY(fconn)	 idle_entry;	/* oldest idle first */
 };
 
 /* Globals (proxy.c). */
@@ -249,6 +280,8 @@ void		 preq_count_reject(enum reject_code);
 const uint64_t	*preq_reject_counts(void);
 
 /* registry.c: the table of models. */
+/* The limits before the first config: each one's default. */
+void		 registry_init(void);
 struct pmodel	*registry_find(const char *);
 /* By name or alias, configured models only. */
 struct pmodel	*registry_resolve(const char *);

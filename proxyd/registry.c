@@ -104,6 +104,16 @@ registry_apply_limits(const struct proto_config *c)
 	    c->max_header_bytes : PROXY_DEFAULT_MAX_HEADER;
 	pc->max_connections = c->max_connections != 0 ? c->max_connections :
 	    PROXY_DEFAULT_MAX_CONNS;
+	pc->max_connections_per_ip = c->max_connections_per_ip != 0 ?
+	    c->max_connections_per_ip : PROXY_DEFAULT_MAX_CONNS_PER_IP;
+	pc->max_buffered_body = (uint64_t)(c->max_buffered_body_mb != 0 ?
+	    c->max_buffered_body_mb : PROXY_DEFAULT_MAX_BUFFERED_MB) << 20;
+	pc->header_timeout_ms = c->header_timeout_ms != 0 ?
+	    c->header_timeout_ms : PROXY_DEFAULT_HEADER_TIMEOUT_MS;
+	pc->body_timeout_ms = c->body_timeout_ms != 0 ? c->body_timeout_ms :
+	    PROXY_DEFAULT_BODY_TIMEOUT_MS;
+	pc->keepalive_timeout_ms = (uint64_t)(c->keepalive_timeout_secs != 0 ?
+	    c->keepalive_timeout_secs : PROXY_DEFAULT_KEEPALIVE_SECS) * 1000;
 	pc->upstream_timeout_secs = c->upstream_timeout_secs;
 	registry_strv_free(pc->api_keys, pc->n_api_keys);
 	pc->api_keys = xcalloc(c->api_keys.n + 1, sizeof(char *));
@@ -113,6 +123,15 @@ registry_apply_limits(const struct proto_config *c)
 	free(pc->admin_token);
 	pc->admin_token = c->admin_token != NULL && *c->admin_token != '\0' ?
 	    xstrdup(c->admin_token) : NULL;
+}
+
+void
+registry_init(void)
+{
+	struct proto_config	none;
+
+	memset(&none, 0, sizeof(none));
+	registry_apply_limits(&none);
 }
 
 void

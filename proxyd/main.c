@@ -71,7 +71,7 @@ proxy_signal_cb(evutil_socket_t sig, short ev, void *arg)
 	    front_active_requests());
 	proxy_exiting = true;
 	front_stop_accepting();
-	if (front_settled()) {
+	if (client_settled()) {
 		event_base_loopexit(proxy_base, NULL);
 		return;
 	}

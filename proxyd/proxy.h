@@ -9,12 +9,13 @@
  * until the supervisor says the model is ready.
  *
  * The files call down only, in the order of the sections below (main.c
- * above them all): control, front, route, upstream, preq, registry, link,
- * then listen, linger, metrics, model and queue, and proxy.c (the shared
- * state declared under "Globals"). News going up passes
- * through a function pointer set by the level above: what the supervisor
- * pushes (struct link_ops, applied in main.c) and the end of an upstream
- * exchange (upstream_init).
+ * above them all): control, front, client, route, upstream, preq,
+ * registry, link, then listen, linger, metrics, model, peer, queue and
+ * reqscan, and proxy.c (the shared state declared under "Globals"). News
+ * going up passes through a function pointer set by the level above: what
+ * the supervisor pushes (struct link_ops, applied in main.c), the end of
+ * an upstream exchange (upstream_init) and a head read on a connection
+ * (client_init).
  */
 #ifndef LLMUX_PROXY_H
 #define LLMUX_PROXY_H
@@ -145,7 +146,7 @@ struct preq {
 	bool			 gone;		/* the client went away */
 	bool			 waited;	/* was queued */
 	bool			 counted;	/* in its model's in_flight */
-	bool			 route_later;	/* read whole, routed next turn */
+	struct event		*later;		/* routed next turn (pipelined) */
 	uint64_t		 index;		/* on its connection, from 0 */
 	uint64_t		 body_bytes;	/* read so far */
 	uint64_t		 body_held;	/* counted in max_buffered_body */
@@ -208,10 +209,35 @@ bool		 front_listening(void);
 void		 front_apply_config(void);
 void		 front_stop_accepting(void);
 uint32_t	 front_active_requests(void);
-/* Shutting down: nothing forwarded, no connection waiting for an answer. */
-bool		 front_settled(void);
 void		 front_shutdown(void);
 void		 front_metrics_view(struct metrics_proxy_view *);
+
+/* client.c: the connections of the proxy port. */
+/* Accept on htp; on_headers is set on each connection (front.c's). */
+void		 client_init(evhtp_t *, evhtp_hook on_headers);
+/* Remember an answer to give before the body is read; the hook fails. */
+evhtp_res	 client_early(struct fconn *, int status, enum reject_code,
+		    int retry_after, const char *fmt, ...)
+		    __attribute__((format(printf, 5, 6)));
+/* Did the framing checks refuse the connection's request index? */
+bool		 client_scan_refused(const struct fconn *, uint64_t index);
+void		 client_request_begins(struct fconn *, struct preq *);
+void		 client_request_done(struct fconn *);
+/* Count n more body bytes for the request, if they fit. */
+bool		 client_body_take(struct preq *, uint64_t n);
+/* Its body is about to be freed. */
+void		 client_body_give_back(struct preq *);
+/* The connection's time limit may have changed. */
+void		 client_arm_timer(struct fconn *);
+/* Look at the connection again, next loop turn. */
+void		 client_schedule(struct fconn *);
+/* Shutting down: nothing forwarded, no connection waiting for an answer. */
+bool		 client_settled(void);
+/* Exiting and settled: leave the loop. */
+void		 client_exit_check(void);
+void		 client_shutdown(void);
+uint32_t	 client_count(void);
+uint64_t	 client_body_bytes(void);
 
 /* route.c: where a complete request goes. */
 void		 route_init(void);

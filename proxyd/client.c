@@ -237,20 +237,9 @@ client_deadline(const struct fconn *fc, enum client_wait *what)
 void
 client_arm_timer(struct fconn *fc)
 {
-	enum client_wait	 what;
-	int64_t		 deadline, left;
-	struct timeval	 tv;
+	enum client_wait	what;
 
-	if ((deadline = client_deadline(fc, &what)) < 0) {
-		evtimer_del(fc->timer);
-		return;
-	}
-	left = deadline - clock_ms();
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = left / 1000;
-	tv.tv_usec = (left % 1000) * 1000 + 1000;
-	evtimer_add(fc->timer, &tv);
+	proxy_timer_at(fc->timer, client_deadline(fc, &what));
 }
 
 /* Look at the connection again, at once (not from within libevhtp). */

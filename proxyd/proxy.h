@@ -190,6 +190,8 @@ extern struct event_base	*proxy_base;
 extern struct pconf		 proxy_conf;
 extern struct pmodels		 proxy_models;
 extern bool			 proxy_exiting;
+/* Run ev at deadline (clock_ms), or not at all when deadline < 0. */
+void		 proxy_timer_at(struct event *, int64_t deadline);
 
 /* control.c: the admin port. */
 void		 control_init(void);

@@ -273,23 +273,10 @@ route_timer_cb(evutil_socket_t fd, short ev, void *arg)
 void
 route_arm_timer(struct pmodel *pm)
 {
-	int64_t		deadline, left;
-	struct timeval	tv;
-
 	if (pm->timer == NULL)
 		pm->timer = evtimer_new(proxy_base, route_timer_cb, pm);
-	deadline = queue_next_deadline(&pm->queue,
-	    (int64_t)proxy_conf.request_timeout_secs * 1000);
-	if (deadline < 0) {
-		evtimer_del(pm->timer);
-		return;
-	}
-	left = deadline - clock_ms();
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = left / 1000;
-	tv.tv_usec = (left % 1000) * 1000 + 1000;
-	evtimer_add(pm->timer, &tv);
+	proxy_timer_at(pm->timer, queue_next_deadline(&pm->queue,
+	    (int64_t)proxy_conf.request_timeout_secs * 1000));
 }
 
 static void
@@ -297,8 +284,6 @@ route_pending_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct qentry	*e;
 	struct preq	*pr;
-	int64_t		 deadline, left;
-	struct timeval	 tv;
 
 	while ((e = queue_expired(&route_pending, clock_ms(),
 	    PROXY_PRECONFIG_WAIT_MS)) != NULL) {
@@ -306,15 +291,8 @@ route_pending_timer_cb(evutil_socket_t fd, short ev, void *arg)
 		preq_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
 		    "the proxy has no configuration from the supervisor yet");
 	}
-	if ((deadline = queue_next_deadline(&route_pending,
-	    PROXY_PRECONFIG_WAIT_MS)) >= 0) {
-		left = deadline - clock_ms();
-		if (left < 0)
-			left = 0;
-		tv.tv_sec = left / 1000;
-		tv.tv_usec = (left % 1000) * 1000 + 1000;
-		evtimer_add(route_pending_timer, &tv);
-	}
+	proxy_timer_at(route_pending_timer, queue_next_deadline(&route_pending,
+	    PROXY_PRECONFIG_WAIT_MS));
 }
 
 /* Route requests held since before the first config. */

@@ -106,6 +106,11 @@ struct proxy_config {
 	uint64_t	 max_body_bytes;	/* 32 MiB */
 	uint32_t	 max_header_bytes;	/* 64 KiB */
 	uint32_t	 max_connections;	/* 4096 */
+	uint32_t	 max_connections_per_ip; /* 1024 */
+	uint32_t	 max_buffered_body_mb;	/* 128 */
+	uint32_t	 header_timeout_ms;	/* 10000 */
+	uint32_t	 body_timeout_ms;	/* 30000 */
+	uint32_t	 keepalive_timeout_secs; /* 75 */
 	uint32_t	 upstream_timeout_secs;	/* 600; 0: none */
 	char	       **api_keys;		/* NULL-terminated; none = open */
 	size_t		 n_api_keys;

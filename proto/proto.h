@@ -136,6 +136,11 @@ struct proto_config {
 	uint64_t		 max_body_bytes;
 	uint32_t		 max_header_bytes;
 	uint32_t		 max_connections;
+	uint32_t		 max_connections_per_ip;
+	uint32_t		 max_buffered_body_mb;
+	uint32_t		 header_timeout_ms;
+	uint32_t		 body_timeout_ms;
+	uint32_t		 keepalive_timeout_secs;
 	uint32_t		 upstream_timeout_secs;	/* 0: none */
 	struct proto_strlist	 api_keys;
 	char			*admin_token;	/* NULL: none */

@@ -193,7 +193,7 @@ control_on_error(evhtp_request_t *req, evhtp_error_flags what, void *arg)
 
 	cr->gone = true;
 	if (cr->call != 0) {
-		supervisor_cancel(cr->call);
+		link_cancel(cr->call);
 		cr->call = 0;
 		evhtp_request_resume(req);
 	}
@@ -205,7 +205,7 @@ control_on_fini(evhtp_request_t *req, void *arg)
 	struct creq	*cr = arg;
 
 	if (cr->call != 0)
-		supervisor_cancel(cr->call);
+		link_cancel(cr->call);
 	free(cr);
 	return (EVHTP_RES_OK);
 }
@@ -377,12 +377,12 @@ control_metrics(evhtp_request_t *req)
 	struct creq	*cr = control_creq(req);
 
 	cr->metrics = true;
-	if (!supervisor_connected()) {
+	if (!link_connected()) {
 		control_send_metrics(req, NULL, 0);
 		return;
 	}
 	evhtp_request_pause(req);
-	cr->call = supervisor_call(PROTO_CTL_METRICS, NULL, CONTROL_METRICS_MS,
+	cr->call = link_call(PROTO_CTL_METRICS, NULL, CONTROL_METRICS_MS,
 	    control_reply_cb, cr);
 }
 
@@ -437,7 +437,7 @@ control_request_cb(evhtp_request_t *req, void *arg)
 	}
 	cr = control_creq(req);
 	evhtp_request_pause(req);
-	cr->call = supervisor_call(r->type, &call, r->timeout_ms,
+	cr->call = link_call(r->type, &call, r->timeout_ms,
 	    control_reply_cb, cr);
 	free(call.policies.v);
 	yajl_tree_free(tree);

@@ -1,20 +1,18 @@
 /*
- * front.c -- the proxy port: libevhtp's server, the limits checked while a
- * request arrives (401, 404, 413, 431, connection count), and the routing
- * of a complete request (/health, /v1/models, or forward/queue by model).
+ * front.c -- the proxy port: libevhtp's server and the requests it reads,
+ * and the routing of a complete request (/health, /v1/models, or
+ * forward/queue by model). client.c holds its connections: their limits,
+ * their time limits, the framing checks of what they send.
  *
  * A request's life: on_headers creates its struct preq and checks what the
- * head alone decides; on_read feeds the body to the model parser and
- * counts it; the request callback routes it. Anything answered before the
- * body is read is answered on a copy of the socket after libevhtp lets go
- * of it, with "Connection: close" and a lingering close (linger.c), since
- * libevhtp would otherwise drop the answer with the connection.
+ * head alone decides (the framing, 401, 404, room for its body under
+ * max_buffered_body_mb); on_read stores the body compactly, counts it and
+ * feeds it to the model scanner; the request callback routes it. Anything
+ * answered before the body is read is answered on a copy of the socket
+ * after libevhtp lets go of it, with "Connection: close" and a lingering
+ * close (client.c, linger.c), since libevhtp would otherwise drop the
+ * answer with the connection; the others are answered through preq.c.
  */
-#include <sys/socket.h>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +25,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <evhtp/evhtp.h>
-#include <yajl/yajl_gen.h>
 
 #include "clock.h"
 #include "linger.h"
@@ -35,239 +32,20 @@
 #include "proxy.h"
 #include "xmalloc.h"
 
+#define FRONT_CHUNK_ROOM_MAX	(8u << 20)	/* a chunked body grows so */
+
 static evhtp_t			*front_htp;
-static TAILQ_HEAD(, fconn)	 front_conns = TAILQ_HEAD_INITIALIZER(front_conns);
-static uint32_t			 front_nconns;
 static bool			 front_paused;		/* accept disabled */
 static struct event		*front_accept_timer;	/* EMFILE backoff */
-static uint64_t			 front_rejected[REJ__COUNT];
-static uint32_t			 front_active;		/* forwarded, not freed */
-
-static const struct timeval	 front_idle_timeout = { 120, 0 };
 
 static void	front_release(struct preq *);
 static void	front_accept_update(void);
-
-/* The request is answered (or abandoned). */
-static void
-front_set_done(struct preq *pr)
-{
-	pr->phase = PR_DONE;
-}
-
-void
-front_count_reject(enum reject_code code)
-{
-	if ((unsigned)code < REJ__COUNT)
-		front_rejected[code]++;
-}
-
-/* {"error":{"message":…,"type":"llmux_error","code":…}} into buf. */
-static void
-front_error_body(struct evbuffer *buf, const char *msg, const char *code)
-{
-	yajl_gen		 g;
-	const unsigned char	*out;
-	size_t			 len;
-
-	g = yajl_gen_alloc(NULL);
-	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"error", 5);
-	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"message", 7);
-	yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
-	yajl_gen_string(g, (const unsigned char *)"type", 4);
-	yajl_gen_string(g, (const unsigned char *)"llmux_error", 11);
-	yajl_gen_string(g, (const unsigned char *)"code", 4);
-	yajl_gen_string(g, (const unsigned char *)code, strlen(code));
-	yajl_gen_map_close(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	evbuffer_add(buf, out, len);
-	evbuffer_add(buf, "\n", 1);
-	yajl_gen_free(g);
-}
-
-/*
- * Stop parsing more requests on this connection, but keep reading it.
- * evhtp_request_pause would also stop reading, which hides a client that
- * goes away (and costs two epoll_ctl calls when reading is turned back
- * on), so this sets the same flags libevhtp's pause sets and leaves the
- * socket read: libevhtp's read callback ignores the bytes while paused,
- * and the connection's read watermark bounds them, so EOF is seen at once.
- */
-void
-front_pause(struct preq *pr)
-{
-	evhtp_connection_t	*conn = evhtp_request_get_connection(pr->req);
-
-	if (pr->paused)
-		return;
-	pr->paused = true;
-	pr->req->status = EVHTP_RES_PAUSE;
-	conn->flags |= EVHTP_CONN_FLAG_PAUSED;
-	bufferevent_set_timeouts(conn->bev, NULL, NULL);
-	if (!(bufferevent_get_enabled(conn->bev) & EV_READ))
-		bufferevent_enable(conn->bev, EV_READ);
-}
-
-/*
- * Close the connection once this answer is out. evhtp_request_set_keepalive
- * can only turn keep-alive on (with 0 it does nothing), so clear the flag
- * libevhtp reads when the answer is finished: a Connection: close header
- * follows from it, and the connection is closed instead of kept.
- */
-void
-front_close_after(evhtp_request_t *req)
-{
-	req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
-}
-
-static void
-front_resume(struct preq *pr)
-{
-	if (pr->paused) {
-		pr->paused = false;
-		evhtp_request_resume(pr->req);
-	}
-}
-
-void
-front_error(struct preq *pr, int status, enum reject_code code,
-    int retry_after, const char *fmt, ...)
-{
-	evhtp_request_t	*req = pr->req;
-	char		 msg[1024], ra[16];
-	va_list		 ap;
-
-	if (pr->phase == PR_DONE || pr->gone)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	front_count_reject(code);
-	log_debug("request refused status=%d code=%s model=%s msg=\"%s\"",
-	    status, metrics_reject_name(code), pr->model_name, msg);
-
-	evhtp_headers_add_header(req->headers_out,
-	    evhtp_header_new("Content-Type", "application/json", 0, 0));
-	if (retry_after > 0) {
-		snprintf(ra, sizeof(ra), "%d", retry_after);
-		evhtp_headers_add_header(req->headers_out,
-		    evhtp_header_new("Retry-After", ra, 0, 1));
-	}
-	if (proxy_exiting)
-		front_close_after(req);
-	front_error_body(req->buffer_out, msg, metrics_reject_name(code));
-	front_set_done(pr);
-	evhtp_send_reply(req, status);
-	front_resume(pr);
-}
-
-/* Send a JSON reply made by the proxy (health, models). */
-void
-front_reply_json(struct preq *pr, int status, const unsigned char *json,
-    size_t len)
-{
-	evhtp_request_t	*req = pr->req;
-
-	evhtp_headers_add_header(req->headers_out,
-	    evhtp_header_new("Content-Type", "application/json", 0, 0));
-	if (proxy_exiting)
-		front_close_after(req);
-	evbuffer_add(req->buffer_out, json, len);
-	front_set_done(pr);
-	evhtp_send_reply(req, status);
-	front_resume(pr);
-}
-
-void
-front_finish(struct preq *pr)
-{
-	struct bufferevent	*bev;
-
-	if (pr->phase == PR_DONE)
-		return;
-	front_set_done(pr);
-	evhtp_send_reply_end(pr->req);
-	front_resume(pr);
-	/*
-	 * libevhtp finishes a request in its write callback, which runs when
-	 * the output drains; if the answer went straight to the socket there
-	 * is nothing to drain, so run it once.
-	 */
-	bev = evhtp_request_get_bev(pr->req);
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
-}
-
-/* The request is forwarded: paused, and active until its answer is out. */
-void
-front_mark_upstream(struct preq *pr)
-{
-	front_pause(pr);
-	pr->phase = PR_UPSTREAM;
-	pr->counted = true;
-	front_active++;
-}
+static void	front_route(struct preq *);
 
 uint32_t
 front_active_requests(void)
 {
-	return (front_active);
-}
-
-/*
- * Shutting down, may the proxy exit now? Not while a request is forwarded,
- * nor while a connection has a request in progress (being read, queued,
- * or its answer being written: a 503 for a queued one included), nor
- * while one accepted before the signal has not sent its first request:
- * it came before the socket was handed over, so it is answered here. A
- * connection that has been answered and is idle is closed.
- */
-bool
-front_settled(void)
-{
-	struct fconn		*fc;
-	struct bufferevent	*bev;
-
-	if (front_active > 0)
-		return (false);
-	TAILQ_FOREACH(fc, &front_conns, entry) {
-		bev = evhtp_connection_get_bev(fc->conn);
-		if (fc->pr != NULL || fc->served == 0 || (bev != NULL &&
-		    evbuffer_get_length(bufferevent_get_input(bev)) > 0))
-			return (false);
-	}
-	return (true);
-}
-
-/* After a request or a connection ends: exit if that was the last. */
-static void
-front_exit_check(void)
-{
-	if (proxy_exiting && front_settled())
-		event_base_loopexit(proxy_base, NULL);
-}
-
-/* Remember an answer to give before the body is read; the hook fails. */
-static evhtp_res
-front_early(struct fconn *fc, int status, enum reject_code code,
-    const char *fmt, ...)
-{
-	va_list	ap;
-	char	msg[512];
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (fc->early_status == 0) {
-		fc->early_status = status;
-		fc->early_code = code;
-		fc->early_msg = xstrdup(msg);
-	}
-	return (EVHTP_RES_ERROR);
+	return (preq_active());
 }
 
 /* ------------------------------------------------------------------ */
@@ -280,12 +58,11 @@ front_accept_timer_cb(evutil_socket_t fd, short ev, void *arg)
 	front_accept_update();
 }
 
-/* Accept while under the connection limit; back off otherwise. */
+/* Accept unless shutting down or backing off. */
 static void
 front_accept_update(void)
 {
 	struct evconnlistener	*lev;
-	uint32_t		 max = proxy_conf.max_connections;
 
 	if (front_htp == NULL || (lev = front_htp->server) == NULL)
 		return;
@@ -293,13 +70,7 @@ front_accept_update(void)
 		evconnlistener_disable(lev);
 		return;
 	}
-	if (front_nconns >= max) {
-		if (!front_paused)
-			log_warnx("connection limit reached, not accepting "
-			    "connections=%u max=%u", front_nconns, max);
-		front_paused = true;
-		evconnlistener_disable(lev);
-	} else if (front_paused && !evtimer_pending(front_accept_timer, NULL)) {
+	if (front_paused && !evtimer_pending(front_accept_timer, NULL)) {
 		front_paused = false;
 		evconnlistener_enable(lev);
 	}
@@ -319,102 +90,8 @@ front_accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(front_accept_timer, &tv);
 }
 
-static evhtp_res	front_on_header(evhtp_request_t *, evhtp_header_t *,
-			    void *);
-static evhtp_res	front_on_headers(evhtp_request_t *, evhtp_headers_t *,
-			    void *);
-static evhtp_res	front_on_conn_fini(evhtp_connection_t *, void *);
-
-static evhtp_res
-front_post_accept(evhtp_connection_t *conn, void *arg)
-{
-	struct fconn		*fc;
-	struct bufferevent	*bev = evhtp_connection_get_bev(conn);
-	int			 one = 1;
-
-	if (proxy_exiting)
-		return (EVHTP_RES_ERROR);
-	fc = xcalloc(1, sizeof(*fc));
-	fc->conn = conn;
-	TAILQ_INSERT_TAIL(&front_conns, fc, entry);
-	front_nconns++;
-	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
-	    sizeof(one));
-	/* Bound what a client can make us hold while a request is paused. */
-	bufferevent_setwatermark(bev, EV_READ, 0, 128 * 1024);
-	bufferevent_set_timeouts(bev, &front_idle_timeout, NULL);
-	evhtp_connection_set_hook(conn, evhtp_hook_on_header,
-	    (evhtp_hook)front_on_header, fc);
-	evhtp_connection_set_hook(conn, evhtp_hook_on_headers,
-	    (evhtp_hook)front_on_headers, fc);
-	evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini,
-	    (evhtp_hook)front_on_conn_fini, fc);
-	front_accept_update();
-	return (EVHTP_RES_OK);
-}
-
-/*
- * libevhtp is freeing the connection. If it does so because of a bad or
- * refused request, answer it first on a duplicate of the socket.
- */
-static evhtp_res
-front_on_conn_fini(evhtp_connection_t *conn, void *arg)
-{
-	struct fconn		*fc = arg;
-	struct bufferevent	*bev = evhtp_connection_get_bev(conn);
-	htpparse_error		 perr = htparse_error_none;
-	int			 status = fc->early_status;
-	enum reject_code	 code = fc->early_code;
-	const char		*msg = fc->early_msg;
-	struct evbuffer		*body;
-
-	if (conn->parser != NULL)
-		perr = htparser_get_error(conn->parser);
-	if (status == 0 && perr != htparse_error_none &&
-	    perr != htparse_error_user) {
-		if (perr == htparse_error_too_big) {
-			status = 431;
-			code = REJ_HEADERS_TOO_LARGE;
-			msg = "request line or header field is too large";
-		} else {
-			status = 400;
-			code = REJ_BAD_REQUEST;
-			msg = "malformed HTTP request";
-		}
-	}
-	if (status != 0 && bev != NULL) {
-		front_count_reject(code);
-		body = evbuffer_new();
-		front_error_body(body, msg, metrics_reject_name(code));
-		linger_reply(bev, status, body);
-		evbuffer_free(body);
-	}
-	if (fc->pr != NULL)
-		fc->pr->fc = NULL;
-	TAILQ_REMOVE(&front_conns, fc, entry);
-	front_nconns--;
-	free(fc->early_msg);
-	free(fc);
-	front_accept_update();
-	front_exit_check();
-	return (EVHTP_RES_OK);
-}
-
 /* ------------------------------------------------------------------ */
 /* The request as it arrives. */
-
-static evhtp_res
-front_on_header(evhtp_request_t *req, evhtp_header_t *h, void *arg)
-{
-	struct fconn	*fc = arg;
-
-	fc->hdr_bytes += h->klen + h->vlen + 4;
-	if (fc->hdr_bytes > proxy_conf.max_header_bytes)
-		return (front_early(fc, 431, REJ_HEADERS_TOO_LARGE,
-		    "request headers are larger than %u bytes",
-		    proxy_conf.max_header_bytes));
-	return (EVHTP_RES_OK);
-}
 
 /* Does the request carry one of the configured API keys? */
 static bool
@@ -448,6 +125,36 @@ front_authorized(evhtp_request_t *req)
 	return (false);
 }
 
+/*
+ * Refuse the request from its head. Without a body it is answered like
+ * any request once read, and the connection kept (requests pipelined
+ * behind it are answered too); with one, at once, and the connection
+ * closed rather than its body read.
+ */
+static evhtp_res
+front_refuse_head(struct fconn *fc, struct preq *pr, int status,
+    enum reject_code code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static evhtp_res
+front_refuse_head(struct fconn *fc, struct preq *pr, int status,
+    enum reject_code code, const char *fmt, ...)
+{
+	va_list	ap;
+	char	msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (htparser_get_content_length(pr->req->conn->parser) != 0 ||
+	    reqscan_phase(&fc->scan) == RQ_BODY)
+		return (client_early(fc, status, code, 0, "%s", msg));
+	pr->refuse_status = status;
+	pr->refuse_code = code;
+	pr->refuse_msg = xstrdup(msg);
+	return (EVHTP_RES_OK);
+}
+
 static evhtp_res	front_on_body(evhtp_request_t *, struct evbuffer *,
 			    void *);
 static evhtp_res	front_on_request_fini(evhtp_request_t *, void *);
@@ -467,16 +174,18 @@ front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 		return (EVHTP_RES_ERROR);
 	pr = xcalloc(1, sizeof(*pr));
 	pr->req = req;
-	pr->fc = fc;
 	pr->phase = PR_READING;
 	pr->t_start_us = clock_us();
-	fc->pr = pr;
+	client_request_begins(fc, pr);
 	evhtp_request_set_hook(req, evhtp_hook_on_read,
 	    (evhtp_hook)front_on_body, pr);
 	evhtp_request_set_hook(req, evhtp_hook_on_request_fini,
 	    (evhtp_hook)front_on_request_fini, pr);
 	evhtp_request_set_hook(req, evhtp_hook_on_error,
 	    (evhtp_hook)(void (*)(void))front_on_error, pr);
+	if (client_scan_refused(fc, pr->index))
+		return (client_early(fc, fc->scan.status, fc->scan.code, 0, "%s",
+		    fc->scan.error));
 
 	path = req->uri != NULL && req->uri->path != NULL ?
 	    req->uri->path->full : "/";
@@ -487,8 +196,8 @@ front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 		pr->route = ROUTE_HEALTH;
 	else if (strncmp(path, "/v1/", 4) == 0) {
 		if (!front_authorized(req))
-			return (front_early(fc, 401, REJ_UNAUTHORIZED,
-			    "invalid or missing API key"));
+			return (front_refuse_head(fc, pr, 401,
+			    REJ_UNAUTHORIZED, "invalid or missing API key"));
 		if (method == htp_method_GET && override == NULL &&
 		    strcmp(path, "/v1/models") == 0)
 			pr->route = ROUTE_MODELS;
@@ -500,49 +209,75 @@ front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 			pr->route = ROUTE_INFER;
 	}
 	if (pr->route == ROUTE_NONE)
-		return (front_early(fc, 404, REJ_NOT_FOUND,
+		return (front_refuse_head(fc, pr, 404, REJ_NOT_FOUND,
 		    "unknown path %s (llmux serves /v1/* and /health)", path));
 
+	/* A body that comes with a length: counted, and its room made. */
 	clen = htparser_get_content_length(req->conn->parser);
-	if (clen > proxy_conf.max_body_bytes && clen != UINT64_MAX)
-		return (front_early(fc, 413, REJ_TOO_LARGE,
-		    "request body is larger than %llu bytes",
-		    (unsigned long long)proxy_conf.max_body_bytes));
+	if (clen != UINT64_MAX && clen > 0) {
+		if (!client_body_take(pr, clen))
+			return (client_early(fc, 503, REJ_BUFFERS_FULL,
+			    PROXY_RETRY_AFTER_SECS, "the proxy holds as many "
+			    "request bodies as it may; try again later"));
+		if (evbuffer_expand(req->buffer_in, clen) == 0)
+			pr->body_room = clen;
+	}
 
 	if (pr->route == ROUTE_INFER) {
 		if (override != NULL) {
 			if (!model_name_valid(override, strlen(override)))
-				return (front_early(fc, 400, REJ_BAD_REQUEST,
+				return (client_early(fc, 400, REJ_BAD_REQUEST, 0,
 				    "model-override is not a valid model "
 				    "name"));
 			strcpy(pr->model_name, override);
 		} else
 			pr->mp = model_parser_new();
 	}
+	client_arm_timer(fc);
 	return (EVHTP_RES_OK);
 }
 
+/*
+ * A piece of the body. It is copied into room made for the whole body
+ * (one block, or blocks that double for a chunked one), not kept in
+ * libevhtp's pieces: those take twice their size each, and the memory
+ * comes back to the system when the request is freed.
+ */
 static evhtp_res
 front_on_body(evhtp_request_t *req, struct evbuffer *buf, void *arg)
 {
 	struct preq		*pr = arg;
-	struct evbuffer_iovec	 v[8];
 	size_t			 len = evbuffer_get_length(buf);
-	int			 n, i;
+	const unsigned char	*data;
+	uint64_t		 room;
 
 	pr->body_bytes += len;
-	if (pr->body_bytes > proxy_conf.max_body_bytes && pr->fc != NULL)
-		return (front_early(pr->fc, 413, REJ_TOO_LARGE,
-		    "request body is larger than %llu bytes",
-		    (unsigned long long)proxy_conf.max_body_bytes));
-	if (pr->mp == NULL)
+	if (pr->fc == NULL)
+		return (EVHTP_RES_ERROR);
+	if (client_scan_refused(pr->fc, pr->index))
+		return (client_early(pr->fc, pr->fc->scan.status,
+		    pr->fc->scan.code, 0, "%s", pr->fc->scan.error));
+	if (pr->body_bytes > pr->body_held &&
+	    !client_body_take(pr, pr->body_bytes - pr->body_held))
+		return (client_early(pr->fc, 503, REJ_BUFFERS_FULL,
+		    PROXY_RETRY_AFTER_SECS, "the proxy holds as many request "
+		    "bodies as it may; try again later"));
+	if (len == 0)
 		return (EVHTP_RES_OK);
-	n = evbuffer_peek(buf, -1, NULL, v, 8);
-	for (i = 0; i < n && i < 8; i++) {
-		if (model_parser_feed(pr->mp, v[i].iov_base, v[i].iov_len) !=
-		    MODEL_MORE)
-			break;
+	data = evbuffer_pullup(buf, -1);
+	if (pr->body_room < len) {
+		room = pr->body_bytes < FRONT_CHUNK_ROOM_MAX ? pr->body_bytes :
+		    FRONT_CHUNK_ROOM_MAX;
+		if (room < len)
+			room = len;
+		pr->body_room = evbuffer_expand(req->buffer_in, room) == 0 ?
+		    room : 0;
 	}
+	evbuffer_add(req->buffer_in, data, len);
+	pr->body_room = pr->body_room > len ? pr->body_room - len : 0;
+	if (pr->mp != NULL)
+		model_parser_feed(pr->mp, data, len);
+	evbuffer_drain(buf, len);
 	return (EVHTP_RES_OK);
 }
 
@@ -558,9 +293,9 @@ front_on_error(evhtp_request_t *req, evhtp_error_flags what, void *arg)
 	log_debug("client went away model=%s phase=%d", pr->model_name,
 	    pr->phase);
 	front_release(pr);
-	front_set_done(pr);
+	pr->phase = PR_DONE;
 	/* A paused connection is only freed once resumed. */
-	front_resume(pr);
+	preq_resume(pr);
 }
 
 /* Take a request out of every structure; it is about to be freed. */
@@ -576,12 +311,11 @@ front_release(struct preq *pr)
 		model_parser_free(pr->mp);
 		pr->mp = NULL;
 	}
-	if (pr->counted && pm != NULL) {
+	client_body_give_back(pr);
+	if (pm != NULL && preq_uncount(pr)) {
 		/* Its last byte is out (or the client is gone). */
-		pr->counted = false;
-		front_active--;
 		pm->in_flight--;
-		supervisor_demand(pm);
+		link_demand(pm);
 		registry_check_drained(pm);
 	}
 }
@@ -589,36 +323,70 @@ front_release(struct preq *pr)
 static evhtp_res
 front_on_request_fini(evhtp_request_t *req, void *arg)
 {
-	struct preq		*pr = arg;
-	struct bufferevent	*bev;
+	struct preq	*pr = arg;
 
 	front_release(pr);
-	front_set_done(pr);
-	if (pr->fc != NULL) {
-		pr->fc->pr = NULL;
-		pr->fc->served++;
-		pr->fc->hdr_bytes = 0;
-		if ((bev = evhtp_request_get_bev(req)) != NULL)
-			bufferevent_set_timeouts(bev, &front_idle_timeout,
-			    NULL);
-	}
+	pr->phase = PR_DONE;
+	if (pr->fc != NULL)
+		client_request_done(pr->fc);
+	if (pr->later != NULL)
+		event_free(pr->later);
+	free(pr->refuse_msg);
 	free(pr);
-	front_exit_check();
+	client_exit_check();
 	return (EVHTP_RES_OK);
 }
 
 /* ------------------------------------------------------------------ */
 /* Routing a complete request. */
 
+static void	front_route_later(evutil_socket_t, short, void *);
+
 /* The request callback: the whole request has been read. */
 static void
 front_request_cb(evhtp_request_t *req, void *arg)
 {
-	struct preq		*pr;
-	enum model_result	 r;
+	struct preq	*pr;
 
 	if (req->hooks == NULL || (pr = req->hooks->on_error_arg) == NULL) {
 		evhtp_send_reply(req, 500);
+		return;
+	}
+	if (pr->fc != NULL && client_scan_refused(pr->fc, pr->index)) {
+		preq_close_after(req);
+		preq_error(pr, pr->fc->scan.status, pr->fc->scan.code, 0, "%s",
+		    pr->fc->scan.error);
+		return;
+	}
+	if (pr->fc != NULL && pr->fc->scan.begun > pr->index + 1) {
+		/*
+		 * More requests came behind it. libevhtp reads them in turn
+		 * only after a request it saw paused, so pause this one and
+		 * route it from the connection's timer, next loop turn.
+		 */
+		preq_pause(pr);
+		pr->later = evtimer_new(proxy_base, front_route_later, pr);
+		event_active(pr->later, EV_TIMEOUT, 1);
+		return;
+	}
+	front_route(pr);
+}
+
+static void
+front_route_later(evutil_socket_t fd, short ev, void *arg)
+{
+	front_route(arg);
+}
+
+/* Answer the request, forward it or queue it. */
+static void
+front_route(struct preq *pr)
+{
+	enum model_result	 r;
+
+	if (pr->refuse_status != 0) {
+		preq_error(pr, pr->refuse_status, pr->refuse_code, 0, "%s",
+		    pr->refuse_msg);
 		return;
 	}
 	switch (pr->route) {
@@ -627,7 +395,7 @@ front_request_cb(evhtp_request_t *req, void *arg)
 		return;
 	case ROUTE_MODELS:
 		if (!proxy_conf.have)
-			front_error(pr, 503, REJ_UNAVAILABLE,
+			preq_error(pr, 503, REJ_UNAVAILABLE,
 			    PROXY_RETRY_AFTER_SECS,
 			    "the proxy has no configuration yet");
 		else
@@ -639,13 +407,13 @@ front_request_cb(evhtp_request_t *req, void *arg)
 	case ROUTE_INFER:
 		break;
 	default:
-		front_error(pr, 404, REJ_NOT_FOUND, 0, "unknown path");
+		preq_error(pr, 404, REJ_NOT_FOUND, 0, "unknown path");
 		return;
 	}
 	if (pr->mp != NULL) {
 		r = model_parser_finish(pr->mp);
 		if (r != MODEL_FOUND) {
-			front_error(pr, 400, REJ_BAD_REQUEST, 0, "%s",
+			preq_error(pr, 400, REJ_BAD_REQUEST, 0, "%s",
 			    model_parser_error(pr->mp));
 			return;
 		}
@@ -668,7 +436,7 @@ front_init(void)
 	if (front_htp == NULL)
 		fatalx("evhtp_new failed");
 	evhtp_set_gencb(front_htp, front_request_cb, NULL);
-	evhtp_set_post_accept_cb(front_htp, front_post_accept, NULL);
+	client_init(front_htp, (evhtp_hook)front_on_headers);
 }
 
 int
@@ -733,10 +501,7 @@ front_stop_accepting(void)
 void
 front_shutdown(void)
 {
-	struct fconn	*fc;
-
-	while ((fc = TAILQ_FIRST(&front_conns)) != NULL)
-		evhtp_connection_free(fc->conn);
+	client_shutdown();
 	if (front_htp != NULL) {
 		evhtp_unbind_socket(front_htp);
 		evhtp_free(front_htp);
@@ -745,6 +510,7 @@ front_shutdown(void)
 	route_shutdown();
 	if (front_accept_timer != NULL)
 		event_free(front_accept_timer);
+	front_accept_timer = NULL;
 	linger_shutdown();
 }
 
@@ -752,10 +518,12 @@ void
 front_metrics_view(struct metrics_proxy_view *v)
 {
 	memset(v, 0, sizeof(*v));
-	v->connections = front_nconns + linger_count();
+	v->connections = client_count() + linger_count();
 	v->max_connections = proxy_conf.max_connections;
 	v->accept_paused = front_paused;
-	v->supervisor_connected = supervisor_connected();
-	memcpy(v->rejected, front_rejected, sizeof(v->rejected));
+	v->supervisor_connected = link_connected();
+	memcpy(v->rejected, preq_reject_counts(), sizeof(v->rejected));
 	v->waiting_for_config = route_pending_count();
+	v->body_bytes = client_body_bytes();
+	v->max_body_bytes = proxy_conf.max_buffered_body;
 }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -53,6 +54,7 @@ linger_status_text(int status)
 	case 429: return ("Too Many Requests");
 	case 431: return ("Request Header Fields Too Large");
 	case 500: return ("Internal Server Error");
+	case 501: return ("Not Implemented");
 	case 502: return ("Bad Gateway");
 	case 503: return ("Service Unavailable");
 	case 504: return ("Gateway Timeout");
@@ -106,12 +108,14 @@ linger_timer_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 void
-linger_reply(struct bufferevent *old, int status, struct evbuffer *body)
+linger_reply(struct bufferevent *old, int status, int retry_after,
+    struct evbuffer *body)
 {
 	struct lingerer	*l;
 	struct evbuffer	*out;
 	struct timeval	 tv = { LINGER_SECS, 0 };
 	int		 fd;
+	char		 ra[32] = "";
 
 	fd = fcntl(bufferevent_getfd(old), F_DUPFD_CLOEXEC, 0);
 	if (fd == -1) {
@@ -119,18 +123,29 @@ linger_reply(struct bufferevent *old, int status, struct evbuffer *body)
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
+	if (retry_after > 0)
+		snprintf(ra, sizeof(ra), "Retry-After: %d\r\n", retry_after);
+	out = evbuffer_new();
+	evbuffer_add_buffer(out, bufferevent_get_output(old));
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: "
+	    "application/json\r\nContent-Length: %zu\r\n%sConnection: close"
+	    "\r\n\r\n", status, linger_status_text(status),
+	    evbuffer_get_length(body), ra);
+	evbuffer_add_buffer(out, body);
+	if (linger_n >= LINGER_MAX) {
+		/* Too many already: what the socket takes now, then close. */
+		evbuffer_write(out, fd);
+		evbuffer_free(out);
+		close(fd);
+		return;
+	}
 	l = xcalloc(1, sizeof(*l));
 	l->bev = bufferevent_socket_new(proxy_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (l->bev == NULL)
 		fatalx("bufferevent_socket_new failed");
 	l->timer = evtimer_new(proxy_base, linger_timer_cb, l);
-	out = bufferevent_get_output(l->bev);
-	evbuffer_add_buffer(out, bufferevent_get_output(old));
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: "
-	    "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n"
-	    "\r\n", status, linger_status_text(status),
-	    evbuffer_get_length(body));
-	evbuffer_add_buffer(out, body);
+	evbuffer_add_buffer(bufferevent_get_output(l->bev), out);
+	evbuffer_free(out);
 	bufferevent_setcb(l->bev, linger_read_cb, linger_write_cb,
 	    linger_event_cb, l);
 	bufferevent_enable(l->bev, EV_READ | EV_WRITE);

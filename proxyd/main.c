@@ -32,11 +32,6 @@
 #define PROXY_GRACE_SECS	30
 #define PROXY_DEFAULT_SOCKET	"/run/llmux/supervisor.sock"
 
-struct event_base	*proxy_base;
-struct pconf		 proxy_conf;
-struct pmodels		 proxy_models = TAILQ_HEAD_INITIALIZER(proxy_models);
-bool			 proxy_exiting;
-
 static struct event	*proxy_grace_ev;
 
 static void
@@ -76,13 +71,76 @@ proxy_signal_cb(evutil_socket_t sig, short ev, void *arg)
 	    front_active_requests());
 	proxy_exiting = true;
 	front_stop_accepting();
-	if (front_settled()) {
+	if (client_settled()) {
 		event_base_loopexit(proxy_base, NULL);
 		return;
 	}
 	proxy_grace_ev = evtimer_new(proxy_base, proxy_grace_cb, NULL);
 	evtimer_add(proxy_grace_ev, &tv);
 }
+
+/*
+ * What the supervisor pushes, applied to each module in turn: the one place
+ * where news from the link fans out (the link itself sits below them all).
+ */
+static void
+proxy_link_config(const struct proto_config *c)
+{
+	bool	first = !proxy_conf.have;
+
+	registry_apply_config(c);
+	route_apply_config(first);
+	front_apply_config();
+	control_apply_config();
+}
+
+static void
+proxy_link_state(const struct proto_state *st)
+{
+	registry_apply_state(st);
+	route_apply_state();
+}
+
+static void
+proxy_link_ready(const struct proto_ready *r)
+{
+	struct pmodel	*pm;
+
+	if ((pm = registry_ready(r->model, r->port, r->generation)) != NULL)
+		route_model_ready(pm);
+}
+
+static void
+proxy_link_failed(const struct proto_failed *f)
+{
+	struct pmodel	*pm;
+
+	if ((pm = registry_failed(f->model, f->reason)) != NULL)
+		route_model_failed(pm);
+}
+
+static void
+proxy_link_drain(const struct proto_drain *d)
+{
+	registry_drain(d->model, d->drain_id);
+}
+
+/* The supervisor is gone: serve what is ready, with no drain pending. */
+static void
+proxy_link_lost(void)
+{
+	registry_supervisor_lost();
+	route_apply_state();
+}
+
+static const struct link_ops proxy_link_ops = {
+	.config = proxy_link_config,
+	.state = proxy_link_state,
+	.ready = proxy_link_ready,
+	.failed = proxy_link_failed,
+	.drain = proxy_link_drain,
+	.lost = proxy_link_lost,
+};
 
 /* Take the sockets systemd passed; returns how many were used. */
 static int
@@ -201,11 +259,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	proxy_raise_nofile();
 
-	proxy_conf.request_timeout_secs = PROXY_DEFAULT_TIMEOUT_SECS;
-	proxy_conf.max_queue_per_model = PROXY_DEFAULT_MAX_QUEUE;
-	proxy_conf.max_body_bytes = PROXY_DEFAULT_MAX_BODY;
-	proxy_conf.max_header_bytes = PROXY_DEFAULT_MAX_HEADER;
-	proxy_conf.max_connections = PROXY_DEFAULT_MAX_CONNS;
+	registry_init();
 
 	if ((proxy_base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
@@ -226,7 +280,7 @@ main(int argc, char **argv)
 		control_set_listen(addr, port);
 		free(addr);
 	}
-	supervisor_init(sock);
+	link_init(sock, &proxy_link_ops);
 
 	sigterm = evsignal_new(proxy_base, SIGTERM, proxy_signal_cb, NULL);
 	sigint = evsignal_new(proxy_base, SIGINT, proxy_signal_cb, NULL);
@@ -241,7 +295,7 @@ main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	front_shutdown();
 	control_shutdown();
-	supervisor_shutdown();
+	link_shutdown();
 	upstream_shutdown();
 	registry_free_all();
 	event_free(sigterm);

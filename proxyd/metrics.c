@@ -30,6 +30,10 @@ static const char *metrics_reject_names[REJ__COUNT] = {
 	[REJ_MANUAL_MODE] = "manual_mode",
 	[REJ_BAD_GATEWAY] = "upstream_error",
 	[REJ_UPSTREAM_TIMEOUT] = "upstream_timeout",
+	[REJ_REQUEST_TIMEOUT] = "request_timeout",
+	[REJ_NOT_IMPLEMENTED] = "unsupported_transfer_coding",
+	[REJ_TOO_MANY_CONNECTIONS] = "too_many_connections",
+	[REJ_BUFFERS_FULL] = "request_buffers_full",
 };
 
 static const char *metrics_uperr_names[UPERR__COUNT] = {
@@ -183,6 +187,14 @@ metrics_format(struct evbuffer *out, const struct metrics_model_view *v,
 	    "The connection limit of the proxy port.");
 	evbuffer_add_printf(out, "llmux_proxy_max_connections %u\n",
 	    p->max_connections);
+	metrics_head(out, "llmux_proxy_buffered_body_bytes", "gauge",
+	    "Request body bytes the proxy holds (max_buffered_body_mb).");
+	evbuffer_add_printf(out, "llmux_proxy_buffered_body_bytes %llu\n",
+	    (unsigned long long)p->body_bytes);
+	metrics_head(out, "llmux_proxy_max_buffered_body_bytes", "gauge",
+	    "The limit of request body bytes the proxy holds.");
+	evbuffer_add_printf(out, "llmux_proxy_max_buffered_body_bytes %llu\n",
+	    (unsigned long long)p->max_body_bytes);
 	metrics_head(out, "llmux_proxy_accept_paused", "gauge",
 	    "1 while the proxy does not accept new connections.");
 	evbuffer_add_printf(out, "llmux_proxy_accept_paused %d\n",

@@ -40,6 +40,10 @@ enum reject_code {
 	REJ_MANUAL_MODE,	/* 503 */
 	REJ_BAD_GATEWAY,	/* 502 */
 	REJ_UPSTREAM_TIMEOUT,	/* 504 model server silent */
+	REJ_REQUEST_TIMEOUT,	/* 408 head or body too slow */
+	REJ_NOT_IMPLEMENTED,	/* 501 transfer coding */
+	REJ_TOO_MANY_CONNECTIONS, /* 503 connection caps */
+	REJ_BUFFERS_FULL,	/* 503 max_buffered_body_mb */
 	REJ__COUNT
 };
 
@@ -68,6 +72,8 @@ struct metrics_proxy_view {
 	bool		supervisor_connected;
 	uint64_t	rejected[REJ__COUNT];
 	uint32_t	waiting_for_config;
+	uint64_t	body_bytes;		/* request bodies held */
+	uint64_t	max_body_bytes;		/* max_buffered_body_mb */
 };
 
 void		 metrics_observe_wait(struct model_metrics *, double secs);

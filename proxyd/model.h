@@ -1,16 +1,18 @@
 /*
  * model.h -- find the top-level "model" of a JSON request body while the
- * body arrives, with yajl's streaming parser: no tree, no copy of the body,
- * and parsing stops as soon as the model is known.
+ * body arrives: no tree, no copy of the body, work linear in its bytes,
+ * and scanning stops as soon as the model is known.
  */
 #ifndef LLMUX_PROXY_MODEL_H
 #define LLMUX_PROXY_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "proto.h"
 
 #define MODEL_NAME_MAX	PROTO_MAX_NAME
+#define MODEL_MAX_DEPTH	1024	/* objects and arrays open at once */
 
 enum model_result {
 	MODEL_MORE,		/* give me more of the body */
@@ -35,7 +37,7 @@ enum model_result	 model_parser_finish(struct model_parser *);
 const char		*model_parser_name(const struct model_parser *);
 /* Why the body is MODEL_INVALID or MODEL_ABSENT, for the 400 message. */
 const char		*model_parser_error(const struct model_parser *);
-/* Bytes given to yajl so far (parsing stops once the model is found). */
+/* Bytes fed while the answer was not known (scanning stops with it). */
 size_t			 model_parser_consumed(const struct model_parser *);
 
 /* Is this a name we accept (1..MODEL_NAME_MAX bytes, no control bytes)? */

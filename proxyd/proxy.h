@@ -7,6 +7,15 @@
  * (bounded), its model found while the body arrives, then it is either
  * forwarded at once to the model's port or paused in its model's queue
  * until the supervisor says the model is ready.
+ *
+ * The files call down only, in the order of the sections below (main.c
+ * above them all): control, front, client, route, upstream, preq,
+ * registry, link, then listen, linger, metrics, model, peer, queue and
+ * reqscan, and proxy.c (the shared state declared under "Globals"). News
+ * going up passes through a function pointer set by the level above: what
+ * the supervisor pushes (struct link_ops, applied in main.c), the end of
+ * an upstream exchange (upstream_init) and a head read on a connection
+ * (client_init).
  */
 #ifndef LLMUX_PROXY_H
 #define LLMUX_PROXY_H
@@ -20,8 +29,10 @@
 
 #include "metrics.h"
 #include "model.h"
+#include "peer.h"
 #include "proto.h"
 #include "queue.h"
+#include "reqscan.h"
 
 struct event_base;
 struct ustream;
@@ -33,6 +44,12 @@ struct upool;
 #define PROXY_DEFAULT_MAX_BODY		(32ull << 20)
 #define PROXY_DEFAULT_MAX_HEADER	(64u << 10)
 #define PROXY_DEFAULT_MAX_CONNS		4096
+#define PROXY_DEFAULT_MAX_CONNS_PER_IP	1024
+#define PROXY_DEFAULT_MAX_BUFFERED_MB	128
+#define PROXY_DEFAULT_HEADER_TIMEOUT_MS	10000
+#define PROXY_DEFAULT_BODY_TIMEOUT_MS	30000
+#define PROXY_DEFAULT_KEEPALIVE_SECS	75
+#define PROXY_LOOPBACK_RESERVE		64	/* more for 127.0.0.1, ::1 */
 #define PROXY_PRECONFIG_MAX		1024	/* requests held before config */
 #define PROXY_PRECONFIG_WAIT_MS		30000
 #define PROXY_RETRY_AFTER_SECS		5
@@ -54,6 +71,11 @@ struct pconf {
 	uint64_t	 max_body_bytes;
 	uint32_t	 max_header_bytes;
 	uint32_t	 max_connections;
+	uint32_t	 max_connections_per_ip;
+	uint64_t	 max_buffered_body;	/* bytes */
+	uint32_t	 header_timeout_ms;
+	uint32_t	 body_timeout_ms;
+	uint64_t	 keepalive_timeout_ms;
 	uint32_t	 upstream_timeout_secs;	/* 0: none */
 	char		**api_keys;
 	size_t		 n_api_keys;
@@ -124,7 +146,15 @@ struct preq {
 	bool			 gone;		/* the client went away */
 	bool			 waited;	/* was queued */
 	bool			 counted;	/* in its model's in_flight */
-	uint64_t		 body_bytes;
+	struct event		*later;		/* routed next turn (pipelined) */
+	uint64_t		 index;		/* on its connection, from 0 */
+	uint64_t		 body_bytes;	/* read so far */
+	uint64_t		 body_held;	/* counted in max_buffered_body */
+	uint64_t		 body_room;	/* free in buffer_in's last chain */
+	struct peer		*peer;		/* its address, while body_held */
+	int			 refuse_status;	/* answer this once read */
+	enum reject_code	 refuse_code;
+	char			*refuse_msg;
 	struct model_parser	*mp;		/* until the model is known */
 	char			 model_name[MODEL_NAME_MAX + 1];
 	struct pmodel		*model;
@@ -137,36 +167,41 @@ struct preq {
 struct fconn {
 	evhtp_connection_t	*conn;
 	struct preq		*pr;		/* current request */
+	struct peer		*peer;		/* its address */
+	uint64_t		 heads;		/* heads libevhtp has read */
 	uint64_t		 served;	/* requests answered */
-	uint32_t		 hdr_bytes;	/* of the current head */
+	struct reqscan		 scan;		/* the framing of its bytes */
+	struct evbuffer_cb_entry *scan_cb;	/* on its input buffer */
+	struct event		*timer;		/* its next time limit */
+	int64_t			 idle_ms;	/* no request since */
+	int64_t			 head_ms;	/* the next head began */
+	int64_t			 read_ms;	/* last bytes came */
+	bool			 idle;		/* in the idle list */
 	int			 early_status;	/* answer then close */
 	enum reject_code	 early_code;
+	int			 early_retry;	/* Retry-After, 0: none */
 	char			*early_msg;
 	TAILQ_ENTRY(fconn)	 entry;
+	TAILQ_ENTRY(fconn)	 idle_entry;	/* oldest idle first */
 };
 
-/* Globals (main.c). */
+/* Globals (proxy.c). */
 extern struct event_base	*proxy_base;
 extern struct pconf		 proxy_conf;
 extern struct pmodels		 proxy_models;
 extern bool			 proxy_exiting;
+/* Run ev at deadline (clock_ms), or not at all when deadline < 0. */
+void		 proxy_timer_at(struct event *, int64_t deadline);
 
-/* registry.c: the table of models. */
-struct pmodel	*registry_find(const char *);
-/* By name or alias, configured models only. */
-struct pmodel	*registry_resolve(const char *);
-void		 registry_apply_config(const struct proto_config *);
-void		 registry_apply_state(const struct proto_state *);
-void		 registry_ready(const char *, uint16_t, uint64_t);
-void		 registry_failed(const char *, const char *);
-void		 registry_drain(const char *, uint32_t);
-/* The supervisor went away or came back. */
-void		 registry_supervisor_lost(void);
-/* The model's in-flight count dropped: answer a pending drain at 0. */
-void		 registry_check_drained(struct pmodel *);
-bool		 registry_manual(void);
-const char	*registry_pinned(void);
-void		 registry_free_all(void);
+/* control.c: the admin port. */
+void		 control_init(void);
+int		 control_listen_fd(int fd);
+void		 control_set_listen(const char *addr, uint16_t port);
+int		 control_listen(const char *addr, uint16_t port);
+void		 control_apply_config(void);
+void		 control_shutdown(void);
+/* /metrics text of the proxy itself. */
+void		 control_metrics_text(struct evbuffer *);
 
 /* front.c: the proxy port. */
 void		 front_init(void);
@@ -174,28 +209,37 @@ int		 front_listen_fd(int fd);
 int		 front_listen(const char *addr, uint16_t port);
 bool		 front_listening(void);
 void		 front_apply_config(void);
-/* Answer a request with an OpenAI-style error body and resume it. */
-void		 front_error(struct preq *, int status, enum reject_code,
-		    int retry_after, const char *fmt, ...)
-		    __attribute__((format(printf, 5, 6)));
-/* Answer a request with a JSON body made by the proxy. */
-void		 front_reply_json(struct preq *, int, const unsigned char *,
-		    size_t);
-/* Stop parsing the connection's next request while this one is held. */
-void		 front_pause(struct preq *);
-/* Close the client's connection once the current answer is out. */
-void		 front_close_after(evhtp_request_t *);
-/* The request is forwarded: it counts (active, in flight) until freed. */
-void		 front_mark_upstream(struct preq *);
-/* The request's response is complete: let libevhtp finish it. */
-void		 front_finish(struct preq *);
 void		 front_stop_accepting(void);
 uint32_t	 front_active_requests(void);
-/* Shutting down: nothing forwarded, no connection waiting for an answer. */
-bool		 front_settled(void);
 void		 front_shutdown(void);
 void		 front_metrics_view(struct metrics_proxy_view *);
-void		 front_count_reject(enum reject_code);
+
+/* client.c: the connections of the proxy port. */
+/* Accept on htp; on_headers is set on each connection (front.c's). */
+void		 client_init(evhtp_t *, evhtp_hook on_headers);
+/* Remember an answer to give before the body is read; the hook fails. */
+evhtp_res	 client_early(struct fconn *, int status, enum reject_code,
+		    int retry_after, const char *fmt, ...)
+		    __attribute__((format(printf, 5, 6)));
+/* Did the framing checks refuse the connection's request index? */
+bool		 client_scan_refused(const struct fconn *, uint64_t index);
+void		 client_request_begins(struct fconn *, struct preq *);
+void		 client_request_done(struct fconn *);
+/* Count n more body bytes for the request, if they fit. */
+bool		 client_body_take(struct preq *, uint64_t n);
+/* Its body is about to be freed. */
+void		 client_body_give_back(struct preq *);
+/* The connection's time limit may have changed. */
+void		 client_arm_timer(struct fconn *);
+/* Look at the connection again, next loop turn. */
+void		 client_schedule(struct fconn *);
+/* Shutting down: nothing forwarded, no connection waiting for an answer. */
+bool		 client_settled(void);
+/* Exiting and settled: leave the loop. */
+void		 client_exit_check(void);
+void		 client_shutdown(void);
+uint32_t	 client_count(void);
+uint64_t	 client_body_bytes(void);
 
 /* route.c: where a complete request goes. */
 void		 route_init(void);
@@ -212,45 +256,103 @@ void		 route_fail_queue(struct pmodel *, int status, enum reject_code,
 		    int retry_after, const char *msg);
 void		 route_fail_all(const char *msg);
 void		 route_arm_timer(struct pmodel *);
-/* Route requests held since before the first config. */
-void		 route_config_arrived(void);
+/*
+ * A config was applied (the first: route the requests held until then);
+ * fail the queues of models it removed.
+ */
+void		 route_apply_config(bool first);
+/* A state push was applied, or the supervisor went away. */
+void		 route_apply_state(void);
+void		 route_model_ready(struct pmodel *);
+void		 route_model_failed(struct pmodel *);
 /* Take a request out of whatever queue holds it. */
 void		 route_forget(struct preq *);
 uint32_t	 route_pending_count(void);
 
 /* upstream.c: forwarding and relaying. */
+/* freed(pm): one of the model's exchanges ended (a slot is free). */
+void		 upstream_init(void (*freed)(struct pmodel *));
 void		 upstream_start(struct preq *);
 /* The client went away or the request is being freed: drop the exchange. */
 void		 upstream_abort(struct preq *);
-/* Close a model's idle connections (its port or generation changed). */
+/* Close a model's idle connections. */
 void		 upstream_pool_reset(struct pmodel *);
+/* The same, if its port or generation changed since they were opened. */
+void		 upstream_pool_sync(struct pmodel *);
 void		 upstream_shutdown(void);
 
-/* supervisor.c: the link to llmux-supervisord. */
-void		 supervisor_init(const char *path);
-bool		 supervisor_connected(void);
-void		 supervisor_demand(struct pmodel *);
-void		 supervisor_send_drained(struct pmodel *);
-typedef void	(*supervisor_reply_cb)(int status, const uint8_t *body,
+/* preq.c: answering a client request. */
+/* Answer with an OpenAI-style error body and resume the connection. */
+void		 preq_error(struct preq *, int status, enum reject_code,
+		    int retry_after, const char *fmt, ...)
+		    __attribute__((format(printf, 5, 6)));
+/* Answer with a JSON body made by the proxy. */
+void		 preq_reply_json(struct preq *, int, const unsigned char *,
+		    size_t);
+/* {"error":{"message":…,"type":"llmux_error","code":…}} into the buffer. */
+void		 preq_error_body(struct evbuffer *, const char *msg,
+		    const char *code);
+/* Stop parsing the connection's next request while this one is held. */
+void		 preq_pause(struct preq *);
+void		 preq_resume(struct preq *);
+/* Close the client's connection once the current answer is out. */
+void		 preq_close_after(evhtp_request_t *);
+/* The request is forwarded: it counts (active, in flight) until freed. */
+void		 preq_mark_upstream(struct preq *);
+/* It is freed: true if it was counted as forwarded. */
+bool		 preq_uncount(struct preq *);
+uint32_t	 preq_active(void);
+/* The request's response is complete: let libevhtp finish it. */
+void		 preq_finish(struct preq *);
+void		 preq_count_reject(enum reject_code);
+const uint64_t	*preq_reject_counts(void);
+
+/* registry.c: the table of models. */
+/* The limits before the first config: each one's default. */
+void		 registry_init(void);
+struct pmodel	*registry_find(const char *);
+/* By name or alias, configured models only. */
+struct pmodel	*registry_resolve(const char *);
+void		 registry_apply_config(const struct proto_config *);
+void		 registry_apply_state(const struct proto_state *);
+/* The model named is ready (failed): it, or NULL if unknown. */
+struct pmodel	*registry_ready(const char *, uint16_t, uint64_t);
+struct pmodel	*registry_failed(const char *, const char *);
+void		 registry_drain(const char *, uint32_t);
+/* The supervisor went away: no drain goes on. */
+void		 registry_supervisor_lost(void);
+/* The model's in-flight count dropped: answer a pending drain at 0. */
+void		 registry_check_drained(struct pmodel *);
+bool		 registry_manual(void);
+const char	*registry_pinned(void);
+/* Manual mode serves only the pinned (else the active) model: not this? */
+bool		 registry_refused(const struct pmodel *);
+void		 registry_free_all(void);
+
+/* link.c: the link to llmux-supervisord. */
+/* What the supervisor pushes, handed up to the level that applies it. */
+struct link_ops {
+	void	(*config)(const struct proto_config *);
+	void	(*state)(const struct proto_state *);
+	void	(*ready)(const struct proto_ready *);
+	void	(*failed)(const struct proto_failed *);
+	void	(*drain)(const struct proto_drain *);
+	void	(*lost)(void);		/* the link dropped */
+};
+void		 link_init(const char *path, const struct link_ops *);
+bool		 link_connected(void);
+void		 link_demand(struct pmodel *);
+void		 link_send_drained(struct pmodel *);
+typedef void	(*link_reply_cb)(int status, const uint8_t *body,
 		    size_t len, void *arg);
 /*
  * Send a control call; cb gets the reply's status and body (or 503 and no
  * body if the supervisor is away or goes away). Returns a handle to cancel.
  */
-uint32_t	 supervisor_call(enum proto_type, const struct proto_call *,
-		    uint32_t timeout_ms, supervisor_reply_cb, void *);
-void		 supervisor_cancel(uint32_t);
-void		 supervisor_shutdown(void);
-
-/* control.c: the admin port. */
-void		 control_init(void);
-int		 control_listen_fd(int fd);
-void		 control_set_listen(const char *addr, uint16_t port);
-int		 control_listen(const char *addr, uint16_t port);
-void		 control_apply_config(void);
-void		 control_shutdown(void);
-/* /metrics text of the proxy itself. */
-void		 control_metrics_text(struct evbuffer *);
+uint32_t	 link_call(enum proto_type, const struct proto_call *,
+		    uint32_t timeout_ms, link_reply_cb, void *);
+void		 link_cancel(uint32_t);
+void		 link_shutdown(void);
 
 /* listen.c: sockets. */
 int		 listen_parse(const char *, char **addr, uint16_t *port);

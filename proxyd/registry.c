@@ -2,7 +2,7 @@
  * registry.c -- the models the proxy knows: names, aliases and ports from
  * the supervisor's config push; readiness, port and generation from its
  * state pushes and ready/failed/drain messages. The queues hang off these
- * entries; this file decides when they are dispatched or failed.
+ * entries; route.c dispatches or fails them once the news is applied here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +104,16 @@ registry_apply_limits(const struct proto_config *c)
 	    c->max_header_bytes : PROXY_DEFAULT_MAX_HEADER;
 	pc->max_connections = c->max_connections != 0 ? c->max_connections :
 	    PROXY_DEFAULT_MAX_CONNS;
+	pc->max_connections_per_ip = c->max_connections_per_ip != 0 ?
+	    c->max_connections_per_ip : PROXY_DEFAULT_MAX_CONNS_PER_IP;
+	pc->max_buffered_body = (uint64_t)(c->max_buffered_body_mb != 0 ?
+	    c->max_buffered_body_mb : PROXY_DEFAULT_MAX_BUFFERED_MB) << 20;
+	pc->header_timeout_ms = c->header_timeout_ms != 0 ?
+	    c->header_timeout_ms : PROXY_DEFAULT_HEADER_TIMEOUT_MS;
+	pc->body_timeout_ms = c->body_timeout_ms != 0 ? c->body_timeout_ms :
+	    PROXY_DEFAULT_BODY_TIMEOUT_MS;
+	pc->keepalive_timeout_ms = (uint64_t)(c->keepalive_timeout_secs != 0 ?
+	    c->keepalive_timeout_secs : PROXY_DEFAULT_KEEPALIVE_SECS) * 1000;
 	pc->upstream_timeout_secs = c->upstream_timeout_secs;
 	registry_strv_free(pc->api_keys, pc->n_api_keys);
 	pc->api_keys = xcalloc(c->api_keys.n + 1, sizeof(char *));
@@ -116,11 +126,19 @@ registry_apply_limits(const struct proto_config *c)
 }
 
 void
+registry_init(void)
+{
+	struct proto_config	none;
+
+	memset(&none, 0, sizeof(none));
+	registry_apply_limits(&none);
+}
+
+void
 registry_apply_config(const struct proto_config *c)
 {
 	struct pmodel			*pm;
 	const struct proto_model_info	*mi;
-	bool				 first = !proxy_conf.have;
 	size_t				 i, j;
 
 	registry_apply_limits(c);
@@ -143,19 +161,12 @@ registry_apply_config(const struct proto_config *c)
 		pm->n_aliases = mi->aliases.n;
 	}
 	TAILQ_FOREACH(pm, &proxy_models, entry) {
-		if (!pm->configured && queue_len(&pm->queue) > 0)
-			route_fail_queue(pm, 404, REJ_MODEL_NOT_FOUND, 0,
-			    "the model was removed from the configuration");
 		if (!pm->configured)
 			pm->ready = false;
 	}
 	proxy_conf.have = true;
 	log_info("configuration received generation=%llu models=%zu",
 	    (unsigned long long)c->generation, c->n_models);
-	front_apply_config();
-	control_apply_config();
-	if (first)
-		route_config_arrived();
 }
 
 /* The model can be sent requests at port (generation). */
@@ -172,32 +183,20 @@ registry_set_ready(struct pmodel *pm, uint16_t port, uint64_t generation)
 	pm->generation = generation;
 	pm->draining = false;
 	pm->drain_pending = false;
-	if (changed) {
-		upstream_pool_reset(pm);
+	if (changed)
 		log_info("model ready model=%s port=%u generation=%llu "
 		    "queued=%u", pm->name, port, (unsigned long long)generation,
 		    queue_len(&pm->queue));
-	}
-	route_dispatch_queue(pm);
 }
 
-/* In manual mode, only the pinned (else the active) model is served. */
-static void
-registry_enforce_manual(void)
+/* In manual mode, is this model's queue refused? */
+bool
+registry_refused(const struct pmodel *pm)
 {
-	struct pmodel	*pm;
-
 	if (!registry_is_manual)
-		return;
-	TAILQ_FOREACH(pm, &proxy_models, entry) {
-		if (queue_len(&pm->queue) == 0)
-			continue;
-		if (registry_pin != NULL ? strcmp(registry_pin, pm->name) != 0 :
-		    !pm->ready)
-			route_fail_queue(pm, 503, REJ_MANUAL_MODE, 0,
-			    "llmux is in manual mode and this model is not "
-			    "the pinned one");
-	}
+		return (false);
+	return (registry_pin != NULL ? strcmp(registry_pin, pm->name) != 0 :
+	    !pm->ready);
 }
 
 void
@@ -233,29 +232,28 @@ registry_apply_state(const struct proto_state *st)
 			break;
 		}
 	}
-	registry_enforce_manual();
 }
 
-void
+struct pmodel *
 registry_ready(const char *name, uint16_t port, uint64_t generation)
 {
 	struct pmodel	*pm;
 
 	if ((pm = registry_find(name)) == NULL) {
 		log_warnx("ready for an unknown model model=%s", name);
-		return;
+		return (NULL);
 	}
 	registry_set_ready(pm, port, generation);
+	return (pm);
 }
 
-void
+struct pmodel *
 registry_failed(const char *name, const char *reason)
 {
 	struct pmodel	*pm;
-	char		 msg[PROTO_MAX_TEXT + 256];
 
 	if ((pm = registry_find(name)) == NULL)
-		return;
+		return (NULL);
 	pm->known = true;
 	pm->ready = false;
 	pm->draining = false;
@@ -264,9 +262,7 @@ registry_failed(const char *name, const char *reason)
 	pm->reason = xstrdup(reason != NULL ? reason : "unknown");
 	log_warnx("model failed model=%s queued=%u reason=\"%s\"", pm->name,
 	    queue_len(&pm->queue), pm->reason);
-	snprintf(msg, sizeof(msg), "model `%s` failed to start: %s", pm->name,
-	    pm->reason);
-	route_fail_queue(pm, 503, REJ_MODEL_FAILED, 0, msg);
+	return (pm);
 }
 
 void
@@ -290,11 +286,11 @@ registry_check_drained(struct pmodel *pm)
 {
 	if (pm->drain_pending && pm->in_flight == 0) {
 		pm->drain_pending = false;
-		supervisor_send_drained(pm);
+		link_send_drained(pm);
 	}
 }
 
-/* The supervisor is gone: serve what is ready, forget pending drains. */
+/* The supervisor is gone: stop draining, forget pending drains. */
 void
 registry_supervisor_lost(void)
 {
@@ -302,11 +298,7 @@ registry_supervisor_lost(void)
 
 	TAILQ_FOREACH(pm, &proxy_models, entry) {
 		pm->drain_pending = false;
-		if (pm->draining) {
-			pm->draining = false;
-			if (pm->ready)
-				route_dispatch_queue(pm);
-		}
+		pm->draining = false;
 	}
 }
 
@@ -329,7 +321,6 @@ registry_free_all(void)
 
 	while ((pm = TAILQ_FIRST(&proxy_models)) != NULL) {
 		TAILQ_REMOVE(&proxy_models, pm, entry);
-		upstream_pool_reset(pm);
 		if (pm->timer != NULL)
 			event_free(pm->timer);
 		registry_free_aliases(pm);

@@ -71,7 +71,7 @@ route_models(struct preq *pr)
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
 	yajl_gen_get_buf(g, &out, &len);
-	front_reply_json(pr, 200, out, len);
+	preq_reply_json(pr, 200, out, len);
 	yajl_gen_free(g);
 }
 
@@ -85,19 +85,19 @@ route_model_one(struct preq *pr)
 	struct pmodel		*pm;
 
 	if (!proxy_conf.have) {
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		preq_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
 		    "the proxy has no configuration yet");
 		return;
 	}
 	if ((pm = registry_resolve(id)) == NULL) {
-		front_error(pr, 404, REJ_MODEL_NOT_FOUND,
+		preq_error(pr, 404, REJ_MODEL_NOT_FOUND,
 		    0, "The model `%s` does not exist.", id);
 		return;
 	}
 	g = yajl_gen_alloc(NULL);
 	route_gen_model(g, id, pm);
 	yajl_gen_get_buf(g, &out, &len);
-	front_reply_json(pr, 200, out, len);
+	preq_reply_json(pr, 200, out, len);
 	yajl_gen_free(g);
 }
 
@@ -110,9 +110,9 @@ route_health(struct preq *pr)
 	len = snprintf(buf, sizeof(buf), "{\"status\":\"ok\",\"configured\":%s,"
 	    "\"supervisor\":%s,\"waiting_for_config\":%u}\n",
 	    proxy_conf.have ? "true" : "false",
-	    supervisor_connected() ? "true" : "false",
+	    link_connected() ? "true" : "false",
 	    queue_len(&route_pending));
-	front_reply_json(pr, 200, (const unsigned char *)buf, (size_t)len);
+	preq_reply_json(pr, 200, (const unsigned char *)buf, (size_t)len);
 }
 
 /* May requests for this model be sent to it now? */
@@ -130,14 +130,14 @@ route_forward(struct preq *pr)
 	struct pmodel	*pm = pr->model;
 	int64_t		 now = clock_ms();
 
-	front_mark_upstream(pr);
+	preq_mark_upstream(pr);
 	pm->in_flight++;
 	pm->metrics.requests[pr->waited ? 1 : 0]++;
 	if (pr->waited)
 		metrics_observe_wait(&pm->metrics,
 		    (double)(now - pr->qe.t_enq_ms) / 1000.0);
 	upstream_start(pr);
-	supervisor_demand(pm);
+	link_demand(pm);
 }
 
 void
@@ -151,13 +151,13 @@ route_request(struct preq *pr)
 	if (!proxy_conf.have) {
 		if (proxy_exiting || queue_push(&route_pending, &pr->qe, clock_ms(),
 		    PROXY_PRECONFIG_MAX) != 0) {
-			front_error(pr, 503, REJ_UNAVAILABLE,
+			preq_error(pr, 503, REJ_UNAVAILABLE,
 			    PROXY_RETRY_AFTER_SECS,
 			    "the proxy has no configuration yet");
 			return;
 		}
 		pr->phase = PR_WAIT_CONFIG;
-		front_pause(pr);
+		preq_pause(pr);
 		if (!evtimer_pending(route_pending_timer, NULL)) {
 			struct timeval tv = { PROXY_PRECONFIG_WAIT_MS / 1000,
 			    (PROXY_PRECONFIG_WAIT_MS % 1000) * 1000 };
@@ -166,7 +166,7 @@ route_request(struct preq *pr)
 		return;
 	}
 	if ((pm = registry_resolve(pr->model_name)) == NULL) {
-		front_error(pr, 404, REJ_MODEL_NOT_FOUND, 0,
+		preq_error(pr, 404, REJ_MODEL_NOT_FOUND, 0,
 		    "The model `%s` does not exist.", pr->model_name);
 		return;
 	}
@@ -175,7 +175,7 @@ route_request(struct preq *pr)
 		allowed = registry_pinned();
 		if ((allowed != NULL && strcmp(allowed, pm->name) != 0) ||
 		    (allowed == NULL && !pm->ready)) {
-			front_error(pr, 503, REJ_MANUAL_MODE, 0,
+			preq_error(pr, 503, REJ_MANUAL_MODE, 0,
 			    "llmux is in manual mode and model `%s` is not the "
 			    "%s model", pm->name, allowed != NULL ? "pinned" :
 			    "active");
@@ -188,28 +188,28 @@ route_request(struct preq *pr)
 	}
 	/* Shutting down: what was accepted and can be served is; not more. */
 	if (proxy_exiting) {
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		preq_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
 		    "the proxy is shutting down");
 		return;
 	}
 	if (queue_push(&pm->queue, &pr->qe, clock_ms(),
 	    proxy_conf.max_queue_per_model) != 0) {
-		if (supervisor_connected())
-			front_error(pr, 429, REJ_QUEUE_FULL,
+		if (link_connected())
+			preq_error(pr, 429, REJ_QUEUE_FULL,
 			    PROXY_RETRY_AFTER_SECS, "the queue of model `%s` is "
 			    "full (%u requests)", pm->name,
 			    proxy_conf.max_queue_per_model);
 		else
-			front_error(pr, 503, REJ_UNAVAILABLE,
+			preq_error(pr, 503, REJ_UNAVAILABLE,
 			    PROXY_RETRY_AFTER_SECS, "model `%s` is not ready "
 			    "and the supervisor is unreachable", pm->name);
 		return;
 	}
 	pr->phase = PR_QUEUED;
 	pr->waited = true;
-	front_pause(pr);
+	preq_pause(pr);
 	route_arm_timer(pm);
-	supervisor_demand(pm);
+	link_demand(pm);
 }
 
 void
@@ -226,7 +226,7 @@ route_dispatch_queue(struct pmodel *pm)
 	}
 	if (any) {
 		route_arm_timer(pm);
-		supervisor_demand(pm);
+		link_demand(pm);
 	}
 }
 
@@ -239,10 +239,10 @@ route_fail_queue(struct pmodel *pm, int status, enum reject_code code,
 
 	while ((e = queue_pop(&pm->queue)) != NULL) {
 		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		front_error(pr, status, code, retry_after, "%s", msg);
+		preq_error(pr, status, code, retry_after, "%s", msg);
 	}
 	route_arm_timer(pm);
-	supervisor_demand(pm);
+	link_demand(pm);
 }
 
 /* The head of a model's queue waited request_timeout_secs: 504 (503). */
@@ -257,39 +257,26 @@ route_timer_cb(evutil_socket_t fd, short ev, void *arg)
 
 	while ((e = queue_expired(&pm->queue, clock_ms(), timeout)) != NULL) {
 		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		if (supervisor_connected())
-			front_error(pr, 504, REJ_TIMEOUT, 0, "timed out after "
+		if (link_connected())
+			preq_error(pr, 504, REJ_TIMEOUT, 0, "timed out after "
 			    "%us waiting for model `%s`",
 			    proxy_conf.request_timeout_secs, pm->name);
 		else
-			front_error(pr, 503, REJ_UNAVAILABLE,
+			preq_error(pr, 503, REJ_UNAVAILABLE,
 			    PROXY_RETRY_AFTER_SECS, "model `%s` is not ready "
 			    "and the supervisor is unreachable", pm->name);
 	}
 	route_arm_timer(pm);
-	supervisor_demand(pm);
+	link_demand(pm);
 }
 
 void
 route_arm_timer(struct pmodel *pm)
 {
-	int64_t		deadline, left;
-	struct timeval	tv;
-
 	if (pm->timer == NULL)
 		pm->timer = evtimer_new(proxy_base, route_timer_cb, pm);
-	deadline = queue_next_deadline(&pm->queue,
-	    (int64_t)proxy_conf.request_timeout_secs * 1000);
-	if (deadline < 0) {
-		evtimer_del(pm->timer);
-		return;
-	}
-	left = deadline - clock_ms();
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = left / 1000;
-	tv.tv_usec = (left % 1000) * 1000 + 1000;
-	evtimer_add(pm->timer, &tv);
+	proxy_timer_at(pm->timer, queue_next_deadline(&pm->queue,
+	    (int64_t)proxy_conf.request_timeout_secs * 1000));
 }
 
 static void
@@ -297,27 +284,19 @@ route_pending_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct qentry	*e;
 	struct preq	*pr;
-	int64_t		 deadline, left;
-	struct timeval	 tv;
 
 	while ((e = queue_expired(&route_pending, clock_ms(),
 	    PROXY_PRECONFIG_WAIT_MS)) != NULL) {
 		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		preq_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
 		    "the proxy has no configuration from the supervisor yet");
 	}
-	if ((deadline = queue_next_deadline(&route_pending,
-	    PROXY_PRECONFIG_WAIT_MS)) >= 0) {
-		left = deadline - clock_ms();
-		if (left < 0)
-			left = 0;
-		tv.tv_sec = left / 1000;
-		tv.tv_usec = (left % 1000) * 1000 + 1000;
-		evtimer_add(route_pending_timer, &tv);
-	}
+	proxy_timer_at(route_pending_timer, queue_next_deadline(&route_pending,
+	    PROXY_PRECONFIG_WAIT_MS));
 }
 
-void
+/* Route requests held since before the first config. */
+static void
 route_config_arrived(void)
 {
 	struct qentry	*e;
@@ -331,6 +310,56 @@ route_config_arrived(void)
 	}
 }
 
+void
+route_apply_config(bool first)
+{
+	struct pmodel	*pm;
+
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (!pm->configured && queue_len(&pm->queue) > 0)
+			route_fail_queue(pm, 404, REJ_MODEL_NOT_FOUND, 0,
+			    "the model was removed from the configuration");
+	}
+	if (first)
+		route_config_arrived();
+}
+
+void
+route_model_ready(struct pmodel *pm)
+{
+	upstream_pool_sync(pm);
+	route_dispatch_queue(pm);
+}
+
+void
+route_model_failed(struct pmodel *pm)
+{
+	char	msg[PROTO_MAX_TEXT + 256];
+
+	snprintf(msg, sizeof(msg), "model `%s` failed to start: %s", pm->name,
+	    pm->reason != NULL ? pm->reason : "unknown");
+	route_fail_queue(pm, 503, REJ_MODEL_FAILED, 0, msg);
+}
+
+/*
+ * After a state push (or the supervisor's loss): forward the queues of the
+ * models that can be served, and in manual mode fail those of the others.
+ */
+void
+route_apply_state(void)
+{
+	struct pmodel	*pm;
+
+	TAILQ_FOREACH(pm, &proxy_models, entry) {
+		if (pm->ready)
+			route_model_ready(pm);
+		if (queue_len(&pm->queue) > 0 && registry_refused(pm))
+			route_fail_queue(pm, 503, REJ_MANUAL_MODE, 0,
+			    "llmux is in manual mode and this model is not "
+			    "the pinned one");
+	}
+}
+
 /* Take a request out of whatever queue holds it. */
 void
 route_forget(struct preq *pr)
@@ -341,7 +370,7 @@ route_forget(struct preq *pr)
 		queue_remove(&route_pending, &pr->qe);
 	else if (pr->model != NULL) {
 		queue_remove(&pr->model->queue, &pr->qe);
-		supervisor_demand(pr->model);
+		link_demand(pr->model);
 	}
 }
 
@@ -358,7 +387,7 @@ route_fail_all(const char *msg)
 		    PROXY_RETRY_AFTER_SECS, msg);
 	while ((e = queue_pop(&route_pending)) != NULL) {
 		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
-		front_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		preq_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
 		    "%s", msg);
 	}
 }
@@ -372,6 +401,7 @@ route_pending_count(void)
 void
 route_init(void)
 {
+	upstream_init(route_dispatch_queue);
 	queue_init(&route_pending);
 	route_pending_timer = evtimer_new(proxy_base, route_pending_timer_cb,
 	    NULL);

@@ -90,6 +90,8 @@ struct ustream {
 static struct evbuffer	*upstream_scratch;
 /* And requests being written to a model server. */
 static struct evbuffer	*upstream_reqbuf;
+/* An exchange ended: the level above may start another (upstream_init). */
+static void		(*upstream_freed)(struct pmodel *);
 
 static void	upstream_read_cb(struct bufferevent *, void *);
 static void	upstream_event_cb(struct bufferevent *, short, void *);
@@ -171,6 +173,16 @@ upstream_pool_reset(struct pmodel *pm)
 		upstream_conn_free(uc);
 	free(pool);
 	pm->pool = NULL;
+}
+
+void
+upstream_pool_sync(struct pmodel *pm)
+{
+	struct upool	*pool = pm->pool;
+
+	if (pool != NULL && (pool->port != pm->port ||
+	    pool->generation != pm->generation))
+		upstream_pool_reset(pm);
 }
 
 /* An idle pooled connection: the server closed it, or spoke out of turn. */
@@ -473,7 +485,7 @@ upstream_hdrs_complete(htparser *p)
 	if (!us->te_chunked && !us->has_cl && !no_body)
 		us->until_close = true;
 	if (!keepalive) {
-		front_close_after(req);
+		preq_close_after(req);
 		evbuffer_add(out, "Connection: close\r\n", 19);
 	} else if (http10)
 		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
@@ -529,10 +541,10 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 	upstream_end(us, false);
 	if (!us->head_sent) {
 		if (timeout)
-			front_error(pr, 504, REJ_UPSTREAM_TIMEOUT, 0,
+			preq_error(pr, 504, REJ_UPSTREAM_TIMEOUT, 0,
 			    "model `%s` timed out: %s", pm->name, why);
 		else
-			front_error(pr, 502, REJ_BAD_GATEWAY, 0,
+			preq_error(pr, 502, REJ_BAD_GATEWAY, 0,
 			    "model `%s` failed: %s", pm->name, why);
 		free(us);
 		return;
@@ -548,9 +560,9 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 		evbuffer_add(out, ev, (size_t)n);
 		evbuffer_add(out, "\r\n0\r\n\r\n", 7);
 	} else
-		front_close_after(pr->req);
+		preq_close_after(pr->req);
 	upstream_flush_final(pr);
-	front_finish(pr);
+	preq_finish(pr);
 	free(us);
 }
 
@@ -583,7 +595,8 @@ upstream_end(struct ustream *us, bool reuse)
 	us->key = NULL;
 	pr->us = NULL;
 	pm->upstreams--;
-	route_dispatch_queue(pm);
+	if (upstream_freed != NULL)
+		upstream_freed(pm);
 }
 
 static void
@@ -596,7 +609,7 @@ upstream_complete(struct ustream *us, bool reuse)
 	/* The client's bytes first: ending the exchange may start others. */
 	upstream_flush_final(pr);
 	upstream_end(us, reuse);
-	front_finish(pr);
+	preq_finish(pr);
 	free(us);
 }
 
@@ -704,6 +717,12 @@ upstream_abort(struct preq *pr)
 	log_debug("dropping upstream exchange model=%s", us->pm->name);
 	upstream_end(us, false);
 	free(us);
+}
+
+void
+upstream_init(void (*freed)(struct pmodel *))
+{
+	upstream_freed = freed;
 }
 
 void

@@ -611,6 +611,11 @@ server_send_config(struct supervisor *sup, struct client *only)
 	pc->max_body_bytes = conf->proxy.max_body_bytes;
 	pc->max_header_bytes = conf->proxy.max_header_bytes;
 	pc->max_connections = conf->proxy.max_connections;
+	pc->max_connections_per_ip = conf->proxy.max_connections_per_ip;
+	pc->max_buffered_body_mb = conf->proxy.max_buffered_body_mb;
+	pc->header_timeout_ms = conf->proxy.header_timeout_ms;
+	pc->body_timeout_ms = conf->proxy.body_timeout_ms;
+	pc->keepalive_timeout_secs = conf->proxy.keepalive_timeout_secs;
 	pc->upstream_timeout_secs = conf->proxy.upstream_timeout_secs;
 	pc->api_keys.v = conf->proxy.api_keys;
 	pc->api_keys.n = conf->proxy.n_api_keys;

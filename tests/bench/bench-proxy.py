@@ -318,6 +318,37 @@ def queued_memory(proxy_port, admin_port, sup, proxy_pid, fv_port, n):
     return base, rss, ok, queued_s, served_s
 
 
+# ---- model lookup -------------------------------------------------------
+
+def model_lookup(port, pid, shape, runs):
+    """CPU seconds of the proxy for a 16 MiB body whose model comes last,
+    and the body's megabytes per CPU second of the proxy (the model scan,
+    reading and forwarding together); the median of runs."""
+    if shape == "string":	# one long string before "model"
+        body = b'{"user":"' + b"x" * (16 << 20) + b'",'
+    else:			# many small tokens before "model"
+        body = b'{"llmux_bench":[' + b"0," * (8 << 20) + b'0],'
+    body += b'"messages":[{"role":"user","content":"hi"}],"max_tokens":4,"model":"a"}'
+    req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+    cpus, status = [], None
+    for _ in range(runs):
+        c0 = cpu_s([pid])
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        s.sendall(req)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        s.close()
+        cpus.append(cpu_s([pid]) - c0)
+        status = out[9:12].decode("latin-1")
+    cpu = statistics.median(cpus)
+    return len(body), cpu, status
+
+
 # ---- main ---------------------------------------------------------------
 
 INTRO = """
@@ -341,6 +372,10 @@ llmux-fakevllm). In one run, against the same `llmux-fakevllm --fake-fast`:
    delays, directly and through the proxy.
 3. %(queued)d requests sent to a model in the `waking` state: the proxy's
    RSS once all are queued, then `ready` is sent and every answer is read.
+4. Model lookup: a 16 MiB body whose `"model"` comes last, after one long
+   string, then after 8 million small tokens; the proxy's CPU seconds for
+   it (median of 5, from `/proc/PID/stat`: the model scan, reading and
+   forwarding the body) and the body's megabytes per CPU second.
 """
 
 
@@ -352,12 +387,13 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--queued", type=int, default=10000)
+    ap.add_argument("--lookups", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="3 s runs, 1000 queued")
     ap.add_argument("--markdown", action="store_true",
                     help="print the section of docs/benchmarks.md")
     a = ap.parse_args()
     if a.quick:
-        a.duration, a.queued = 3, 1000
+        a.duration, a.queued, a.lookups = 3, 1000, 3
     if a.markdown:
         sys.path.insert(0, HERE)
         import benchmd
@@ -438,6 +474,13 @@ def bench(a):
                 name, pct(v, 50), pct(v, 90), pct(v, 99)))
         print("  added by the proxy: p50 %.0f us, p99 %.0f us" % (
             pct(proxied, 50) - pct(direct, 50), pct(proxied, 99) - pct(direct, 99)))
+
+        print("\nmodel lookup, a 16 MiB body with \"model\" last (median of %d)" % a.lookups)
+        for shape, what in (("string", "after one long string"),
+                            ("tokens", "after 8 million small tokens")):
+            size, cpu, status = model_lookup(p_proxy, proxy.pid, shape, a.lookups)
+            print("  %-30s proxy CPU %.3f s, %5.0f MB/s of body (answer %s)" % (
+                what, cpu, size / 1e6 / cpu if cpu > 0 else float("inf"), status))
 
         base, rss, ok, qs, ss = queued_memory(p_proxy, p_admin, sup, proxy.pid, p_fvb, a.queued)
         print("\n%d requests queued on a switching model" % a.queued)

@@ -3,17 +3,27 @@
  * bodies: the input (after a first byte that chooses chunk sizes) is a
  * body; fed whole and fed in chunks it must give the same answer and the
  * same model, and a model found is always a valid name.
+ *
+ * It must also agree with yajl's parser fed the whole body at once (what
+ * proxyd/model.c used before its own scanner): the same answer and the
+ * same name, unless the body holds a \u escape of a UTF-16 surrogate,
+ * which yajl decodes in its own way (a lone one becomes "?" and eats the
+ * next byte), so that a name's length can differ. Bodies nested deeper
+ * than MODEL_MAX_DEPTH are refused by the scanner alone.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <yajl/yajl_parse.h>
 
 #include "proxyd/model.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static enum model_result
-fuzz_model_run(const uint8_t *buf, size_t len, size_t step, char *name)
+fuzz_model_run(const uint8_t *buf, size_t len, size_t step, char *name,
+    const char **error)
 {
 	struct model_parser	*mp;
 	enum model_result	 r = MODEL_MORE;
@@ -42,8 +52,158 @@ fuzz_model_run(const uint8_t *buf, size_t len, size_t step, char *name)
 	} else if (model_parser_name(mp) != NULL ||
 	    model_parser_error(mp) == NULL)
 		abort();
+	*error = model_parser_error(mp);
 	model_parser_free(mp);
 	return (r);
+}
+
+/* ---- the reference: yajl's callbacks, the whole body at once ---- */
+
+struct fuzz_ref {
+	enum model_result	 result;
+	int			 depth;
+	int			 want_value;
+	char			 name[MODEL_NAME_MAX + 1];
+};
+
+static int
+fuzz_ref_set(struct fuzz_ref *r, enum model_result v)
+{
+	if (r->result == MODEL_MORE)
+		r->result = v;
+	return (0);
+}
+
+static int
+fuzz_ref_value(void *ctx)
+{
+	struct fuzz_ref	*r = ctx;
+
+	if (r->depth == 0 || (r->depth == 1 && r->want_value))
+		return (fuzz_ref_set(r, MODEL_INVALID));
+	return (1);
+}
+
+static int
+fuzz_ref_bool(void *ctx, int b)
+{
+	return (fuzz_ref_value(ctx));
+}
+
+static int
+fuzz_ref_number(void *ctx, const char *s, size_t len)
+{
+	return (fuzz_ref_value(ctx));
+}
+
+static int
+fuzz_ref_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct fuzz_ref	*r = ctx;
+
+	if (r->depth != 1 || !r->want_value)
+		return (fuzz_ref_value(r));
+	if (!model_name_valid((const char *)s, len))
+		return (fuzz_ref_set(r, MODEL_INVALID));
+	memcpy(r->name, s, len);
+	r->name[len] = '\0';
+	return (fuzz_ref_set(r, MODEL_FOUND));
+}
+
+static int
+fuzz_ref_start_map(void *ctx)
+{
+	struct fuzz_ref	*r = ctx;
+
+	if (r->depth == 1 && r->want_value)
+		return (fuzz_ref_set(r, MODEL_INVALID));
+	r->depth++;
+	return (1);
+}
+
+static int
+fuzz_ref_key(void *ctx, const unsigned char *key, size_t len)
+{
+	struct fuzz_ref	*r = ctx;
+
+	if (r->depth == 1)
+		r->want_value = len == 5 && memcmp(key, "model", 5) == 0;
+	return (1);
+}
+
+static int
+fuzz_ref_end_map(void *ctx)
+{
+	struct fuzz_ref	*r = ctx;
+
+	if (--r->depth == 0)
+		return (fuzz_ref_set(r, MODEL_ABSENT));
+	return (1);
+}
+
+static int
+fuzz_ref_start_array(void *ctx)
+{
+	struct fuzz_ref	*r = ctx;
+
+	if (!fuzz_ref_value(r))
+		return (0);
+	r->depth++;
+	return (1);
+}
+
+static int
+fuzz_ref_end_array(void *ctx)
+{
+	((struct fuzz_ref *)ctx)->depth--;
+	return (1);
+}
+
+static const yajl_callbacks fuzz_ref_callbacks = {
+	.yajl_null = fuzz_ref_value,
+	.yajl_boolean = fuzz_ref_bool,
+	.yajl_number = fuzz_ref_number,
+	.yajl_string = fuzz_ref_string,
+	.yajl_start_map = fuzz_ref_start_map,
+	.yajl_map_key = fuzz_ref_key,
+	.yajl_end_map = fuzz_ref_end_map,
+	.yajl_start_array = fuzz_ref_start_array,
+	.yajl_end_array = fuzz_ref_end_array,
+};
+
+static enum model_result
+fuzz_ref_run(const uint8_t *buf, size_t len, char *name)
+{
+	struct fuzz_ref	 r;
+	yajl_handle	 h;
+
+	memset(&r, 0, sizeof(r));
+	r.result = MODEL_MORE;
+	h = yajl_alloc(&fuzz_ref_callbacks, NULL, &r);
+	if (yajl_parse(h, buf, len) == yajl_status_error)
+		fuzz_ref_set(&r, MODEL_INVALID);
+	if (r.result == MODEL_MORE)
+		yajl_complete_parse(h);
+	fuzz_ref_set(&r, MODEL_INVALID);
+	yajl_free(h);
+	strcpy(name, r.result == MODEL_FOUND ? r.name : "");
+	return (r.result);
+}
+
+/* Does the body hold a \u escape of a UTF-16 surrogate? */
+static int
+fuzz_has_surrogate(const uint8_t *buf, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i + 3 < len; i++) {
+		if (buf[i] == '\\' && buf[i + 1] == 'u' &&
+		    (buf[i + 2] == 'd' || buf[i + 2] == 'D') &&
+		    strchr("89abcdefABCDEF", buf[i + 3]) != NULL &&
+		    buf[i + 3] != '\0')
+			return (1);
+	}
+	return (0);
 }
 
 int
@@ -51,14 +211,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char			whole[MODEL_NAME_MAX + 1];
 	char			split[MODEL_NAME_MAX + 1];
-	enum model_result	a, b;
+	char			ref[MODEL_NAME_MAX + 1];
+	const char		*error;
+	enum model_result	a, b, c;
 
 	if (size < 1)
 		return (0);
-	a = fuzz_model_run(data + 1, size - 1, 0, whole);
+	a = fuzz_model_run(data + 1, size - 1, 0, whole, &error);
 	b = fuzz_model_run(data + 1, size - 1, (size_t)data[0] % 13 + 1,
-	    split);
+	    split, &error);
 	if (a != b || strcmp(whole, split) != 0)
+		abort();
+	if ((a == MODEL_INVALID && strstr(error, "nested") != NULL) ||
+	    fuzz_has_surrogate(data + 1, size - 1))
+		return (0);
+	c = fuzz_ref_run(data + 1, size - 1, ref);
+	if (a != c || strcmp(whole, ref) != 0)
 		abort();
 	return (0);
 }

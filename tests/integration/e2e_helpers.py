@@ -376,12 +376,16 @@ def request_bytes(req):
 
 
 class Client:
-    """Requests through the proxy port, each recorded in the ledger."""
+    """Requests through the proxy port, each recorded in the ledger.
 
-    def __init__(self, port, ledger, timeout=60):
+    source: the loopback address to connect from (127.0.0.1 when None); the
+    proxy counts each 127.x.y.z as a client of its own."""
+
+    def __init__(self, port, ledger, timeout=60, source=None):
         self.port = port
         self.ledger = ledger
         self.timeout = timeout
+        self.source = (source, 0) if source else None
 
     def new(self, model, stream=False, max_tokens=8, text=None, chat=True, served_by=None,
             raw=None):
@@ -404,7 +408,8 @@ class Client:
         exc = None
         s = None
         try:
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=10,
+                                         source_address=self.source)
             s.sendall(request_bytes(req))
             if on_sent is not None:
                 on_sent()

@@ -1,14 +1,17 @@
 """proxykit.py -- what the proxy's scenarios share: start llmux-proxyd in
 front of a scripted supervisor (fakesup.py) and stand-in model servers
-(upstub.py), and read a process's memory."""
+(upstub.py), connect from one loopback address or another, read the
+answers of a connection in order, and read a process's memory."""
 import http.client
 import json
 import os
 import socket
 import sys
+import time
 
 import harness
 import fakesup
+from e2e_helpers import Response
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -85,6 +88,54 @@ def rss_kb(pid):
 
 def error_code(obj):
     return obj["error"]["code"] if isinstance(obj, dict) and "error" in obj else None
+
+
+def connect(port, source="127.0.0.1", timeout=10):
+    """A connection to the proxy port from the address source. Every
+    127.x.y.z is this machine, but the proxy counts each as a client of
+    its own; 127.0.0.1 (like ::1) is in its reserve, free of the
+    per-address limits."""
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                    source_address=(source, 0))
+
+
+def read_answers(s, n=None, timeout=10):
+    """The responses the server sends on s, parsed in order, until n are
+    whole or it closes the connection: (responses, closed). The last one
+    may be incomplete; s stays open unless closed."""
+    out = [Response()]
+    closed = False
+    deadline = time.monotonic() + timeout
+    while n is None or sum(r.done for r in out) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        s.settimeout(left)
+        try:
+            data = s.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            data = b""
+        if not data:
+            out[-1].eof()
+            closed = True
+            break
+        out[-1].feed(data)
+        while out[-1].done and out[-1].extra:
+            nxt = Response()
+            nxt.feed(out[-1].extra)
+            out[-1].extra = b""
+            out.append(nxt)
+        if out[-1].done:
+            out.append(Response())
+    return [r for r in out if r.status is not None], closed
+
+
+def answer_code(resp):
+    """The error code of a proxy-made answer (a Response), or None."""
+    try:
+        return json.loads(bytes(resp.body))["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def raw_request(port, data, timeout=10):

@@ -1,16 +1,20 @@
 """test_proxy_limits.py -- every bound of llmux-proxyd and its answer:
 413 before the body is read, 431, 401 with API keys, 429 + Retry-After on
 a full queue, 504 after request_timeout_secs, 503 in manual mode and
-before any config, and accept backing off at max_connections while the
-streams already open keep flowing."""
+before any config; the connection caps (per address, in all, the oldest
+idle connection closed for a newcomer, loopback in reserve) while the
+streams already open keep flowing; the time limits of heads, bodies and
+idle connections; strict framing (each smuggling input refused); answers
+to pipelined requests in order; and the cap on buffered bodies."""
 import json
 import socket
 import threading
 
 import harness
 from harness import test, check
-from fakesup import READY_S, SLEEPING, state_msg
-from proxykit import Stack, start_upstub, error_code, raw_request
+from fakesup import CTL_METRICS, READY_S, SLEEPING, state_msg
+from proxykit import Stack, answer_code, connect, error_code, raw_request, read_answers, \
+    start_upstub
 
 
 def answer(raw):
@@ -192,40 +196,203 @@ def before_config_the_holding_is_bounded(env):
 
 
 def metrics_has(st, line):
+    # The scripted supervisor adds no metrics of its own, at once.
+    st.sup.handlers.setdefault(CTL_METRICS, lambda m: (200, {"text": ""}))
     try:
-        return line in harness.http(st.admin, "GET", "/metrics", timeout=2)[2].decode()
+        text = harness.http(st.admin, "GET", "/metrics", timeout=2)[2].decode()
     except OSError:
         return False
+    return line in text
+
+
+def chat_bytes(model="a", extra=None, close=False):
+    body = {"model": model}
+    body.update(extra or {})
+    data = json.dumps(body).encode()
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (b"Connection: close\r\n" if close else b"", len(data), data))
+
+
+def refused_503(s, code):
+    """s gets a 503 with Retry-After and the error code, then is closed."""
+    answers, closed = read_answers(s, 1)
+    s.close()
+    check(answers and answers[0].status == 503, repr([a.status for a in answers]))
+    check(int(answers[0].headers["retry-after"]) > 0, answers[0].headers)
+    check(answer_code(answers[0]) == code, bytes(answers[0].body))
+    check(answers[0].headers.get("connection") == "close")
 
 
 @test
-def connection_limit_backs_off_accept(env):
+def connection_caps(env):
     up = start_upstub(env, "a")
-    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}), max_connections=3,
-               admin_port=0)
-    # A stream that keeps flowing on one of the connections.
-    stream = socket.create_connection(("127.0.0.1", st.port), timeout=20)
-    body = json.dumps({"model": "a", "stream": True, "chunks": 40, "delay_ms": 50}).encode()
-    stream.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-                   % (len(body), body))
-    idle = [socket.create_connection(("127.0.0.1", st.port), timeout=10) for _ in range(2)]
-    harness.wait_until(lambda: metrics_has(st, "llmux_proxy_accept_paused 1"), timeout=30,
-                       what="accept to pause")
-    # The fourth connection is not accepted: its request waits in the backlog.
-    late = []
-    t = threading.Thread(target=lambda: late.append(st.post({"model": "a"}, timeout=30)))
-    t.start()
-    got = b""
-    while b"[DONE]" not in got:
-        chunk = stream.recv(65536)
-        check(chunk, "the open stream kept flowing")
-        got += chunk
-    check(not late, "the fourth connection was not served while at the limit")
-    for s in idle:
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}), max_connections=4,
+               max_connections_per_ip=2, header_timeout_ms=60000, keepalive_timeout_secs=60)
+    # One address: two connections, the third is refused at once.
+    idle = [connect(st.port, "127.0.0.2") for _ in range(2)]
+    harness.wait_until(lambda: metrics_has(st, "llmux_proxy_connections 2\n"))
+    refused_503(connect(st.port, "127.0.0.2"), "too_many_connections")
+    # A stream keeps one slot busy, a partial head another: 4 of 4.
+    stream = connect(st.port, "127.0.0.3", timeout=30)
+    stream.sendall(chat_bytes(extra={"stream": True, "chunks": 100000, "delay_ms": 20}))
+    busy = connect(st.port, "127.0.0.4")
+    busy.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    harness.wait_until(lambda: metrics_has(st, "llmux_proxy_connections 4\n"))
+    # Full: the oldest idle connection is closed for a newcomer, served.
+    late = connect(st.port, "127.0.0.5")
+    late.sendall(chat_bytes(close=True))
+    answers, _ = read_answers(late, 1)
+    check(answers and answers[0].status == 200, repr(answers))
+    check(read_answers(idle[0], timeout=10) == ([], True), "the oldest idle one was closed")
+    # Full again, nothing idle (heads under way): a newcomer gets 503.
+    idle[1].sendall(b"GET /health HTTP/1.1\r\n")
+    other = connect(st.port, "127.0.0.6")
+    other.sendall(b"GET /health HTTP/1.1\r\n")
+    harness.wait_until(lambda: metrics_has(st, "llmux_proxy_connections 4\n"))
+    refused_503(connect(st.port, "127.0.0.7"), "too_many_connections")
+    # Loopback has its reserve: the operator still gets in.
+    check(st.post({"model": "a"})[0] == 200)
+    answers, closed = read_answers(stream, timeout=1)
+    check(answers and answers[0].status == 200 and len(answers[0].events()) > 5,
+          "the stream flowed while the proxy was full")
+    for s in (stream, busy, idle[1], other):
         s.close()
-    t.join(30)
-    check(late and late[0][0] == 200, repr(late))
-    stream.close()
+
+
+@test
+def time_limits(env):
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}),
+               header_timeout_ms=300, body_timeout_ms=300, keepalive_timeout_secs=1)
+    # A head that does not come whole: 408, closed.
+    s = connect(st.port)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    answers, closed = read_answers(s, timeout=30)
+    check(closed and [a.status for a in answers] == [408], repr(answers))
+    check(answer_code(answers[0]) == "request_timeout")
+    # A connection that sends nothing: closed without an answer.
+    check(read_answers(connect(st.port), timeout=30) == ([], True))
+    # A body that stops: 408.
+    s = connect(st.port)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+              b"\r\n{\"model\":")
+    answers, closed = read_answers(s, timeout=30)
+    check(closed and [a.status for a in answers] == [408], repr(answers))
+    # Kept alive, then idle: closed after keepalive_timeout_secs.
+    s = connect(st.port)
+    s.sendall(chat_bytes())
+    answers, closed = read_answers(s, timeout=30)
+    check([a.status for a in answers] == [200] and closed, repr(answers))
+    # A stream longer than every limit is not cut.
+    s = connect(st.port, timeout=30)
+    s.sendall(chat_bytes(extra={"stream": True, "chunks": 20, "delay_ms": 100}, close=True))
+    answers, closed = read_answers(s, 1, timeout=30)
+    check(answers and answers[0].done and "[DONE]" in answers[0].events(), repr(answers))
+    s.close()
+    check(metrics_has(st, 'llmux_proxy_rejected_total{code="request_timeout"} 2\n'))
+
+
+# Each input that could frame a request two ways, and its answer.
+SMUGGLING = [
+    ("CL and TE", 400, b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    ("TE and CL", 400, b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
+    ("xchunked and CL", 400, b"Transfer-Encoding: xchunked\r\nContent-Length: 2\r\n\r\n{}"),
+    ("two CLs", 400, b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}x"),
+    ("a CL list", 400, b"Content-Length: 2, 2\r\n\r\n{}"),
+    ("a signed CL", 400, b"Content-Length: +2\r\n\r\n{}"),
+    ("unknown coding", 501, b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
+    ("gzip, chunked", 501, b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+    ("chunked twice", 400, b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"0\r\n\r\n"),
+    ("CHUNKED", 400, b"Transfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n"),
+    ("a bad chunk size", 400, b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"),
+    ("a chunk size of 17 digits", 400,
+     b"Transfer-Encoding: chunked\r\n\r\n10000000000000002\r\n{}\r\n0\r\n\r\n"),
+    ("a chunk extension", 400, b"Transfer-Encoding: chunked\r\n\r\n2;x=y\r\n{}\r\n0\r\n\r\n"),
+    ("a trailer field", 400, b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX: y\r\n\r\n"),
+    ("a folded field", 400, b"X-A: b\r\n c\r\nContent-Length: 2\r\n\r\n{}"),
+    ("space before a colon", 400, b"Content-Length : 2\r\n\r\n{}"),
+    ("a bare LF", 400, b"Content-Length: 2\n\r\n{}"),
+]
+
+
+@test
+def framing_is_strict(env):
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+    for name, status, rest in SMUGGLING:
+        # Followed by a request that must never be answered.
+        s = connect(st.port)
+        s.sendall(head + rest + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers, closed = read_answers(s, timeout=10)
+        check([a.status for a in answers] == [status] and closed,
+              "%s: %r" % (name, [(a.status, bytes(a.body)) for a in answers]))
+        check(answers[0].headers.get("connection") == "close", name)
+    s = connect(st.port)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"2\r\n{}\r\n0\r\n\r\n")
+    check([a.status for a in read_answers(s)[0]] == [400], "TE in HTTP/1.0")
+    # What is plain passes: the same Content-Length twice, chunked.
+    body = json.dumps({"model": "a"}).encode()
+    for rest in (b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s" % (len(body), len(body), body),
+                 b"Transfer-Encoding: Chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)):
+        s = connect(st.port)
+        s.sendall(head + rest)
+        answers, _ = read_answers(s, 1)
+        check([a.status for a in answers] == [200], repr(rest))
+        s.close()
+
+
+@test
+def pipelined_requests_are_answered_in_order(env):
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
+    s = connect(st.port)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n" + chat_bytes() +
+              b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /v1/models/zz HTTP/1.1\r\nHost: x\r\n\r\n" + chat_bytes(close=True))
+    answers, closed = read_answers(s, 6, timeout=30)
+    check([a.status for a in answers] == [200, 200, 200, 404, 404, 200],
+          repr([(a.status, bytes(a.body)[:80]) for a in answers]))
+    check(json.loads(bytes(answers[0].body))["status"] == "ok")
+    check(json.loads(bytes(answers[1].body))["object"] == "list")
+    check(answer_code(answers[3]) == "not_found" and answer_code(answers[4]) == "model_not_found")
+    check(json.loads(bytes(answers[5].body))["length"] > 0)
+    s.close()
+
+
+@test
+def body_memory_is_capped(env):
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}), max_buffered_body_mb=1,
+               body_timeout_ms=60000)
+    k = 1024
+    # An address holding a body may take up to a quarter (256 KiB) more.
+    first = connect(st.port, "127.0.0.2")
+    first.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                  % (200 * k) + b"x" * (100 * k))
+    harness.wait_until(lambda: metrics_has(st, "llmux_proxy_buffered_body_bytes %d\n" % (200 * k)))
+    s = connect(st.port, "127.0.0.2")
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+              % (100 * k))
+    refused_503(s, "request_buffers_full")
+    # Another address may start one, while the total stays under 1 MiB.
+    s = connect(st.port, "127.0.0.3")
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+              % (900 * k))
+    refused_503(s, "request_buffers_full")
+    second = connect(st.port, "127.0.0.3")
+    second.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")
+    for _ in range(8):
+        second.sendall(b"%x\r\n%s\r\n" % (100 * k, b"y" * (100 * k)))
+    refused_503(second, "request_buffers_full")
+    # Small requests still pass; once the big ones go, nothing is held.
+    check(st.post({"model": "a"})[0] == 200)
+    first.close()
+    harness.wait_until(lambda: metrics_has(st, "llmux_proxy_buffered_body_bytes 0\n"))
 
 
 if __name__ == "__main__":

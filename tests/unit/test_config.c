@@ -65,6 +65,11 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg->proxy.max_body_bytes, 32u << 20);
 	ck_assert_uint_eq(cfg->proxy.max_header_bytes, 64u << 10);
 	ck_assert_uint_eq(cfg->proxy.max_connections, 4096);
+	ck_assert_uint_eq(cfg->proxy.max_connections_per_ip, 1024);
+	ck_assert_uint_eq(cfg->proxy.max_buffered_body_mb, 128);
+	ck_assert_uint_eq(cfg->proxy.header_timeout_ms, 10000);
+	ck_assert_uint_eq(cfg->proxy.body_timeout_ms, 30000);
+	ck_assert_uint_eq(cfg->proxy.keepalive_timeout_secs, 75);
 	ck_assert_uint_eq(cfg->proxy.n_api_keys, 0);
 	ck_assert_ptr_nonnull(cfg->proxy.api_keys);
 	ck_assert_ptr_null(cfg->proxy.api_keys[0]);

@@ -137,6 +137,11 @@ START_TEST(test_roundtrip_config)
 	in.u.config.max_body_bytes = (uint64_t)32 << 20;
 	in.u.config.max_header_bytes = 65536;
 	in.u.config.max_connections = 4096;
+	in.u.config.max_connections_per_ip = 1024;
+	in.u.config.max_buffered_body_mb = 128;
+	in.u.config.header_timeout_ms = 10000;
+	in.u.config.body_timeout_ms = 30000;
+	in.u.config.keepalive_timeout_secs = 75;
 	in.u.config.api_keys.v = keys;
 	in.u.config.api_keys.n = 1;
 	roundtrip(&in, &out);
@@ -155,6 +160,11 @@ START_TEST(test_roundtrip_config)
 	ck_assert_str_eq(out.u.config.listen_address, "0.0.0.0");
 	ck_assert_ptr_null(out.u.config.admin_address);
 	ck_assert_uint_eq(out.u.config.max_body_bytes, (uint64_t)32 << 20);
+	ck_assert_uint_eq(out.u.config.max_connections_per_ip, 1024);
+	ck_assert_uint_eq(out.u.config.max_buffered_body_mb, 128);
+	ck_assert_uint_eq(out.u.config.header_timeout_ms, 10000);
+	ck_assert_uint_eq(out.u.config.body_timeout_ms, 30000);
+	ck_assert_uint_eq(out.u.config.keepalive_timeout_secs, 75);
 	ck_assert_uint_eq(out.u.config.api_keys.n, 1);
 	ck_assert_str_eq(out.u.config.api_keys.v[0], "sk-1");
 	ck_assert_ptr_null(out.u.config.admin_token);

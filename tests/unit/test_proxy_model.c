@@ -148,6 +148,63 @@ START_TEST(test_long_name)
 }
 END_TEST
 
+START_TEST(test_grammar)
+{
+	expect("{\"a\":[0,-1,2.5e+3,1E-2,-0.0,1e5],\"b\":{\"c\":null,"
+	    "\"d\":true,\"e\":false},\"model\":\"n\"}", MODEL_FOUND, "n");
+	expect("{\v\f\"model\"\t:\r\n\"w\"}", MODEL_FOUND, "w");
+	expect("{\"a\":\"caf\xc3\xa9\",\"model\":\"u\"}", MODEL_FOUND, "u");
+	expect("{\"a\":01,\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":1.,\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":-,\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":1e,\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":tru,\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":[1,2},\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":{\"b\":1],\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":\"\xff\",\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":\"\x01\",\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":\"\\x\",\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\":\"\\u12g4\",\"model\":\"m\"}", MODEL_INVALID, NULL);
+	expect("{\"a\" 1}", MODEL_INVALID, NULL);
+	expect("{1:2}", MODEL_INVALID, NULL);
+	/* A surrogate pair is one character; a lone half is U+FFFD. */
+	expect("{\"model\":\"\\ud83d\\ude00\"}", MODEL_FOUND,
+	    "\xf0\x9f\x98\x80");
+	expect("{\"model\":\"a\\ud83db\"}", MODEL_FOUND, "a\xef\xbf\xbd" "b");
+}
+END_TEST
+
+/* Nesting is bounded; what is deeper is refused, not parsed. */
+START_TEST(test_depth)
+{
+	struct model_parser	*mp;
+	char			*body;
+	size_t			 n = MODEL_MAX_DEPTH, i, len = 0;
+
+	body = malloc(2 * n + 64);
+	len += (size_t)sprintf(body, "{\"a\":");
+	for (i = 0; i < n - 1; i++)
+		body[len++] = '[';
+	for (i = 0; i < n - 1; i++)
+		body[len++] = ']';
+	len += (size_t)sprintf(body + len, ",\"model\":\"deep\"}");
+	mp = model_parser_new();
+	ck_assert_int_eq(model_parser_feed(mp, body, len), MODEL_FOUND);
+	ck_assert_str_eq(model_parser_name(mp), "deep");
+	model_parser_free(mp);
+
+	len = (size_t)sprintf(body, "{\"a\":");
+	for (i = 0; i < n; i++)
+		body[len++] = '[';
+	mp = model_parser_new();
+	ck_assert_int_eq(model_parser_feed(mp, body, len), MODEL_INVALID);
+	ck_assert_str_eq(model_parser_error(mp),
+	    "request body is nested too deeply");
+	model_parser_free(mp);
+	free(body);
+}
+END_TEST
+
 /* A 16 MiB body with the model first: parsing stops after a few bytes. */
 START_TEST(test_huge_body_stops_early)
 {
@@ -229,6 +286,8 @@ main(void)
 	tcase_add_test(tc, test_bad_values);
 	tcase_add_test(tc, test_not_json);
 	tcase_add_test(tc, test_long_name);
+	tcase_add_test(tc, test_grammar);
+	tcase_add_test(tc, test_depth);
 	tcase_add_test(tc, test_huge_body_stops_early);
 	tcase_add_test(tc, test_error_messages);
 	tcase_add_test(tc, test_name_valid);

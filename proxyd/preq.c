@@ -1,0 +1,201 @@
+/*
+ * preq.c -- the answer to one client request of the proxy port: an
+ * OpenAI-style error, a JSON body made by the proxy, or the end of a
+ * response relayed from a model server; pausing the connection's parser
+ * while the request is held (queued or forwarded) and resuming it once
+ * answered; and the counts the metrics show (refusals by code, requests
+ * forwarded and not yet freed).
+ *
+ * front.c, route.c and upstream.c all answer requests, so this sits below
+ * them: it knows libevhtp's request, not where the request goes.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <evhtp/evhtp.h>
+#include <yajl/yajl_gen.h>
+
+#include "log.h"
+#include "proxy.h"
+
+static uint64_t		 preq_rejected[REJ__COUNT];
+static uint32_t		 preq_forwarded;	/* forwarded, not freed */
+
+void
+preq_count_reject(enum reject_code code)
+{
+	if ((unsigned)code < REJ__COUNT)
+		preq_rejected[code]++;
+}
+
+const uint64_t *
+preq_reject_counts(void)
+{
+	return (preq_rejected);
+}
+
+void
+preq_error_body(struct evbuffer *buf, const char *msg, const char *code)
+{
+	yajl_gen		 g;
+	const unsigned char	*out;
+	size_t			 len;
+
+	g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"error", 5);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"message", 7);
+	yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
+	yajl_gen_string(g, (const unsigned char *)"type", 4);
+	yajl_gen_string(g, (const unsigned char *)"llmux_error", 11);
+	yajl_gen_string(g, (const unsigned char *)"code", 4);
+	yajl_gen_string(g, (const unsigned char *)code, strlen(code));
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	evbuffer_add(buf, out, len);
+	evbuffer_add(buf, "\n", 1);
+	yajl_gen_free(g);
+}
+
+/*
+ * Stop parsing more requests on this connection, but keep reading it.
+ * evhtp_request_pause would also stop reading, which hides a client that
+ * goes away (and costs two epoll_ctl calls when reading is turned back
+ * on), so this sets the same flags libevhtp's pause sets and leaves the
+ * socket read: libevhtp's read callback ignores the bytes while paused,
+ * and the connection's read watermark bounds them, so EOF is seen at once.
+ */
+void
+preq_pause(struct preq *pr)
+{
+	evhtp_connection_t	*conn = evhtp_request_get_connection(pr->req);
+
+	if (pr->paused)
+		return;
+	pr->paused = true;
+	pr->req->status = EVHTP_RES_PAUSE;
+	conn->flags |= EVHTP_CONN_FLAG_PAUSED;
+	bufferevent_set_timeouts(conn->bev, NULL, NULL);
+	if (!(bufferevent_get_enabled(conn->bev) & EV_READ))
+		bufferevent_enable(conn->bev, EV_READ);
+}
+
+void
+preq_resume(struct preq *pr)
+{
+	if (pr->paused) {
+		pr->paused = false;
+		evhtp_request_resume(pr->req);
+	}
+}
+
+/*
+ * Close the connection once this answer is out. evhtp_request_set_keepalive
+ * can only turn keep-alive on (with 0 it does nothing), so clear the flag
+ * libevhtp reads when the answer is finished: a Connection: close header
+ * follows from it, and the connection is closed instead of kept.
+ */
+void
+preq_close_after(evhtp_request_t *req)
+{
+	req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+}
+
+void
+preq_error(struct preq *pr, int status, enum reject_code code,
+    int retry_after, const char *fmt, ...)
+{
+	evhtp_request_t	*req = pr->req;
+	char		 msg[1024], ra[16];
+	va_list		 ap;
+
+	if (pr->phase == PR_DONE || pr->gone)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	preq_count_reject(code);
+	log_debug("request refused status=%d code=%s model=%s msg=\"%s\"",
+	    status, metrics_reject_name(code), pr->model_name, msg);
+
+	evhtp_headers_add_header(req->headers_out,
+	    evhtp_header_new("Content-Type", "application/json", 0, 0));
+	if (retry_after > 0) {
+		snprintf(ra, sizeof(ra), "%d", retry_after);
+		evhtp_headers_add_header(req->headers_out,
+		    evhtp_header_new("Retry-After", ra, 0, 1));
+	}
+	if (proxy_exiting)
+		preq_close_after(req);
+	preq_error_body(req->buffer_out, msg, metrics_reject_name(code));
+	pr->phase = PR_DONE;
+	evhtp_send_reply(req, status);
+	preq_resume(pr);
+}
+
+void
+preq_reply_json(struct preq *pr, int status, const unsigned char *json,
+    size_t len)
+{
+	evhtp_request_t	*req = pr->req;
+
+	evhtp_headers_add_header(req->headers_out,
+	    evhtp_header_new("Content-Type", "application/json", 0, 0));
+	if (proxy_exiting)
+		preq_close_after(req);
+	evbuffer_add(req->buffer_out, json, len);
+	pr->phase = PR_DONE;
+	evhtp_send_reply(req, status);
+	preq_resume(pr);
+}
+
+void
+preq_finish(struct preq *pr)
+{
+	struct bufferevent	*bev;
+
+	if (pr->phase == PR_DONE)
+		return;
+	pr->phase = PR_DONE;
+	evhtp_send_reply_end(pr->req);
+	preq_resume(pr);
+	/*
+	 * libevhtp finishes a request in its write callback, which runs when
+	 * the output drains; if the answer went straight to the socket there
+	 * is nothing to drain, so run it once.
+	 */
+	bev = evhtp_request_get_bev(pr->req);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void
+preq_mark_upstream(struct preq *pr)
+{
+	preq_pause(pr);
+	pr->phase = PR_UPSTREAM;
+	pr->counted = true;
+	preq_forwarded++;
+}
+
+bool
+preq_uncount(struct preq *pr)
+{
+	if (!pr->counted)
+		return (false);
+	pr->counted = false;
+	preq_forwarded--;
+	return (true);
+}
+
+uint32_t
+preq_active(void)
+{
+	return (preq_forwarded);
+}

@@ -13,6 +13,8 @@
 
 #include "proto.h"
 
+struct strbuf;
+
 /* Exit codes scripts can rely on. */
 #define CTL_EXIT_OK		0	/* it happened */
 #define CTL_EXIT_FAILED		1	/* the supervisor said no, or it failed */
@@ -116,6 +118,15 @@ int	 call_simple(struct ctl *, const char *, enum proto_type,
 const char *call_option(const char *, int, char **, int *);
 int	 call_eviction(const struct ctl_verb *, const char *,
 	    struct eviction *);
+
+/* ---- events.c: llmuxctl events, and the stream top reads ------------------- */
+
+/* Subscribe (since NULL: from now on); r is the reply (call_reply_free). */
+int	 events_subscribe(struct ctl *, const struct proto_event_id *since,
+	    struct ctl_reply *r);
+/* "HH:MM:SS.mmm KIND MODEL key=value ..." appended to out. */
+void	 events_line(const struct proto_event *, struct strbuf *out);
+int	 events_verb(struct ctl *, int, char **);
 
 /* ---- verbs.c ---------------------------------------------------------------- */
 

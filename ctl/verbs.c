@@ -59,6 +59,8 @@ const struct ctl_verb ctl_verbs[] = {
 	  verb_logs },
 	{ "metrics", "", "the supervisor's metrics (Prometheus text)", 0, 0,
 	  verb_metrics },
+	{ "events", "[--json] [--since ID]", "print the supervisor's events as "
+	  "they come (--since: those after ID first)", 0, 3, events_verb },
 	{ "help", "[COMMAND]", "this list, or one command's usage", 0, 1,
 	  verb_help },
 	{ NULL, NULL, NULL, 0, 0, NULL }

@@ -581,6 +581,7 @@ front_release(struct preq *pr)
 		pr->counted = false;
 		front_active--;
 		pm->in_flight--;
+		pm->done++;
 		supervisor_demand(pm);
 		registry_check_drained(pm);
 	}

@@ -240,8 +240,10 @@ main(int argc, char **argv)
 	log_info("exiting");
 	sd_notify(0, "STOPPING=1");
 	front_shutdown();
+	sse_shutdown();
 	control_shutdown();
 	supervisor_shutdown();
+	mirror_shutdown();
 	upstream_shutdown();
 	registry_free_all();
 	event_free(sigterm);

@@ -3,8 +3,9 @@
  * socket: hello as the proxy, then config and state pushes, drain, ready
  * and failed; demand sent when a model's queue or in-flight count changes
  * (coalesced); control calls forwarded from the admin port and matched to
- * their replies by id. When the link drops, the proxy keeps serving the
- * models it knows ready, reconnects with backoff, and takes the state the
+ * their replies by id; events, into the mirror (mirror.c) that subscribes
+ * at each hello. When the link drops, the proxy keeps serving the models
+ * it knows ready, reconnects with backoff, and takes the state the
  * supervisor pushes after hello as the truth.
  */
 #include <sys/queue.h>
@@ -74,7 +75,8 @@ supervisor_demand_flush(evutil_socket_t fd, short ev, void *arg)
 		if (!pm->demand_dirty)
 			continue;
 		q = queue_len(&pm->queue);
-		if (q == pm->sent_queued && pm->in_flight == pm->sent_in_flight) {
+		if (q == pm->sent_queued && pm->in_flight == pm->sent_in_flight &&
+		    pm->done == pm->sent_done) {
 			pm->demand_dirty = false;
 			continue;
 		}
@@ -99,7 +101,9 @@ supervisor_demand_flush(evutil_socket_t fd, short ev, void *arg)
 		m.u.demand.in_flight = pm->in_flight;
 		m.u.demand.oldest_ms = (uint32_t)queue_oldest_ms(&pm->queue,
 		    now);
+		m.u.demand.done = pm->done;
 		supervisor_send(&m);
+		pm->sent_done = pm->done;
 		pm->sent_queued = q;
 		pm->sent_in_flight = pm->in_flight;
 		pm->sent_ms = now;
@@ -243,10 +247,12 @@ supervisor_hello_received(struct proto_hello *h)
 	TAILQ_FOREACH(pm, &proxy_models, entry) {
 		pm->sent_queued = 0;
 		pm->sent_in_flight = 0;
+		pm->sent_done = 0;
 		pm->sent_ms = 0;
 		if (queue_len(&pm->queue) > 0 || pm->in_flight > 0)
 			supervisor_demand(pm);
 	}
+	mirror_link_up();
 }
 
 /* The one dispatch of what the supervisor sends the proxy. */
@@ -300,6 +306,9 @@ proxy_dispatch_supervisor(struct proto_conn *c, struct proto_msg *m,
 	case PROTO_FAILED:
 		registry_failed(m->u.failed.model, m->u.failed.reason);
 		break;
+	case PROTO_EVENT:
+		mirror_event(&m->u.event);
+		break;
 	case PROTO_REPLY:
 		if ((call = supervisor_find_call(m->id)) != NULL)
 			supervisor_call_done(call, m->u.reply.status,
@@ -344,6 +353,7 @@ supervisor_closed(struct proto_conn *c, const char *reason, void *arg)
 	sup_hello = false;
 	if (was)
 		log_warnx("lost the supervisor reason=\"%s\"", reason);
+	mirror_link_down();
 	registry_supervisor_lost();
 	supervisor_fail_calls();
 	if (!proxy_exiting)

@@ -83,6 +83,10 @@ void	output_progress_end(void);
 void	output_json(const uint8_t *, size_t);
 /* "1m 02s", "340 ms" */
 const char *output_duration(uint64_t ms, char *, size_t);
+/* How long ago, coarse: "45s", "12m", "3h", "2d"; "-" when ms < 0. */
+const char *output_ago(int64_t ms, char *, size_t);
+/* A countdown: "58s", "4m58s", "2h04m"; "-" when ms < 0. */
+const char *output_left(int64_t ms, char *, size_t);
 
 /* ---- gpuout.c: GPUs in status, phases in validate -------------------------- */
 
@@ -127,6 +131,10 @@ int	 events_subscribe(struct ctl *, const struct proto_event_id *since,
 /* "HH:MM:SS.mmm KIND MODEL key=value ..." appended to out. */
 void	 events_line(const struct proto_event *, struct strbuf *out);
 int	 events_verb(struct ctl *, int, char **);
+
+/* ---- top.c: llmuxctl top ----------------------------------------------------- */
+
+int	 top_verb(struct ctl *, int, char **);
 
 /* ---- verbs.c ---------------------------------------------------------------- */
 

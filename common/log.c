@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <sys/time.h>
 
 #include "log.h"
+#include "strbuf.h"
 
 static const char	*log_prog = "llmux";
 static int		 log_verbose;
@@ -191,4 +193,55 @@ fatalx(const char *fmt, ...)
 	log_vwrite(LOG_LEVEL_ERROR, fmt, ap);
 	va_end(ap);
 	exit(1);
+}
+
+void
+log_quote(struct strbuf *b, const char *v, size_t len)
+{
+	static const char	hex[] = "0123456789abcdef";
+	bool			plain = len > 0;
+	char			esc[4];
+
+	for (size_t i = 0; i < len && plain; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
+			plain = false;
+	}
+	if (plain) {
+		strbuf_add(b, v, len);
+		return;
+	}
+	strbuf_add(b, "\"", 1);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			strbuf_add(b, esc, 2);
+			break;
+		case '\n':
+			strbuf_add(b, "\\n", 2);
+			break;
+		case '\r':
+			strbuf_add(b, "\\r", 2);
+			break;
+		case '\t':
+			strbuf_add(b, "\\t", 2);
+			break;
+		default:
+			if (c < ' ' || c == 0x7f) {
+				esc[0] = '\\';
+				esc[1] = 'x';
+				esc[2] = hex[c >> 4];
+				esc[3] = hex[c & 15];
+				strbuf_add(b, esc, 4);
+			} else
+				strbuf_add(b, (const char *)&v[i], 1);
+		}
+	}
+	strbuf_add(b, "\"", 1);
 }

@@ -14,6 +14,9 @@
 #define LLMUX_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
+
+struct strbuf;
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
@@ -27,6 +30,14 @@ void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * A value as the key=value text form writes it: as it is when it is plain
+ * (not empty; no space, '"', '=', backslash or control byte), else between
+ * double quotes with backslash escapes (\" \\ \n \r \t \xHH), so that a
+ * quote in a reason cannot end the value early.
+ */
+void	log_quote(struct strbuf *, const char *, size_t);
+
 void	fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 void	fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 

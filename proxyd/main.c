@@ -129,6 +129,7 @@ proxy_link_drain(const struct proto_drain *d)
 static void
 proxy_link_lost(void)
 {
+	mirror_link_down();
 	registry_supervisor_lost();
 	route_apply_state();
 }
@@ -139,6 +140,8 @@ static const struct link_ops proxy_link_ops = {
 	.ready = proxy_link_ready,
 	.failed = proxy_link_failed,
 	.drain = proxy_link_drain,
+	.event = mirror_event,
+	.up = mirror_link_up,
 	.lost = proxy_link_lost,
 };
 
@@ -294,8 +297,10 @@ main(int argc, char **argv)
 	log_info("exiting");
 	sd_notify(0, "STOPPING=1");
 	front_shutdown();
+	sse_shutdown();
 	control_shutdown();
 	link_shutdown();
+	mirror_shutdown();
 	upstream_shutdown();
 	registry_free_all();
 	event_free(sigterm);

@@ -335,8 +335,12 @@ server_client_close(struct proto_conn *conn, const char *reason, void *arg)
 	if (proxy && server_count_role(sup, PROTO_ROLE_PROXY) == 1) {
 		/* No proxy: nothing in flight, nothing queued. */
 		log_info("proxy disconnected peer=%s", c->name);
-		TAILQ_FOREACH(m, &sup->models, entry)
+		TAILQ_FOREACH(m, &sup->models, entry) {
+			if (m->queued == 0 && m->in_flight == 0)
+				continue;
 			m->queued = m->in_flight = m->oldest_ms = 0;
+			events_queue(m);
+		}
 	}
 	call_client_gone(c);
 	TAILQ_REMOVE(&sup->clients, c, entry);
@@ -552,6 +556,9 @@ server_send_state(struct supervisor *sup, struct client *only)
 	struct proto_msg	 msg;
 	struct client		*c;
 
+	/* What every peer is told is also what the event stream says. */
+	if (only == NULL)
+		events_sync(sup);
 	server_state_msg(sup, &msg);
 	TAILQ_FOREACH(c, &sup->clients, entry) {
 		if (only != NULL && c != only)
@@ -560,6 +567,9 @@ server_send_state(struct supervisor *sup, struct client *only)
 			proto_conn_send(c->conn, &msg);
 	}
 	server_state_msg_free(&msg);
+	if (only == NULL && sup->server_ops != NULL &&
+	    sup->server_ops->state_sent != NULL)
+		sup->server_ops->state_sent(sup);
 }
 
 static void

@@ -2,7 +2,8 @@
  * switching.h -- supervisord/switching/, the map of the switch path
  * outside the pure switcher (switcher/): making the switcher and feeding
  * it (switching.c), carrying out its operations on the engine and the
- * proxy (switching_ops.c; switching_int.h), the operator's orders that
+ * proxy (switching_ops.c; switching_int.h), the switches as events
+ * (switching_events.c), the operator's orders that
  * go through it (order.c) and the record of the switches that ended
  * (stats.c).
  */
@@ -26,7 +27,9 @@ int	 switching_index(struct supervisor *, const struct model *);
 struct model *switching_model(struct supervisor *, int);
 /* Inputs from the proxy. */
 void	 switching_demand(struct model *, uint32_t queued, uint32_t in_flight,
-	    uint32_t oldest_ms);
+	    uint32_t oldest_ms, uint64_t done);
+/* Requests the proxy completed per second, lately (status, top). */
+double	 switching_requests_per_s(const struct model *, int64_t now);
 void	 switching_drained(struct supervisor *, const char *, uint32_t);
 void	 switching_proxy(struct supervisor *);
 /* Inputs from the engine. */

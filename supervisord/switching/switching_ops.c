@@ -449,6 +449,7 @@ switching_op_record(void *arg, const struct switch_record *r)
 	from = from != NULL ? from : "none";
 	to = to != NULL ? to : "none";
 	stats_record(sup, from, to, r);
+	switching_events_record(sup, r);
 
 	for (i = 0; i < sup->n_watches; i++) {
 		if (sup->watches[i].target == r->to &&
@@ -507,4 +508,5 @@ const struct switcher_ops switching_ops = {
 	.state_changed = switching_op_state_changed,
 	.record = switching_op_record,
 	.set_timer = switching_op_set_timer,
+	.phase = switching_events_phase,
 };

@@ -412,8 +412,7 @@ client_refuse_accept(struct bufferevent *bev, struct peer *peer,
 		client_refused_warned = now;
 	}
 	body = evbuffer_new();
-	preq_error_body(body, msg,
-	    metrics_reject_name(REJ_TOO_MANY_CONNECTIONS));
+	preq_error_body(body, msg, REJ_TOO_MANY_CONNECTIONS);
 	linger_reply(bev, 503, PROXY_RETRY_AFTER_SECS, body);
 	evbuffer_free(body);
 	peer_put(peer);
@@ -504,7 +503,7 @@ client_conn_fini(evhtp_connection_t *conn, void *arg)
 	if (status != 0 && bev != NULL) {
 		preq_count_reject(code);
 		body = evbuffer_new();
-		preq_error_body(body, msg, metrics_reject_name(code));
+		preq_error_body(body, msg, code);
 		linger_reply(bev, status, fc->early_retry, body);
 		evbuffer_free(body);
 	}

@@ -116,6 +116,7 @@ control_metrics_text(struct evbuffer *out)
 {
 	struct metrics_model_view	*v;
 	struct metrics_proxy_view	 pv;
+	struct metrics_process		 proc;
 	struct pmodel			*pm;
 	size_t				 n = 0, i = 0;
 
@@ -133,6 +134,8 @@ control_metrics_text(struct evbuffer *out)
 	front_metrics_view(&pv);
 	metrics_format(out, v, n, &pv);
 	sse_metrics_text(out);
+	metrics_process_read(&proc);
+	metrics_format_process(out, &proc);
 	free(v);
 }
 

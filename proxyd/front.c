@@ -303,6 +303,7 @@ static void
 front_release(struct preq *pr)
 {
 	struct pmodel	*pm = pr->model;
+	int64_t		 now;
 
 	route_forget(pr);
 	if (pr->us != NULL)
@@ -312,6 +313,14 @@ front_release(struct preq *pr)
 		pr->mp = NULL;
 	}
 	client_body_give_back(pr);
+	if (pm != NULL && pr->status != 0 && !pr->observed) {
+		/* Answered (its last byte is out, or the client is gone). */
+		pr->observed = true;
+		now = clock_us();
+		metrics_observe_request(&pm->metrics, pr->status,
+		    (double)(now - pr->t_start_us) / 1e6, pr->t_first_us != 0 ?
+		    (double)(pr->t_first_us - pr->t_start_us) / 1e6 : -1);
+	}
 	if (pm != NULL && preq_uncount(pr)) {
 		/* Its last byte is out (or the client is gone). */
 		pm->in_flight--;

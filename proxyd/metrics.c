@@ -2,18 +2,39 @@
  * metrics.c -- Prometheus text exposition of the proxy's metrics, with the
  * seed's names (llmux_requests_total{model,waited},
  * llmux_request_queue_wait_seconds{model}, llmux_in_flight{model}) and the
- * proxy's own (queue depth, upstream errors, rejections, connections).
+ * proxy's own (request durations, time to the first token, answers by
+ * status class, tokens, queue depth, upstream errors, rejections,
+ * connections), llmux_build_info and the process_* metrics of the process
+ * itself, read from /proc/self.
  */
+#include <sys/resource.h>
+
+#include <dirent.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
 #include "metrics.h"
 #include "prom.h"
+#include "version.h"
 
 const double metrics_wait_bounds[METRICS_WAIT_BUCKETS] = {
 	0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300
+};
+/* A request takes from milliseconds (refused) to minutes (generating). */
+const double metrics_duration_bounds[METRICS_DURATION_BUCKETS] = {
+	0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600
+};
+const double metrics_ttft_bounds[METRICS_TTFT_BUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
+};
+
+static const char *metrics_class_names[MCLASS__COUNT] = {
+	"2xx", "3xx", "4xx", "5xx"
 };
 
 static const char *metrics_reject_names[REJ__COUNT] = {
@@ -57,18 +78,39 @@ metrics_upstream_error_name(enum upstream_error e)
 }
 
 void
-metrics_observe_wait(struct model_metrics *m, double secs)
+metrics_hist_observe(struct metrics_hist *h, const double *bounds,
+    int nbounds, double v)
 {
 	int	i;
 
-	for (i = 0; i < METRICS_WAIT_BUCKETS; i++) {
-		if (secs <= metrics_wait_bounds[i]) {
-			m->wait_bucket[i]++;
+	for (i = 0; i < nbounds && i < METRICS_MAX_BUCKETS; i++) {
+		if (v <= bounds[i]) {
+			h->bucket[i]++;
 			break;
 		}
 	}
-	m->wait_count++;
-	m->wait_sum += secs;
+	h->count++;
+	h->sum += v;
+}
+
+void
+metrics_observe_wait(struct model_metrics *m, double secs)
+{
+	metrics_hist_observe(&m->wait, metrics_wait_bounds,
+	    METRICS_WAIT_BUCKETS, secs);
+}
+
+void
+metrics_observe_request(struct model_metrics *m, int status, double secs,
+    double ttft_secs)
+{
+	if (status >= 200 && status < 600)
+		m->responses[status / 100 - 2]++;
+	metrics_hist_observe(&m->duration, metrics_duration_bounds,
+	    METRICS_DURATION_BUCKETS, secs);
+	if (ttft_secs >= 0)
+		metrics_hist_observe(&m->ttft, metrics_ttft_bounds,
+		    METRICS_TTFT_BUCKETS, ttft_secs);
 }
 
 static void
@@ -87,14 +129,47 @@ metrics_bound(double b, char *buf, size_t len)
 	return (buf);
 }
 
+/* One histogram per model: the one at offset off of each model_metrics. */
+static void
+metrics_format_hist(struct evbuffer *out, const char *metric,
+    const char *help, const struct metrics_model_view *v, size_t n,
+    size_t off, const double *bounds, int nbounds)
+{
+	const struct metrics_hist	*h;
+	char				 name[512], bound[32];
+	uint64_t			 cum;
+	size_t				 i;
+	int				 b;
+
+	metrics_head(out, metric, "histogram", help);
+	for (i = 0; i < n; i++) {
+		h = (const struct metrics_hist *)(const void *)
+		    ((const char *)v[i].m + off);
+		prom_label(v[i].name, name, sizeof(name));
+		cum = 0;
+		for (b = 0; b < nbounds; b++) {
+			cum += h->bucket[b];
+			evbuffer_add_printf(out, "%s_bucket{model=\"%s\","
+			    "le=\"%s\"} %llu\n", metric, name,
+			    metrics_bound(bounds[b], bound, sizeof(bound)),
+			    (unsigned long long)cum);
+		}
+		evbuffer_add_printf(out, "%s_bucket{model=\"%s\",le=\"+Inf\"} "
+		    "%llu\n", metric, name, (unsigned long long)h->count);
+		evbuffer_add_printf(out, "%s_sum{model=\"%s\"} %.6f\n", metric,
+		    name, h->sum);
+		evbuffer_add_printf(out, "%s_count{model=\"%s\"} %llu\n", metric,
+		    name, (unsigned long long)h->count);
+	}
+}
+
 static void
 metrics_format_models(struct evbuffer *out,
     const struct metrics_model_view *v, size_t n)
 {
-	char		 name[512], bound[32];
-	uint64_t	 cum;
+	char		 name[512];
 	size_t		 i;
-	int		 b, k;
+	int		 k;
 
 	metrics_head(out, "llmux_requests_total", "counter",
 	    "Requests forwarded to a model, by whether they waited in a queue.");
@@ -106,30 +181,42 @@ metrics_format_models(struct evbuffer *out,
 			    (unsigned long long)v[i].m->requests[k]);
 	}
 
-	metrics_head(out, "llmux_request_queue_wait_seconds", "histogram",
-	    "Time requests waited for their model to be ready.");
+	metrics_format_hist(out, "llmux_request_queue_wait_seconds",
+	    "Time requests waited for their model to be ready.", v, n,
+	    offsetof(struct model_metrics, wait), metrics_wait_bounds,
+	    METRICS_WAIT_BUCKETS);
+	metrics_format_hist(out, "llmux_request_duration_seconds",
+	    "Time from a request's head to the last byte of its answer.", v, n,
+	    offsetof(struct model_metrics, duration), metrics_duration_bounds,
+	    METRICS_DURATION_BUCKETS);
+	metrics_format_hist(out, "llmux_time_to_first_token_seconds",
+	    "Time from a forwarded request's head to the first byte of the "
+	    "model's answer body (its first token when streamed).", v, n,
+	    offsetof(struct model_metrics, ttft), metrics_ttft_bounds,
+	    METRICS_TTFT_BUCKETS);
+
+	metrics_head(out, "llmux_responses_total", "counter",
+	    "Requests of a model answered, by status code class.");
 	for (i = 0; i < n; i++) {
 		prom_label(v[i].name, name, sizeof(name));
-		cum = 0;
-		for (b = 0; b < METRICS_WAIT_BUCKETS; b++) {
-			cum += v[i].m->wait_bucket[b];
-			evbuffer_add_printf(out,
-			    "llmux_request_queue_wait_seconds_bucket{model=\"%s\","
-			    "le=\"%s\"} %llu\n", name,
-			    metrics_bound(metrics_wait_bounds[b], bound,
-			    sizeof(bound)), (unsigned long long)cum);
-		}
-		evbuffer_add_printf(out,
-		    "llmux_request_queue_wait_seconds_bucket{model=\"%s\","
-		    "le=\"+Inf\"} %llu\n", name,
-		    (unsigned long long)v[i].m->wait_count);
-		evbuffer_add_printf(out,
-		    "llmux_request_queue_wait_seconds_sum{model=\"%s\"} %.6f\n",
-		    name, v[i].m->wait_sum);
-		evbuffer_add_printf(out,
-		    "llmux_request_queue_wait_seconds_count{model=\"%s\"} %llu\n",
-		    name, (unsigned long long)v[i].m->wait_count);
+		for (k = 0; k < MCLASS__COUNT; k++)
+			evbuffer_add_printf(out, "llmux_responses_total{model="
+			    "\"%s\",code_class=\"%s\"} %llu\n", name,
+			    metrics_class_names[k],
+			    (unsigned long long)v[i].m->responses[k]);
 	}
+	metrics_head(out, "llmux_prompt_tokens_total", "counter",
+	    "Prompt tokens, from the usage the model returned.");
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(out, "llmux_prompt_tokens_total{model="
+		    "\"%s\"} %llu\n", prom_label(v[i].name, name, sizeof(name)),
+		    (unsigned long long)v[i].m->prompt_tokens);
+	metrics_head(out, "llmux_completion_tokens_total", "counter",
+	    "Completion tokens, from the usage the model returned.");
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(out, "llmux_completion_tokens_total{model="
+		    "\"%s\"} %llu\n", prom_label(v[i].name, name, sizeof(name)),
+		    (unsigned long long)v[i].m->completion_tokens);
 
 	metrics_head(out, "llmux_in_flight", "gauge",
 	    "Requests forwarded to a model whose response is not yet fully "
@@ -207,4 +294,89 @@ metrics_format(struct evbuffer *out, const struct metrics_model_view *v,
 	    "1 while the proxy is connected to the supervisor.");
 	evbuffer_add_printf(out, "llmux_supervisor_connected %d\n",
 	    p->supervisor_connected ? 1 : 0);
+}
+
+/* ---- the process ------------------------------------------------------- */
+
+void
+metrics_process_read(struct metrics_process *p)
+{
+	FILE			*f;
+	DIR			*d;
+	struct dirent		*de;
+	struct rlimit		 rl;
+	char			 buf[1024], *s;
+	unsigned long long	 utime, stime, start, vsize, btime = 0;
+	long long		 rss;
+	long			 tick = sysconf(_SC_CLK_TCK);
+	long			 page = sysconf(_SC_PAGESIZE);
+	size_t			 len;
+
+	memset(p, 0, sizeof(*p));
+	if ((f = fopen("/proc/self/stat", "r")) == NULL)
+		return;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	/* The name in parentheses may hold anything: start after the last. */
+	if ((s = strrchr(buf, ')')) == NULL || sscanf(s + 1,
+	    " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d "
+	    "%*d %*d %*d %*d %llu %llu %lld", &utime, &stime, &start, &vsize,
+	    &rss) != 5 || tick <= 0 || page <= 0)
+		return;
+	if ((f = fopen("/proc/stat", "r")) != NULL) {
+		while (fgets(buf, sizeof(buf), f) != NULL)
+			if (sscanf(buf, "btime %llu", &btime) == 1)
+				break;
+		fclose(f);
+	}
+	p->have = true;
+	p->cpu_seconds = (double)(utime + stime) / (double)tick;
+	p->resident_bytes = rss > 0 ? (uint64_t)rss * (uint64_t)page : 0;
+	p->virtual_bytes = vsize;
+	p->start_time = (double)btime + (double)start / (double)tick;
+	if ((d = opendir("/proc/self/fd")) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				p->open_fds++;
+		closedir(d);
+		p->open_fds--;		/* the directory's own */
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		p->max_fds = rl.rlim_cur;
+}
+
+void
+metrics_format_process(struct evbuffer *out, const struct metrics_process *p)
+{
+	metrics_head(out, "llmux_build_info", "gauge",
+	    "1, labelled with the version of llmux-proxyd.");
+	evbuffer_add_printf(out, "llmux_build_info{version=\"%s\"} 1\n",
+	    LLMUX_VERSION);
+	if (!p->have)
+		return;
+	metrics_head(out, "process_cpu_seconds_total", "counter",
+	    "User and system CPU time of llmux-proxyd, in seconds.");
+	evbuffer_add_printf(out, "process_cpu_seconds_total %.2f\n",
+	    p->cpu_seconds);
+	metrics_head(out, "process_resident_memory_bytes", "gauge",
+	    "Resident memory of llmux-proxyd, in bytes.");
+	evbuffer_add_printf(out, "process_resident_memory_bytes %llu\n",
+	    (unsigned long long)p->resident_bytes);
+	metrics_head(out, "process_virtual_memory_bytes", "gauge",
+	    "Virtual memory of llmux-proxyd, in bytes.");
+	evbuffer_add_printf(out, "process_virtual_memory_bytes %llu\n",
+	    (unsigned long long)p->virtual_bytes);
+	metrics_head(out, "process_open_fds", "gauge",
+	    "File descriptors llmux-proxyd holds open.");
+	evbuffer_add_printf(out, "process_open_fds %llu\n",
+	    (unsigned long long)p->open_fds);
+	metrics_head(out, "process_max_fds", "gauge",
+	    "The limit of open file descriptors of llmux-proxyd.");
+	evbuffer_add_printf(out, "process_max_fds %llu\n",
+	    (unsigned long long)p->max_fds);
+	metrics_head(out, "process_start_time_seconds", "gauge",
+	    "When llmux-proxyd started, in seconds since the epoch.");
+	evbuffer_add_printf(out, "process_start_time_seconds %.2f\n",
+	    p->start_time);
 }

@@ -15,6 +15,24 @@ struct evbuffer;
 /* Buckets of llmux_request_queue_wait_seconds (a switch takes seconds). */
 #define METRICS_WAIT_BUCKETS	14
 extern const double metrics_wait_bounds[METRICS_WAIT_BUCKETS];
+/* Of llmux_request_duration_seconds and llmux_time_to_first_token_seconds. */
+#define METRICS_DURATION_BUCKETS 14
+extern const double metrics_duration_bounds[METRICS_DURATION_BUCKETS];
+#define METRICS_TTFT_BUCKETS	14
+extern const double metrics_ttft_bounds[METRICS_TTFT_BUCKETS];
+#define METRICS_MAX_BUCKETS	14
+
+/* A histogram's counts: bucket[i] counts values in (bound i-1, bound i]. */
+struct metrics_hist {
+	uint64_t	bucket[METRICS_MAX_BUCKETS];	/* not cumulative */
+	uint64_t	count;
+	double		sum;
+};
+
+/* Status code classes of llmux_responses_total (1xx never ends one). */
+enum metrics_class {
+	MCLASS_2XX, MCLASS_3XX, MCLASS_4XX, MCLASS_5XX, MCLASS__COUNT
+};
 
 /* Why an upstream exchange failed (llmux_upstream_errors_total{kind}). */
 enum upstream_error {
@@ -48,11 +66,14 @@ enum reject_code {
 };
 
 struct model_metrics {
-	uint64_t	requests[2];		/* [waited] */
-	uint64_t	wait_bucket[METRICS_WAIT_BUCKETS]; /* not cumulative */
-	uint64_t	wait_count;
-	double		wait_sum;
-	uint64_t	upstream_errors[UPERR__COUNT];
+	uint64_t		requests[2];		/* [waited] */
+	struct metrics_hist	wait;
+	struct metrics_hist	duration;	/* head to last byte out */
+	struct metrics_hist	ttft;		/* to the first body byte */
+	uint64_t		responses[MCLASS__COUNT];
+	uint64_t		prompt_tokens;	/* from the answers' usage */
+	uint64_t		completion_tokens;
+	uint64_t		upstream_errors[UPERR__COUNT];
 };
 
 /* What /metrics shows of one model. */
@@ -76,13 +97,33 @@ struct metrics_proxy_view {
 	uint64_t	max_body_bytes;		/* max_buffered_body_mb */
 };
 
+/* The process's own figures (metrics_process_read), Prometheus' names. */
+struct metrics_process {
+	bool		have;			/* /proc could be read */
+	double		cpu_seconds;		/* user + system */
+	uint64_t	resident_bytes;
+	uint64_t	virtual_bytes;
+	uint64_t	open_fds;
+	uint64_t	max_fds;
+	double		start_time;		/* unix seconds */
+};
+
 void		 metrics_observe_wait(struct model_metrics *, double secs);
+/* A request of the model was answered with status (0: none was sent). */
+void		 metrics_observe_request(struct model_metrics *, int status,
+		    double secs, double ttft_secs);
+void		 metrics_hist_observe(struct metrics_hist *, const double *,
+		    int nbounds, double);
+/* Read /proc/self; p->have is false when it cannot be read. */
+void		 metrics_process_read(struct metrics_process *);
 const char	*metrics_reject_name(enum reject_code);
 const char	*metrics_upstream_error_name(enum upstream_error);
 /* Append the whole exposition (HELP, TYPE, samples) to out. */
 void		 metrics_format(struct evbuffer *out,
 		    const struct metrics_model_view *, size_t n,
 		    const struct metrics_proxy_view *);
-/* A label value escaped as Prometheus wants (\\, \", \n) into buf. */
+/* llmux_build_info and the process_* metrics. */
+void		 metrics_format_process(struct evbuffer *out,
+		    const struct metrics_process *);
 
 #endif

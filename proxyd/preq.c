@@ -1,6 +1,7 @@
 /*
  * preq.c -- the answer to one client request of the proxy port: an
- * OpenAI-style error, a JSON body made by the proxy, or the end of a
+ * OpenAI error object (every one the proxy writes is built here, by
+ * preq_error_object), a JSON body made by the proxy, or the end of a
  * response relayed from a model server; pausing the connection's parser
  * while the request is held (queued or forwarded) and resuming it once
  * answered; and the counts the metrics show (refusals by code, requests
@@ -37,8 +38,48 @@ preq_reject_counts(void)
 	return (preq_rejected);
 }
 
+/*
+ * The type and param of each refusal, as the OpenAI API writes them:
+ * invalid_request_error for what the client must change (also a wrong API
+ * key, as OpenAI answers 401 invalid_api_key), rate_limit_error for a full
+ * queue, server_error for what is on this side; param names the field at
+ * fault where one is.
+ */
+static const struct {
+	const char	*type;
+	const char	*param;
+} preq_error_kinds[REJ__COUNT] = {
+	[REJ_BAD_REQUEST] = { "invalid_request_error", NULL },
+	[REJ_UNAUTHORIZED] = { "invalid_request_error", NULL },
+	[REJ_NOT_FOUND] = { "invalid_request_error", NULL },
+	[REJ_MODEL_NOT_FOUND] = { "invalid_request_error", "model" },
+	[REJ_TOO_LARGE] = { "invalid_request_error", NULL },
+	[REJ_HEADERS_TOO_LARGE] = { "invalid_request_error", NULL },
+	[REJ_QUEUE_FULL] = { "rate_limit_error", NULL },
+	[REJ_TIMEOUT] = { "server_error", NULL },
+	[REJ_UNAVAILABLE] = { "server_error", NULL },
+	[REJ_MODEL_FAILED] = { "server_error", NULL },
+	[REJ_MANUAL_MODE] = { "server_error", NULL },
+	[REJ_BAD_GATEWAY] = { "server_error", NULL },
+	[REJ_UPSTREAM_TIMEOUT] = { "server_error", NULL },
+	[REJ_REQUEST_TIMEOUT] = { "invalid_request_error", NULL },
+	[REJ_NOT_IMPLEMENTED] = { "invalid_request_error", NULL },
+	[REJ_TOO_MANY_CONNECTIONS] = { "server_error", NULL },
+	[REJ_BUFFERS_FULL] = { "server_error", NULL },
+};
+
+static void
+preq_gen_str(yajl_gen g, const char *s)
+{
+	if (s == NULL)
+		yajl_gen_null(g);
+	else
+		yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
 void
-preq_error_body(struct evbuffer *buf, const char *msg, const char *code)
+preq_error_object(struct evbuffer *buf, const char *msg, const char *type,
+    const char *param, const char *code)
 {
 	yajl_gen		 g;
 	const unsigned char	*out;
@@ -46,20 +87,32 @@ preq_error_body(struct evbuffer *buf, const char *msg, const char *code)
 
 	g = yajl_gen_alloc(NULL);
 	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"error", 5);
+	preq_gen_str(g, "error");
 	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"message", 7);
-	yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
-	yajl_gen_string(g, (const unsigned char *)"type", 4);
-	yajl_gen_string(g, (const unsigned char *)"llmux_error", 11);
-	yajl_gen_string(g, (const unsigned char *)"code", 4);
-	yajl_gen_string(g, (const unsigned char *)code, strlen(code));
+	preq_gen_str(g, "message");
+	preq_gen_str(g, msg);
+	preq_gen_str(g, "type");
+	preq_gen_str(g, type);
+	preq_gen_str(g, "param");
+	preq_gen_str(g, param);
+	preq_gen_str(g, "code");
+	preq_gen_str(g, code);
 	yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
 	yajl_gen_get_buf(g, &out, &len);
 	evbuffer_add(buf, out, len);
-	evbuffer_add(buf, "\n", 1);
 	yajl_gen_free(g);
+}
+
+void
+preq_error_body(struct evbuffer *buf, const char *msg, enum reject_code code)
+{
+	unsigned	i = (unsigned)code < REJ__COUNT ? (unsigned)code :
+			    REJ_BAD_GATEWAY;
+
+	preq_error_object(buf, msg, preq_error_kinds[i].type,
+	    preq_error_kinds[i].param, metrics_reject_name(code));
+	evbuffer_add(buf, "\n", 1);
 }
 
 /*
@@ -132,8 +185,9 @@ preq_error(struct preq *pr, int status, enum reject_code code,
 	}
 	if (proxy_exiting)
 		preq_close_after(req);
-	preq_error_body(req->buffer_out, msg, metrics_reject_name(code));
+	preq_error_body(req->buffer_out, msg, code);
 	pr->phase = PR_DONE;
+	pr->status = status;
 	evhtp_send_reply(req, status);
 	preq_resume(pr);
 }
@@ -150,6 +204,7 @@ preq_reply_json(struct preq *pr, int status, const unsigned char *json,
 		preq_close_after(req);
 	evbuffer_add(req->buffer_out, json, len);
 	pr->phase = PR_DONE;
+	pr->status = status;
 	evhtp_send_reply(req, status);
 	preq_resume(pr);
 }

@@ -33,6 +33,7 @@
 #include "proto.h"
 #include "queue.h"
 #include "reqscan.h"
+#include "usage.h"
 
 struct event_base;
 struct ustream;
@@ -162,6 +163,9 @@ struct preq {
 	struct pmodel		*model;
 	struct qentry		 qe;		/* in model queue or pending */
 	int64_t			 t_start_us;
+	int64_t			 t_first_us;	/* first answer body byte */
+	int			 status;	/* answered with, 0: not yet */
+	bool			 observed;	/* in its model's metrics */
 	struct ustream		*us;		/* the upstream exchange */
 };
 
@@ -291,9 +295,16 @@ void		 preq_error(struct preq *, int status, enum reject_code,
 /* Answer with a JSON body made by the proxy. */
 void		 preq_reply_json(struct preq *, int, const unsigned char *,
 		    size_t);
-/* {"error":{"message":…,"type":"llmux_error","code":…}} into the buffer. */
+/*
+ * {"error":{"message","type","param","code"}}, an OpenAI error object, into
+ * the buffer: every error object the proxy writes is made here (param and
+ * code may be NULL: null).
+ */
+void		 preq_error_object(struct evbuffer *, const char *msg,
+		    const char *type, const char *param, const char *code);
+/* That of a refusal, and a newline: its type and param follow its code. */
 void		 preq_error_body(struct evbuffer *, const char *msg,
-		    const char *code);
+		    enum reject_code);
 /* Stop parsing the connection's next request while this one is held. */
 void		 preq_pause(struct preq *);
 void		 preq_resume(struct preq *);

@@ -31,6 +31,7 @@
 #include <evhtp/evhtp.h>
 #include <evhtp/parser.h>
 
+#include "clock.h"
 #include "linger.h"
 #include "log.h"
 #include "proxy.h"
@@ -80,6 +81,7 @@ struct ustream {
 	bool			 retried;
 	bool			 got_bytes;
 	struct evbuffer_cb_entry *drain_cb;
+	struct usage_scan	*scan;		/* a 200's tail, for usage */
 };
 
 /*
@@ -362,6 +364,10 @@ upstream_to_client(struct ustream *us, const void *data, size_t len)
 
 	if (len == 0)
 		return;
+	if (us->pr->t_first_us == 0)
+		us->pr->t_first_us = clock_us();
+	if (us->scan != NULL)
+		usage_feed(us->scan, data, len);
 	if (us->chunked_out) {
 		n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
 		evbuffer_add(out, hex, (size_t)n);
@@ -491,6 +497,12 @@ upstream_hdrs_complete(htparser *p)
 		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
 	evbuffer_add(out, "\r\n", 2);
 	us->head_sent = true;
+	us->pr->status = (int)status;
+	/* The token counts of a success: its usage, at its end. */
+	if (status == 200 && !no_body)
+		us->scan = xmalloc(sizeof(*us->scan));
+	if (us->scan != NULL)
+		us->scan->fed = 0;
 	/* htparser would take a body without length as empty: read it raw. */
 	return (us->until_close ? -1 : 0);
 }
@@ -530,9 +542,8 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 {
 	struct preq	*pr = us->pr;
 	struct pmodel	*pm = us->pm;
-	struct evbuffer	*out;
-	char		 ev[512];
-	int		 n;
+	struct evbuffer	*out, *ev;
+	char		 msg[512];
 	bool		 timeout = kind == UPERR_TIMEOUT;
 
 	pm->metrics.upstream_errors[kind]++;
@@ -551,14 +562,18 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 	}
 	out = upstream_scratch;
 	if (us->chunked_out && us->sse) {
-		n = snprintf(ev, sizeof(ev), "data: {\"error\":{\"message\":"
-		    "\"model backend %s: %s\",\"type\":\"llmux_error\","
-		    "\"code\":\"%s\"}}\n\n", timeout ? "stopped sending" :
-		    "closed the stream", why, timeout ? "upstream_timeout" :
-		    "upstream_closed");
-		evbuffer_add_printf(out, "%x\r\n", n);
-		evbuffer_add(out, ev, (size_t)n);
+		/* An error event the OpenAI clients raise, then the end. */
+		snprintf(msg, sizeof(msg), "model backend %s: %s", timeout ?
+		    "stopped sending" : "closed the stream", why);
+		ev = evbuffer_new();
+		evbuffer_add(ev, "data: ", 6);
+		preq_error_object(ev, msg, "server_error", NULL, timeout ?
+		    "upstream_timeout" : "upstream_closed");
+		evbuffer_add(ev, "\n\n", 2);
+		evbuffer_add_printf(out, "%zx\r\n", evbuffer_get_length(ev));
+		evbuffer_add_buffer(out, ev);
 		evbuffer_add(out, "\r\n0\r\n\r\n", 7);
+		evbuffer_free(ev);
 	} else
 		preq_close_after(pr->req);
 	upstream_flush_final(pr);
@@ -593,6 +608,8 @@ upstream_end(struct ustream *us, bool reuse)
 	us->head = NULL;
 	free(us->key);
 	us->key = NULL;
+	free(us->scan);
+	us->scan = NULL;
 	pr->us = NULL;
 	pm->upstreams--;
 	if (upstream_freed != NULL)
@@ -602,8 +619,13 @@ upstream_end(struct ustream *us, bool reuse)
 static void
 upstream_complete(struct ustream *us, bool reuse)
 {
-	struct preq	*pr = us->pr;
+	struct preq		*pr = us->pr;
+	struct usage_counts	 c;
 
+	if (us->scan != NULL && usage_result(us->scan, &c)) {
+		us->pm->metrics.prompt_tokens += c.prompt_tokens;
+		us->pm->metrics.completion_tokens += c.completion_tokens;
+	}
 	if (us->chunked_out)
 		evbuffer_add(upstream_scratch, "0\r\n\r\n", 5);
 	/* The client's bytes first: ending the exchange may start others. */

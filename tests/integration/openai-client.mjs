@@ -1,6 +1,8 @@
 // openai-client.mjs -- the `openai` npm client against llmux-proxyd: list
-// models, a chat completion, a streaming chat completion, an unknown model,
-// and a stream whose backend dies. Prints one JSON line of what it saw.
+// models, a chat completion, a streaming chat completion, an unknown model
+// and a wrong API key (the error object's code, type and param as the client
+// shows them), and a stream whose backend dies. Prints one JSON line of
+// what it saw.
 //
 //     node openai-client.mjs BASE_URL API_KEY
 import OpenAI from 'openai';
@@ -28,7 +30,17 @@ try {
 	await client.chat.completions.create({ model: 'nope', messages });
 	out.unknown = 'no error';
 } catch (e) {
-	out.unknown = { status: e.status, code: e.code ?? e.error?.code };
+	out.unknown = { status: e.status, code: e.code ?? e.error?.code, type: e.type,
+		param: e.param, name: e.constructor.name };
+}
+
+try {
+	const wrong = new OpenAI({ baseURL, apiKey: 'sk-wrong', maxRetries: 0, timeout: 30000 });
+	await wrong.models.list();
+	out.wrong_key = 'no error';
+} catch (e) {
+	out.wrong_key = { status: e.status, code: e.code, type: e.type, param: e.param,
+		name: e.constructor.name };
 }
 
 try {
@@ -39,7 +51,7 @@ try {
 		got += chunk.choices[0]?.delta?.content ?? '';
 	out.dying = { completed: got };
 } catch (e) {
-	out.dying = { error: String(e.message) };
+	out.dying = { error: String(e.message), type: e.type ?? e.error?.type ?? null };
 }
 
 console.log(JSON.stringify(out));

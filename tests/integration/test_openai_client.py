@@ -1,7 +1,8 @@
 """test_openai_client.py -- the `openai` npm client talks to llmux-proxyd in
 front of llmux-fakevllm: models, chat, streaming chat (the same text), an
-unknown model (404 with its code) and a stream whose engine dies (the
-client sees an error, never a hang).
+unknown model and a wrong API key (the client sees the error object's
+code, type and param) and a stream whose engine dies (the client sees an
+error, never a hang).
 
 The package is installed with npm into build/npm (not committed); the test
 fails clearly when npm cannot install it."""
@@ -60,7 +61,13 @@ def openai_client_talks_to_the_proxy(env):
     out = json.loads(p.stdout.decode().strip().splitlines()[-1])
     check(out["models"] == ["a", "c", "gpt-a"], repr(out))
     check(out["chat"] and out["stream"] == out["chat"], repr(out))
-    check(out["unknown"] == {"status": 404, "code": "model_not_found"}, repr(out))
+    # The client sees the error object's type and param, as from OpenAI.
+    check(out["unknown"] == {"status": 404, "code": "model_not_found",
+                             "type": "invalid_request_error", "param": "model",
+                             "name": "NotFoundError"}, repr(out))
+    check(out["wrong_key"] == {"status": 401, "code": "invalid_api_key",
+                               "type": "invalid_request_error", "param": None,
+                               "name": "AuthenticationError"}, repr(out))
     check("error" in out["dying"], repr(out))
 
 

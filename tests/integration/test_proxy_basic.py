@@ -85,10 +85,15 @@ def bad_requests(env):
         status, _, obj = st.post(body)
         check(status == 400, "%s: status %d" % (why, status))
         check(error_code(obj) == "invalid_request", "%s: %r" % (why, obj))
-        check(obj["error"]["type"] == "llmux_error")
+        # OpenAI's error object: message, type, param, code.
+        check(obj["error"]["type"] == "invalid_request_error" and "param" in obj["error"]
+              and obj["error"]["param"] is None, repr(obj))
     status, _, obj = st.post({"model": "nope"})
     check(status == 404 and error_code(obj) == "model_not_found", repr(obj))
     check("nope" in obj["error"]["message"])
+    check(obj["error"]["type"] == "invalid_request_error" and obj["error"]["param"] == "model",
+          repr(obj))
+    check(sorted(obj["error"]) == ["code", "message", "param", "type"], repr(obj))
     status, _, obj = st.post({"model": "a"}, path="/other")
     check(status == 404 and error_code(obj) == "not_found", repr(obj))
     status, _, obj = st.post(None, headers={"model-override": "x" * 200})

@@ -178,6 +178,7 @@ def backend_dies_mid_stream(env):
     check(len(events) == 4, repr(events))
     err = json.loads(events[-1])
     check(err["error"]["code"] == "upstream_closed", repr(err))
+    check(err["error"]["type"] == "server_error" and err["error"]["param"] is None, repr(err))
     # The same with the model server process killed.
     s = post_socket(st.port, {"model": "a", "stream": True, "chunks": 100000, "delay_ms": 5})
     got = b""

@@ -1,7 +1,8 @@
 /*
  * test_proxy_metrics.c -- the Prometheus text of llmux-proxyd: names and
  * labels of the seed's metrics, cumulative histogram buckets, label
- * escaping, and the proxy's own gauges.
+ * escaping, the proxy's own gauges, the request histograms, answers by
+ * class, tokens, and the process metrics.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -89,6 +90,54 @@ START_TEST(test_histogram)
 }
 END_TEST
 
+START_TEST(test_requests)
+{
+	struct model_metrics		m = { 0 };
+	struct metrics_model_view	v = { "m", &m, 0, 0, true };
+	struct metrics_proxy_view	p = { 0 };
+	struct metrics_process		pr;
+	struct evbuffer			*b;
+	char				*t;
+
+	metrics_observe_request(&m, 200, 0.3, 0.02);
+	metrics_observe_request(&m, 200, 2.0, -1);	/* no body: no ttft */
+	metrics_observe_request(&m, 404, 0.001, -1);
+	metrics_observe_request(&m, 503, 0.001, -1);
+	m.prompt_tokens = 12;
+	m.completion_tokens = 7;
+	t = format(&v, 1, &p);
+	HAS(t, "# TYPE llmux_request_duration_seconds histogram\n");
+	HAS(t, "llmux_request_duration_seconds_bucket{model=\"m\",le=\"0.01\"} 2\n");
+	HAS(t, "llmux_request_duration_seconds_bucket{model=\"m\",le=\"0.5\"} 3\n");
+	HAS(t, "llmux_request_duration_seconds_count{model=\"m\"} 4\n");
+	HAS(t, "# TYPE llmux_time_to_first_token_seconds histogram\n");
+	HAS(t, "llmux_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.01\"} 0\n");
+	HAS(t, "llmux_time_to_first_token_seconds_bucket{model=\"m\",le=\"0.025\"} 1\n");
+	HAS(t, "llmux_time_to_first_token_seconds_count{model=\"m\"} 1\n");
+	HAS(t, "llmux_responses_total{model=\"m\",code_class=\"2xx\"} 2\n");
+	HAS(t, "llmux_responses_total{model=\"m\",code_class=\"4xx\"} 1\n");
+	HAS(t, "llmux_responses_total{model=\"m\",code_class=\"5xx\"} 1\n");
+	HAS(t, "llmux_prompt_tokens_total{model=\"m\"} 12\n");
+	HAS(t, "llmux_completion_tokens_total{model=\"m\"} 7\n");
+	free(t);
+
+	/* The process: this test's own, read from /proc. */
+	metrics_process_read(&pr);
+	ck_assert(pr.have);
+	ck_assert_uint_gt(pr.resident_bytes, 0);
+	ck_assert_uint_ge(pr.open_fds, 3);
+	ck_assert(pr.start_time > 1.5e9);
+	b = evbuffer_new();
+	metrics_format_process(b, &pr);
+	evbuffer_add(b, "", 1);
+	t = (char *)evbuffer_pullup(b, -1);
+	HAS(t, "# TYPE process_cpu_seconds_total counter\n");
+	HAS(t, "# TYPE process_open_fds gauge\n");
+	HAS(t, "llmux_build_info{version=\"");
+	evbuffer_free(b);
+}
+END_TEST
+
 START_TEST(test_escaping)
 {
 	struct model_metrics		m = { 0 };
@@ -130,6 +179,7 @@ main(void)
 
 	tcase_add_test(tc, test_seed_names);
 	tcase_add_test(tc, test_histogram);
+	tcase_add_test(tc, test_requests);
 	tcase_add_test(tc, test_escaping);
 	tcase_add_test(tc, test_no_models);
 	suite_add_tcase(s, tc);

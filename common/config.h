@@ -136,7 +136,7 @@ struct config {
 	struct gpu_config	 gpu;
 
 	uint16_t	 port;			/* 3000 */
-	uint16_t	 metrics_port;		/* 9090; 0 disables */
+	uint16_t	 metrics_port;		/* 3002; 0 disables */
 	uint16_t	 admin_port;		/* 3001; 0 disables */
 	bool		 admin_port_set;
 	char		*vllm_command;		/* "vllm" */

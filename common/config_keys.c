@@ -55,8 +55,9 @@ const struct config_key config_keys[] = {
 	{ "port", TOP(port), .type = CT_PORT, .min = 1, .max = 65535,
 	  .def = "3000", .doc = "the OpenAI API port of llmux-proxyd" },
 	{ "metrics_port", TOP(metrics_port), .type = CT_PORT, .min = 0,
-	  .max = 65535, .def = "9090",
-	  .doc = "the Prometheus metrics port; 0 disables" },
+	  .max = 65535, .def = "3002",
+	  .doc = "the Prometheus metrics port (beside 3000 and 3001: 9090 is "
+	  "Prometheus's own); 0 disables" },
 	{ "admin_port", TOP(admin_port), .type = CT_PORT, .min = 0,
 	  .max = 65535, .def = "3001", .flags = CK_NULLABLE,
 	  SET(struct config, admin_port_set),

@@ -2,7 +2,8 @@
  * metrics.c -- the supervisor's own metrics in Prometheus text format, for
  * the metrics call (the proxy serves them on /metrics beside its own):
  * the switches (llmux 0.7's llmux_switch_* names: each phase and the total
- * as histograms per direction, switches, failures, the active models:
+ * as histograms per target, switches per direction, failures, the active
+ * models:
  * switching/stats.c records them), model states, starts, restarts,
  * crashes, escalations, the time of every eviction and wake phase, peers,
  * journal writes and reloads.
@@ -219,37 +220,81 @@ metrics_hist_print(struct strbuf *b, const char *name, const char *labels,
 	    (unsigned long long)h->count);
 }
 
+/* Is dirs[i] the first direction into its target? */
+static bool
+metrics_first_to(const struct switch_stats *st, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(st->dirs[j].to, st->dirs[i].to) == 0)
+			return (false);
+	return (true);
+}
+
+/* The histograms of every direction into dirs[i]'s target, summed. */
+static void
+metrics_sum_to(const struct switch_stats *st, size_t i,
+    struct stats_hist phase[STATS__PHASES], struct stats_hist *total)
+{
+	const struct switch_dir	*d;
+
+	memset(phase, 0, sizeof(*phase) * STATS__PHASES);
+	memset(total, 0, sizeof(*total));
+	for (size_t j = i; j < st->n_dirs; j++) {
+		d = &st->dirs[j];
+		if (strcmp(d->to, st->dirs[i].to) != 0)
+			continue;
+		for (int p = 0; p <= STATS__PHASES; p++) {
+			const struct stats_hist *from = p < STATS__PHASES ?
+			    &d->phase[p] : &d->total;
+			struct stats_hist *into = p < STATS__PHASES ?
+			    &phase[p] : total;
+
+			for (size_t k = 0; k < STATS_NBUCKETS; k++)
+				into->le[k] += from->le[k];
+			into->count += from->count;
+			into->sum_ms += from->sum_ms;
+		}
+	}
+}
+
+/*
+ * The histograms are labelled by the target alone: from x to would grow
+ * with the square of the models. llmux_switches_total keeps from and to.
+ */
 static void
 metrics_switches(struct strbuf *b, struct supervisor *sup)
 {
 	struct switch_stats	*st = sup->switch_stats;
 	struct switch_dir	*d;
+	struct stats_hist	 phase[STATS__PHASES], total;
 	struct model		*m;
 	char			 lf[512], lt[512], labels[1200];
 	uint64_t		 active;
 
 	metrics_head(b, "llmux_switch_phase_seconds", "histogram",
-	    "Time of each phase of the switches that succeeded.");
+	    "Time of each phase of the switches that succeeded, by target.");
 	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
-		d = &st->dirs[i];
-		prom_label(d->from, lf, sizeof(lf));
-		prom_label(d->to, lt, sizeof(lt));
+		if (!metrics_first_to(st, i))
+			continue;
+		metrics_sum_to(st, i, phase, &total);
+		prom_label(st->dirs[i].to, lt, sizeof(lt));
 		for (int p = 0; p < STATS__PHASES; p++) {
-			snprintf(labels, sizeof(labels), "phase=\"%s\",from="
-			    "\"%s\",to=\"%s\"", metrics_phases[p], lf, lt);
+			snprintf(labels, sizeof(labels), "phase=\"%s\",to="
+			    "\"%s\"", metrics_phases[p], lt);
 			metrics_hist_print(b, "llmux_switch_phase_seconds",
-			    labels, &d->phase[p]);
+			    labels, &phase[p]);
 		}
 	}
 	metrics_head(b, "llmux_switch_total_seconds", "histogram",
-	    "Total time of the switches that succeeded.");
+	    "Total time of the switches that succeeded, by target.");
 	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
-		d = &st->dirs[i];
-		snprintf(labels, sizeof(labels), "from=\"%s\",to=\"%s\"",
-		    prom_label(d->from, lf, sizeof(lf)),
-		    prom_label(d->to, lt, sizeof(lt)));
+		if (!metrics_first_to(st, i))
+			continue;
+		metrics_sum_to(st, i, phase, &total);
+		snprintf(labels, sizeof(labels), "to=\"%s\"",
+		    prom_label(st->dirs[i].to, lt, sizeof(lt)));
 		metrics_hist_print(b, "llmux_switch_total_seconds", labels,
-		    &d->total);
+		    &total);
 	}
 	metrics_head(b, "llmux_switches_total", "counter",
 	    "Switches that succeeded (to \"none\": a model put to sleep).");

@@ -172,13 +172,17 @@ def switch_metrics(env):
         s.served(m)
     ab = {"from": "a", "to": "b"}
     check(s.metric("llmux_switches_total", **ab) == 2, s.metrics())
-    check(s.metric("llmux_switch_total_seconds_count", **ab) == 2, s.metrics())
-    check(s.metric("llmux_switch_total_seconds_bucket", le="+Inf", **ab) == 2, s.metrics())
+    # The histograms are by target alone: both switches into b.
+    to_b = {"to": "b"}
+    check(s.metric("llmux_switch_total_seconds_count", **to_b) == 2, s.metrics())
+    check(s.metric("llmux_switch_total_seconds_bucket", le="+Inf", **to_b) == 2, s.metrics())
     for phase in ("cooldown", "drain", "sleep", "wake"):
-        check(s.metric("llmux_switch_phase_seconds_count", phase=phase, **ab) == 2,
+        check(s.metric("llmux_switch_phase_seconds_count", phase=phase, **to_b) == 2,
               (phase, s.metrics()))
-    check(s.metric("llmux_switch_phase_seconds_bucket", phase="wake", le="600", **ab) == 2,
+    check(s.metric("llmux_switch_phase_seconds_bucket", phase="wake", le="600", **to_b) == 2,
           s.metrics())
+    check(not any(line.startswith("llmux_switch_") and "from=" in line
+                  for line in s.metrics().splitlines()), s.metrics())
     check(s.metric("llmux_active_model_info", model="b") == 1, s.metrics())
     check(s.metric("llmux_active_model_info", model="a") is None, s.metrics())
     check("# TYPE llmux_switch_phase_seconds histogram" in s.metrics(), s.metrics())

@@ -18,7 +18,7 @@ START_TEST(test_defaults)
 
 	ck_assert_str_eq(cfg->path, "t.yaml");
 	ck_assert_uint_eq(cfg->port, 3000);
-	ck_assert_uint_eq(cfg->metrics_port, 9090);
+	ck_assert_uint_eq(cfg->metrics_port, 3002);
 	ck_assert_uint_eq(cfg->admin_port, 3001);
 	ck_assert(!cfg->admin_port_set);
 	ck_assert_str_eq(cfg->vllm_command, "vllm");

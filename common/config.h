@@ -112,6 +112,8 @@ struct proxy_config {
 	uint32_t	 body_timeout_ms;	/* 30000 */
 	uint32_t	 keepalive_timeout_secs; /* 75 */
 	uint32_t	 upstream_timeout_secs;	/* 600; 0: none */
+	char		*ui_dir;		/* "/usr/share/llmux/ui" */
+	char		*javascript_dir;	/* "/usr/share/javascript" */
 	char	       **api_keys;		/* NULL-terminated; none = open */
 	size_t		 n_api_keys;
 	char		*admin_token;		/* NULL: no token on admin port */

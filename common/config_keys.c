@@ -289,6 +289,15 @@ const struct config_key config_keys[] = {
 	  .type = CT_U32, .min = 0, .max = 604800, .def = "600",
 	  .doc = "fail a forwarded request whose model server sends nothing "
 	  "for this long; 0: never" },
+	{ "ui_dir", PROXY(ui_dir), .type = CT_STRING, .max = 1024,
+	  .def = "/usr/share/llmux/ui", .check = config_keys_check_path,
+	  .doc = "the web page's files, served at / and /ui/ on the admin "
+	  "port" },
+	{ "javascript_dir", PROXY(javascript_dir), .type = CT_STRING,
+	  .max = 1024, .def = "/usr/share/javascript",
+	  .check = config_keys_check_path,
+	  .doc = "the distribution's JavaScript libraries (Chart.js), served "
+	  "at /javascript/ on the admin port" },
 	{ "api_keys", PROXY(api_keys), .type = CT_STRLIST, .max = 1024,
 	  COUNT(struct proxy_config, n_api_keys),
 	  .check = config_keys_check_token,

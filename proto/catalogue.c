@@ -56,6 +56,8 @@ static const struct field config_fields[] = {
 	NUM(struct proto_config, body_timeout_ms, FK_U32, UINT32_MAX, 0),
 	NUM(struct proto_config, keepalive_timeout_secs, FK_U32, UINT32_MAX, 0),
 	NUM(struct proto_config, upstream_timeout_secs, FK_U32, UINT32_MAX, 0),
+	STR(struct proto_config, ui_dir, 1024, 0),
+	STR(struct proto_config, javascript_dir, 1024, 0),
 	LIST(struct proto_config, api_keys, PROTO_MAX_KEYS, 256),
 	STR(struct proto_config, admin_token, 256, 0),
 };

@@ -144,6 +144,8 @@ struct proto_config {
 	uint32_t		 body_timeout_ms;
 	uint32_t		 keepalive_timeout_secs;
 	uint32_t		 upstream_timeout_secs;	/* 0: none */
+	char			*ui_dir;	/* the web page's files */
+	char			*javascript_dir;
 	struct proto_strlist	 api_keys;
 	char			*admin_token;	/* NULL: none */
 };

@@ -3,13 +3,15 @@
  * /control/... endpoints, each turned into one control call to the
  * supervisor whose reply (status and body) is passed through as JSON, so
  * the HTTP API and the socket cannot drift apart; GET /control/events,
- * the event stream (sse.c); and /metrics, the proxy's own metrics
- * followed by the supervisor's switch metrics.
+ * the event stream (sse.c); GET /control/history, the last hour
+ * (history.c); GET /control/logs, the tail of a model's log; the web page
+ * (webui.c); and /metrics, the proxy's own metrics followed by the
+ * supervisor's switch metrics.
  *
  * The admin port is bound only once the config has arrived, and never on
  * an address that is not loopback unless the config's admin_address says
- * so. An admin token in the config is required as a bearer token on
- * /control/... paths.
+ * so. Reading is open; a call that changes state, and a model's log, need
+ * the config's admin token (when there is one) as a bearer token.
  */
 #include <sys/queue.h>
 
@@ -37,6 +39,8 @@
 #define CONTROL_SHORT_MS	10000		/* status, eviction, mode ... */
 #define CONTROL_LONG_MS		(60u * 60 * 1000) /* switch, sleep, wake ... */
 #define CONTROL_METRICS_MS	2000
+#define CONTROL_MAX_LOG		(1u << 20)	/* GET /control/logs */
+#define CONTROL_MAX_LOG_LINES	1000
 
 /* One /control or /metrics request waiting for the supervisor. */
 struct creq {
@@ -391,6 +395,114 @@ control_metrics(evhtp_request_t *req)
 	    control_reply_cb, cr);
 }
 
+/* GET /control/history: the last hour (history.c), from ?since=MS on. */
+static void
+control_history(evhtp_request_t *req)
+{
+	const char	*since;
+	long long	 ms = 0;
+
+	if (evhtp_request_get_method(req) != htp_method_GET) {
+		control_reply_error(req, 405, "method not allowed");
+		return;
+	}
+	if (req->uri->query != NULL &&
+	    (since = evhtp_kv_find(req->uri->query, "since")) != NULL &&
+	    sscanf(since, "%lld", &ms) != 1) {
+		control_reply_error(req, 400, "since: want unix milliseconds");
+		return;
+	}
+	history_json(req->buffer_out, (int64_t)ms);
+	evhtp_headers_add_header(req->headers_out, evhtp_header_new(
+	    "Content-Type", "application/json", 0, 0));
+	evhtp_headers_add_header(req->headers_out, evhtp_header_new(
+	    "Cache-Control", "no-store", 0, 0));
+	evhtp_send_reply(req, 200);
+}
+
+/* A log chunk of GET /control/logs: kept up to CONTROL_MAX_LOG bytes. */
+static void
+control_log_data(const uint8_t *data, size_t len, void *arg)
+{
+	struct creq	*cr = arg;
+	size_t		 have = evbuffer_get_length(cr->req->buffer_out);
+
+	if (cr->gone || have >= CONTROL_MAX_LOG)
+		return;
+	if (len > CONTROL_MAX_LOG - have)
+		len = CONTROL_MAX_LOG - have;
+	evbuffer_add(cr->req->buffer_out, data, len);
+}
+
+/* The logs call ended: the lines, or its error. */
+static void
+control_log_reply(int status, const uint8_t *body, size_t len, void *arg)
+{
+	struct creq	*cr = arg;
+	evhtp_request_t	*req = cr->req;
+
+	if (status == 200 || cr->gone) {
+		cr->call = 0;
+		if (!cr->gone) {
+			evhtp_headers_add_header(req->headers_out,
+			    evhtp_header_new("Content-Type",
+			    "text/plain; charset=utf-8", 0, 0));
+			evhtp_headers_add_header(req->headers_out,
+			    evhtp_header_new("Cache-Control", "no-store", 0,
+			    0));
+			evhtp_send_reply(req, 200);
+			evhtp_request_resume(req);
+		}
+		return;
+	}
+	evbuffer_drain(req->buffer_out, evbuffer_get_length(req->buffer_out));
+	control_reply_cb(status, body, len, arg);
+}
+
+/*
+ * GET /control/logs?model=M&lines=N: the last lines of a model's log (the
+ * logs call, without follow), as text. A log may hold what clients sent,
+ * so it takes the admin token.
+ */
+static void
+control_logs(evhtp_request_t *req)
+{
+	struct proto_call	 call;
+	struct creq		*cr;
+	const char		*v;
+	char			 model[MODEL_NAME_MAX + 1];
+	unsigned		 lines = 100;
+
+	if (evhtp_request_get_method(req) != htp_method_GET) {
+		control_reply_error(req, 405, "method not allowed");
+		return;
+	}
+	if (!control_authorized(req)) {
+		control_reply_error(req, 401, "invalid or missing admin token");
+		return;
+	}
+	if (req->uri->query == NULL ||
+	    (v = evhtp_kv_find(req->uri->query, "model")) == NULL ||
+	    webui_decode(v, model, sizeof(model)) != 0 ||
+	    !model_name_valid(model, strlen(model))) {
+		control_reply_error(req, 422, "missing or invalid `model`");
+		return;
+	}
+	if ((v = evhtp_kv_find(req->uri->query, "lines")) != NULL &&
+	    (sscanf(v, "%u", &lines) != 1 || lines < 1 ||
+	    lines > CONTROL_MAX_LOG_LINES)) {
+		control_reply_error(req, 422, "lines: want 1 to 1000");
+		return;
+	}
+	memset(&call, 0, sizeof(call));
+	call.model = model;
+	call.lines = lines;
+	cr = control_creq(req);
+	evhtp_request_pause(req);
+	cr->call = link_call_data(PROTO_CTL_LOGS, &call, CONTROL_SHORT_MS,
+	    control_log_data, control_log_reply, cr);
+}
+
 /* GET /control/events: the connection becomes an event stream (sse.c). */
 static void
 control_events(evhtp_request_t *req)
@@ -402,10 +514,6 @@ control_events(evhtp_request_t *req)
 
 	if (evhtp_request_get_method(req) != htp_method_GET) {
 		control_reply_error(req, 405, "method not allowed");
-		return;
-	}
-	if (!control_authorized(req)) {
-		control_reply_error(req, 401, "invalid or missing admin token");
 		return;
 	}
 	if ((st = sse_open(req, msg, sizeof(msg))) != 0) {
@@ -448,6 +556,19 @@ control_request_cb(evhtp_request_t *req, void *arg)
 		control_events(req);
 		return;
 	}
+	if (strcmp(path, "/control/history") == 0) {
+		control_history(req);
+		return;
+	}
+	if (strcmp(path, "/control/logs") == 0) {
+		control_logs(req);
+		return;
+	}
+	if (webui_path(path)) {
+		if ((st = webui_serve(req, msg, sizeof(msg))) != 0)
+			control_reply_error(req, st, msg);
+		return;
+	}
 	for (i = 0; i < sizeof(control_routes) / sizeof(control_routes[0]);
 	    i++) {
 		if (strcmp(control_routes[i].path, path) != 0)
@@ -463,7 +584,8 @@ control_request_cb(evhtp_request_t *req, void *arg)
 		    "method not allowed" : "not found");
 		return;
 	}
-	if (!control_authorized(req)) {
+	/* Reading is open; a change needs the admin token, if one is set. */
+	if (r->method != htp_method_GET && !control_authorized(req)) {
 		control_reply_error(req, 401, "invalid or missing admin token");
 		return;
 	}

@@ -34,6 +34,7 @@
 struct linkcall {
 	uint32_t		 id;
 	link_reply_cb		 cb;
+	link_data_cb		 data;		/* log_data chunks, or NULL */
 	void			*arg;
 	struct event		*timer;
 	TAILQ_ENTRY(linkcall)	 entry;
@@ -174,6 +175,13 @@ uint32_t
 link_call(enum proto_type type, const struct proto_call *call,
     uint32_t timeout_ms, link_reply_cb cb, void *arg)
 {
+	return (link_call_data(type, call, timeout_ms, NULL, cb, arg));
+}
+
+uint32_t
+link_call_data(enum proto_type type, const struct proto_call *call,
+    uint32_t timeout_ms, link_data_cb data, link_reply_cb cb, void *arg)
+{
 	struct linkcall		*c;
 	struct proto_msg	 m;
 	struct timeval		 tv;
@@ -196,6 +204,7 @@ link_call(enum proto_type type, const struct proto_call *call,
 	c = xcalloc(1, sizeof(*c));
 	c->id = m.id;
 	c->cb = cb;
+	c->data = data;
 	c->arg = arg;
 	c->timer = evtimer_new(proxy_base, link_call_timeout, c);
 	tv.tv_sec = timeout_ms / 1000;
@@ -318,8 +327,12 @@ link_dispatch(struct proto_conn *c, struct proto_msg *m,
 			link_call_done(call, m->u.reply.status,
 			    m->u.reply.body, m->u.reply.body_len);
 		break;
-	case PROTO_PROGRESS:
 	case PROTO_LOG_DATA:
+		if ((call = link_find_call(m->id)) != NULL &&
+		    call->data != NULL)
+			call->data(m->u.log.data, m->u.log.len, call->arg);
+		break;
+	case PROTO_PROGRESS:
 		break;
 	default:
 		log_warnx("unexpected message from the supervisor type=%s",

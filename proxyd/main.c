@@ -134,13 +134,21 @@ proxy_link_lost(void)
 	route_apply_state();
 }
 
+/* An event: into the mirror (for /control/events) and the history. */
+static void
+proxy_link_event(const struct proto_event *e)
+{
+	mirror_event(e);
+	history_event(e);
+}
+
 static const struct link_ops proxy_link_ops = {
 	.config = proxy_link_config,
 	.state = proxy_link_state,
 	.ready = proxy_link_ready,
 	.failed = proxy_link_failed,
 	.drain = proxy_link_drain,
-	.event = mirror_event,
+	.event = proxy_link_event,
 	.up = mirror_link_up,
 	.lost = proxy_link_lost,
 };
@@ -268,6 +276,7 @@ main(int argc, char **argv)
 		fatalx("event_base_new failed");
 	front_init();
 	control_init();
+	history_init();
 	proxy_systemd_sockets();
 	if (listen_arg != NULL && !front_listening()) {
 		if (listen_parse(listen_arg, &addr, &port) != 0)
@@ -298,6 +307,7 @@ main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	front_shutdown();
 	sse_shutdown();
+	history_shutdown();
 	control_shutdown();
 	link_shutdown();
 	mirror_shutdown();

@@ -9,9 +9,10 @@
  * until the supervisor says the model is ready.
  *
  * The files call down only, in the order of the sections below (main.c
- * above them all): control, front, client, route, upstream, preq,
- * registry, link, then listen, linger, metrics, model, peer, queue and
- * reqscan, and proxy.c (the shared state declared under "Globals"). News
+ * above them all): control, history, front, client, route, upstream,
+ * preq, registry, link, webui, then listen, linger, metrics, model, peer,
+ * queue, reqscan and usage, and proxy.c (the shared state declared under
+ * "Globals"). News
  * going up passes through a function pointer set by the level above: what
  * the supervisor pushes (struct link_ops, applied in main.c), the end of
  * an upstream exchange (upstream_init) and a head read on a connection
@@ -50,6 +51,8 @@ struct upool;
 #define PROXY_DEFAULT_HEADER_TIMEOUT_MS	10000
 #define PROXY_DEFAULT_BODY_TIMEOUT_MS	30000
 #define PROXY_DEFAULT_KEEPALIVE_SECS	75
+#define PROXY_DEFAULT_UI_DIR		"/usr/share/llmux/ui"
+#define PROXY_DEFAULT_JAVASCRIPT_DIR	"/usr/share/javascript"
 #define PROXY_LOOPBACK_RESERVE		64	/* more for 127.0.0.1, ::1 */
 #define PROXY_PRECONFIG_MAX		1024	/* requests held before config */
 #define PROXY_PRECONFIG_WAIT_MS		30000
@@ -78,6 +81,8 @@ struct pconf {
 	uint32_t	 body_timeout_ms;
 	uint64_t	 keepalive_timeout_ms;
 	uint32_t	 upstream_timeout_secs;	/* 0: none */
+	char		*ui_dir;		/* the web page */
+	char		*javascript_dir;	/* Chart.js */
 	char		**api_keys;
 	size_t		 n_api_keys;
 	char		*admin_token;
@@ -208,6 +213,14 @@ void		 control_apply_config(void);
 void		 control_shutdown(void);
 /* /metrics text of the proxy itself. */
 void		 control_metrics_text(struct evbuffer *);
+
+/* history.c: the last hour, for the web page's charts. */
+void		 history_init(void);
+/* An event of the supervisor's: the switches that end are kept. */
+void		 history_event(const struct proto_event *);
+/* GET /control/history: the buckets and switches from since_ms on. */
+void		 history_json(struct evbuffer *, int64_t since_ms);
+void		 history_shutdown(void);
 
 /* front.c: the proxy port. */
 void		 front_init(void);
@@ -366,6 +379,10 @@ typedef void	(*link_reply_cb)(int status, const uint8_t *body,
  */
 uint32_t	 link_call(enum proto_type, const struct proto_call *,
 		    uint32_t timeout_ms, link_reply_cb, void *);
+/* The same, and each log_data chunk before the reply goes to data. */
+typedef void	(*link_data_cb)(const uint8_t *, size_t, void *arg);
+uint32_t	 link_call_data(enum proto_type, const struct proto_call *,
+		    uint32_t timeout_ms, link_data_cb, link_reply_cb, void *);
 void		 link_cancel(uint32_t);
 void		 link_shutdown(void);
 
@@ -394,6 +411,16 @@ int		 sse_open(evhtp_request_t *, char *msg, size_t msglen);
 void		 sse_mirror_changed(void);
 void		 sse_metrics_text(struct evbuffer *);
 void		 sse_shutdown(void);
+
+/* webui.c: the web page's files on the admin port. */
+/* Is the path one of the page's (/, /ui, /ui/..., /javascript/...)? */
+bool		 webui_path(const char *);
+/* Answer with the file: 0, or the status to refuse with (msg says why). */
+int		 webui_serve(evhtp_request_t *, char *msg, size_t msglen);
+/* Percent-decode a path: 0, or -1 (a bad escape, NUL, control, '\\'). */
+int		 webui_decode(const char *, char *, size_t);
+/* Open rel under dir, no link followed, no name with a leading dot. */
+int		 webui_open(const char *dir, char *rel);
 
 /* listen.c: sockets. */
 int		 listen_parse(const char *, char **addr, uint16_t *port);

@@ -115,6 +115,12 @@ registry_apply_limits(const struct proto_config *c)
 	pc->keepalive_timeout_ms = (uint64_t)(c->keepalive_timeout_secs != 0 ?
 	    c->keepalive_timeout_secs : PROXY_DEFAULT_KEEPALIVE_SECS) * 1000;
 	pc->upstream_timeout_secs = c->upstream_timeout_secs;
+	free(pc->ui_dir);
+	pc->ui_dir = xstrdup(c->ui_dir != NULL ? c->ui_dir :
+	    PROXY_DEFAULT_UI_DIR);
+	free(pc->javascript_dir);
+	pc->javascript_dir = xstrdup(c->javascript_dir != NULL ?
+	    c->javascript_dir : PROXY_DEFAULT_JAVASCRIPT_DIR);
 	registry_strv_free(pc->api_keys, pc->n_api_keys);
 	pc->api_keys = xcalloc(c->api_keys.n + 1, sizeof(char *));
 	for (i = 0; i < c->api_keys.n; i++)
@@ -333,6 +339,8 @@ registry_free_all(void)
 	registry_strv_free(proxy_conf.api_keys, proxy_conf.n_api_keys);
 	free(proxy_conf.listen_address);
 	free(proxy_conf.admin_address);
+	free(proxy_conf.ui_dir);
+	free(proxy_conf.javascript_dir);
 	free(proxy_conf.admin_token);
 	memset(&proxy_conf, 0, sizeof(proxy_conf));
 }

@@ -447,8 +447,17 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 		    msg->u.error.code, msg->u.error.message);
 		return;
 	case PROTO_CTL_LOGS:
-		proto_conn_send_error(c->conn, msg->id, "forbidden",
-		    "the proxy role may not read model logs");
+		/*
+		 * The tail of a log, for the web page (the proxy asks the
+		 * admin token first); never a follow, which would hold the
+		 * proxy's one link.
+		 */
+		if (msg->u.call.follow) {
+			proto_conn_send_error(c->conn, msg->id, "forbidden",
+			    "the proxy role may not follow model logs");
+			return;
+		}
+		control_call(c, msg);
 		return;
 	default:
 		if (proto_type_is_call(msg->type)) {

@@ -627,6 +627,8 @@ server_send_config(struct supervisor *sup, struct client *only)
 	pc->body_timeout_ms = conf->proxy.body_timeout_ms;
 	pc->keepalive_timeout_secs = conf->proxy.keepalive_timeout_secs;
 	pc->upstream_timeout_secs = conf->proxy.upstream_timeout_secs;
+	pc->ui_dir = conf->proxy.ui_dir;
+	pc->javascript_dir = conf->proxy.javascript_dir;
 	pc->api_keys.v = conf->proxy.api_keys;
 	pc->api_keys.n = conf->proxy.n_api_keys;
 	pc->admin_token = conf->proxy.admin_token;

@@ -188,12 +188,22 @@ def proxy_role_gets_config_and_state(env):
                          ("queued", mp_uint(3)), ("in_flight", mp_uint(2))])))
     wait_until(lambda: sup.model("b")["queue_depth"] == 3, 10, "demand recorded")
     check(sup.model("b")["in_flight"] == 2, sup.model("b"))
-    # The proxy may not read logs.
-    r.send(frame(mp_map([("t", mp_uint(314)), ("id", mp_uint(5)), ("model", mp_str("a"))])))
+    # The proxy may not follow a log (it would hold the proxy's link)...
+    r.send(frame(mp_map([("t", mp_uint(314)), ("id", mp_uint(5)), ("model", mp_str("a")),
+                         ("follow", b"\xc3")])))
     while True:
         p = r.frame()
         if mp_type(p) == T_ERROR:
-            check(b"may not read model logs" in p, p)
+            check(b"may not follow model logs" in p, p)
+            break
+    # ...but may read its tail, for the web page: log_data, then the reply.
+    r.send(frame(mp_map([("t", mp_uint(314)), ("id", mp_uint(6)), ("model", mp_str("a")),
+                         ("lines", mp_uint(5))])))
+    while True:
+        p = r.frame()
+        check(mp_type(p) != T_ERROR, p)
+        if mp_type(p) == T_REPLY:
+            check(b"end of log" in p, p)
             break
     # When the proxy goes, its counts go with it.
     r.close()

@@ -13,6 +13,7 @@ import json
 import re
 import signal
 import socket
+import subprocess
 
 import harness
 from harness import check, wait_until
@@ -94,6 +95,11 @@ def events_show_a_whole_switch(env):
     check(json_lines(live)[0]["seq"] > last and json_lines(live)[0]["kind"] == "mode",
           json_lines(live)[0])
     flipper.close()
+    # A reader that goes away (a closed pipe) ends it.
+    p = subprocess.run(["sh", "-c", '"$0" --socket "$1" events --since 0 | head -n 3',
+                        harness.binary("llmuxctl"), s.sup.socket],
+                       stdout=subprocess.PIPE, timeout=60)
+    check(p.returncode == 0 and len(p.stdout.splitlines()) == 3, p)
     # A bad id is refused before connecting.
     rc, out, err = s.sup.ctl("events", "--since", "12-x")
     check(rc == 2 and "bad event id" in err, (rc, err))

@@ -10,10 +10,13 @@
  * first replays what the supervisor still holds after ID (0: all it
  * holds). Also the subscription and the line format `llmuxctl top` uses.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "evstream.h"
@@ -142,7 +145,8 @@ events_subscribe(struct ctl *ctl, const struct proto_event_id *since,
 	return (CTL_EXIT_OK);
 }
 
-static void
+/* One event on stdout; -1 once stdout is gone (a closed pipe). */
+static int
 events_print(const struct proto_event *e, bool json)
 {
 	struct strbuf	 line = STRBUF_INIT;
@@ -158,7 +162,7 @@ events_print(const struct proto_event *e, bool json)
 		printf("%s\n", strbuf_str(&line));
 		strbuf_free(&line);
 	}
-	fflush(stdout);
+	return (fflush(stdout) == EOF || ferror(stdout) ? -1 : 0);
 }
 
 int
@@ -168,6 +172,7 @@ events_verb(struct ctl *ctl, int argc, char **argv)
 	struct proto_event_id	 since;
 	struct proto_msg	 m;
 	struct ctl_reply	 r;
+	struct pollfd		 pfd[2];
 	const char		*s;
 	char			 err[1024];
 	bool			 json = ctl->json, has_since = false;
@@ -191,21 +196,37 @@ events_verb(struct ctl *ctl, int argc, char **argv)
 		return (rc);
 	call_reply_free(&r);
 	for (;;) {
-		if ((rc = client_recv(&ctl->cl, &m, -1, err, sizeof(err))) <
-		    0) {
+		while ((rc = client_recv(&ctl->cl, &m, 0, err, sizeof(err))) ==
+		    1) {
+			if (m.type == PROTO_ERROR) {
+				fprintf(stderr, "llmuxctl: %s\n",
+				    m.u.error.message);
+				proto_msg_free(&m);
+				return (CTL_EXIT_FAILED);
+			}
+			if (m.type == PROTO_EVENT &&
+			    events_print(&m.u.event, json) != 0) {
+				/* Whoever read us stopped: that is the end. */
+				proto_msg_free(&m);
+				return (CTL_EXIT_OK);
+			}
+			proto_msg_free(&m);
+		}
+		if (rc < 0) {
 			fprintf(stderr, "llmuxctl: lost the connection to the "
 			    "supervisor: %s\n", err);
 			return (CTL_EXIT_UNREACHABLE);
 		}
-		if (rc == 0)
-			continue;
-		if (m.type == PROTO_EVENT)
-			events_print(&m.u.event, json);
-		else if (m.type == PROTO_ERROR) {
-			fprintf(stderr, "llmuxctl: %s\n", m.u.error.message);
-			proto_msg_free(&m);
+		/* Wait for the socket, and see a reader of stdout go. */
+		pfd[0].fd = ctl->cl.fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = STDOUT_FILENO;
+		pfd[1].events = 0;
+		if (poll(pfd, 2, -1) == -1 && errno != EINTR) {
+			fprintf(stderr, "llmuxctl: poll: %s\n", strerror(errno));
 			return (CTL_EXIT_FAILED);
 		}
-		proto_msg_free(&m);
+		if (pfd[1].revents & (POLLERR | POLLHUP))
+			return (CTL_EXIT_OK);
 	}
 }

@@ -478,8 +478,8 @@ top_draw(struct top *t)
 	t->dirty = false;
 }
 
-/* Not a terminal: the view as key=value lines. */
-static void
+/* Not a terminal: the view as key=value lines; -1 once stdout is gone. */
+static int
 top_print(struct top *t)
 {
 	struct strbuf	 b = STRBUF_INIT;
@@ -522,10 +522,10 @@ top_print(struct top *t)
 		    t->done[0].to : "-", t->done[0].ok ? "true" : "false",
 		    (unsigned long long)t->done[0].total_ms);
 	fputs(strbuf_str(&b), stdout);
-	fflush(stdout);
 	strbuf_free(&b);
 	t->dirty = false;
 	t->printed = now;
+	return (fflush(stdout) == EOF || ferror(stdout) ? -1 : 0);
 }
 
 /* ---- the terminal ------------------------------------------------------- */
@@ -660,7 +660,7 @@ top_timeout(struct top *t)
 static int
 top_run(struct top *t)
 {
-	struct pollfd	 pfd[3];
+	struct pollfd	 pfd[4];
 	char		 err[1024], c;
 	unsigned char	 sig;
 	int		 n, rc;
@@ -683,15 +683,19 @@ top_run(struct top *t)
 		if (t->tty && t->dirty && t->have_status)
 			top_draw(t);
 		else if (!t->tty && t->dirty && t->have_status &&
-		    clock_ms() - t->printed >= TOP_STATUS_MS)
-			top_print(t);
+		    clock_ms() - t->printed >= TOP_STATUS_MS &&
+		    top_print(t) != 0)
+			return (CTL_EXIT_OK);	/* nobody reads us any more */
 		pfd[0].fd = t->ctl->cl.fd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = top_sigpipe[0];
 		pfd[1].events = POLLIN;
 		pfd[2].fd = t->keys ? STDIN_FILENO : -1;
 		pfd[2].events = POLLIN;
-		n = poll(pfd, 3, top_timeout(t));
+		/* Lines into a pipe: see its reader go. */
+		pfd[3].fd = t->tty ? -1 : STDOUT_FILENO;
+		pfd[3].events = 0;
+		n = poll(pfd, 4, top_timeout(t));
 		if (n == -1 && errno != EINTR) {
 			top_leave(t);
 			fprintf(stderr, "llmuxctl: poll: %s\n", strerror(errno));
@@ -702,6 +706,8 @@ top_run(struct top *t)
 			t->dirty = true;
 			continue;
 		}
+		if (pfd[3].revents & (POLLERR | POLLHUP))
+			return (CTL_EXIT_OK);
 		if (pfd[1].revents & POLLIN) {
 			while ((rc = (int)read(top_sigpipe[0], &sig, 1)) == 1) {
 				if (sig == SIGWINCH) {

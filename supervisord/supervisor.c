@@ -130,7 +130,7 @@ supervisor_status_notify(struct supervisor *sup)
 		    off < len ? len - off : 0, "%s%s %s (%s)",
 		    any ? "; " : "", st[j].target >= 0 ? "switching" :
 		    "sleeping", name != NULL ? name : "?",
-		    switcher_phase_name(st[j].phase));
+		    switching_events_phase_name(st[j].phase));
 		any = true;
 	}
 	if (!any)

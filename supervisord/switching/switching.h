@@ -11,6 +11,7 @@
 #define LLMUX_SWITCHING_H
 
 #include "supervisord/core.h"
+#include "supervisord/switcher/switcher.h"
 
 struct switch_record;
 
@@ -48,6 +49,11 @@ const char *switching_pinned(struct supervisor *);
 struct model *switching_active(struct supervisor *);
 bool	 switching_admits(struct supervisor *, const struct model *);
 void	 switching_result_free(struct op_result *);
+
+/* ---- switching_events.c: the switches as events ------------------------ */
+
+/* A phase as the event stream and STATUS= name it (evict, not sleep). */
+const char *switching_events_phase_name(enum switcher_phase);
 
 /* ---- order.c: the operator's orders through the switcher --------------- */
 

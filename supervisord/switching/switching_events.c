@@ -14,7 +14,7 @@
 #include "switching_int.h"
 
 /* The phases as the stream names them (the switcher says "sleep"). */
-static const char *
+const char *
 switching_events_phase_name(enum switcher_phase p)
 {
 	switch (p) {

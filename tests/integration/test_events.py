@@ -13,10 +13,11 @@ import json
 import re
 import signal
 import socket
+import subprocess
 
 import harness
 from harness import check, wait_until
-from e2e_helpers import rss_kb
+from e2e_helpers import rss_kb, sanitized
 from events_helpers import Flipper, Reloader, Sse, Subscriber, metric
 from switch_helpers import Stack
 
@@ -94,6 +95,11 @@ def events_show_a_whole_switch(env):
     check(json_lines(live)[0]["seq"] > last and json_lines(live)[0]["kind"] == "mode",
           json_lines(live)[0])
     flipper.close()
+    # A reader that goes away (a closed pipe) ends it.
+    p = subprocess.run(["sh", "-c", '"$0" --socket "$1" events --since 0 | head -n 3',
+                        harness.binary("llmuxctl"), s.sup.socket],
+                       stdout=subprocess.PIPE, timeout=60)
+    check(p.returncode == 0 and len(p.stdout.splitlines()) == 3, p)
     # A bad id is refused before connecting.
     rc, out, err = s.sup.ctl("events", "--since", "12-x")
     check(rc == 2 and "bad event id" in err, (rc, err))
@@ -214,8 +220,11 @@ def slow_sse_reader_is_dropped(env):
     print("proxy VmRSS kB: before %d, at the drop and 60 reloads %d, %d events "
           "later %d" % (rss0, rss1, first - last, rss2))
     check(first - last > 3000, "many events: %d" % (first - last))
-    check(rss2 - rss1 < 2048, "RSS grew %d kB over those events" % (rss2 - rss1))
-    check(rss2 - rss0 < 16384, "RSS grew %d kB in all" % (rss2 - rss0))
+    # Under AddressSanitizer freed memory waits in a quarantine: RSS
+    # then says little (the drop itself is checked above).
+    if not sanitized(s.proxy.pid):
+        check(rss2 - rss1 < 2048, "RSS grew %d kB over those events" % (rss2 - rss1))
+        check(rss2 - rss0 < 16384, "RSS grew %d kB in all" % (rss2 - rss0))
     gen.close()
     s.stop_clean()
 
@@ -234,7 +243,8 @@ def socket_subscriber_that_never_reads_is_dropped(env):
     rss1 = rss_kb(s.sup.proc.pid)
     print("supervisor VmRSS kB: before %d, after the drop and 200 reloads %d"
           % (rss0, rss1))
-    check(rss1 - rss0 < 16384, "RSS grew %d kB" % (rss1 - rss0))
+    if not sanitized(s.sup.proc.pid):
+        check(rss1 - rss0 < 16384, "RSS grew %d kB" % (rss1 - rss0))
     gen.close()
     check(s.sup.ctl("status")[0] == 0, "the supervisor serves on")
     s.stop_clean()

@@ -28,6 +28,7 @@ MAN1        = llmuxctl.1 llmux-fakevllm.1 llmux-sim.1
 MAN5        = llmux.yaml.5
 MAN8        = llmux-supervisord.8 llmux-proxyd.8
 DOCS        = README.md $(wildcard docs/*.md)
+UI          = ui/index.html ui/app.js ui/style.css
 
 .PHONY: install deb rpm dist package-check
 install: all
@@ -55,6 +56,9 @@ install: all
 	$(INSTALL) -m 0644 etc/llmux.sysusers $(DESTDIR)$(SYSUSERSDIR)/llmux.conf
 	$(INSTALL) -m 0644 etc/llmux.tmpfiles $(DESTDIR)$(TMPFILESDIR)/llmux.conf
 	$(INSTALL) -m 0644 etc/llmuxctl.bash-completion $(DESTDIR)$(BASHCOMPDIR)/llmuxctl
+	@# The web page, which the proxy serves (its ui_dir).
+	$(INSTALL) -d $(DESTDIR)$(DATADIR)/llmux/ui
+	$(INSTALL) -m 0644 $(UI) $(DESTDIR)$(DATADIR)/llmux/ui/
 	$(INSTALL) -m 0644 $(MAN1:%=docs/man/%) $(DESTDIR)$(MANDIR)/man1/
 	$(INSTALL) -m 0644 $(MAN5:%=docs/man/%) $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 0644 $(MAN8:%=docs/man/%) $(DESTDIR)$(MANDIR)/man8/

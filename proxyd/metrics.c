@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -306,7 +307,8 @@ metrics_process_read(struct metrics_process *p)
 	struct dirent		*de;
 	struct rlimit		 rl;
 	char			 buf[1024], *s;
-	unsigned long long	 utime, stime, start, vsize, btime = 0;
+	struct timespec		 real, boot;
+	unsigned long long	 utime, stime, start, vsize;
 	long long		 rss;
 	long			 tick = sysconf(_SC_CLK_TCK);
 	long			 page = sysconf(_SC_PAGESIZE);
@@ -324,17 +326,21 @@ metrics_process_read(struct metrics_process *p)
 	    "%*d %*d %*d %*d %llu %llu %lld", &utime, &stime, &start, &vsize,
 	    &rss) != 5 || tick <= 0 || page <= 0)
 		return;
-	if ((f = fopen("/proc/stat", "r")) != NULL) {
-		while (fgets(buf, sizeof(buf), f) != NULL)
-			if (sscanf(buf, "btime %llu", &btime) == 1)
-				break;
-		fclose(f);
-	}
+	/*
+	 * The start is in ticks since boot; the boot's time is the wall
+	 * clock less CLOCK_BOOTTIME (the unit's ProcSubset=pid hides
+	 * /proc/stat and its btime).
+	 */
+	if (clock_gettime(CLOCK_REALTIME, &real) != 0 ||
+	    clock_gettime(CLOCK_BOOTTIME, &boot) != 0)
+		return;
 	p->have = true;
 	p->cpu_seconds = (double)(utime + stime) / (double)tick;
 	p->resident_bytes = rss > 0 ? (uint64_t)rss * (uint64_t)page : 0;
 	p->virtual_bytes = vsize;
-	p->start_time = (double)btime + (double)start / (double)tick;
+	p->start_time = (double)(real.tv_sec - boot.tv_sec) +
+	    (double)(real.tv_nsec - boot.tv_nsec) / 1e9 +
+	    (double)start / (double)tick;
 	if ((d = opendir("/proc/self/fd")) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.')

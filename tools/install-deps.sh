@@ -26,6 +26,9 @@ python3:/usr/bin/python3
 curl:/usr/bin/curl
 procps:/usr/bin/ps
 psmisc:/usr/bin/killall
+libjs-chart.js:/usr/share/javascript/chart.js/chart.min.js
+chromium:/usr/bin/chromium
+prometheus:/usr/bin/promtool
 "
 # Tools for `make fuzz`, `make asan`, `make bench`: installed on request.
 EXTRA_PKGS="

@@ -345,7 +345,7 @@ function lineChart(id, yTitle, type) {
 			elements: { point: { radius: 2 }, line: { borderWidth: 2 } },
 			scales: {
 				x: { type: 'linear', ticks: { maxTicksLimit: 7,
-					callback: (v) => clock(v) } },
+					maxRotation: 0, callback: (v) => clock(v) } },
 				y: { beginAtZero: true, title: { display: !!yTitle,
 					text: yTitle } },
 			},
@@ -368,25 +368,40 @@ function makeCharts() {
 	view.charts.switches.options.elements.point.radius = 4;
 }
 
-function setData(chart, datasets) {
+// A model keeps its colour in every chart (a GPU takes its number's).
+function colorOf(key) {
+	const names = Object.keys(view.models).sort();
+	const i = typeof key === 'number' ? key : names.indexOf(key);
+
+	return COLORS[(i < 0 ? names.length : i) % COLORS.length];
+}
+
+// Every chart shows the same span: the history kept, at least 5 minutes.
+const MIN_SPAN_MS = 5 * 60 * 1000;
+
+function setData(chart, datasets, span) {
 	if (!chart)
 		return;
-	chart.data.datasets = datasets.map((d, i) => Object.assign({
-		borderColor: COLORS[i % COLORS.length],
-		backgroundColor: COLORS[i % COLORS.length],
+	chart.data.datasets = datasets.map((d) => Object.assign({
+		borderColor: colorOf(d.key),
+		backgroundColor: colorOf(d.key),
 	}, d));
+	chart.options.scales.x.min = span.min;
+	chart.options.scales.x.max = span.max;
 	chart.update();
 }
 
 function drawHistory(h) {
 	const b = h.buckets || [];
+	const span = { max: h.now_ms };
+	span.min = Math.min(b.length ? b[0].t : h.now_ms, h.now_ms - MIN_SPAN_MS);
 	const per = (key, scale) => h.models.map((name, i) => ({
-		label: name,
+		label: name, key: name,
 		data: b.map((x) => ({ x: x.t, y: scale(x[key][i], x) })),
 	}));
 	setData(view.charts.requests, per('requests',
-		(v, x) => v / Math.max(x.span_ms, 1000) * 1000));
-	setData(view.charts.queue, per('queue', (v) => v));
+		(v, x) => v / Math.max(x.span_ms, 1000) * 1000), span);
+	setData(view.charts.queue, per('queue', (v) => v), span);
 	const gpus = new Map();
 	for (const x of b)
 		for (const g of x.gpus || []) {
@@ -396,7 +411,7 @@ function drawHistory(h) {
 		}
 	$('gpu-none').hidden = gpus.size > 0;
 	setData(view.charts.gpu, [...gpus.entries()].sort((a, c) => a[0] - c[0])
-		.map(([i, data]) => ({ label: 'GPU ' + i, data })));
+		.map(([i, data]) => ({ label: 'GPU ' + i, key: i, data })), span);
 	const targets = new Map();
 	for (const s of h.switches || []) {
 		if (!targets.has(s.to))
@@ -404,7 +419,7 @@ function drawHistory(h) {
 		targets.get(s.to).push({ x: s.t, y: s.ms / 1000 });
 	}
 	setData(view.charts.switches, [...targets.entries()].sort()
-		.map(([to, data]) => ({ label: '→ ' + to, data })));
+		.map(([to, data]) => ({ label: '→ ' + to, key: to, data })), span);
 }
 
 async function refreshHistory() {

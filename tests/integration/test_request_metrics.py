@@ -11,6 +11,7 @@ promtool is not installed (tools/install-deps.sh installs it)."""
 import json
 import shutil
 import subprocess
+import time
 
 import harness
 from harness import check, test
@@ -35,6 +36,7 @@ def usage_of_stream(events):
 
 @test
 def request_metrics_and_tokens(env):
+    started = time.time()
     s = Stack(env, {"a": {}, "b": {}}).start()
     # A non-streamed request: its usage.
     st, body = s.chat("a", text="hello there", max_tokens=7)
@@ -74,9 +76,12 @@ def request_metrics_and_tokens(env):
     check(m("llmux_request_duration_seconds_count", model="b") == 0, s.metrics())
     check(m("llmux_proxy_rejected_total", code="model_not_found") == 1, s.metrics())
     check(m("llmux_build_info", version=s.status()["supervisor"]["version"]) == 1, s.metrics())
-    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+    check(m("process_cpu_seconds_total") is not None, s.metrics())
+    for name in ("process_resident_memory_bytes", "process_virtual_memory_bytes",
                  "process_open_fds", "process_max_fds", "process_start_time_seconds"):
         check((m(name) or 0) > 0, "%s: %s" % (name, m(name)))
+    check(started - 5 <= m("process_start_time_seconds") <= time.time() + 5,
+          (started, m("process_start_time_seconds")))
     check(m("llmux_request_queue_wait_seconds_count", model="a") == 1, s.metrics())
 
     promtool = shutil.which("promtool")

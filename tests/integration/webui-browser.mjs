@@ -6,11 +6,16 @@
 // without the admin token, switches and reads a log with it, and takes a
 // screenshot. Prints one JSON line of what it saw.
 //
-//     node webui-browser.mjs CHROMIUM ADMIN_URL PROXY_URL TOKEN SCREENSHOT DEADLINE_MS
+//     node webui-browser.mjs CHROMIUM ADMIN_URL PROXY_URL TOKEN SCREENSHOT DEADLINE_MS A B C
+//
+// A is active at the start; a chat request switches to B; the buttons
+// switch to C.
 import puppeteer from 'puppeteer-core';
 
-const [, , chromium, adminURL, proxyURL, token, screenshot, deadlineArg] = process.argv;
+const [, , chromium, adminURL, proxyURL, token, screenshot, deadlineArg, A, B, C] =
+	process.argv;
 const deadline = Number(deadlineArg);
+const card = (m) => `.card[data-model="${m}"]`;
 const out = { console: [], offsite: [], steps: [] };
 let phase = 'load';
 
@@ -69,15 +74,15 @@ try {
 
 	// A chat request for b switches to it: the card follows from the events.
 	step('switch');
-	out.before = await page.$eval('.card[data-model="b"]', (c) => c.dataset.state);
-	out.chat_status = await chat('b');
+	out.before = await page.$eval(card(B), (c) => c.dataset.state);
+	out.chat_status = await chat(B);
 	const t0 = Date.now();
-	await page.waitForFunction(() => {
-		const c = document.querySelector('.card[data-model="b"]');
+	await page.waitForFunction((sel) => {
+		const c = document.querySelector(sel);
 		return c && c.dataset.state === 'ready';
-	}, { timeout: deadline, polling: 'mutation' });
+	}, { timeout: deadline, polling: 'mutation' }, card(B));
 	out.switch_seen_ms = Date.now() - t0;
-	out.a_after = await page.$eval('.card[data-model="a"]', (c) => c.dataset.state);
+	out.a_after = await page.$eval(card(A), (c) => c.dataset.state);
 	out.header = await page.$eval('#state', (e) => e.textContent);
 
 	// The charts: data in the Chart instances, pixels on the canvases.
@@ -103,25 +108,25 @@ try {
 
 	// Without the token: the switch is refused, and the page says so.
 	step('refusal');
-	await page.click('.card[data-model="c"] button[data-action="Switch"]');
+	await page.click(card(C) + ' button[data-action="Switch"]');
 	await page.waitForFunction(() => /Refused \(401\)/.test(
 		document.getElementById('notice').textContent), { timeout: 15000 });
 	out.refusal = await page.$eval('#notice', (e) => e.textContent);
-	out.c_after_refusal = await page.$eval('.card[data-model="c"]', (c) => c.dataset.state);
+	out.c_after_refusal = await page.$eval(card(C), (c) => c.dataset.state);
 
 	// With it: the switch is made, and a log can be read.
 	step('token');
 	await page.type('#token', token);
 	await page.click('#token-form button[type="submit"]');
-	await page.click('.card[data-model="c"] button[data-action="Switch"]');
-	await page.waitForFunction(() => {
-		const c = document.querySelector('.card[data-model="c"]');
+	await page.click(card(C) + ' button[data-action="Switch"]');
+	await page.waitForFunction((sel) => {
+		const c = document.querySelector(sel);
 		return c && c.dataset.state === 'ready';
-	}, { timeout: 30000 });
+	}, { timeout: 30000 }, card(C));
 	await page.waitForFunction(() => document.getElementById('notice').className === 'done',
 		{ timeout: 30000 });
 	out.switched = await page.$eval('#notice', (e) => e.textContent);
-	await page.select('#log-model', 'c');
+	await page.select('#log-model', C);
 	await page.click('#log-form button');
 	await page.waitForFunction(() => !/^loading/.test(
 		document.getElementById('log-text').textContent), { timeout: 15000 });

@@ -198,6 +198,13 @@ check "llmuxctl is refused to anyone else" bash -c \
     '! setpriv --reuid=mallory --regid=mallory --init-groups llmuxctl status'
 check "the control API answers" \
     curl -sf --max-time 10 "http://127.0.0.1:$aport/control/status"
+check "the web page is served from /usr/share/llmux/ui" bash -c \
+    "curl -sf --max-time 10 http://127.0.0.1:$aport/ui/ | grep -q '<title>llmux</title>'"
+if [ "$kind" = deb ]; then
+	check "Chart.js is served from /usr/share/javascript (libjs-chart.js)" \
+	    curl -sf -o /dev/null --max-time 10 \
+	    "http://127.0.0.1:$aport/javascript/chart.js/chart.min.js"
+fi
 
 # ---- restarts and reloads keep the model --------------------------------
 check "restart the supervisor" systemctl restart llmux-supervisord.service

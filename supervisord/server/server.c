@@ -336,10 +336,11 @@ server_client_close(struct proto_conn *conn, const char *reason, void *arg)
 		/* No proxy: nothing in flight, nothing queued. */
 		log_info("proxy disconnected peer=%s", c->name);
 		TAILQ_FOREACH(m, &sup->models, entry) {
-			if (m->queued == 0 && m->in_flight == 0)
-				continue;
+			bool	had = m->queued > 0 || m->in_flight > 0;
+
 			m->queued = m->in_flight = m->oldest_ms = 0;
-			events_queue(m);
+			if (had)
+				events_queue(m);
 		}
 	}
 	call_client_gone(c);

@@ -13,12 +13,15 @@
 set -eu
 
 # Debian package name, then a file or command that proves it is installed.
+# (libssl-dev: Debian's libevhtp-dev is built with TLS, and evhtp.h
+# includes OpenSSL's headers, but it does not depend on libssl-dev.)
 PKGS="
 build-essential:/usr/bin/gcc
 pkg-config:/usr/bin/pkg-config
 clang:/usr/bin/clang
 libevent-dev:/usr/include/event2/event.h
 libevhtp-dev:/usr/include/evhtp/evhtp.h
+libssl-dev:/usr/include/openssl/dh.h
 libmsgpack-dev:/usr/include/msgpack.h
 libyaml-dev:/usr/include/yaml.h
 libyajl-dev:/usr/include/yajl/yajl_parse.h

@@ -14,7 +14,9 @@ set -eu
 
 # Debian package name, then a file or command that proves it is installed.
 # (libssl-dev: Debian's libevhtp-dev is built with TLS, and evhtp.h
-# includes OpenSSL's headers, but it does not depend on libssl-dev.)
+# includes OpenSSL's headers, but it does not depend on libssl-dev. nodejs
+# and npm: test_openai_client.py runs the openai npm client, which npm
+# installs from the npm registry into build/npm.)
 PKGS="
 build-essential:/usr/bin/gcc
 pkg-config:/usr/bin/pkg-config
@@ -30,6 +32,8 @@ libcap-ng-dev:/usr/include/cap-ng.h
 libcurl4-openssl-dev:/usr/bin/curl-config
 check:/usr/include/check.h
 python3:/usr/bin/python3
+nodejs:/usr/bin/node
+npm:/usr/bin/npm
 curl:/usr/bin/curl
 procps:/usr/bin/ps
 psmisc:/usr/bin/killall

@@ -78,6 +78,16 @@ tar -C "$root" -xf "$base"
 git clone --quiet --no-local "$repo" "$root/src/llmux"
 git -C "$root/src/llmux" checkout --quiet --detach "$commit"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Where TLS goes through an intercepting proxy, node is given the site's
+# certificate authorities in NODE_EXTRA_CA_CERTS (npm fetches the openai
+# client for test_openai_client.py): the root gets the same. Nothing else
+# of the caller's environment goes in.
+site_env=
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+	cp "$NODE_EXTRA_CA_CERTS" "$root/etc/node-extra-ca.pem"
+	site_env=NODE_EXTRA_CA_CERTS=/etc/node-extra-ca.pem
+	echo "fresh-root: NODE_EXTRA_CA_CERTS ($NODE_EXTRA_CA_CERTS) copied in"
+fi
 
 mount -t proc proc "$root/proc"
 for m in sys dev; do
@@ -89,7 +99,7 @@ echo "fresh-root: make $targets"
 start=$(date +%s)
 rc=0
 # shellcheck disable=SC2086
-chroot "$root" env -i HOME=/root TERM="${TERM:-dumb}" \
+chroot "$root" env -i HOME=/root TERM="${TERM:-dumb}" $site_env \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     sh -c "cd /src/llmux && make $targets" || rc=$?
 end=$(date +%s)

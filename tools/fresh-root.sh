@@ -3,9 +3,12 @@
 # on a fresh Debian 12: a root made with `debootstrap --variant=minbase
 # bookworm`, plus make and git and nothing else, a fresh clone of this
 # repository's committed HEAD in it (/src/llmux), and `make check deb rpm
-# package-check` (or the TARGETs) run there, in a chroot with /proc, /sys
-# and /dev mounted (the install test boots its own roots inside it with
-# systemd-nspawn).
+# package-check` (or the TARGETs) run there. The root is entered in a
+# mount namespace of its own with pivot_root, not chroot: the kernel
+# refuses user namespaces to a chrooted process, and the install test's
+# containers (systemd-nspawn, inside this root) give the proxy one
+# (PrivateUsers=yes). /proc, /sys and /dev are the host's; the mounts
+# vanish with the namespace.
 #
 # The pristine root is kept as DIR/minbase.tar and unpacked afresh for
 # every run; the log is DIR/run.log. Needs root, debootstrap and the
@@ -28,7 +31,7 @@ root=$dir/root
 base=$dir/minbase.tar
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "fresh-root: needs root (debootstrap, chroot, mount)" >&2
+	echo "fresh-root: needs root (debootstrap, unshare, mount)" >&2
 	exit 1
 fi
 command -v debootstrap >/dev/null || {
@@ -38,17 +41,10 @@ command -v debootstrap >/dev/null || {
 mkdir -p "$dir"
 exec > >(tee "$dir/run.log") 2>&1
 
-# mounted ROOT: the mounts below ROOT, deepest first.
+# mounted ROOT: the host's mounts below ROOT (there should be none).
 mounted() {
-	awk -v r="$1" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/self/mounts |
-	    sort -r
+	awk -v r="$1" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/self/mounts
 }
-cleanup() {
-	for m in $(mounted "$root"); do
-		umount -l "$m" 2>/dev/null || true
-	done
-}
-trap cleanup EXIT
 
 if [ ! -f "$base" ]; then
 	echo "fresh-root: debootstrap --variant=minbase bookworm ($mirror)"
@@ -67,7 +63,6 @@ if [ ! -f "$base" ]; then
 fi
 
 echo "fresh-root: a fresh root in $root, llmux $commit in /src/llmux"
-cleanup
 if [ -n "$(mounted "$root")" ]; then
 	echo "fresh-root: still mounted below $root: $(mounted "$root" | tr '\n' ' ')" >&2
 	exit 1
@@ -89,19 +84,24 @@ if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
 	echo "fresh-root: NODE_EXTRA_CA_CERTS ($NODE_EXTRA_CA_CERTS) copied in"
 fi
 
-mount -t proc proc "$root/proc"
-for m in sys dev; do
-	mount --rbind "/$m" "$root/$m"
-	mount --make-rslave "$root/$m"
-done
-
 echo "fresh-root: make $targets"
 start=$(date +%s)
 rc=0
-# shellcheck disable=SC2086
-chroot "$root" env -i HOME=/root TERM="${TERM:-dumb}" $site_env \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    sh -c "cd /src/llmux && make $targets" || rc=$?
+# shellcheck disable=SC2016
+unshare --mount --propagation private env ROOT="$root" TARGETS="$targets" \
+    TERM="${TERM:-dumb}" SITE_ENV="$site_env" sh -ec '
+	mount --bind "$ROOT" "$ROOT"
+	mount -t proc proc "$ROOT/proc"
+	mount --rbind /sys "$ROOT/sys"
+	mount --rbind /dev "$ROOT/dev"
+	cd "$ROOT"
+	mkdir -p .old-root
+	pivot_root . .old-root
+	umount -l /.old-root
+	rmdir /.old-root
+	exec /usr/bin/env -i HOME=/root TERM="$TERM" $SITE_ENV \
+	    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	    sh -c "cd /src/llmux && make $TARGETS"' || rc=$?
 end=$(date +%s)
 echo "fresh-root: make $targets: exit $rc after $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s"
 exit $rc

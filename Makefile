@@ -19,8 +19,13 @@ BUILD     ?= build
 CC        ?= cc
 OPT       ?= -O2
 SAN       ?=
-PKGS       = libevent libevent_pthreads evhtp msgpack yajl yaml-0.1 libsystemd libcap-ng \
-             libcurl
+# The pkg-config packages the build uses, as a shell assignment (pkgs=...)
+# run once pkg-config is installed: msgpack-c 6 renamed its package (and
+# its library, -lmsgpack-c) from msgpack to msgpack-c, its headers kept
+# their names; the new name is used where it exists, else the old.
+PKGS_SH    = pkgs="libevent libevent_pthreads evhtp \
+             $$(pkg-config --exists msgpack-c && echo msgpack-c || echo msgpack) \
+             yajl yaml-0.1 libsystemd libcap-ng libcurl"
 WARN       = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral
 CFLAGS    ?= $(OPT) -g
@@ -46,8 +51,9 @@ all:
 $(BUILD)/deps.mk: tools/install-deps.sh
 	@mkdir -p $(BUILD)
 	@tools/install-deps.sh
-	@{ echo "PKG_CFLAGS = $$(pkg-config --cflags $(PKGS))"; \
-	   echo "PKG_LIBS = $$(pkg-config --libs $(PKGS))"; \
+	@$(PKGS_SH); pkg-config --print-errors --exists $$pkgs check && \
+	{ echo "PKG_CFLAGS = $$(pkg-config --cflags $$pkgs)"; \
+	   echo "PKG_LIBS = $$(pkg-config --libs $$pkgs)"; \
 	   echo "CHECK_CFLAGS = $$(pkg-config --cflags check)"; \
 	   echo "CHECK_LIBS = $$(pkg-config --libs check)"; } > $@.tmp && mv $@.tmp $@
 
@@ -94,7 +100,7 @@ all: $(BINS)
 
 # The pkg-config packages the build uses (packaging/rpm/llmux.spec asks).
 print-pkgs:
-	@echo $(PKGS)
+	@$(PKGS_SH); echo $$pkgs
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,9 +1,12 @@
 /*
  * output.c -- what llmuxctl prints: aligned tables, a progress line for
  * long operations (on stderr: redrawn in place on a terminal, one line per
- * phase otherwise), and reply bodies as JSON for --json.
+ * phase otherwise), reply bodies as JSON for --json, and errors: one
+ * "llmuxctl: ..." line on stderr, or with --json one {"error": "..."}
+ * document on stdout (the shape of the supervisor's own refusals).
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,15 +173,102 @@ output_progress_end(void)
 	progress.active = false;
 }
 
+/* --json, and whether an error document was printed (at most one is). */
+static bool	output_json_mode;
+static bool	output_json_error;
+
+void
+output_set_json(bool json)
+{
+	output_json_mode = json;
+}
+
 void
 output_json(const uint8_t *body, size_t len)
 {
 	char	*s = mpjson_string(body, len, 1);
 
 	if (s == NULL) {
-		fprintf(stderr, "llmuxctl: the reply is not valid msgpack\n");
+		output_error("the reply is not valid msgpack");
 		return;
 	}
 	printf("%s\n", s);
+	free(s);
+}
+
+/* {"KEY": "TEXT"} on stdout, through yajl's generator (it escapes). */
+static void
+output_json_text(const char *key, const char *text)
+{
+	const unsigned char	*buf;
+	size_t			 len;
+	yajl_gen		 g;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		return;
+	yajl_gen_config(g, yajl_gen_beautify, 1);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_string(g, (const unsigned char *)text, strlen(text));
+	yajl_gen_map_close(g);
+	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+		printf("%.*s%s", (int)len, (const char *)buf,
+		    len > 0 && buf[len - 1] == '\n' ? "" : "\n");
+	fflush(stdout);
+	yajl_gen_free(g);
+}
+
+static void
+output_verror(bool prefix, const char *fmt, va_list ap)
+{
+	char	*s;
+
+	if (vasprintf(&s, fmt, ap) == -1)
+		return;
+	if (!output_json_mode)
+		fprintf(stderr, "%s%s\n", prefix ? "llmuxctl: " : "", s);
+	else if (!output_json_error) {
+		output_json_error = true;
+		output_json_text("error", s);
+	}
+	free(s);
+}
+
+void
+output_error(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	output_verror(true, fmt, ap);
+	va_end(ap);
+}
+
+void
+output_usage(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	output_verror(false, fmt, ap);
+	va_end(ap);
+}
+
+void
+output_message(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1) {
+		va_end(ap);
+		return;
+	}
+	va_end(ap);
+	if (output_json_mode)
+		output_json_text("message", s);
+	else
+		printf("%s\n", s);
 	free(s);
 }

@@ -81,6 +81,7 @@ struct spawn_spec {
 char	**spawn_argv(const struct config *, const struct model_config *);
 char	**spawn_envp(char *const *base, const struct model_config *,
 	    bool criu);
+bool	  spawn_names_option(char *const *, const char *opt);
 bool	  spawn_names_served_model(char *const *);
 /* The first name the model is served as (its name, or extra_args'). */
 const char *spawn_served_name(const struct model_config *);

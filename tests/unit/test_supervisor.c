@@ -88,8 +88,8 @@ START_TEST(test_argv)
 	v = spawn_argv(c, &c->models[0]);
 	s = joined(v);
 	ck_assert_str_eq(s, "/opt/vllm/bin/vllm serve meta-llama/Llama-3.1-8B "
-	    "--port 8001 --enable-sleep-mode --served-model-name llama "
-	    "--max-model-len 8192");
+	    "--port 8001 --host 127.0.0.1 --enable-sleep-mode "
+	    "--served-model-name llama --max-model-len 8192");
 	free(s);
 	spawn_strv_free(v);
 
@@ -97,7 +97,7 @@ START_TEST(test_argv)
 	v = spawn_argv(c, &c->models[1]);
 	s = joined(v);
 	ck_assert_str_eq(s, "/opt/vllm/bin/vllm serve /models/q --port 8002 "
-	    "--enable-sleep-mode --served-model-name=other");
+	    "--host 127.0.0.1 --enable-sleep-mode --served-model-name=other");
 	free(s);
 	spawn_strv_free(v);
 	config_free(c);
@@ -109,8 +109,21 @@ START_TEST(test_argv)
 	    "    extra_args: [--max-num-seqs, \"8\"]\n");
 	v = spawn_argv(c, &c->models[0]);
 	s = joined(v);
+	ck_assert_str_eq(s, "vllm serve /m/l --port 8001 --host 127.0.0.1 "
+	    "--enable-sleep-mode --served-model-name llama gpt-4 llama-3 "
+	    "--max-num-seqs 8");
+	free(s);
+	spawn_strv_free(v);
+	config_free(c);
+
+	/* extra_args naming a host: theirs, not loopback. */
+	c = load("vllm_command: vllm\nmodels:\n  l:\n"
+	    "    model_path: /m/l\n    port: 8001\n"
+	    "    extra_args: [\"--host=0.0.0.0\"]\n");
+	v = spawn_argv(c, &c->models[0]);
+	s = joined(v);
 	ck_assert_str_eq(s, "vllm serve /m/l --port 8001 --enable-sleep-mode "
-	    "--served-model-name llama gpt-4 llama-3 --max-num-seqs 8");
+	    "--served-model-name l --host=0.0.0.0");
 	free(s);
 	spawn_strv_free(v);
 	config_free(c);

@@ -477,8 +477,9 @@ fv_args_parse(struct fv_opts *o, int argc, char **argv, char **cause)
 		o->names = xcalloc(1, sizeof(*o->names));
 		o->names[o->nnames++] = xstrdup(o->model);
 	}
+	/* vLLM's default: every address (llmux passes --host 127.0.0.1). */
 	if (o->host == NULL)
-		o->host = xstrdup("127.0.0.1");
+		o->host = xstrdup("0.0.0.0");
 	if (fast) {
 		o->startup_ms = o->sleep1_ms = o->sleep2_ms = 0;
 		o->wake_ms = o->reload_ms = o->token_ms = 0;

@@ -204,8 +204,7 @@ supervisor_free(struct supervisor *sup)
 		call_client_gone(c);
 		TAILQ_REMOVE(&sup->clients, c, entry);
 		proto_conn_free(c->conn);
-		free(c->groups);
-		free(c);
+		server_client_free(c);
 	}
 	for (i = 0; i < (int)(sizeof(sup->ev_sigs) / sizeof(sup->ev_sigs[0]));
 	    i++)

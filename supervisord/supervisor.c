@@ -72,6 +72,7 @@ static const struct server_ops supervisor_server_ops = {
 		[PROTO_ROLE_ADMIN] = supervisor_dispatch_ctl,
 	},
 	.proxy_changed = switching_proxy,
+	.proxy_gone = switching_proxy_gone,
 	.call_done = control_call_ended,
 };
 
@@ -344,11 +345,11 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 			    msg->u.demand.model);
 			return;
 		}
-		switching_demand(m, msg->u.demand.queued,
+		switching_demand(c, m, msg->u.demand.queued,
 		    msg->u.demand.in_flight, msg->u.demand.oldest_ms);
 		return;
 	case PROTO_DRAINED:
-		switching_drained(c->sup, msg->u.drain.model,
+		switching_drained(c, msg->u.drain.model,
 		    msg->u.drain.drain_id);
 		return;
 	case PROTO_ERROR:

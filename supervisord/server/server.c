@@ -378,19 +378,18 @@ server_client_close(struct proto_conn *conn, const char *reason, void *arg)
 {
 	struct client		*c = arg;
 	struct supervisor	*sup = c->sup;
-	struct model		*m;
 	bool			 proxy = c->hello && c->role == PROTO_ROLE_PROXY;
 
 	log_debug("peer gone peer=%s role=%s reason=\"%s\"", c->name,
 	    proto_role_name(c->role), reason);
-	if (proxy && server_count_role(sup, PROTO_ROLE_PROXY) == 1) {
-		/* No proxy: nothing in flight, nothing queued. */
+	if (proxy)
 		log_info("proxy disconnected peer=%s", c->name);
-		TAILQ_FOREACH(m, &sup->models, entry)
-			m->queued = m->in_flight = m->oldest_ms = 0;
-	}
 	call_client_gone(c);
 	TAILQ_REMOVE(&sup->clients, c, entry);
+	/* Its demand and the drains it owes go with it (switching/). */
+	if (proxy && sup->server_ops != NULL &&
+	    sup->server_ops->proxy_gone != NULL)
+		sup->server_ops->proxy_gone(c);
 	server_client_free(c);
 	if (proxy)
 		server_proxy_changed(sup);
@@ -402,6 +401,8 @@ server_client_free(struct client *c)
 {
 	if (c->ev_hello != NULL)
 		event_free(c->ev_hello);
+	if (c->books_free != NULL)
+		c->books_free(c->books);
 	free(c->groups);
 	free(c);
 }

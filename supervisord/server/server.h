@@ -14,6 +14,7 @@
 struct body;
 struct evict_report;
 struct logfollow;
+struct proxy_books;
 
 /* ---- server.c: the socket, its peers and pushes ------------------------ */
 
@@ -51,6 +52,9 @@ struct client {
 	struct event		*ev_hello;	/* until hello: its deadline */
 	struct logfollow	*follow;		/* its logs call, or NULL */
 	void			(*follow_free)(struct logfollow *);
+	/* A proxy's demand and the drains it owes (switching/proxies.c). */
+	struct proxy_books	*books;
+	void			(*books_free)(struct proxy_books *);
 	TAILQ_ENTRY(client)	 entry;
 };
 
@@ -63,6 +67,8 @@ struct server_ops {
 	void	(*dispatch[PROTO_ROLE_ADMIN + 1])(struct client *,
 		    struct proto_msg *);
 	void	(*proxy_changed)(struct supervisor *);
+	/* A proxy left, no longer among the peers, before proxy_changed. */
+	void	(*proxy_gone)(struct client *);
 	/* After the call's reply, before it is freed (call_done). */
 	void	(*call_done)(struct ctl_call *);
 };

@@ -85,6 +85,12 @@ bool	procfs_pid_maps_nvidia(pid_t);
 int	procfs_cgroup2_path(const char *, size_t, char *, size_t);
 /* The mount point of cgroup2 in a mountinfo text, or -1. */
 int	procfs_cgroup2_mount(const char *, size_t, char *, size_t);
+/* The inodes of LISTEN sockets on TCP port in a /proc/net/tcp{,6} text. */
+size_t	procfs_listen_inodes(const char *, size_t, uint16_t port,
+	    uint64_t *out, size_t max);
+/* The processes holding a socket that listens on TCP port (any address). */
+size_t	procfs_port_holders(uint16_t port, pid_t *out, size_t max,
+	    bool *listening);
 /* Read a whole small file (at most max bytes) into a new buffer. */
 char	*procfs_read_file(const char *, size_t max, size_t *len);
 /* "exited with status 1", "killed by signal 9 (Killed)" */

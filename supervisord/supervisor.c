@@ -146,7 +146,8 @@ supervisor_add_models(struct supervisor *sup)
 			m->pstate = MODEL_CHECKPOINTED;
 			m->images = xstrdup(m->cfg->checkpoint_path);
 			/* How it was put to sleep decides the wake's steps. */
-			if (criu_images_eviction(m->images, &m->sleeping) != 0)
+			if (criu_images_eviction(sup->conf, m->images,
+			    &m->sleeping) != 0)
 				m->sleeping = config_model_eviction(sup->conf,
 				    m->cfg);
 		}

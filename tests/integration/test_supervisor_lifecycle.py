@@ -49,8 +49,9 @@ def lazy_start_and_readiness(env):
     # How it was started.
     with open("/proc/%d/cmdline" % pid, "rb") as f:
         argv = f.read().split(b"\0")[:-1]
-    check(argv[1:6] == [b"serve", sup.model_path("a").encode(), b"--port",
-                        str(sup.ports["a"]).encode(), b"--enable-sleep-mode"], argv)
+    check(argv[1:8] == [b"serve", sup.model_path("a").encode(), b"--port",
+                        str(sup.ports["a"]).encode(), b"--host", b"127.0.0.1",
+                        b"--enable-sleep-mode"], argv)
     check(b"--served-model-name" in argv and argv[argv.index(b"--served-model-name") + 1] == b"a", argv)
     e = environ(pid)
     check(e.get(b"VLLM_SERVER_DEV_MODE") == b"1" and e.get(b"NO_COLOR") == b"1", e)

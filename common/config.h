@@ -78,7 +78,7 @@ struct checkpoint_config {
 	bool	 set;				/* the section is present */
 	char	*criu_path;			/* "criu" */
 	char	*cuda_plugin_dir;		/* "/usr/lib/criu/" */
-	char	*images_dir;			/* "/tmp/llmux-checkpoints" */
+	char	*images_dir;			/* NULL: state_dir/checkpoints */
 	char	*cuda_checkpoint_path;		/* "cuda-checkpoint" (seed; unused) */
 	bool	 keep_images;			/* true */
 	struct object_store_config object_store;

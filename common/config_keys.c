@@ -200,8 +200,9 @@ const struct config_key config_keys[] = {
 	  .max = 4096, .def = "/usr/lib/criu/",
 	  .doc = "the directory holding CRIU's CUDA plugin" },
 	{ "images_dir", CKPT(images_dir), .type = CT_STRING, .max = 4096,
-	  .def = "/tmp/llmux-checkpoints",
-	  .doc = "checkpoint images go to images_dir/MODEL/images" },
+	  .check = config_keys_check_path,
+	  .doc = "checkpoint images go to images_dir/MODEL/images; default "
+	  "state_dir/checkpoints" },
 	{ "cuda_checkpoint_path", CKPT(cuda_checkpoint_path),
 	  .type = CT_STRING, .max = 4096, .def = "cuda-checkpoint",
 	  .doc = "accepted for llmux 0.7 configs; llmux calls the driver API "

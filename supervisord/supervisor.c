@@ -72,6 +72,7 @@ static const struct server_ops supervisor_server_ops = {
 		[PROTO_ROLE_ADMIN] = supervisor_dispatch_ctl,
 	},
 	.proxy_changed = switching_proxy,
+	.proxy_gone = switching_proxy_gone,
 	.call_done = control_call_ended,
 };
 
@@ -145,7 +146,8 @@ supervisor_add_models(struct supervisor *sup)
 			m->pstate = MODEL_CHECKPOINTED;
 			m->images = xstrdup(m->cfg->checkpoint_path);
 			/* How it was put to sleep decides the wake's steps. */
-			if (criu_images_eviction(m->images, &m->sleeping) != 0)
+			if (criu_images_eviction(sup->conf, m->images,
+			    &m->sleeping) != 0)
 				m->sleeping = config_model_eviction(sup->conf,
 				    m->cfg);
 		}
@@ -204,8 +206,7 @@ supervisor_free(struct supervisor *sup)
 		call_client_gone(c);
 		TAILQ_REMOVE(&sup->clients, c, entry);
 		proto_conn_free(c->conn);
-		free(c->groups);
-		free(c);
+		server_client_free(c);
 	}
 	for (i = 0; i < (int)(sizeof(sup->ev_sigs) / sizeof(sup->ev_sigs[0]));
 	    i++)
@@ -345,11 +346,11 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 			    msg->u.demand.model);
 			return;
 		}
-		switching_demand(m, msg->u.demand.queued,
+		switching_demand(c, m, msg->u.demand.queued,
 		    msg->u.demand.in_flight, msg->u.demand.oldest_ms);
 		return;
 	case PROTO_DRAINED:
-		switching_drained(c->sup, msg->u.drain.model,
+		switching_drained(c, msg->u.drain.model,
 		    msg->u.drain.drain_id);
 		return;
 	case PROTO_ERROR:

@@ -27,7 +27,11 @@ int	criu_restore(struct model *, const char *dir, criu_cb,
 	    criu_progress_cb, void *);
 /* "Version: 4.1" (criu --version) to 4 and 1; -1 if none. */
 int	criu_parse_version(const char *, int *major, int *minor);
-/* The eviction a checkpoint directory's manifest records; -1 if none. */
-int	criu_images_eviction(const char *dir, struct eviction *);
+/*
+ * The eviction a checkpoint directory's manifest records; -1 if none, or
+ * if the directory is not one to trust (the restore says why).
+ */
+int	criu_images_eviction(const struct config *, const char *dir,
+	    struct eviction *);
 
 #endif

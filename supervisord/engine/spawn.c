@@ -58,18 +58,24 @@ spawn_strv_push(char **v, size_t *n, char *s)
 	return (v);
 }
 
+/* Do args name the option opt, as "opt VALUE" or "opt=VALUE"? */
 bool
-spawn_names_served_model(char *const *args)
+spawn_names_option(char *const *args, const char *opt)
 {
-	static const char	opt[] = "--served-model-name";
+	size_t	len = strlen(opt);
 
 	for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
-		if (strcmp(args[i], opt) == 0 ||
-		    (strncmp(args[i], opt, sizeof(opt) - 1) == 0 &&
-		    args[i][sizeof(opt) - 1] == '='))
+		if (strncmp(args[i], opt, len) == 0 &&
+		    (args[i][len] == '\0' || args[i][len] == '='))
 			return (true);
 	}
 	return (false);
+}
+
+bool
+spawn_names_served_model(char *const *args)
+{
+	return (spawn_names_option(args, "--served-model-name"));
 }
 
 const char *
@@ -89,8 +95,10 @@ spawn_served_name(const struct model_config *mc)
 }
 
 /*
- * vllm_command serve MODEL_PATH --port PORT --enable-sleep-mode
- * [--served-model-name NAME ALIAS...] EXTRA_ARGS...
+ * vllm_command serve MODEL_PATH --port PORT [--host 127.0.0.1]
+ * --enable-sleep-mode [--served-model-name NAME ALIAS...] EXTRA_ARGS...
+ * vLLM binds every address unless told: loopback, unless extra_args
+ * name a host (--check-config warns).
  */
 char **
 spawn_argv(const struct config *conf, const struct model_config *mc)
@@ -105,6 +113,10 @@ spawn_argv(const struct config *conf, const struct model_config *mc)
 	v = spawn_strv_push(v, &n, xstrdup("--port"));
 	xasprintf(&port, "%u", (unsigned)mc->port);
 	v = spawn_strv_push(v, &n, port);
+	if (!spawn_names_option(mc->extra_args, "--host")) {
+		v = spawn_strv_push(v, &n, xstrdup("--host"));
+		v = spawn_strv_push(v, &n, xstrdup("127.0.0.1"));
+	}
 	v = spawn_strv_push(v, &n, xstrdup("--enable-sleep-mode"));
 	/* Every alias too: the proxy forwards the body as the client sent it. */
 	if (!spawn_names_served_model(mc->extra_args)) {

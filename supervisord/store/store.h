@@ -74,20 +74,23 @@ int	manifest_encode(const struct manifest *, char **, size_t *);
 int	manifest_decode(const char *, size_t, struct manifest *, char *err,
 	    size_t errlen);
 void	manifest_free(struct manifest *);
-/* List and hash every image file of dir (not the manifest nor logs). */
-int	manifest_scan(const char *dir, struct manifest *, char *err,
-	    size_t errlen);
-/* Do dir's files match the manifest's list? -1 with the first difference. */
-int	manifest_verify(const char *dir, const struct manifest *, char *err,
-	    size_t errlen);
+/*
+ * The directory is a descriptor (base/fs.c's), dir its path for
+ * messages; every file is opened below it with O_NOFOLLOW.
+ * List and hash every image file (not the manifest nor logs).
+ */
+int	manifest_scan(int dirfd, const char *dir, struct manifest *,
+	    char *err, size_t errlen);
+/* Do its files match the manifest's list? -1 with the first difference. */
+int	manifest_verify(int dirfd, const char *dir, const struct manifest *,
+	    char *err, size_t errlen);
 /* Was it made on a machine like this one? -1 with the difference. */
 int	manifest_match(const struct manifest *image,
 	    const struct manifest *here, char *err, size_t errlen);
 /* Write DIR/llmux-manifest atomically; read it back. */
-int	manifest_write(const char *dir, const struct manifest *, char *err,
-	    size_t errlen);
-int	manifest_read(const char *dir, struct manifest *, char *err,
-	    size_t errlen);
+int	manifest_write(int dirfd, const char *dir, const struct manifest *,
+	    char *err, size_t errlen);
+int	manifest_read(int dirfd, struct manifest *, char *err, size_t errlen);
 /* Is this file name one the checksums cover? */
 bool	manifest_covers(const char *name);
 

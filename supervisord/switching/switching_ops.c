@@ -85,8 +85,10 @@ switching_op_drain(void *arg, int i)
 	msg.u.drain.drain_id = m->drain_id;
 	TAILQ_FOREACH(c, &sup->clients, entry) {
 		if (c->hello && c->role == PROTO_ROLE_PROXY &&
-		    proto_conn_send(c->conn, &msg) == 0)
+		    proto_conn_send(c->conn, &msg) == 0) {
+			proxies_drain_sent(c, m, m->drain_id);
 			m->drain_waiting++;
+		}
 	}
 	log_info("draining model=%s drain_id=%u proxies=%zu", m->name,
 	    m->drain_id, m->drain_waiting);

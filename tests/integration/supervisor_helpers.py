@@ -252,6 +252,29 @@ def proc_start_time(pid):
     return int(data[data.rindex(")") + 2:].split()[19])
 
 
+def listen_addresses(port):
+    """The addresses on which something listens on TCP port (from
+    /proc/net/tcp and tcp6), as "127.0.0.1", "0.0.0.0", "::"..."""
+    import ipaddress
+    out = set()
+    for name, width in (("tcp", 4), ("tcp6", 16)):
+        try:
+            with open("/proc/net/%s" % name) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            addr, hexport = fields[1].split(":")
+            if fields[3] != "0A" or int(hexport, 16) != port:
+                continue
+            raw = bytes.fromhex(addr)
+            # Each 32-bit word is in host (little-endian) order.
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            out.add(str(ipaddress.ip_address(raw)))
+    return out
+
+
 def alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:

@@ -19,6 +19,7 @@ import subprocess
 import harness
 from harness import check
 from gpu_helpers import FakeGPU, GpuSup, phases
+from supervisor_helpers import NOBODY
 from s3_helpers import (IMAGE_FILES, MANIFEST, images, latest_id, no_refusals, read,
                         s3_sup, stub_for, uploaded)
 from s3stub import EMPTY_SHA256, signature
@@ -143,9 +144,12 @@ def lazy_restore_from_the_store(env):
     shutil.rmtree(images(sup))
     # The model's eviction says stop; the manifest's (offload) decides
     # the steps after the restore.
+    # Its parent: the supervisor's, not writable by others (base/fs.c).
     parent = env.path("elsewhere")
     os.makedirs(parent)
-    os.chmod(parent, 0o777)
+    os.chmod(parent, 0o700)
+    if sup.unprivileged:
+        os.chown(parent, NOBODY, NOBODY)
     path = os.path.join(parent, "a-images")
     models = {"a": {"args": fake.args(1000), "eviction": "retain+stop",
                     "checkpoint_path": path}}

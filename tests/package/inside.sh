@@ -119,6 +119,8 @@ check "group llmux-admin (operators)" getent group llmux-admin
 check "/var/lib/llmux-engine belongs to llmux-engine, 750" \
     is "$(stat -c '%a %U %G' /var/lib/llmux-engine)" "750 llmux-engine llmux-engine"
 check "/run/llmux is 755 root:root" is "$(stat -c '%a %U %G' /run/llmux)" "755 root root"
+check "/var/lib/llmux/checkpoints (CRIU images) is 700 root:root" \
+    is "$(stat -c '%a %U %G' /var/lib/llmux/checkpoints)" "700 root root"
 check "/run/llmux lets llmux-admin use new sockets (default ACL)" bash -c \
     'getfacl -p /run/llmux | grep -qx "default:group:llmux-admin:rw-"'
 

@@ -51,7 +51,8 @@ START_TEST(test_defaults)
 	ck_assert(!cfg->checkpoint.set);
 	ck_assert_str_eq(cfg->checkpoint.criu_path, "criu");
 	ck_assert_str_eq(cfg->checkpoint.cuda_plugin_dir, "/usr/lib/criu/");
-	ck_assert_str_eq(cfg->checkpoint.images_dir, "/tmp/llmux-checkpoints");
+	/* Under the state directory: model_path_images_dir. */
+	ck_assert_ptr_null(cfg->checkpoint.images_dir);
 	ck_assert_str_eq(cfg->checkpoint.cuda_checkpoint_path,
 	    "cuda-checkpoint");
 	ck_assert(cfg->checkpoint.keep_images);

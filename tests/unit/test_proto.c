@@ -823,6 +823,40 @@ START_TEST(test_conn)
 }
 END_TEST
 
+START_TEST(test_conn_max_frame)
+{
+	struct conn_test	 a, b;
+	struct proto_conn	*ca, *cb;
+	struct proto_msg	 m;
+	int			 sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.base = b.base = event_base_new();
+	ca = proto_conn_new(a.base, sv[0], "a", on_msg, on_close, &a);
+	cb = proto_conn_new(a.base, sv[1], "b", on_msg, on_close, &b);
+	proto_conn_set_max_frame(cb, 64);
+
+	/* Within the limit: delivered. */
+	memset(&m, 0, sizeof(m));
+	m.type = PROTO_DEMAND;
+	m.u.demand.model = "x";
+	m.u.demand.queued = 1;
+	ck_assert_int_eq(proto_conn_send(ca, &m), 0);
+	loop_once(a.base);
+	ck_assert_int_eq(b.got, 1);
+
+	/* A frame of 65 bytes, before its payload: refused, closed. */
+	ck_assert_int_eq(write(proto_conn_fd(ca), "\0\0\0\x41", 4), 4);
+	while (b.closed == 0 || a.closed == 0)
+		loop_once(a.base);
+	ck_assert_ptr_nonnull(strstr(b.close_reason, "bad frame length"));
+	ck_assert_ptr_nonnull(strstr(a.last_error, "over 64 bytes"));
+	event_base_free(a.base);
+}
+END_TEST
+
 /* Frees its connection on the first message. */
 static void
 on_msg_free(struct proto_conn *c, struct proto_msg *m, void *arg)
@@ -885,6 +919,7 @@ main(void)
 	tcase_add_test(tc, test_strictness);
 	tcase_add_test(tc, test_truncation_everywhere);
 	tcase_add_test(tn, test_conn);
+	tcase_add_test(tn, test_conn_max_frame);
 	tcase_add_test(tn, test_conn_free_in_callback);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tn);

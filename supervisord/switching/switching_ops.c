@@ -446,9 +446,11 @@ switching_op_record(void *arg, const struct switch_record *r)
 	from = r->from >= 0 ? switcher_model_name(sup->switcher, r->from) :
 	    NULL;
 	to = r->to >= 0 ? switcher_model_name(sup->switcher, r->to) : NULL;
+	/* The metrics label nothing "" (a start from idle, a sleep), as
+	 * llmux 0.7 did; the log says none. */
+	stats_record(sup, from != NULL ? from : "", to != NULL ? to : "", r);
 	from = from != NULL ? from : "none";
 	to = to != NULL ? to : "none";
-	stats_record(sup, from, to, r);
 
 	for (i = 0; i < sup->n_watches; i++) {
 		if (sup->watches[i].target == r->to &&

@@ -86,7 +86,9 @@ struct switcher_ops {
 	void	(*warmup)(void *, int model);	/* NULL: no warm-up step */
 	/*
 	 * Before each wake: how much memory is free on the target's GPUs,
-	 * answered by switcher_room. NULL: no check, the wake goes at once.
+	 * answered by switcher_room. NULL: no check, the wake goes at once;
+	 * nor is a model suspended with cuda_suspend checked (its resume
+	 * places itself).
 	 */
 	void	(*check_room)(void *, int model);
 	/* Notifications. */

@@ -203,7 +203,13 @@ switcher_enter(struct switcher *sw, struct sw_switch *s,
 		s->target_was = t->state;
 		t->state = SWM_WAKING;
 		s->deadline_ms = now + limit + sw->params.wake_grace_ms;
-		if (sw->ops.check_room != NULL) {
+		/*
+		 * A CUDA resume needs what the model held, not its claim, and
+		 * finds its own room (at home or, allowed, on other GPUs).
+		 */
+		if (sw->ops.check_room != NULL &&
+		    !(s->target_was == SWM_SLEEPING &&
+		    t->slept_with.process == PROCESS_CUDA_SUSPEND)) {
 			/* switcher_room answers: wake, more victims, or fail. */
 			s->room_wait = true;
 			sw->ops.check_room(sw->arg, s->target);

@@ -846,6 +846,15 @@ START_TEST(test_room_refused)
 	ck_assert_int_eq(st.state, SWM_STOPPED);
 	ck_assert_int_gt(st.backoff_until_ms, 1100);
 	ck_assert_str_eq(st.last_error, last(CALL_FAILED)->reason);
+	/* A CUDA resume places itself: b, suspended, is woken unchecked. */
+	{
+		struct eviction cs = { WEIGHTS_RETAIN, PROCESS_CUDA_SUSPEND };
+
+		switcher_resync(f.sw, B, SWM_SLEEPING, &cs, 1200);
+	}
+	demand(B, 1, 0, 0, 1300);
+	ck_assert_uint_eq(count(CALL_ROOM, B), 0);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 1);
 	finish();
 }
 END_TEST

@@ -399,7 +399,10 @@ class Demo:
                 text = "switch to %s cancelled" % rec.get("to")
             else:
                 text = "model %s exited: %s" % (rec.get("model"), rec.get("reason"))
-            events.append((rec["t"], 1, text))
+            # The log's stamp is cut to the millisecond: the record was
+            # written within the next one, so it is placed there, never
+            # before the request (stamped exactly) that caused it.
+            events.append((rec["t"] + 0.001, 1, text))
         events.sort(key=lambda e: (e[0], e[1]))
         for t, _, text in events:
             print("  %s  %s" % (self.at(t), text))

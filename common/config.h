@@ -141,7 +141,7 @@ struct config {
 	bool		 admin_port_set;
 	char		*vllm_command;		/* "vllm" */
 	bool		 warmup;		/* false */
-	uint32_t	 startup_timeout_secs;	/* 600 */
+	uint32_t	 startup_timeout_secs;	/* 900 */
 	uint32_t	 max_sleeping;		/* 0: no cap */
 	uint32_t	 health_check_secs;	/* 10; 0: never */
 

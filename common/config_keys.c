@@ -67,7 +67,7 @@ const struct config_key config_keys[] = {
 	{ "warmup", TOP(warmup), .type = CT_BOOL, .def = "false",
 	  .doc = "start, test and put to sleep every model at startup" },
 	{ "startup_timeout_secs", TOP(startup_timeout_secs), .type = CT_U32,
-	  .min = 1, .max = 604800, .def = "600",
+	  .min = 1, .max = 604800, .def = "900",
 	  .doc = "how long a model may take to become healthy" },
 	{ "max_sleeping", TOP(max_sleeping), .type = CT_U32, .min = 0,
 	  .max = 1000, .def = "0",

@@ -1,7 +1,8 @@
 /*
  * output.c -- what llmuxctl prints: aligned tables, a progress line for
- * long operations (on stderr: redrawn in place on a terminal, one line per
- * phase otherwise), reply bodies as JSON for --json, and errors: one
+ * long operations (on stderr: redrawn in place on a terminal with the time
+ * spent in the phase, one line per phase otherwise with the time at which
+ * it began), reply bodies as JSON for --json, and errors: one
  * "llmuxctl: ..." line on stderr, or with --json one {"error": "..."}
  * document on stdout (the shape of the supervisor's own refusals).
  */
@@ -123,6 +124,12 @@ static struct {
 	int64_t	 at_ms;
 } progress;
 
+/*
+ * A terminal shows how long the call has been in the phase (each event
+ * begins one), so a phase is never shown with the time of the ones before
+ * it; a log gets a line per phase, with the time of the call at which it
+ * began ("at").
+ */
 static void
 output_progress_draw(void)
 {
@@ -130,13 +137,14 @@ output_progress_draw(void)
 	char		d[32], *nl;
 
 	if (progress.tty)
-		ms += (uint64_t)(clock_ms() - progress.at_ms);
+		ms = (uint64_t)(clock_ms() - progress.at_ms);
 	if ((nl = strchr(progress.detail, '\n')) != NULL)
 		*nl = '\0';
-	fprintf(stderr, "%s%s %s: %s %s%s%s%s", progress.tty ? "\r\033[K" : "",
+	fprintf(stderr, "%s%s %s: %s %s%s%s%s%s", progress.tty ? "\r\033[K" : "",
 	    progress.verb, progress.model, progress.phase,
-	    output_duration(ms, d, sizeof(d)), progress.detail[0] != '\0' ?
-	    " (" : "", progress.detail, progress.detail[0] != '\0' ? ")" : "");
+	    progress.tty ? "" : "at ", output_duration(ms, d, sizeof(d)),
+	    progress.detail[0] != '\0' ? " (" : "", progress.detail,
+	    progress.detail[0] != '\0' ? ")" : "");
 	if (!progress.tty)
 		fputc('\n', stderr);
 	fflush(stderr);

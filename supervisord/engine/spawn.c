@@ -167,9 +167,36 @@ spawn_env_private(const char *kv)
 }
 
 /*
+ * A model with `gpus:` sees those GPUs only, numbered as NVML numbers them
+ * (the PCI bus order, which CUDA follows with CUDA_DEVICE_ORDER=PCI_BUS_ID;
+ * its own default puts the fastest first).
+ */
+static char **
+spawn_env_gpus(char **v, size_t *n, const struct model_config *mc)
+{
+	char	*list = NULL, *kv, *next;
+
+	if (mc->n_gpus == 0 || mc->gpus == NULL)
+		return (v);
+	for (size_t i = 0; i < mc->n_gpus; i++) {
+		xasprintf(&next, "%s%s%d", list != NULL ? list : "",
+		    list != NULL ? "," : "", mc->gpus[i]);
+		free(list);
+		list = next;
+	}
+	v = spawn_env_put(v, n, "CUDA_DEVICE_ORDER=PCI_BUS_ID");
+	xasprintf(&kv, "CUDA_VISIBLE_DEVICES=%s", list);
+	v = spawn_env_put(v, n, kv);
+	free(kv);
+	free(list);
+	return (v);
+}
+
+/*
  * The supervisor's environment without its private variables, then
  * VLLM_SERVER_DEV_MODE=1 (enables /sleep, /wake_up, /collective_rpc,
- * /reset_prefix_cache) and NO_COLOR=1, then for CRIU models
+ * /reset_prefix_cache) and NO_COLOR=1, then CUDA_VISIBLE_DEVICES and
+ * CUDA_DEVICE_ORDER for a model with `gpus:`, then for CRIU models
  * UV_USE_IO_URING=0 and USE_LIBUV=0 (CRIU cannot dump io_uring), then the
  * model's own env:, which wins.
  */
@@ -187,6 +214,7 @@ spawn_envp(char *const *base, const struct model_config *mc, bool criu)
 	}
 	v = spawn_env_put(v, &n, "VLLM_SERVER_DEV_MODE=1");
 	v = spawn_env_put(v, &n, "NO_COLOR=1");
+	v = spawn_env_gpus(v, &n, mc);
 	if (criu) {
 		v = spawn_env_put(v, &n, "UV_USE_IO_URING=0");
 		v = spawn_env_put(v, &n, "USE_LIBUV=0");

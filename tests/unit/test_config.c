@@ -23,7 +23,7 @@ START_TEST(test_defaults)
 	ck_assert(!cfg->admin_port_set);
 	ck_assert_str_eq(cfg->vllm_command, "vllm");
 	ck_assert(!cfg->warmup);
-	ck_assert_uint_eq(cfg->startup_timeout_secs, 600);
+	ck_assert_uint_eq(cfg->startup_timeout_secs, 900);
 	ck_assert_uint_eq(cfg->max_sleeping, 0);
 	ck_assert_str_eq(cfg->supervisor_socket, "/run/llmux/supervisor.sock");
 	ck_assert_str_eq(cfg->user, "llmux-engine");
@@ -104,7 +104,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(m->ttl_secs, 0);
 	ck_assert(!m->preload);
 	ck_assert_uint_eq(m->startup_timeout_secs, 0);
-	ck_assert_uint_eq(config_model_startup_timeout(cfg, m), 600);
+	ck_assert_uint_eq(config_model_startup_timeout(cfg, m), 900);
 	ck_assert_uint_eq(m->pos.line, 2);
 	ck_assert_uint_eq(m->pos.col, 3);
 	config_free(cfg);

@@ -173,6 +173,30 @@ START_TEST(test_envp)
 	ck_assert_str_eq(env_get(v, "NO_COLOR"), "1");
 	ck_assert_str_eq(env_get(v, "UV_USE_IO_URING"), "0");
 	ck_assert_str_eq(env_get(v, "USE_LIBUV"), "0");
+	/* Without gpus: every GPU, as the environment has it. */
+	ck_assert_ptr_null(env_get(v, "CUDA_VISIBLE_DEVICES"));
+	ck_assert_ptr_null(env_get(v, "CUDA_DEVICE_ORDER"));
+	spawn_strv_free(v);
+	config_free(c);
+
+	/* gpus: those GPUs only, in NVML's (the PCI bus) order. */
+	c = load("gpu_count: 4\nmodels:\n  a:\n    model_path: /m/a\n"
+	    "    port: 8001\n    gpus: [1]\n  b:\n    model_path: /m/b\n"
+	    "    port: 8002\n    gpus: [3, 0]\n    extra_args: "
+	    "[--tensor-parallel-size, \"2\"]\n  c:\n    model_path: /m/c\n"
+	    "    port: 8003\n    gpus: [2]\n"
+	    "    env:\n      CUDA_VISIBLE_DEVICES: GPU-8f6b1a22\n");
+	base[0] = "CUDA_VISIBLE_DEVICES=0,1,2,3";
+	v = spawn_envp(base, &c->models[0], false);
+	ck_assert_str_eq(env_get(v, "CUDA_VISIBLE_DEVICES"), "1");
+	ck_assert_str_eq(env_get(v, "CUDA_DEVICE_ORDER"), "PCI_BUS_ID");
+	spawn_strv_free(v);
+	v = spawn_envp(base, &c->models[1], false);
+	ck_assert_str_eq(env_get(v, "CUDA_VISIBLE_DEVICES"), "3,0");
+	spawn_strv_free(v);
+	/* The model's own env: still wins. */
+	v = spawn_envp(base, &c->models[2], false);
+	ck_assert_str_eq(env_get(v, "CUDA_VISIBLE_DEVICES"), "GPU-8f6b1a22");
 	spawn_strv_free(v);
 	config_free(c);
 }

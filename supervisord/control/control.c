@@ -365,9 +365,11 @@ control_call(struct client *c, struct proto_msg *msg)
 	struct body		*b;
 	char			*text;
 
-	/* The roles' table (proto_call_access): the proxy forwards for
-	 * anyone who reached its admin port, and says whether the caller
-	 * presented the admin token. */
+	/*
+	 * The table of roles (proto_call_access): the proxy forwards for
+	 * anyone who reached its admin port, and says whether that caller
+	 * presented the admin token.
+	 */
 	if (!proto_call_allowed(msg->type, c->role, msg->u.call.authorized)) {
 		log_warnx("refusing a control call peer=%s role=%s call=%s "
 		    "authorized=%d", c->name, proto_role_name(c->role),

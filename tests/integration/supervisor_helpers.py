@@ -103,16 +103,17 @@ class Sup:
         env.procs.insert(0, reaper)
 
     def write_token(self, token):
-        """The admin token file, as the package makes it: readable by the
-        supervisor's user alone (its owner: nobody when unprivileged)."""
+        """The admin token file, as the package makes it: root's, mode 0640,
+        its group the supervisor's (nobody's, when it runs unprivileged), as
+        llmux-admin is in production."""
         self.token = token
         self.token_path = self.env.path("admin-token")
         tmp = self.token_path + ".tmp"
         with open(tmp, "w") as f:
             f.write(token + "\n")
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, 0o640)
         if self.unprivileged:
-            os.chown(tmp, NOBODY, NOBODY)
+            os.chown(tmp, 0, NOBODY)
         os.rename(tmp, self.token_path)
 
     def model_path(self, name):

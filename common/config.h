@@ -114,7 +114,8 @@ struct proxy_config {
 	uint32_t	 upstream_timeout_secs;	/* 600; 0: none */
 	char	       **api_keys;		/* NULL-terminated; none = open */
 	size_t		 n_api_keys;
-	char		*admin_token;		/* NULL: no token on admin port */
+	char		*admin_token;		/* inline, else admin_token_file's */
+	bool		 allow_unauthenticated;	/* public port, no api_keys */
 };
 
 /* GPU access: CUDA driver API and NVML, loaded with dlopen. */
@@ -149,6 +150,7 @@ struct config {
 	char		*user;			/* "llmux-engine" */
 	char		*proxy_user;		/* "llmux" */
 	char		*admin_group;		/* "llmux-admin" */
+	char		*admin_token_file;	/* "/etc/llmux/admin-token" */
 	char		*state_dir;		/* "/var/lib/llmux" */
 	char		*log_dir;		/* "/var/log/llmux" */
 	uint64_t	 model_log_max_bytes;	/* 64 MiB */

@@ -96,6 +96,11 @@ const struct config_key config_keys[] = {
 	{ "admin_group", TOP(admin_group), .type = CT_STRING, .max = 32,
 	  .def = "llmux-admin", .check = config_keys_check_user,
 	  .doc = "members may use every control command" },
+	{ "admin_token_file", TOP(admin_token_file), .type = CT_STRING,
+	  .flags = CK_NULLABLE, .max = 4096, .def = "/etc/llmux/admin-token",
+	  .check = config_keys_check_path,
+	  .doc = "the admin token, unless proxy.admin_token is written: "
+	  "root's, mode 0640, group admin_group; missing: none" },
 	{ "state_dir", TOP(state_dir), .type = CT_STRING, .max = 4096,
 	  .def = "/var/lib/llmux", .check = config_keys_check_path,
 	  .doc = "the supervisor's state journal lives here" },
@@ -247,7 +252,7 @@ const struct config_key config_keys[] = {
 
 	/* proxy: */
 	{ "listen_address", PROXY(listen_address), .type = CT_STRING,
-	  .max = 64, .def = "0.0.0.0", .check = config_keys_check_address,
+	  .max = 64, .def = "127.0.0.1", .check = config_keys_check_address,
 	  .doc = "the address of the API port" },
 	{ "admin_address", PROXY(admin_address), .type = CT_STRING,
 	  .max = 64, .def = "127.0.0.1", .check = config_keys_check_address,
@@ -290,8 +295,14 @@ const struct config_key config_keys[] = {
 	  .check = config_keys_check_token,
 	  .doc = "bearer tokens clients must send; none: open" },
 	{ "admin_token", PROXY(admin_token), .type = CT_STRING,
-	  .flags = CK_NULLABLE, .max = 1024, .check = config_keys_check_token,
-	  .doc = "a bearer token the control API requires; null: none" },
+	  .flags = CK_NULLABLE | CK_SECRET, .max = 256,
+	  .check = config_keys_check_token,
+	  .doc = "the bearer token of state-changing control calls; null: "
+	  "admin_token_file's" },
+	{ "allow_unauthenticated", PROXY(allow_unauthenticated),
+	  .type = CT_BOOL, .def = "false",
+	  .doc = "let the API port listen on a public address with no "
+	  "api_keys" },
 
 	/* gpu: */
 	{ "cuda_library", GPU(cuda_library), .type = CT_STRING, .max = 4096,

@@ -45,8 +45,9 @@ install: all
 	    $(DESTDIR)$(SBINDIR)/
 	$(INSTALL) -m 0755 $(BUILD)/bin/llmuxctl $(BUILD)/bin/llmux-fakevllm \
 	    $(BUILD)/bin/llmux-sim $(DESTDIR)$(BINDIR)/
-	@# What the packages' removal scripts run.
-	$(INSTALL) -m 0755 packaging/stop-models $(DESTDIR)$(LIBEXECDIR)/llmux/
+	@# What the packages' install and removal scripts run.
+	$(INSTALL) -m 0755 packaging/stop-models packaging/admin-token \
+	    $(DESTDIR)$(LIBEXECDIR)/llmux/
 	@# The configuration holds keys and tokens: root's alone. An existing
 	@# one is never overwritten.
 	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/llmux/llmux.yaml ]; then \

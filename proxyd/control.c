@@ -7,8 +7,11 @@
  *
  * The admin port is bound only once the config has arrived, and never on
  * an address that is not loopback unless the config's admin_address says
- * so. An admin token in the config is required as a bearer token on
- * /control/... paths.
+ * so. Reading (status, models, eviction, metrics) is open to whoever
+ * reaches the port; a call that changes state needs the admin token as a
+ * bearer token, and is forwarded saying so (authorized), which the
+ * supervisor checks; reload, the admin role's alone, is never forwarded
+ * (proto_call_access says which is which).
  */
 #include <sys/queue.h>
 
@@ -171,7 +174,8 @@ control_reply_cb(int status, const uint8_t *body, size_t len, void *arg)
 	else if (body == NULL)
 		control_reply_error(req, status, status == 504 ?
 		    "the supervisor did not answer in time" : status == 503 ?
-		    "the supervisor is unreachable" : "the call was refused");
+		    "the supervisor is unreachable" : status == 403 ?
+		    "the supervisor refused the call" : "the call was refused");
 	else if ((json = mpjson_string(body, len, 0)) == NULL)
 		control_reply_error(req, 502,
 		    "the supervisor sent a malformed reply");
@@ -350,25 +354,117 @@ control_parse(evhtp_request_t *req, enum proto_type type,
 	return (0);
 }
 
-/* Is the admin bearer token, if any, present? */
-static bool
-control_authorized(evhtp_request_t *req)
+/* What a request presents to change state (control_credential). */
+enum control_cred {
+	CRED_OK,		/* the admin token */
+	CRED_NONE,		/* no bearer token */
+	CRED_WRONG,		/* a bearer token that is not it */
+	CRED_UNSET,		/* no admin token is set: nothing is it */
+};
+
+/*
+ * The request's bearer token against the admin token, in a time that
+ * depends on the length of what was sent, never on the token.
+ */
+static enum control_cred
+control_credential(evhtp_request_t *req)
 {
 	const char	*auth, *tok = proxy_conf.admin_token;
-	size_t		 i, n;
-	unsigned char	 diff = 0;
+	size_t		 i, n, m;
+	unsigned char	 diff;
 
-	if (tok == NULL)
-		return (true);
+	if (tok == NULL || (n = strlen(tok)) == 0)
+		return (CRED_UNSET);
 	if ((auth = evhtp_header_find(req->headers_in, "Authorization")) ==
 	    NULL || strncasecmp(auth, "Bearer ", 7) != 0)
-		return (false);
+		return (CRED_NONE);
 	auth += 7;
-	if ((n = strlen(tok)) != strlen(auth))
+	m = strlen(auth);
+	diff = m != n;
+	for (i = 0; i < m; i++)
+		diff |= (unsigned char)auth[i] ^ (unsigned char)tok[i % n];
+	return (diff == 0 ? CRED_OK : CRED_WRONG);
+}
+
+/* {"error": {"message", "type", "param": null, "code"}}, as OpenAI's. */
+static void
+control_reply_denied(evhtp_request_t *req, int status, const char *type,
+    const char *code, const char *msg)
+{
+	yajl_gen		 g;
+	const unsigned char	*out;
+	size_t			 len;
+
+	g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"error", 5);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"message", 7);
+	yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
+	yajl_gen_string(g, (const unsigned char *)"type", 4);
+	yajl_gen_string(g, (const unsigned char *)type, strlen(type));
+	yajl_gen_string(g, (const unsigned char *)"param", 5);
+	yajl_gen_null(g);
+	yajl_gen_string(g, (const unsigned char *)"code", 4);
+	yajl_gen_string(g, (const unsigned char *)code, strlen(code));
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	evhtp_headers_add_header(req->headers_out,
+	    evhtp_header_new("Content-Type", "application/json", 0, 0));
+	if (status == 401)
+		evhtp_headers_add_header(req->headers_out, evhtp_header_new(
+		    "WWW-Authenticate", strcmp(code, "invalid_admin_token") ==
+		    0 ? "Bearer realm=\"llmux\", error=\"invalid_token\"" :
+		    "Bearer realm=\"llmux\"", 0, 0));
+	evbuffer_add(req->buffer_out, out, len);
+	evbuffer_add(req->buffer_out, "\n", 1);
+	evhtp_send_reply(req, status);
+	yajl_gen_free(g);
+}
+
+/*
+ * May the request make this call? Reading is open; changing state needs
+ * the admin token; what the admin role alone may do (reload) is never
+ * forwarded. Answers 401 or 403 and returns false when it may not.
+ */
+static bool
+control_allowed(evhtp_request_t *req, enum proto_type type, bool *authorized)
+{
+	enum proto_access	access = proto_call_access(type);
+	enum control_cred	cred = control_credential(req);
+
+	*authorized = cred == CRED_OK;
+	if (access == PROTO_ACCESS_READ || (access == PROTO_ACCESS_CHANGE &&
+	    cred == CRED_OK))
+		return (true);
+	switch (cred) {
+	case CRED_UNSET:
+		control_reply_denied(req, 401, "authentication_error",
+		    "admin_token_required", "this call changes state and "
+		    "needs the admin token, and none is set: the supervisor's "
+		    "admin_token_file (/etc/llmux/admin-token by default) is "
+		    "missing; use llmuxctl, or create the file and reload");
 		return (false);
-	for (i = 0; i < n; i++)
-		diff |= (unsigned char)tok[i] ^ (unsigned char)auth[i];
-	return (diff == 0);
+	case CRED_NONE:
+		control_reply_denied(req, 401, "authentication_error",
+		    "admin_token_required", "this call changes state: send the "
+		    "admin token as `Authorization: Bearer TOKEN` (it is in "
+		    "the supervisor's admin_token_file, /etc/llmux/admin-token "
+		    "by default, which root and the admin group may read)");
+		return (false);
+	case CRED_WRONG:
+		control_reply_denied(req, 401, "authentication_error",
+		    "invalid_admin_token", "the bearer token is not the admin "
+		    "token");
+		return (false);
+	default:
+		control_reply_denied(req, 403, "permission_error",
+		    "admin_role_required", "only llmuxctl, over the "
+		    "supervisor's socket, may make this call (llmuxctl reload, "
+		    "or systemctl reload llmux-supervisord)");
+		return (false);
+	}
 }
 
 static void
@@ -423,11 +519,9 @@ control_request_cb(evhtp_request_t *req, void *arg)
 		    "method not allowed" : "not found");
 		return;
 	}
-	if (!control_authorized(req)) {
-		control_reply_error(req, 401, "invalid or missing admin token");
-		return;
-	}
 	memset(&call, 0, sizeof(call));
+	if (!control_allowed(req, r->type, &call.authorized))
+		return;
 	if ((st = control_parse(req, r->type, &call, &tree, msg,
 	    sizeof(msg))) != 0) {
 		control_reply_error(req, st, msg);

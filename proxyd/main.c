@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 
 #define PROXY_GRACE_SECS	30
 #define PROXY_DEFAULT_SOCKET	"/run/llmux/supervisor.sock"
+#define PROXY_EXIT_CONFIG	78	/* EX_CONFIG: the unit does not restart */
 
 static struct event	*proxy_grace_ev;
 
@@ -47,6 +49,18 @@ usage(FILE *f)
 	    "from the config)\n"
 	    "  -v                      more logging (twice: debug)\n",
 	    PROXY_DEFAULT_SOCKET);
+}
+
+/* A config the proxy must not serve: say why, exit, and stay down. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+proxy_refuse(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, fmt, ap);
+	va_end(ap);
+	exit(PROXY_EXIT_CONFIG);
 }
 
 static void
@@ -87,10 +101,12 @@ static void
 proxy_link_config(const struct proto_config *c)
 {
 	bool	first = !proxy_conf.have;
+	char	why[512];
 
 	registry_apply_config(c);
+	if (front_apply_config(why, sizeof(why)) != 0)
+		proxy_refuse("%s", why);
 	route_apply_config(first);
-	front_apply_config();
 	control_apply_config();
 }
 

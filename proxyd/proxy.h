@@ -79,7 +79,8 @@ struct pconf {
 	uint32_t	 upstream_timeout_secs;	/* 0: none */
 	char		**api_keys;
 	size_t		 n_api_keys;
-	char		*admin_token;
+	char		*admin_token;	/* NULL: state changes refused */
+	bool		 allow_unauthenticated;	/* public port, no keys */
 };
 
 /* One configured model and what the proxy knows of its state. */
@@ -208,7 +209,7 @@ void		 front_init(void);
 int		 front_listen_fd(int fd);
 int		 front_listen(const char *addr, uint16_t port);
 bool		 front_listening(void);
-void		 front_apply_config(void);
+int		 front_apply_config(char *why, size_t len);
 void		 front_stop_accepting(void);
 uint32_t	 front_active_requests(void);
 void		 front_shutdown(void);
@@ -358,6 +359,7 @@ void		 link_shutdown(void);
 int		 listen_parse(const char *, char **addr, uint16_t *port);
 int		 listen_tcp(const char *addr, uint16_t port);
 bool		 listen_fd_is_loopback(int fd);
+const char	*listen_fd_name(int fd, char *buf, size_t len);
 bool		 listen_addr_is_loopback(const char *);
 
 #endif

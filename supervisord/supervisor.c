@@ -268,6 +268,11 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 	if (!sup->privileged)
 		log_info("running unprivileged: models run as uid %u, not as "
 		    "user %s", (unsigned)sup->uid, conf->user);
+	if (conf->proxy.admin_token == NULL)
+		log_info("no admin token: the admin port refuses every call "
+		    "that changes state (llmuxctl works over the socket) "
+		    "admin_token_file=%s", conf->admin_token_file != NULL ?
+		    conf->admin_token_file : "none");
 	cgroup_init(sup);
 	worker_init(sup);
 	store_init(sup);
@@ -356,10 +361,6 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 	case PROTO_ERROR:
 		log_warnx("error from the proxy code=%s message=\"%s\"",
 		    msg->u.error.code, msg->u.error.message);
-		return;
-	case PROTO_CTL_LOGS:
-		proto_conn_send_error(c->conn, msg->id, "forbidden",
-		    "the proxy role may not read model logs");
 		return;
 	default:
 		if (proto_type_is_call(msg->type)) {

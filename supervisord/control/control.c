@@ -365,6 +365,25 @@ control_call(struct client *c, struct proto_msg *msg)
 	struct body		*b;
 	char			*text;
 
+	/*
+	 * The table of roles (proto_call_access): the proxy forwards for
+	 * anyone who reached its admin port, and says whether that caller
+	 * presented the admin token.
+	 */
+	if (!proto_call_allowed(msg->type, c->role, msg->u.call.authorized)) {
+		log_warnx("refusing a control call peer=%s role=%s call=%s "
+		    "authorized=%d", c->name, proto_role_name(c->role),
+		    proto_type_name(msg->type) != NULL ?
+		    proto_type_name(msg->type) : "?", msg->u.call.authorized);
+		proto_conn_send_error(c->conn, msg->id, "forbidden", "%s: %s",
+		    proto_type_name(msg->type) != NULL ?
+		    proto_type_name(msg->type) : "?",
+		    proto_call_access(msg->type) == PROTO_ACCESS_CHANGE ?
+		    "the proxy may forward it only for a caller who "
+		    "presented the admin token" :
+		    "only the admin role (llmuxctl) may make this call");
+		return;
+	}
 	if (proto_call_fields(msg->type) & PROTO_F_MODEL) {
 		if ((m = model_find(sup, msg->u.call.model)) == NULL) {
 			ctl_not_found(c, msg->id, msg->u.call.model);

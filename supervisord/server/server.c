@@ -684,6 +684,7 @@ server_send_config(struct supervisor *sup, struct client *only)
 	pc->api_keys.v = conf->proxy.api_keys;
 	pc->api_keys.n = conf->proxy.n_api_keys;
 	pc->admin_token = conf->proxy.admin_token;
+	pc->allow_unauthenticated = conf->proxy.allow_unauthenticated;
 	TAILQ_FOREACH(c, &sup->clients, entry) {
 		if (only != NULL && c != only)
 			continue;

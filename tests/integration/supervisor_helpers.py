@@ -1,13 +1,15 @@
 """supervisor_helpers.py -- what the supervisor and llmuxctl scenarios share:
 a config with llmux-fakevllm models in a temp directory, a running
 llmux-supervisord on a temp socket (unprivileged: as `nobody` when the tests
-run as root, as the current user otherwise), llmuxctl calls, and a reaper
+run as root, as the current user otherwise) with an admin token file of its
+own, llmuxctl calls, and a reaper
 that kills every model process of the test at the end (the supervisor
 leaves them running when it exits, on purpose).
 """
 import http.client
 import json
 import os
+import secrets
 import signal
 import socket
 import struct
@@ -94,10 +96,25 @@ class Sup:
         self.user = user
         self.proc = None
         self.config_path = env.path("llmux.yaml")
+        self.write_token(secrets.token_hex(32))
         self.write_config(models, extra)
         reaper = Reaper(self.marker)
         # Stopped last: env.close stops processes in reverse order.
         env.procs.insert(0, reaper)
+
+    def write_token(self, token):
+        """The admin token file, as the package makes it: root's, mode 0640,
+        its group the supervisor's (nobody's, when it runs unprivileged), as
+        llmux-admin is in production."""
+        self.token = token
+        self.token_path = self.env.path("admin-token")
+        tmp = self.token_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(token + "\n")
+        os.chmod(tmp, 0o640)
+        if self.unprivileged:
+            os.chown(tmp, 0, NOBODY)
+        os.rename(tmp, self.token_path)
 
     def model_path(self, name):
         return "%s/%s" % (self.marker, name)
@@ -109,7 +126,8 @@ class Sup:
                  "log_dir: %s" % yaml_quote(self.log_dir),
                  "startup_timeout_secs: 60",
                  "admin_port: 0",
-                 "metrics_port: 0"]
+                 "metrics_port: 0",
+                 "admin_token_file: %s" % yaml_quote(self.token_path)]
         if self.user is not None:
             lines.append("user: %s" % self.user)
         lines.append("models:")

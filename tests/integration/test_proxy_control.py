@@ -1,8 +1,9 @@
 """test_proxy_control.py -- the admin port of llmux-proxyd: the seed's
 /control/* paths, each forwarded to the supervisor as one control call
 whose reply (status and JSON body) is passed through; request validation
-(400, 405, 404, 422); the admin token; /metrics with the proxy's own
-metrics and the supervisor's."""
+(400, 405, 404, 422); the admin token (reads open, changes 401 without
+it, forwarded as authorized with it, reload never forwarded); /metrics
+with the proxy's own metrics and the supervisor's."""
 import http.client
 import json
 import signal
@@ -20,7 +21,14 @@ STATUS_BODY = {"state": "active:a", "active_model": "a", "mode": {"mode": "auto"
                                 "process_state": "sleeping:Offload+KeepRunning"}}}
 
 
+TOKEN = "s3cret-admin-token"
+AUTH = {"Authorization": "Bearer " + TOKEN}
+
+
 def control_stack(env, **kw):
+    kw.setdefault("admin_token", TOKEN)
+    if kw["admin_token"] is None:
+        del kw["admin_token"]
     up = start_upstub(env, "a")
     st = Stack(env, [("a", up, []), ("b", up, [])],
                state_msg({"a": (READY_S, up, 1), "b": (SLEEPING, 0, 0)}), **kw)
@@ -57,6 +65,11 @@ def last_call(st, t):
     return st.sup.wait_msg(lambda m: m.get("t") == t, what="call %d" % t)
 
 
+def ctl(port, method, path, body=None, headers=AUTH):
+    """A control call with the admin token (unless headers say otherwise)."""
+    return harness.http_json(port, method, path, body, headers=headers)
+
+
 @test
 def status_passes_through(env):
     st = control_stack(env)
@@ -68,55 +81,58 @@ def status_passes_through(env):
 def calls_and_codes(env):
     st = control_stack(env)
     a = st.admin
-    check(harness.http_json(a, "POST", "/control/mode", {"mode": "manual"}) ==
+    check(ctl(a, "POST", "/control/mode", {"mode": "manual"}) ==
           (200, {"message": "Switched to manual mode"}))
-    check(last_call(st, fs.CTL_MODE)["mode"] == "manual")
-    status, obj = harness.http_json(a, "POST", "/control/mode", {"mode": "bogus"})
+    m = last_call(st, fs.CTL_MODE)
+    check(m["mode"] == "manual" and m["authorized"] is True, m)
+    status, obj = ctl(a, "POST", "/control/mode", {"mode": "bogus"})
     check(status == 400 and "Unknown mode" in obj["message"], repr(obj))
-    status, obj = harness.http_json(a, "POST", "/control/pin", {"model": "b"})
+    status, obj = ctl(a, "POST", "/control/pin", {"model": "b"})
     check(status == 200 and obj["message"] == "Pinned to model: b", repr(obj))
-    status, obj = harness.http_json(a, "POST", "/control/pin", {"model": "zz"})
+    status, obj = ctl(a, "POST", "/control/pin", {"model": "zz"})
     check(status == 404 and obj["error"] == "Model not found: zz", repr(obj))
-    status, obj = harness.http_json(a, "POST", "/control/unpin")
+    status, obj = ctl(a, "POST", "/control/unpin")
     check(status == 200 and "auto" in obj["message"], repr(obj))
-    status, obj = harness.http_json(a, "POST", "/control/switch", {"model": "a"})
+    status, obj = ctl(a, "POST", "/control/switch", {"model": "a"})
     check(status == 200, repr(obj))
     check(last_call(st, fs.CTL_SWITCH)["model"] == "a")
-    status, obj = harness.http_json(a, "GET", "/control/eviction")
+    status, obj = ctl(a, "GET", "/control/eviction")
     check(status == 200 and obj["models"]["a"]["eviction"]["weights"] == "offload", repr(obj))
-    status, obj = harness.http_json(a, "POST", "/control/eviction",
-                                    {"model": "a", "eviction": {"weights": "retain",
-                                                                "process": "cuda_suspend"}})
+    status, obj = ctl(a, "POST", "/control/eviction",
+                      {"model": "a", "eviction": {"weights": "retain", "process": "cuda_suspend"}})
     check(status == 200, repr(obj))
     check(last_call(st, fs.CTL_EVICTION_SET)["eviction"] == "retain+cuda_suspend")
-    status, obj = harness.http_json(a, "POST", "/control/sleep", {"model": "b", "eviction": 2})
+    status, obj = ctl(a, "POST", "/control/sleep", {"model": "b", "eviction": 2})
     check(status == 200, repr(obj))
     check(last_call(st, fs.CTL_SLEEP)["eviction"] == "discard+keep_running")
-    check(harness.http_json(a, "POST", "/control/wake", {"model": "b"})[0] == 200)
-    check(harness.http_json(a, "POST", "/control/checkpoint", {"model": "b"})[0] == 200)
-    check(harness.http_json(a, "POST", "/control/restore", {"model": "b"})[0] == 200)
-    status, obj = harness.http_json(a, "POST", "/control/validate",
-                                    {"model": "b", "policies": ["1", "offload+keep_running"]})
+    check(ctl(a, "POST", "/control/wake", {"model": "b"})[0] == 200)
+    check(ctl(a, "POST", "/control/checkpoint", {"model": "b"})[0] == 200)
+    check(ctl(a, "POST", "/control/restore", {"model": "b"})[0] == 200)
+    status, obj = ctl(a, "POST", "/control/validate",
+                      {"model": "b", "policies": ["1", "offload+keep_running"]})
     check(status == 200, repr(obj))
     check(last_call(st, fs.CTL_VALIDATE)["policies"] == ["1", "offload+keep_running"])
-    check(harness.http_json(a, "POST", "/control/reload")[0] == 200)
+    # reload is the admin role's alone: never forwarded, even with the token.
+    status, obj = ctl(a, "POST", "/control/reload")
+    check(status == 403 and obj["error"]["code"] == "admin_role_required", repr(obj))
+    check(not st.sup.of_type(fs.CTL_RELOAD), "reload reached the supervisor")
 
 
 @test
 def bad_control_requests(env):
     st = control_stack(env)
     a = st.admin
-    check(harness.http_json(a, "GET", "/control/nope")[0] == 404)
-    check(harness.http_json(a, "GET", "/control/pin")[0] == 405)
-    check(harness.http_json(a, "POST", "/control/status")[0] == 405)
-    status, _, _ = harness.http(a, "POST", "/control/pin", b"{not json")
+    check(ctl(a, "GET", "/control/nope")[0] == 404)
+    check(ctl(a, "GET", "/control/pin")[0] == 405)
+    check(ctl(a, "POST", "/control/status")[0] == 405)
+    status, _, _ = harness.http(a, "POST", "/control/pin", b"{not json", headers=AUTH)
     check(status == 400, "bad json %d" % status)
-    check(harness.http_json(a, "POST", "/control/pin", {})[0] == 422)
-    check(harness.http_json(a, "POST", "/control/pin", {"model": 5})[0] == 422)
-    check(harness.http_json(a, "POST", "/control/eviction", {"model": "a"})[0] == 422)
-    check(harness.http_json(a, "POST", "/control/eviction",
+    check(ctl(a, "POST", "/control/pin", {})[0] == 422)
+    check(ctl(a, "POST", "/control/pin", {"model": 5})[0] == 422)
+    check(ctl(a, "POST", "/control/eviction", {"model": "a"})[0] == 422)
+    check(ctl(a, "POST", "/control/eviction",
                             {"model": "a", "eviction": {"weights": "x", "process": "stop"}})[0] == 422)
-    check(harness.http_json(a, "POST", "/control/mode", {"mode": 1})[0] == 422)
+    check(ctl(a, "POST", "/control/mode", {"mode": 1})[0] == 422)
     check(not st.sup.of_type(fs.CTL_PIN), "nothing bad reached the supervisor")
 
 
@@ -127,20 +143,82 @@ def supervisor_slow_or_silent(env):
     st.sup.handlers[fs.CTL_STATUS] = None
     st.sup.handlers[fs.CTL_WAKE] = lambda m: st.sup.send({"t": fs.ERROR, "id": m["id"],
                                                           "code": "bad", "message": "no"})
-    status, obj = harness.http_json(st.admin, "POST", "/control/wake", {"model": "a"})
+    status, obj = ctl(st.admin, "POST", "/control/wake", {"model": "a"})
     check(status == 500 and "error" in obj, repr(obj))
+    # A refusal by the supervisor's table of roles is a 403.
+    st.sup.handlers[fs.CTL_SWITCH] = lambda m: st.sup.send({"t": fs.ERROR, "id": m["id"],
+                                                            "code": "forbidden", "message": "no"})
+    status, obj = ctl(st.admin, "POST", "/control/switch", {"model": "a"})
+    check(status == 403 and "refused" in obj["error"], repr(obj))
+
+
+STATE_CHANGING = [("POST", "/control/mode", {"mode": "manual"}),
+                  ("POST", "/control/pin", {"model": "a"}),
+                  ("POST", "/control/unpin", None),
+                  ("POST", "/control/switch", {"model": "a"}),
+                  ("POST", "/control/eviction", {"model": "a", "eviction": 1}),
+                  ("POST", "/control/sleep", {"model": "a"}),
+                  ("POST", "/control/wake", {"model": "a"}),
+                  ("POST", "/control/checkpoint", {"model": "a"}),
+                  ("POST", "/control/restore", {"model": "a"}),
+                  ("POST", "/control/validate", {"model": "a"}),
+                  ("POST", "/control/reload", None)]
+READ_ONLY = [("GET", "/control/status"), ("GET", "/control/models"),
+             ("GET", "/control/eviction"), ("GET", "/metrics")]
+
+
+def check_denied(status, hdrs, data, code):
+    obj = json.loads(data)
+    check(status == 401, "%d %r" % (status, obj))
+    check(hdrs.get("www-authenticate", "").startswith("Bearer"), repr(hdrs))
+    e = obj["error"]
+    check(e["type"] == "authentication_error" and e["code"] == code and
+          e["param"] is None and e["message"], repr(obj))
 
 
 @test
 def admin_token(env):
-    st = control_stack(env, admin_token="s3cret")
-    status, obj = harness.http_json(st.admin, "GET", "/control/status")
-    check(status == 401, repr(obj))
-    status, obj = harness.http_json(st.admin, "GET", "/control/status",
-                                    headers={"Authorization": "Bearer s3cret"})
-    check(status == 200 and obj == STATUS_BODY, repr(obj))
-    # /metrics stays readable for scrapers on the loopback admin port.
-    check(harness.http(st.admin, "GET", "/metrics")[0] == 200)
+    st = control_stack(env)
+    st.sup.handlers[fs.CTL_MODELS] = lambda m: (200, {"models": []})
+    # Reads: open, with or without a token.
+    for method, path in READ_ONLY:
+        check(harness.http(st.admin, method, path)[0] == 200, path)
+    check(ctl(st.admin, "GET", "/control/status", headers={}) == (200, STATUS_BODY))
+    # Changes: 401 without the token and with a wrong one; nothing forwarded.
+    for method, path, body in STATE_CHANGING:
+        check_denied(*harness.http(st.admin, method, path, body), "admin_token_required")
+        check_denied(*harness.http(st.admin, method, path, body,
+                                   headers={"Authorization": "Bearer " + TOKEN + "x"}),
+                     "invalid_admin_token")
+        check_denied(*harness.http(st.admin, method, path, body,
+                                   headers={"Authorization": "Bearer " + TOKEN[:-1]}),
+                     "invalid_admin_token")
+        check_denied(*harness.http(st.admin, method, path, body,
+                                   headers={"Authorization": TOKEN}), "admin_token_required")
+    check(not [m for m in st.sup.msgs if m.get("t", 0) >= fs.CTL_MODE and
+               m.get("t") not in (fs.CTL_MODELS, fs.CTL_EVICTION_GET, fs.CTL_METRICS,
+                                  fs.CTL_STATUS)],
+          "a refused call reached the supervisor")
+    # With it: forwarded, and the supervisor is told the caller had it.
+    check(ctl(st.admin, "POST", "/control/wake", {"model": "a"})[0] == 200)
+    check(last_call(st, fs.CTL_WAKE)["authorized"] is True)
+    # Reads are forwarded without it, and say so.
+    harness.http(st.admin, "GET", "/control/eviction")
+    check(not last_call(st, fs.CTL_EVICTION_GET).get("authorized"))
+
+
+@test
+def no_admin_token_no_changes(env):
+    # No token in the config (the admin_token_file is missing): every
+    # state-changing call is refused, reads still answer.
+    st = control_stack(env, admin_token=None)
+    check(ctl(st.admin, "GET", "/control/status", headers={})[0] == 200)
+    for method, path, body in STATE_CHANGING:
+        for headers in ({}, AUTH):
+            status, hdrs, data = harness.http(st.admin, method, path, body, headers=headers)
+            check_denied(status, hdrs, data, "admin_token_required")
+            check("none is set" in json.loads(data)["error"]["message"], data)
+    check(not st.sup.of_type(fs.CTL_WAKE) and not st.sup.of_type(fs.CTL_MODE))
 
 
 @test
@@ -217,8 +295,8 @@ def admin_connections_open_at_exit(env):
     check(r.status == 200 and json.loads(r.read()) == STATUS_BODY)
     waiting = socket.create_connection(("127.0.0.1", st.admin), timeout=10)
     body = b'{"model": "a"}'
-    waiting.sendall(b"POST /control/switch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                    % len(body) + body)
+    waiting.sendall(b"POST /control/switch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                    b"Content-Length: %d\r\n\r\n" % (TOKEN.encode(), len(body)) + body)
     last_call(st, fs.CTL_SWITCH)
     st.proxy.signal(signal.SIGTERM)
     check(st.proxy.wait(30) == 0, "the proxy exits cleanly:\n" + st.proxy.output()[-4000:])

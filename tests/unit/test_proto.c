@@ -132,6 +132,7 @@ START_TEST(test_roundtrip_config)
 	in.u.config.port = 3000;
 	in.u.config.admin_port = 3001;
 	in.u.config.listen_address = "0.0.0.0";
+	in.u.config.allow_unauthenticated = true;
 	in.u.config.request_timeout_secs = 300;
 	in.u.config.max_queue_per_model = 16384;
 	in.u.config.max_body_bytes = (uint64_t)32 << 20;
@@ -168,6 +169,7 @@ START_TEST(test_roundtrip_config)
 	ck_assert_uint_eq(out.u.config.api_keys.n, 1);
 	ck_assert_str_eq(out.u.config.api_keys.v[0], "sk-1");
 	ck_assert_ptr_null(out.u.config.admin_token);
+	ck_assert(out.u.config.allow_unauthenticated);
 	proto_msg_free(&out);
 }
 END_TEST
@@ -277,6 +279,7 @@ START_TEST(test_roundtrip_calls)
 		in.u.call.no_warmup = true;
 		in.u.call.follow = true;
 		in.u.call.lines = 50;
+		in.u.call.authorized = true;
 		ck_assert(proto_type_is_call(t));
 		roundtrip(&in, &out);
 		ck_assert_str_eq(out.u.call.model, "m");
@@ -290,6 +293,7 @@ START_TEST(test_roundtrip_calls)
 		ck_assert(out.u.call.no_warmup);
 		ck_assert(out.u.call.follow);
 		ck_assert_uint_eq(out.u.call.lines, 50);
+		ck_assert(out.u.call.authorized);
 		proto_msg_free(&out);
 	}
 	ck_assert_int_eq(proto_call_by_name("switch"), PROTO_CTL_SWITCH);
@@ -306,7 +310,57 @@ START_TEST(test_roundtrip_calls)
 	ck_assert_ptr_null(out.u.call.model);
 	ck_assert(!out.u.call.has_eviction);
 	ck_assert_uint_eq(out.u.call.policies.n, 0);
+	ck_assert(!out.u.call.authorized);
 	proto_msg_free(&out);
+}
+END_TEST
+
+/* Which calls each role may make (catalogue.c's table). */
+START_TEST(test_call_access)
+{
+	static const enum proto_type read[] = { PROTO_CTL_STATUS,
+	    PROTO_CTL_MODELS, PROTO_CTL_EVICTION_GET, PROTO_CTL_METRICS,
+	    PROTO_CTL_SUBSCRIBE };
+	static const enum proto_type change[] = { PROTO_CTL_MODE,
+	    PROTO_CTL_PIN, PROTO_CTL_UNPIN, PROTO_CTL_SWITCH,
+	    PROTO_CTL_EVICTION_SET, PROTO_CTL_SLEEP, PROTO_CTL_WAKE,
+	    PROTO_CTL_CHECKPOINT, PROTO_CTL_RESTORE, PROTO_CTL_VALIDATE };
+	static const enum proto_type admin[] = { PROTO_CTL_RELOAD,
+	    PROTO_CTL_LOGS };
+	enum proto_type	t;
+	size_t		i, n = 0;
+
+	for (i = 0; i < sizeof(read) / sizeof(read[0]); i++, n++) {
+		ck_assert_int_eq(proto_call_access(read[i]), PROTO_ACCESS_READ);
+		ck_assert(proto_call_allowed(read[i], PROTO_ROLE_PROXY, false));
+		ck_assert(proto_call_allowed(read[i], PROTO_ROLE_ADMIN, false));
+		ck_assert(!proto_call_allowed(read[i], PROTO_ROLE_NONE, true));
+	}
+	for (i = 0; i < sizeof(change) / sizeof(change[0]); i++, n++) {
+		ck_assert_int_eq(proto_call_access(change[i]),
+		    PROTO_ACCESS_CHANGE);
+		ck_assert(!proto_call_allowed(change[i], PROTO_ROLE_PROXY,
+		    false));
+		ck_assert(proto_call_allowed(change[i], PROTO_ROLE_PROXY,
+		    true));
+		ck_assert(proto_call_allowed(change[i], PROTO_ROLE_ADMIN,
+		    false));
+	}
+	for (i = 0; i < sizeof(admin) / sizeof(admin[0]); i++, n++) {
+		ck_assert_int_eq(proto_call_access(admin[i]),
+		    PROTO_ACCESS_ADMIN);
+		ck_assert(!proto_call_allowed(admin[i], PROTO_ROLE_PROXY,
+		    true));
+		ck_assert(proto_call_allowed(admin[i], PROTO_ROLE_ADMIN,
+		    false));
+	}
+	/* Every call is in one of the lists above. */
+	for (t = PROTO_CTL_STATUS; t <= PROTO_CTL_SUBSCRIBE; t++)
+		ck_assert(proto_type_is_call(t));
+	ck_assert_uint_eq(n, PROTO_CTL_SUBSCRIBE - PROTO_CTL_STATUS + 1);
+	/* What is not a call is no one's to make. */
+	ck_assert(!proto_call_allowed(PROTO_DEMAND, PROTO_ROLE_ADMIN, true));
+	ck_assert(!proto_call_allowed(PROTO_REPLY, PROTO_ROLE_PROXY, true));
 }
 END_TEST
 
@@ -910,6 +964,7 @@ main(void)
 	tcase_add_test(tc, test_roundtrip_config);
 	tcase_add_test(tc, test_roundtrip_data_plane);
 	tcase_add_test(tc, test_roundtrip_calls);
+	tcase_add_test(tc, test_call_access);
 	tcase_add_test(tc, test_roundtrip_replies);
 	tcase_add_test(tc, test_encode_limits);
 	tcase_add_test(tc, test_frame_length);

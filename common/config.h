@@ -156,6 +156,7 @@ struct config {
 	uint64_t	 model_log_max_bytes;	/* 64 MiB */
 	uint32_t	 model_log_keep;	/* 3 rotated files */
 	uint32_t	 gpu_count;		/* 0: ask NVML; for `gpus:` checks */
+	uint32_t	 event_ring_size;	/* 4096 events kept */
 };
 
 /* How strict to be about what this machine lacks. */

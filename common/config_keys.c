@@ -115,6 +115,10 @@ const struct config_key config_keys[] = {
 	{ "gpu_count", TOP(gpu_count), .type = CT_U32, .min = 0,
 	  .max = CONFIG_MAX_GPUS, .def = "0",
 	  .doc = "GPUs on this machine, to check gpus: lists; 0: ask NVML" },
+	{ "event_ring_size", TOP(event_ring_size), .type = CT_U32, .min = 64,
+	  .max = 65536, .def = "4096",
+	  .doc = "events the supervisor keeps for subscribers that resume "
+	  "(GET /control/events, llmuxctl events --since)" },
 
 	/* A model. */
 	{ "model_path", MODEL(model_path), .type = CT_STRING,

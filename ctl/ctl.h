@@ -13,6 +13,8 @@
 
 #include "proto.h"
 
+struct strbuf;
+
 /* Exit codes scripts can rely on (llmuxctl(1), EXIT STATUS). */
 #define CTL_EXIT_OK		0	/* it happened, or was so already */
 #define CTL_EXIT_FAILED		1	/* the supervisor said no, or it failed */
@@ -91,6 +93,10 @@ void	output_usage(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	output_message(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* "1m 02s", "340 ms" */
 const char *output_duration(uint64_t ms, char *, size_t);
+/* How long ago, coarse: "45s", "12m", "3h", "2d"; "-" when ms < 0. */
+const char *output_ago(int64_t ms, char *, size_t);
+/* A countdown: "58s", "4m58s", "2h04m"; "-" when ms < 0. */
+const char *output_left(int64_t ms, char *, size_t);
 
 /* ---- gpuout.c: GPUs in status, phases in validate -------------------------- */
 
@@ -126,6 +132,19 @@ int	 call_simple(struct ctl *, const char *, enum proto_type,
 const char *call_option(const char *, int, char **, int *);
 int	 call_eviction(const struct ctl_verb *, const char *,
 	    struct eviction *);
+
+/* ---- events.c: llmuxctl events, and the stream top reads ------------------- */
+
+/* Subscribe (since NULL: from now on); r is the reply (call_reply_free). */
+int	 events_subscribe(struct ctl *, const struct proto_event_id *since,
+	    struct ctl_reply *r);
+/* "HH:MM:SS.mmm KIND MODEL key=value ..." appended to out. */
+void	 events_line(const struct proto_event *, struct strbuf *out);
+int	 events_verb(struct ctl *, int, char **);
+
+/* ---- top.c: llmuxctl top ----------------------------------------------------- */
+
+int	 top_verb(struct ctl *, int, char **);
 
 /* ---- verbs.c ---------------------------------------------------------------- */
 

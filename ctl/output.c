@@ -112,6 +112,42 @@ output_duration(uint64_t ms, char *buf, size_t len)
 	return (buf);
 }
 
+const char *
+output_ago(int64_t ms, char *buf, size_t len)
+{
+	int64_t	s = ms / 1000;
+
+	if (ms < 0)
+		snprintf(buf, len, "-");
+	else if (s < 60)
+		snprintf(buf, len, "%llds", (long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm", (long long)(s / 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lldh", (long long)(s / 3600));
+	else
+		snprintf(buf, len, "%lldd", (long long)(s / 86400));
+	return (buf);
+}
+
+const char *
+output_left(int64_t ms, char *buf, size_t len)
+{
+	int64_t	s = (ms + 999) / 1000;
+
+	if (ms < 0)
+		snprintf(buf, len, "-");
+	else if (s < 60)
+		snprintf(buf, len, "%llds", (long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%lldm%02llds", (long long)(s / 60),
+		    (long long)(s % 60));
+	else
+		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600),
+		    (long long)(s / 60 % 60));
+	return (buf);
+}
+
 /* The last progress event and when it arrived, for redrawing. */
 static struct {
 	bool	 active;

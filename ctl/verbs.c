@@ -60,6 +60,10 @@ const struct ctl_verb ctl_verbs[] = {
 	  verb_logs },
 	{ "metrics", "", "the supervisor's metrics (Prometheus text)", 0, 0,
 	  verb_metrics },
+	{ "events", "[--json] [--since ID]", "print the supervisor's events as "
+	  "they come (--since: those after ID first)", 0, 3, events_verb },
+	{ "top", "", "a live view: the models, the switch in progress, the "
+	  "last switches", 0, 0, top_verb },
 	{ "help", "[COMMAND]", "this list, or one command's usage", 0, 1,
 	  verb_help },
 	{ NULL, NULL, NULL, 0, 0, NULL }
@@ -141,7 +145,8 @@ verb_status(struct ctl *ctl, int argc, char **argv)
 	const struct value	*models, *m, *mode, *ev, *sv;
 	struct table		*t;
 	char			 port[16], pid[16], infl[16], q[16], rs[16];
-	char			 evs[64], d[32], note[256];
+	char			 evs[64], d[32], note[256], used[32], ttl[32];
+	const struct value	*x;
 	int			 rc;
 
 	if ((rc = call_run(ctl, "status", PROTO_CTL_STATUS, NULL, &r)) != 0)
@@ -162,8 +167,8 @@ verb_status(struct ctl *ctl, int argc, char **argv)
 	    output_duration(value_uint(value_get(sv, "uptime_secs"), 0) * 1000,
 	    d, sizeof(d)), value_bool(value_get(sv, "unprivileged")) ?
 	    ", unprivileged" : "");
-	t = table_new(10, "MODEL", "STATE", "PROCESS", "EVICTION", "PORT",
-	    "PID", "IN_FLIGHT", "QUEUED", "RESTARTS", "NOTE");
+	t = table_new(12, "MODEL", "STATE", "PROCESS", "EVICTION", "PORT",
+	    "PID", "IN_FLIGHT", "QUEUED", "RESTARTS", "LAST_USED", "TTL", "NOTE");
 	models = value_get(r.v, "models");
 	for (size_t i = 0; models != NULL && i < models->n; i++) {
 		m = value_at(models, i);
@@ -182,6 +187,12 @@ verb_status(struct ctl *ctl, int argc, char **argv)
 		    value_uint(value_get(m, "queue_depth"), 0));
 		snprintf(rs, sizeof(rs), "%llu", (unsigned long long)
 		    value_uint(value_get(m, "restarts"), 0));
+		x = value_get(m, "last_used_ms_ago");
+		output_ago(x != NULL && x->kind == VALUE_UINT ? (int64_t)x->u :
+		    -1, used, sizeof(used));
+		x = value_get(m, "ttl_remaining_s");
+		output_left(x != NULL && x->kind == VALUE_UINT ?
+		    (int64_t)x->u * 1000 : -1, ttl, sizeof(ttl));
 		note[0] = '\0';
 		if (value_bool(value_get(m, "crash_loop")))
 			snprintf(note, sizeof(note), "crash loop");
@@ -198,7 +209,7 @@ verb_status(struct ctl *ctl, int argc, char **argv)
 		table_add(t, value_key(models, i),
 		    value_str(value_get(m, "state"), "?"),
 		    value_str(value_get(m, "process_state"), "?"), evs, port,
-		    pid, infl, q, rs, note);
+		    pid, infl, q, rs, used, ttl, note);
 	}
 	table_print(t);
 	table_free(t);

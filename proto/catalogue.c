@@ -67,6 +67,7 @@ static const struct field demand_fields[] = {
 	NUM(struct proto_demand, queued, FK_U32, UINT32_MAX, 0),
 	NUM(struct proto_demand, in_flight, FK_U32, UINT32_MAX, 0),
 	NUM(struct proto_demand, oldest_ms, FK_U32, UINT32_MAX, 0),
+	NUM(struct proto_demand, done, FK_U64, UINT64_MAX, 0),
 };
 
 static const struct field model_status_fields[] = {
@@ -105,6 +106,17 @@ static const struct field failed_fields[] = {
 	STR(struct proto_failed, reason, PROTO_MAX_TEXT, FF_REQUIRED),
 };
 
+static const struct field event_fields[] = {
+	NUM(struct proto_event, seq, FK_U64, UINT64_MAX, FF_REQUIRED),
+	NUM(struct proto_event, boot, FK_U64, UINT64_MAX, FF_REQUIRED),
+	NUM(struct proto_event, time_ms, FK_U64, UINT64_MAX, FF_REQUIRED),
+	STR(struct proto_event, kind, PROTO_MAX_NAME, FF_REQUIRED),
+	STR(struct proto_event, model, PROTO_MAX_NAME, 0),
+	{ "data", FK_BODY, offsetof(struct proto_event, data),
+	  PROTO_MAX_EVENT_DATA, 0, offsetof(struct proto_event, data_len),
+	  NULL, 0, 0 },
+};
+
 static const struct field call_fields[] = {
 	STR(struct proto_call, model, PROTO_MAX_NAME, 0),
 	STR(struct proto_call, mode, 16, 0),
@@ -115,6 +127,8 @@ static const struct field call_fields[] = {
 	BOOL(struct proto_call, follow),
 	NUM(struct proto_call, lines, FK_U32, 1000000, 0),
 	BOOL(struct proto_call, authorized),
+	{ "since", FK_EVENT_ID, offsetof(struct proto_call, since), 0, 0,
+	  offsetof(struct proto_call, has_since), NULL, 0, 0 },
 };
 
 static const struct field reply_fields[] = {
@@ -150,6 +164,7 @@ static const struct msgdef msgdefs[] = {
 	{ PROTO_DRAINED, "drained", FS(drain_fields), 0, -1, NULL },
 	{ PROTO_READY, "ready", FS(ready_fields), 0, -1, NULL },
 	{ PROTO_FAILED, "failed", FS(failed_fields), 0, -1, NULL },
+	{ PROTO_EVENT, "event", FS(event_fields), 0, -1, NULL },
 	{ PROTO_CTL_STATUS, "ctl_status", FS(call_fields), ID_REQUIRED,
 	  0, "status" },
 	{ PROTO_CTL_MODELS, "ctl_models", FS(call_fields), ID_REQUIRED,

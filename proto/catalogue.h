@@ -23,6 +23,7 @@ enum field_kind {
 	FK_BIN,		/* uint8_t * at off, size_t length at off2 */
 	FK_BODY,	/* a msgpack map kept as bytes, like FK_BIN */
 	FK_ARRAY,	/* array of structs at off, size_t count at off2 */
+	FK_EVENT_ID,	/* struct proto_event_id; presence flag at off2 */
 };
 
 #define FF_REQUIRED	0x1

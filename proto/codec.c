@@ -40,6 +40,8 @@ encode_present(const struct field *f, const void *base)
 		return (*CAT(base, f->off, char *) != NULL);
 	case FK_EVICTION:
 		return (f->off2 == NO_OFF || *CAT(base, f->off2, bool));
+	case FK_EVENT_ID:
+		return (*CAT(base, f->off2, bool));
 	case FK_STRLIST:
 		return (CAT(base, f->off, struct proto_strlist)->n > 0);
 	case FK_BIN:
@@ -134,9 +136,21 @@ encode_field(msgpack_packer *pk, const struct field *f, const void *base)
 		size_t		 len = *CAT(base, f->off2, size_t);
 
 		/* The body is written as it is: it must be one msgpack map. */
-		if (b == NULL || !proto_body_is_map(b, len))
+		if (b == NULL || len > f->max || !proto_body_is_map(b, len))
 			return (-1);
 		return (msgpack_pack_v4raw_body(pk, b, len) == 0 ? 0 : -1);
+	}
+	case FK_EVENT_ID: {
+		const struct proto_event_id *id = CAT(base, f->off,
+		    struct proto_event_id);
+
+		if (id->boot == 0) {
+			msgpack_pack_uint64(pk, id->seq);
+			return (0);
+		}
+		proto_event_id_format(id, buf, sizeof(buf));
+		msgpack_pack_str_with_body(pk, buf, strlen(buf));
+		return (0);
 	}
 	case FK_ARRAY: {
 		const char	*arr = *CAT(base, f->off, char *);
@@ -375,9 +389,33 @@ dec_field(struct decoder *d, const struct field *f, void *base,
 		if (mpr_skip(&d->r, it, PROTO_MAX_DEPTH, &why) != 0)
 			return (dec_fail(d, "key '%s': %s", f->key, why));
 		len = (size_t)(d->r.p - start);
+		if (len > f->max)
+			return (dec_fail(d, "key '%s': %zu bytes, the limit is "
+			    "%llu", f->key, len, (unsigned long long)f->max));
 		*AT(base, f->off, uint8_t *) = xmalloc(len);
 		memcpy(*AT(base, f->off, uint8_t *), start, len);
 		*AT(base, f->off2, size_t) = len;
+		return (0);
+	}
+	case FK_EVENT_ID: {
+		struct proto_event_id	*id = AT(base, f->off,
+		    struct proto_event_id);
+		char			 buf[48];
+
+		if (it->kind == MPR_UINT) {
+			id->boot = 0;
+			id->seq = it->u;
+		} else if (it->kind == MPR_STR && it->len < sizeof(buf)) {
+			memcpy(buf, it->s, it->len);
+			buf[it->len] = '\0';
+			if (memchr(it->s, '\0', it->len) != NULL ||
+			    proto_event_id_parse(buf, id) != 0)
+				return (dec_fail(d, "key '%s': expected an event "
+				    "id, BOOT-SEQ or SEQ", f->key));
+		} else
+			return (dec_fail(d, "key '%s': expected an event id, "
+			    "got %s", f->key, mpr_kind_name(it->kind)));
+		*AT(base, f->off2, bool) = true;
 		return (0);
 	}
 	case FK_ARRAY: {
@@ -623,6 +661,57 @@ proto_msg_free(struct proto_msg *msg)
 	if (def != NULL)
 		free_fields(&def->fields, &msg->u);
 	memset(msg, 0, sizeof(*msg));
+}
+
+/* ---- event ids --------------------------------------------------------- */
+
+/* Digits only, at least one, fitting 64 bits; the end in *end. */
+static int
+proto_u64(const char *s, uint64_t *out, const char **end)
+{
+	uint64_t	v = 0;
+
+	if (*s < '0' || *s > '9')
+		return (-1);
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return (-1);
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	*end = s;
+	return (0);
+}
+
+int
+proto_event_id_parse(const char *s, struct proto_event_id *id)
+{
+	const char	*p;
+	uint64_t	 a, b;
+
+	if (proto_u64(s, &a, &p) != 0)
+		return (-1);
+	if (*p == '\0') {
+		id->boot = 0;
+		id->seq = a;
+		return (0);
+	}
+	if (*p != '-' || proto_u64(p + 1, &b, &p) != 0 || *p != '\0' ||
+	    a == 0)
+		return (-1);
+	id->boot = a;
+	id->seq = b;
+	return (0);
+}
+
+void
+proto_event_id_format(const struct proto_event_id *id, char *buf, size_t len)
+{
+	if (id->boot == 0)
+		snprintf(buf, len, "%llu", (unsigned long long)id->seq);
+	else
+		snprintf(buf, len, "%llu-%llu", (unsigned long long)id->boot,
+		    (unsigned long long)id->seq);
 }
 
 /* ---- framing ----------------------------------------------------------- */

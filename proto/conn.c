@@ -32,6 +32,7 @@ struct proto_conn {
 	int			 closing;	/* close once flushed */
 	char			*close_reason;
 	uint32_t		 max_frame;	/* proto_conn_set_max_frame */
+	size_t			 max_output;	/* queued past it: dropped */
 };
 
 static void	proto_conn_read_cb(struct bufferevent *, void *);
@@ -50,6 +51,7 @@ proto_conn_new(struct event_base *base, int fd, const char *name,
 	c->on_close = on_close;
 	c->arg = arg;
 	c->max_frame = PROTO_MAX_FRAME;
+	c->max_output = PROTO_CONN_MAX_OUTPUT;
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
 	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -124,10 +126,25 @@ proto_conn_send(struct proto_conn *c, const struct proto_msg *m)
 		    proto_type_name(m->type) ? proto_type_name(m->type) : "?");
 		return (-1);
 	}
-	bufferevent_write(c->bev, frame, len);
+	proto_conn_send_frame(c, frame, len);
 	free(frame);
+	return (0);
+}
+
+void
+proto_conn_set_max_output(struct proto_conn *c, size_t max)
+{
+	c->max_output = max;
+}
+
+void
+proto_conn_send_frame(struct proto_conn *c, const uint8_t *frame, size_t len)
+{
+	if (c->dead || c->closing)
+		return;
+	bufferevent_write(c->bev, frame, len);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
-	    PROTO_CONN_MAX_OUTPUT) {
+	    c->max_output) {
 		log_warnx("peer is not reading, dropping it peer=%s", c->name);
 		c->closing = 1;	/* nothing more is queued */
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -136,7 +153,6 @@ proto_conn_send(struct proto_conn *c, const struct proto_msg *m)
 		bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR,
 		    BEV_TRIG_DEFER_CALLBACKS);
 	}
-	return (0);
 }
 
 void

@@ -5,8 +5,8 @@
  *
  * A frame that decodes badly gets an ERROR reply ("bad_message") and the
  * connection goes on, since the framing is intact; a bad length prefix, a
- * peer that stops reading while PROTO_CONN_MAX_OUTPUT bytes are queued, or
- * too many bad messages close it.
+ * peer that stops reading while PROTO_CONN_MAX_OUTPUT bytes (or the cap
+ * set for it) are queued, or too many bad messages close it.
  */
 #ifndef LLMUX_CONN_H
 #define LLMUX_CONN_H
@@ -39,6 +39,15 @@ struct proto_conn *proto_conn_new(struct event_base *, int fd,
 void		 proto_conn_set_max_frame(struct proto_conn *, uint32_t);
 /* Queue one message. -1 if it cannot be encoded (nothing is sent). */
 int		 proto_conn_send(struct proto_conn *, const struct proto_msg *);
+/*
+ * Queue a frame made by proto_encode (length prefix included), as it is:
+ * the same bytes for many peers are encoded once.
+ */
+void		 proto_conn_send_frame(struct proto_conn *, const uint8_t *,
+		    size_t);
+/* The most output queued before the peer is dropped as not reading
+ * (PROTO_CONN_MAX_OUTPUT unless set). */
+void		 proto_conn_set_max_output(struct proto_conn *, size_t);
 /* Send an ERROR with this id (0: none), code and message. */
 void		 proto_conn_send_error(struct proto_conn *, uint32_t id,
 		    const char *code, const char *fmt, ...)

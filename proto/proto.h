@@ -32,6 +32,7 @@
 #define PROTO_MAX_LIST		32		/* other string lists */
 #define PROTO_MAX_DEPTH		16		/* nesting of reply bodies */
 #define PROTO_MAX_LOG_CHUNK	(64u << 10)
+#define PROTO_MAX_EVENT_DATA	(16u << 10)	/* an event's data map */
 
 enum proto_type {
 	/* 1-99: session. */
@@ -50,6 +51,7 @@ enum proto_type {
 	PROTO_DRAINED = 203,	/* proxy -> sup: model's in-flight reached 0 */
 	PROTO_READY = 204,	/* sup -> proxy: model serves at port */
 	PROTO_FAILED = 205,	/* sup -> proxy: waking model failed */
+	PROTO_EVENT = 206,	/* sup -> subscribers: one event of the stream */
 
 	/* 300-399: control calls, answered by REPLY on the same id. */
 	PROTO_CTL_STATUS = 300,
@@ -68,7 +70,7 @@ enum proto_type {
 	PROTO_CTL_RELOAD = 313,
 	PROTO_CTL_LOGS = 314,		/* model, [lines], [follow] */
 	PROTO_CTL_METRICS = 315,	/* supervisor metrics as text */
-	PROTO_CTL_SUBSCRIBE = 316,	/* receive STATE pushes */
+	PROTO_CTL_SUBSCRIBE = 316,	/* STATE pushes and events: [since] */
 
 	/* 400-499: replies and events on a call's id. */
 	PROTO_REPLY = 400,	/* final: status, body */
@@ -164,6 +166,7 @@ struct proto_demand {
 	uint32_t	 queued;
 	uint32_t	 in_flight;
 	uint32_t	 oldest_ms;	/* how long the oldest queued waited */
+	uint64_t	 done;		/* requests completed since it started */
 };
 
 struct proto_model_status {
@@ -200,6 +203,28 @@ struct proto_failed {
 };
 
 /*
+ * Where a stream of events stands: the supervisor's boot (its start, unix
+ * ms) and a sequence number in that boot. boot 0: whatever boot the
+ * supervisor has. On the wire "BOOT-SEQ" (a string), or SEQ alone (an
+ * unsigned integer) when boot is 0; in SSE ids the same string.
+ */
+struct proto_event_id {
+	uint64_t	 boot;
+	uint64_t	 seq;
+};
+
+/* One event of the supervisor's stream (docs/protocol.md, "Events"). */
+struct proto_event {
+	uint64_t	 seq;		/* from 1, within one boot */
+	uint64_t	 boot;
+	uint64_t	 time_ms;	/* unix ms */
+	char		*kind;		/* "state", "switch", "queue", ... */
+	char		*model;		/* NULL when absent */
+	uint8_t		*data;		/* one msgpack map, or NULL: {} */
+	size_t		 data_len;
+};
+
+/*
  * Every control call has the same shape; which fields a call requires is
  * decided by proto_call_fields() and checked by the decoder.
  */
@@ -213,6 +238,8 @@ struct proto_call {
 	bool			 follow;	/* CTL_LOGS */
 	uint32_t		 lines;		/* CTL_LOGS: 0 = default */
 	bool			 authorized;	/* proxy: caller had the token */
+	bool			 has_since;	/* CTL_SUBSCRIBE: replay after */
+	struct proto_event_id	 since;
 };
 
 /*
@@ -250,6 +277,7 @@ struct proto_msg {
 		struct proto_drain	drain;
 		struct proto_ready	ready;
 		struct proto_failed	failed;
+		struct proto_event	event;
 		struct proto_call	call;
 		struct proto_reply	reply;
 		struct proto_progress	progress;
@@ -308,5 +336,13 @@ int	proto_frame_length(const uint8_t *, size_t, uint32_t *);
 
 /* Is this exactly one well-formed msgpack map (a valid reply body)? */
 bool	proto_body_is_map(const uint8_t *, size_t);
+
+/*
+ * An event id as text: "BOOT-SEQ", or "SEQ" (boot 0). Parsing takes both
+ * and nothing else (digits only, no sign or space, each fits 64 bits):
+ * 0, or -1.
+ */
+int	proto_event_id_parse(const char *, struct proto_event_id *);
+void	proto_event_id_format(const struct proto_event_id *, char *, size_t);
 
 #endif

@@ -2,8 +2,9 @@
  * control.c -- the admin port (default 127.0.0.1:3001): the seed's
  * /control/... endpoints, each turned into one control call to the
  * supervisor whose reply (status and body) is passed through as JSON, so
- * the HTTP API and the socket cannot drift apart; and /metrics, the
- * proxy's own metrics followed by the supervisor's switch metrics.
+ * the HTTP API and the socket cannot drift apart; GET /control/events,
+ * the event stream (sse.c); and /metrics, the proxy's own metrics
+ * followed by the supervisor's switch metrics.
  *
  * The admin port is bound only once the config has arrived, and never on
  * an address that is not loopback unless the config's admin_address says
@@ -134,6 +135,7 @@ control_metrics_text(struct evbuffer *out)
 	}
 	front_metrics_view(&pv);
 	metrics_format(out, v, n, &pv);
+	sse_metrics_text(out);
 	free(v);
 }
 
@@ -482,6 +484,34 @@ control_metrics(evhtp_request_t *req)
 	    control_reply_cb, cr);
 }
 
+/* GET /control/events: the connection becomes an event stream (sse.c). */
+static void
+control_events(evhtp_request_t *req)
+{
+	evhtp_connection_t	*conn = evhtp_request_get_connection(req);
+	struct cconn		*cc;
+	char			 msg[256];
+	int			 st;
+
+	if (evhtp_request_get_method(req) != htp_method_GET) {
+		control_reply_error(req, 405, "method not allowed");
+		return;
+	}
+	/* A read, like /control/status: open to whoever reaches the port. */
+	if ((st = sse_open(req, msg, sizeof(msg))) != 0) {
+		control_reply_error(req, st, msg);
+		return;
+	}
+	/* libevhtp frees the connection without its hooks: forget it. */
+	TAILQ_FOREACH(cc, &control_conns, entry) {
+		if (cc->conn == conn) {
+			TAILQ_REMOVE(&control_conns, cc, entry);
+			free(cc);
+			break;
+		}
+	}
+}
+
 static void
 control_request_cb(evhtp_request_t *req, void *arg)
 {
@@ -502,6 +532,10 @@ control_request_cb(evhtp_request_t *req, void *arg)
 	}
 	if (arg != NULL) {	/* the metrics-only port */
 		control_reply_error(req, 404, "not found");
+		return;
+	}
+	if (strcmp(path, "/control/events") == 0) {
+		control_events(req);
 		return;
 	}
 	for (i = 0; i < sizeof(control_routes) / sizeof(control_routes[0]);

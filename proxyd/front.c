@@ -315,6 +315,7 @@ front_release(struct preq *pr)
 	if (pm != NULL && preq_uncount(pr)) {
 		/* Its last byte is out (or the client is gone). */
 		pm->in_flight--;
+		pm->done++;
 		link_demand(pm);
 		registry_check_drained(pm);
 	}

@@ -3,8 +3,9 @@
  * hello as the proxy, then config and state pushes, drain, ready and
  * failed; demand sent when a model's queue or in-flight count changes
  * (coalesced); control calls forwarded from the admin port and matched to
- * their replies by id. When the link drops, the proxy keeps serving the
- * models it knows ready, reconnects with backoff, and takes the state the
+ * their replies by id; events, into the mirror (mirror.c) that subscribes
+ * at each hello. When the link drops, the proxy keeps serving the models
+ * it knows ready, reconnects with backoff, and takes the state the
  * supervisor pushes after hello as the truth.
  *
  * The link sits low: the files that send demand, drained and control calls
@@ -79,7 +80,8 @@ link_demand_flush(evutil_socket_t fd, short ev, void *arg)
 		if (!pm->demand_dirty)
 			continue;
 		q = queue_len(&pm->queue);
-		if (q == pm->sent_queued && pm->in_flight == pm->sent_in_flight) {
+		if (q == pm->sent_queued && pm->in_flight == pm->sent_in_flight &&
+		    pm->done == pm->sent_done) {
 			pm->demand_dirty = false;
 			continue;
 		}
@@ -104,7 +106,9 @@ link_demand_flush(evutil_socket_t fd, short ev, void *arg)
 		m.u.demand.in_flight = pm->in_flight;
 		m.u.demand.oldest_ms = (uint32_t)queue_oldest_ms(&pm->queue,
 		    now);
+		m.u.demand.done = pm->done;
 		link_send(&m);
+		pm->sent_done = pm->done;
 		pm->sent_queued = q;
 		pm->sent_in_flight = pm->in_flight;
 		pm->sent_ms = now;
@@ -248,10 +252,12 @@ link_hello_received(struct proto_hello *h)
 	TAILQ_FOREACH(pm, &proxy_models, entry) {
 		pm->sent_queued = 0;
 		pm->sent_in_flight = 0;
+		pm->sent_done = 0;
 		pm->sent_ms = 0;
 		if (queue_len(&pm->queue) > 0 || pm->in_flight > 0)
 			link_demand(pm);
 	}
+	link_ops->up();
 }
 
 /* The one dispatch of what the supervisor sends the proxy. */
@@ -304,6 +310,9 @@ link_dispatch(struct proto_conn *c, struct proto_msg *m,
 		break;
 	case PROTO_FAILED:
 		link_ops->failed(&m->u.failed);
+		break;
+	case PROTO_EVENT:
+		link_ops->event(&m->u.event);
 		break;
 	case PROTO_REPLY:
 		if ((call = link_find_call(m->id)) != NULL)

@@ -145,8 +145,22 @@ proxy_link_drain(const struct proto_drain *d)
 static void
 proxy_link_lost(void)
 {
+	mirror_link_down();
 	registry_supervisor_lost();
 	route_apply_state();
+}
+
+/* A new hello: subscribe to the supervisor's events again. */
+static void
+proxy_link_up(void)
+{
+	mirror_link_up();
+}
+
+static void
+proxy_link_event(const struct proto_event *e)
+{
+	mirror_event(e);
 }
 
 static const struct link_ops proxy_link_ops = {
@@ -156,6 +170,8 @@ static const struct link_ops proxy_link_ops = {
 	.failed = proxy_link_failed,
 	.drain = proxy_link_drain,
 	.lost = proxy_link_lost,
+	.up = proxy_link_up,
+	.event = proxy_link_event,
 };
 
 /* Take the sockets systemd passed; returns how many were used. */
@@ -296,6 +312,7 @@ main(int argc, char **argv)
 		control_set_listen(addr, port);
 		free(addr);
 	}
+	mirror_on_change(sse_mirror_changed);
 	link_init(sock, &proxy_link_ops);
 
 	sigterm = evsignal_new(proxy_base, SIGTERM, proxy_signal_cb, NULL);
@@ -310,8 +327,10 @@ main(int argc, char **argv)
 	log_info("exiting");
 	sd_notify(0, "STOPPING=1");
 	front_shutdown();
+	sse_shutdown();
 	control_shutdown();
 	link_shutdown();
+	mirror_shutdown();
 	upstream_shutdown();
 	registry_free_all();
 	event_free(sigterm);

@@ -112,6 +112,8 @@ struct pmodel {
 	uint32_t		 sent_queued;
 	uint32_t		 sent_in_flight;
 	int64_t			 sent_ms;
+	uint64_t		 done;		/* requests completed */
+	uint64_t		 sent_done;
 
 	struct model_metrics	 metrics;
 	TAILQ_ENTRY(pmodel)	 entry;
@@ -339,6 +341,8 @@ struct link_ops {
 	void	(*failed)(const struct proto_failed *);
 	void	(*drain)(const struct proto_drain *);
 	void	(*lost)(void);		/* the link dropped */
+	void	(*up)(void);		/* hello done: the link is usable */
+	void	(*event)(const struct proto_event *);
 };
 void		 link_init(const char *path, const struct link_ops *);
 bool		 link_connected(void);
@@ -354,6 +358,34 @@ uint32_t	 link_call(enum proto_type, const struct proto_call *,
 		    uint32_t timeout_ms, link_reply_cb, void *);
 void		 link_cancel(uint32_t);
 void		 link_shutdown(void);
+
+/* mirror.c: the proxy's copy of the supervisor's ring of events. */
+/* The link is up (after hello): subscribe after what the mirror holds. */
+void		 mirror_link_up(void);
+void		 mirror_link_down(void);
+/* Tell cb when the mirror synced or grew (the level above: sse.c). */
+void		 mirror_on_change(void (*cb)(void));
+void		 mirror_event(const struct proto_event *);
+/* Does the mirror hold all the supervisor holds (and what comes)? */
+bool		 mirror_synced(void);
+uint64_t	 mirror_boot(void);
+/* The seqs of the oldest and newest kept; 0 when none is. */
+uint64_t	 mirror_first_seq(void);
+uint64_t	 mirror_last_seq(void);
+/* The SSE record of seq, or NULL if not kept. */
+const char	*mirror_get(uint64_t seq, size_t *len);
+void		 mirror_shutdown(void);
+
+/* sse.c: GET /control/events. */
+/*
+ * Take the request's connection for an event stream: 0, or the HTTP
+ * status to refuse it with (msg says why) and the request is untouched.
+ */
+int		 sse_open(evhtp_request_t *, char *msg, size_t msglen);
+/* The mirror synced or grew: send each client what follows its cursor. */
+void		 sse_mirror_changed(void);
+void		 sse_metrics_text(struct evbuffer *);
+void		 sse_shutdown(void);
 
 /* listen.c: sockets. */
 int		 listen_parse(const char *, char **addr, uint16_t *port);

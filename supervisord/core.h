@@ -29,6 +29,7 @@ struct server_ops;
 struct event;
 struct event_base;
 struct engine_hooks;
+struct events;
 struct evict_op;
 struct gpu_saved;
 struct gpu_state;
@@ -113,6 +114,7 @@ struct model {
 	uint32_t		 restarts;
 	uint32_t		 crash_streak;	/* short-lived runs in a row */
 	bool			 crash_loop;	/* gave up restarting */
+	int64_t			 restart_delay_ms; /* after a crash; -1: none */
 	struct event		*ev_restart;
 
 	/* Demand reported by the proxy. */
@@ -120,6 +122,12 @@ struct model {
 	uint32_t		 in_flight;
 	uint32_t		 oldest_ms;
 	int64_t			 demand_ms;	/* when it came */
+	uint64_t		 done;		/* requests the proxy completed */
+	struct done_sample {			/* for requests/s, 1 s apart */
+		int64_t		 ms;
+		uint64_t	 done;
+	}			 done_samples[16];
+	unsigned		 n_done_samples;
 
 	struct phase_stat	 phases[STEP__COUNT];
 	uint32_t		 escalations;
@@ -141,6 +149,13 @@ struct model {
 	bool			 evict_pending;	/* after the running operation */
 	struct eviction		 evict_with;
 	bool			 wake_pending;	/* after the running operation */
+
+	/* server/events.c: what the event stream last told of it. */
+	bool			 ev_told;
+	int			 ev_state;	/* enum proto_model_state */
+	int64_t			 ev_state_ms;	/* since when */
+	int64_t			 ev_queue_ms;	/* its last queue event */
+	bool			 ev_queue_pending;
 
 	/* engine/liveness.c: its health checks while it runs. */
 	struct httpc_call	*live_call;
@@ -230,6 +245,7 @@ struct supervisor {
 	struct ctl_replies	 replies;	/* waiting for the journal */
 	struct event		*ev_state;
 	uint64_t		 config_generation;
+	struct events		*events;	/* the stream (events.c) */
 
 	/* persist/: the journal and its writer thread. */
 	struct event		*ev_journal;

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "version.h"
 #include "xmalloc.h"
+#include "supervisord/switcher/switcher.h"
 #include "supervisord/base/base.h"
 #include "supervisord/store/store.h"
 #include "supervisord/gpu/gpu.h"
@@ -54,12 +55,97 @@ supervisor_model_gone(struct model *m)
 	logfollow_model_gone(m->sup, m);
 }
 
+/* A crash, as an event, then the switcher is told. */
+static void
+supervisor_model_died(struct model *m, const char *reason)
+{
+	struct body	*b = body_new();
+
+	body_map(b, 4);
+	body_kstr(b, "reason", reason);
+	body_kuint(b, "restarts", m->restarts);
+	body_str(b, "backoff_ms");
+	if (m->restart_delay_ms >= 0)
+		body_uint(b, (uint64_t)m->restart_delay_ms);
+	else
+		body_nil(b);
+	body_kuint(b, "crashes", m->crashes);
+	events_emit(m->sup, "crash", m->name, b);
+	switching_died(m, reason);
+}
+
+static void
+supervisor_model_restart(struct model *m)
+{
+	struct body	*b = body_new();
+
+	body_map(b, 1);
+	body_kuint(b, "attempt", m->crash_streak);
+	events_emit(m->sup, "restart", m->name, b);
+	switching_restart(m);
+}
+
 static const struct engine_hooks supervisor_engine_hooks = {
 	.changed = supervisor_model_changed,
-	.died = switching_died,
-	.restart = switching_restart,
+	.died = supervisor_model_died,
+	.restart = supervisor_model_restart,
 	.gone = supervisor_model_gone,
 };
+
+/*
+ * systemd's STATUS= line: what is active and what is switching, as
+ * `systemctl status` shows it ("active: a; switching b (drain)"), sent
+ * when it changes.
+ */
+static void
+supervisor_status_notify(struct supervisor *sup)
+{
+	static char			 last[512];
+	struct switcher_switch_status	 st[16];
+	char				 text[512];
+	const char			*name;
+	size_t				 n, off = 0, len = sizeof(text);
+	uint64_t			 active;
+	bool				 any = false;
+
+	if (sup->switcher == NULL)
+		return;
+	text[0] = '\0';
+	active = switcher_active(sup->switcher);
+	for (int i = 0; i < 64; i++) {
+		if (!(active & ((uint64_t)1 << i)) ||
+		    (name = switcher_model_name(sup->switcher, i)) == NULL)
+			continue;
+		off += (size_t)snprintf(text + (off < len ? off : len),
+		    off < len ? len - off : 0, "%s%s", any ? ", " : "active: ",
+		    name);
+		any = true;
+	}
+	n = switcher_switches(sup->switcher, st, sizeof(st) / sizeof(st[0]));
+	for (size_t j = 0; j < n && j < sizeof(st) / sizeof(st[0]); j++) {
+		name = st[j].target >= 0 ? switcher_model_name(sup->switcher,
+		    st[j].target) : switcher_model_name(sup->switcher,
+		    st[j].from);
+		off += (size_t)snprintf(text + (off < len ? off : len),
+		    off < len ? len - off : 0, "%s%s %s (%s)",
+		    any ? "; " : "", st[j].target >= 0 ? "switching" :
+		    "sleeping", name != NULL ? name : "?",
+		    switching_events_phase_name(st[j].phase));
+		any = true;
+	}
+	if (!any)
+		snprintf(text, sizeof(text), "idle");
+	if (strcmp(text, last) == 0)
+		return;
+	snprintf(last, sizeof(last), "%s", text);
+	sd_notifyf(0, "STATUS=%s", text);
+}
+
+static void
+supervisor_state_sent(struct supervisor *sup)
+{
+	supervisor_status_notify(sup);
+}
 
 /* ---- what the server tells the levels above ---------------------------- */
 
@@ -74,6 +160,7 @@ static const struct server_ops supervisor_server_ops = {
 	.proxy_changed = switching_proxy,
 	.proxy_gone = switching_proxy_gone,
 	.call_done = control_call_ended,
+	.state_sent = supervisor_state_sent,
 };
 
 static void
@@ -202,6 +289,7 @@ supervisor_free(struct supervisor *sup)
 		call_free(call);
 	}
 	stats_free(sup);
+	events_free(sup);
 	while ((c = TAILQ_FIRST(&sup->clients)) != NULL) {
 		call_client_gone(c);
 		TAILQ_REMOVE(&sup->clients, c, entry);
@@ -273,6 +361,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		    "that changes state (llmuxctl works over the socket) "
 		    "admin_token_file=%s", conf->admin_token_file != NULL ?
 		    conf->admin_token_file : "none");
+	events_init(sup);
 	cgroup_init(sup);
 	worker_init(sup);
 	store_init(sup);
@@ -296,8 +385,8 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 	}
 	supervisor_timers(sup);
 	gpu_init(sup);
-	sd_notifyf(0, "READY=1\nSTATUS=serving %zu models on %s\nMAINPID=%lu",
-	    conf->n_models, sup->socket_path, (unsigned long)getpid());
+	sd_notifyf(0, "READY=1\nMAINPID=%lu", (unsigned long)getpid());
+	supervisor_status_notify(sup);
 	log_info("ready path=%s", sup->socket_path);
 
 	if (event_base_dispatch(sup->base) == -1) {
@@ -352,7 +441,8 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 			return;
 		}
 		switching_demand(c, m, msg->u.demand.queued,
-		    msg->u.demand.in_flight, msg->u.demand.oldest_ms);
+		    msg->u.demand.in_flight, msg->u.demand.oldest_ms,
+		    msg->u.demand.done);
 		return;
 	case PROTO_DRAINED:
 		switching_drained(c, msg->u.drain.model,

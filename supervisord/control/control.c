@@ -22,6 +22,7 @@
 #include "log.h"
 #include "version.h"
 #include "xmalloc.h"
+#include "supervisord/switcher/switcher.h"
 #include "supervisord/base/base.h"
 #include "supervisord/store/store.h"
 #include "supervisord/gpu/gpu.h"
@@ -136,6 +137,36 @@ ctl_body_store(struct supervisor *sup, const struct model *m, struct body *b)
 	body_kstr(b, "error", m->store_error);
 }
 
+/*
+ * What top and status show of a model's use: requests completed per
+ * second lately, how long ago it was last used, and how long until the
+ * idle TTL puts it to sleep (null where unknown or no countdown runs).
+ */
+static void
+ctl_body_use(struct supervisor *sup, const struct model *m, struct body *b)
+{
+	struct switcher_model_status	st;
+	int64_t				now = clock_ms(), left = -1;
+	int				i = switching_index(sup, m);
+
+	body_str(b, "requests_per_s");
+	body_double(b, switching_requests_per_s(m, now));
+	body_str(b, "last_used_ms_ago");
+	if (i >= 0)
+		switcher_model_status(sup->switcher, i, &st);
+	if (i >= 0 && st.last_used_ms > 0 && now >= st.last_used_ms)
+		body_uint(b, (uint64_t)(now - st.last_used_ms));
+	else
+		body_nil(b);
+	body_str(b, "ttl_remaining_s");
+	if (i >= 0)
+		left = switcher_ttl_remaining_ms(sup->switcher, i, now);
+	if (left >= 0)
+		body_uint(b, (uint64_t)((left + 999) / 1000));
+	else
+		body_nil(b);
+}
+
 static struct body *
 ctl_status_body(struct supervisor *sup)
 {
@@ -160,7 +191,7 @@ ctl_status_body(struct supervisor *sup)
 		if (m->removed)
 			continue;
 		body_str(b, m->name);
-		body_map(b, 18);
+		body_map(b, 21);
 		body_kuint(b, "in_flight", m->in_flight);
 		body_kuint(b, "queue_depth", m->queued);
 		s = model_process_state(m);
@@ -190,6 +221,7 @@ ctl_status_body(struct supervisor *sup)
 		ctl_body_gpus(sup, m, b);
 		body_str(b, "object_store");
 		ctl_body_store(sup, m, b);
+		ctl_body_use(sup, m, b);
 	}
 	body_str(b, "gpus");
 	gpu_status_body(sup, b);
@@ -317,6 +349,30 @@ ctl_wake(struct client *c, struct proto_msg *msg, struct model *m)
 
 /* ---- the calls ------------------------------------------------------------------ */
 
+/*
+ * State pushes and the event stream: the reply says where the ring
+ * stands (so that a subscriber knows when a replay is complete), then the
+ * events after since, then the state, then whatever comes.
+ */
+static void
+ctl_subscribe(struct client *c, struct proto_msg *msg)
+{
+	struct events_info	 ei;
+	struct body		*b = body_new();
+
+	c->subscribed = true;
+	events_info(c->sup, &ei);
+	body_map(b, 5);
+	body_kstr(b, "message", "Subscribed to state pushes and events");
+	body_kuint(b, "boot", ei.boot);
+	body_kuint(b, "first_seq", ei.first_seq);
+	body_kuint(b, "last_seq", ei.last_seq);
+	body_kuint(b, "ring_size", ei.ring_size);
+	ctl_answer(c, msg->id, 200, b);
+	events_subscribe(c, msg->u.call.has_since, &msg->u.call.since);
+	server_send_state(c->sup, c);
+}
+
 /* A reload changes the journal (models added, removed): call_reply. */
 static void
 ctl_reload(struct client *c, struct proto_msg *msg)
@@ -434,10 +490,7 @@ control_call(struct client *c, struct proto_msg *msg)
 		ctl_answer(c, msg->id, 200, b);
 		return;
 	case PROTO_CTL_SUBSCRIBE:
-		c->subscribed = true;
-		ctl_answer(c, msg->id, 200, body_message("message",
-		    "Subscribed to state events"));
-		server_send_state(sup, c);
+		ctl_subscribe(c, msg);
 		return;
 	default:
 		proto_conn_send_error(c->conn, msg->id, "bad_message",

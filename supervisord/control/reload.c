@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "xmalloc.h"
+#include "supervisord/base/base.h"
 #include "supervisord/engine/engine.h"
 #include "supervisord/persist/persist.h"
 #include "supervisord/server/server.h"
@@ -83,6 +84,29 @@ reload_model_changed(const struct config *ca, const struct model_config *a,
 	    config_model_startup_timeout(cb, b))
 		return (true);
 	return (strcmp(ca->user, cb->user) != 0);
+}
+
+static void
+reload_list(struct body *b, const char *key, char **v, size_t n)
+{
+	body_str(b, key);
+	body_array(b, n);
+	for (size_t i = 0; i < n; i++)
+		body_str(b, v[i]);
+}
+
+/* The reload as an event of the stream. */
+static void
+reload_event(struct supervisor *sup, const struct reload_result *r)
+{
+	struct body	*b = body_new();
+
+	body_map(b, 4);
+	body_kuint(b, "generation", sup->config_generation);
+	reload_list(b, "added", r->added, r->n_added);
+	reload_list(b, "removed", r->removed, r->n_removed);
+	reload_list(b, "changed", r->changed, r->n_changed);
+	events_emit(sup, "reload", NULL, b);
 }
 
 static void
@@ -167,6 +191,8 @@ reload_run(struct supervisor *sup, struct reload_result *r)
 	sup->config_generation++;
 	sup->reloads++;
 	server_update_roles(sup);
+	events_resize(sup);
+	reload_event(sup, r);
 	switching_reload(sup);
 	server_send_config(sup, NULL);
 	server_schedule_state(sup);

@@ -31,7 +31,10 @@ struct store_job;
 struct engine_hooks {
 	/* Something about m changed: push state, write the journal. */
 	void	(*changed)(struct model *);
-	/* Its process died unasked (the switcher: it holds nothing now). */
+	/*
+	 * Its process died unasked (the switcher: it holds nothing now);
+	 * m->restart_delay_ms says when it is restarted (-1: it is not).
+	 */
 	void	(*died)(struct model *, const char *reason);
 	/* Its crash restart is due (the switcher makes room and starts it). */
 	void	(*restart)(struct model *);

@@ -274,6 +274,23 @@ model_clear_crash_loop(struct model *m)
 	evtimer_del(m->ev_restart);
 }
 
+/* The delay before the next crash restart, or -1: a crash loop. */
+static int64_t
+model_restart_delay(const struct model *m)
+{
+	int64_t	delay;
+
+	if (m->crash_streak >= MODEL_CRASH_LOOP_LIMIT)
+		return (-1);
+	delay = MODEL_RESTART_BASE_MS;
+	for (uint32_t i = 1; i < m->crash_streak &&
+	    delay < MODEL_RESTART_MAX_MS; i++)
+		delay *= 2;
+	if (delay > MODEL_RESTART_MAX_MS)
+		delay = MODEL_RESTART_MAX_MS;
+	return (delay);
+}
+
 /* Restart after a delay that doubles with the streak, or give up. */
 static void
 model_schedule_restart(struct model *m)
@@ -281,19 +298,13 @@ model_schedule_restart(struct model *m)
 	int64_t		 delay;
 	struct timeval	 tv;
 
-	if (m->crash_streak >= MODEL_CRASH_LOOP_LIMIT) {
+	if ((delay = model_restart_delay(m)) < 0) {
 		m->crash_loop = true;
 		log_warnx("model is crash-looping, not restarting it model=%s "
 		    "crashes=%u", m->name, m->crash_streak);
 		model_changed(m);
 		return;
 	}
-	delay = MODEL_RESTART_BASE_MS;
-	for (uint32_t i = 1; i < m->crash_streak &&
-	    delay < MODEL_RESTART_MAX_MS; i++)
-		delay *= 2;
-	if (delay > MODEL_RESTART_MAX_MS)
-		delay = MODEL_RESTART_MAX_MS;
 	log_info("restarting model after crash model=%s delay_ms=%lld",
 	    m->name, (long long)delay);
 	tv.tv_sec = delay / 1000;
@@ -324,6 +335,9 @@ model_process_exited(struct model *m, const char *reason, int64_t ran_ms)
 	    "ran_ms=%lld streak=%u", m->name, reason, (long long)ran_ms,
 	    m->crash_streak);
 	model_set_failed(m, reason);
+	/* What the hook is told: whether and when it is restarted. */
+	m->restart_delay_ms = !was_serving || m->removed || m->sup->exiting ?
+	    -1 : model_restart_delay(m);
 	if (model_hooks(m) != NULL && model_hooks(m)->died != NULL)
 		model_hooks(m)->died(m, reason);
 	if (!was_serving || m->removed || m->sup->exiting)

@@ -616,6 +616,9 @@ server_send_state(struct supervisor *sup, struct client *only)
 	struct proto_msg	 msg;
 	struct client		*c;
 
+	/* What every peer is told is also what the event stream says. */
+	if (only == NULL)
+		events_sync(sup);
 	server_state_msg(sup, &msg);
 	TAILQ_FOREACH(c, &sup->clients, entry) {
 		if (only != NULL && c != only)
@@ -624,6 +627,9 @@ server_send_state(struct supervisor *sup, struct client *only)
 			proto_conn_send(c->conn, &msg);
 	}
 	server_state_msg_free(&msg);
+	if (only == NULL && sup->server_ops != NULL &&
+	    sup->server_ops->state_sent != NULL)
+		sup->server_ops->state_sent(sup);
 }
 
 static void

@@ -2,8 +2,9 @@
  * server.h -- supervisord/server/, the map of the supervisor's socket:
  * listening, knowing each peer and granting it a role, the hello
  * exchange, and what the supervisor sends (replies, progress, log data,
- * config, state, ready, failed) (server.c); and the life of a control
- * call, from its creation to its reply (call.c). What comes in goes up
+ * config, state, ready, failed) (server.c); the stream of events and its
+ * ring (events.c); and the life of a control call, from its creation to
+ * its reply (call.c). What comes in goes up
  * through the struct server_ops that supervisor.c passes to server_listen.
  */
 #ifndef LLMUX_SERVER_H
@@ -71,6 +72,8 @@ struct server_ops {
 	void	(*proxy_gone)(struct client *);
 	/* After the call's reply, before it is freed (call_done). */
 	void	(*call_done)(struct ctl_call *);
+	/* State was pushed to every peer (something changed); may be NULL. */
+	void	(*state_sent)(struct supervisor *);
 };
 
 int	 server_peer_roles(const struct peer_cred *, const struct role_policy *);
@@ -98,6 +101,38 @@ void	 server_client_drop(struct client *, const char *code,
 void	 server_client_free(struct client *);
 bool	 server_client_alive(struct supervisor *, struct client *);
 size_t	 server_count_role(struct supervisor *, enum proto_role);
+
+/* ---- events.c: the stream of events and its ring ----------------------- */
+
+struct events_info {
+	uint64_t	 boot;
+	uint64_t	 first_seq;	/* the oldest kept (last_seq + 1: none) */
+	uint64_t	 last_seq;	/* 0: none yet */
+	size_t		 ring_size;
+};
+
+void	 events_init(struct supervisor *);
+void	 events_free(struct supervisor *);
+/* After a reload: event_ring_size may have changed. */
+void	 events_resize(struct supervisor *);
+void	 events_info(struct supervisor *, struct events_info *);
+/*
+ * Add an event to the ring and send it to every subscriber. data (one
+ * map, or NULL) is taken and freed; model may be NULL.
+ */
+void	 events_emit(struct supervisor *, const char *kind, const char *model,
+	    struct body *data);
+/*
+ * A peer subscribed: it is sent the events after since (0: all kept; of
+ * another boot or older than the ring: a gap event first), then every
+ * new one. Without since, only the new ones.
+ */
+void	 events_subscribe(struct client *, bool has_since,
+	    const struct proto_event_id *since);
+/* State is being pushed: what changed since the last push, as events. */
+void	 events_sync(struct supervisor *);
+/* The model's demand changed (coalesced to one event per 250 ms). */
+void	 events_queue(struct model *);
 
 /* ---- call.c: the life of a control call -------------------------------- */
 

@@ -78,6 +78,8 @@ struct switch_record {
 	const char	*reason;	/* when !ok */
 };
 
+struct switcher_switch_status;
+
 struct switcher_ops {
 	/* Engine operations: each is answered by a completion input. */
 	void	(*drain)(void *, int model);
@@ -96,6 +98,13 @@ struct switcher_ops {
 	void	(*failed)(void *, int model, const char *reason);
 	void	(*state_changed)(void *);
 	void	(*record)(void *, const struct switch_record *);
+	/*
+	 * A phase of a switch began (NULL: nobody is told; nor of the
+	 * start-up warm-up); prev_ms is how long the phase before it
+	 * lasted (0 for the first).
+	 */
+	void	(*phase)(void *, const struct switcher_switch_status *,
+		    int64_t prev_ms);
 	/* Call switcher_timer at at_ms (SWITCHER_NEVER: no timer). */
 	void	(*set_timer)(void *, int64_t at_ms);
 };
@@ -245,6 +254,7 @@ struct switcher_switch_status {
 	int64_t			 start_ms;
 	int64_t			 phase_start_ms;
 	bool			 by_operator;
+	bool			 warmup;	/* start-up warm-up, no victim */
 };
 
 size_t		 switcher_n_models(const struct switcher *);
@@ -262,6 +272,13 @@ enum switcher_mode switcher_mode(const struct switcher *);
 int		 switcher_pinned(const struct switcher *);
 /* Is an operator's sleep of the model waiting to start? */
 bool		 switcher_sleep_pending(const struct switcher *, int);
+/*
+ * How long until the idle TTL puts the model to sleep, as things are at
+ * now_ms; -1 when no countdown runs (no ttl_secs, not active, pinned, in
+ * use, part of a switch, no proxy).
+ */
+int64_t		 switcher_ttl_remaining_ms(const struct switcher *, int,
+		    int64_t now_ms);
 /* Models ready now, as a mask. */
 uint64_t	 switcher_active(const struct switcher *);
 /* "idle", "active:m", "switching:a->b", "switching:none->b". */

@@ -188,6 +188,10 @@ void	switcher_finish(struct switcher *, struct sw_switch *, bool ok,
 	    const char *reason, int64_t now);
 const char *switcher_name(const struct switcher *, int);
 
+/* switcher_status.c */
+void	switcher_switch_fill(const struct sw_switch *,
+	    struct switcher_switch_status *);
+
 /* switcher_step.c */
 void	switcher_step(struct switcher *, int64_t now);
 

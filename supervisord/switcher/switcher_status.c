@@ -77,6 +77,22 @@ switcher_model_status(const struct switcher *sw, int i,
 	st->admitted = switcher_admits(sw, i);
 }
 
+void
+switcher_switch_fill(const struct sw_switch *s,
+    struct switcher_switch_status *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->target = s->target;
+	out->from = s->from;
+	out->victims = s->victims;
+	out->gpus = s->gpus;
+	out->phase = s->phase;
+	out->start_ms = s->start_ms;
+	out->phase_start_ms = s->phase_ms;
+	out->by_operator = s->by_operator;
+	out->warmup = s->warmup;
+}
+
 size_t
 switcher_switches(const struct switcher *sw, struct switcher_switch_status *out,
     size_t max)
@@ -88,16 +104,8 @@ switcher_switches(const struct switcher *sw, struct switcher_switch_status *out,
 
 		if (!s->used)
 			continue;
-		if (n < max) {
-			out[n].target = s->target;
-			out[n].from = s->from;
-			out[n].victims = s->victims;
-			out[n].gpus = s->gpus;
-			out[n].phase = s->phase;
-			out[n].start_ms = s->start_ms;
-			out[n].phase_start_ms = s->phase_ms;
-			out[n].by_operator = s->by_operator;
-		}
+		if (n < max)
+			switcher_switch_fill(s, &out[n]);
 		n++;
 	}
 	return (n);
@@ -120,6 +128,26 @@ switcher_sleep_pending(const struct switcher *sw, int i)
 {
 	return (i >= 0 && (size_t)i < sw->n &&
 	    (sw->sleep_pending & SW_BIT(i)) != 0);
+}
+
+/* The rule of switcher_run_ttl (switcher_step.c), read without acting. */
+int64_t
+switcher_ttl_remaining_ms(const struct switcher *sw, int i, int64_t now)
+{
+	const struct sw_model	*m;
+	int64_t			 idle, left;
+
+	if (i < 0 || (size_t)i >= sw->n)
+		return (-1);
+	m = &sw->m[i];
+	if (m->ttl_secs == 0 || m->state != SWM_ACTIVE || m->sw >= 0 ||
+	    i == sw->pinned || m->queued > 0 || m->in_flight > 0 ||
+	    !sw->proxy_up)
+		return (-1);
+	idle = m->last_used_ms >= m->active_since_ms ? m->last_used_ms :
+	    m->active_since_ms;
+	left = idle + (int64_t)m->ttl_secs * 1000 - now;
+	return (left > 0 ? left : 0);
 }
 
 uint64_t

@@ -41,6 +41,8 @@ switcher_start_switch(struct switcher *sw, int target, const struct sw_plan *p,
 	s->by_operator = by_operator;
 	s->op_kind = kind;
 	s->prev_pinned = -1;
+	/* While warming, only the start-up warm-up starts switches. */
+	s->warmup = sw->warming;
 	if (target >= 0)
 		sw->m[target].sw = idx;
 	for (size_t i = 0; i < sw->n; i++) {
@@ -113,11 +115,19 @@ void
 switcher_enter(struct switcher *sw, struct sw_switch *s,
     enum switcher_phase phase, int64_t now)
 {
+	struct switcher_switch_status	st;
+	int64_t				prev = now - s->phase_ms;
+
 	switcher_account(s, now);
 	s->phase = phase;
 	s->phase_ms = now;
 	s->deadline_ms = SWITCHER_NEVER;
 	sw->dirty = true;
+	/* A warm-up has no record either: it is not told. */
+	if (sw->ops.phase != NULL && !s->warmup) {
+		switcher_switch_fill(s, &st);
+		sw->ops.phase(sw->arg, &st, prev > 0 ? prev : 0);
+	}
 
 	switch (phase) {
 	case SWP_COOLDOWN: {

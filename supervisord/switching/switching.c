@@ -154,15 +154,62 @@ switching_timer_cb(evutil_socket_t fd, short ev, void *arg)
 		switcher_timer(sup->switcher, switching_now());
 }
 
+/* Keep a sample of the completed count at most once a second. */
+static void
+switching_done_sample(struct model *m, uint64_t done, int64_t now)
+{
+	size_t	 cap = sizeof(m->done_samples) / sizeof(m->done_samples[0]);
+	struct done_sample *last;
+
+	/* A new proxy counts from 0 again. */
+	if (done < m->done)
+		m->n_done_samples = 0;
+	m->done = done;
+	last = m->n_done_samples > 0 ?
+	    &m->done_samples[m->n_done_samples - 1] : NULL;
+	if (last != NULL && now - last->ms < 1000)
+		return;
+	if (m->n_done_samples == cap) {
+		memmove(&m->done_samples[0], &m->done_samples[1],
+		    (cap - 1) * sizeof(m->done_samples[0]));
+		m->n_done_samples--;
+	}
+	m->done_samples[m->n_done_samples].ms = now;
+	m->done_samples[m->n_done_samples].done = done;
+	m->n_done_samples++;
+}
+
+/*
+ * Requests completed per second over the last SWITCHING_RATE_WINDOW_MS:
+ * from the oldest sample in that window to now (0 when none is).
+ */
+double
+switching_requests_per_s(const struct model *m, int64_t now)
+{
+	const struct done_sample *s = NULL;
+
+	for (unsigned i = 0; i < m->n_done_samples; i++) {
+		if (now - m->done_samples[i].ms <= SWITCHING_RATE_WINDOW_MS) {
+			s = &m->done_samples[i];
+			break;
+		}
+	}
+	if (s == NULL || now - s->ms < 1000 || m->done < s->done)
+		return (0);
+	return ((double)(m->done - s->done) * 1000.0 / (double)(now - s->ms));
+}
+
 void
 switching_demand(struct client *c, struct model *m, uint32_t queued,
-    uint32_t in_flight, uint32_t oldest_ms)
+    uint32_t in_flight, uint32_t oldest_ms, uint64_t done)
 {
 	struct supervisor	*sup = m->sup;
 	int			 i;
 
 	proxies_demand(c, m, queued, in_flight, oldest_ms);
 	m->demand_ms = switching_now();
+	switching_done_sample(m, done, m->demand_ms);
+	events_queue(m);
 	if ((i = switching_index(sup, m)) >= 0)
 		switcher_demand(sup->switcher, i, m->queued, m->in_flight,
 		    m->oldest_ms, switching_now());
@@ -188,10 +235,13 @@ switching_proxy_gone(struct client *c)
 		queued = m->queued;
 		in_flight = m->in_flight;
 		proxies_total(sup, m);
-		if ((m->queued != queued || m->in_flight != in_flight) &&
-		    (i = switching_index(sup, m)) >= 0)
-			switcher_demand(sup->switcher, i, m->queued,
-			    m->in_flight, m->oldest_ms, switching_now());
+		if (m->queued != queued || m->in_flight != in_flight) {
+			events_queue(m);
+			if ((i = switching_index(sup, m)) >= 0)
+				switcher_demand(sup->switcher, i, m->queued,
+				    m->in_flight, m->oldest_ms,
+				    switching_now());
+		}
 		if (!owed || m->drain_waiting == 0 || --m->drain_waiting > 0)
 			continue;
 		log_info("drained model=%s drain_id=%u: the proxy that had "

@@ -2,14 +2,16 @@
  * switching.h -- supervisord/switching/, the map of the switch path
  * outside the pure switcher (switcher/): making the switcher and feeding
  * it (switching.c), carrying out its operations on the engine and the
- * proxy (switching_ops.c; switching_int.h), the operator's orders that
- * go through it (order.c), what each proxy connection has said
- * (proxies.c) and the record of the switches that ended (stats.c).
+ * proxy (switching_ops.c; switching_int.h), the switches as events
+ * (switching_events.c), the operator's orders that go through it
+ * (order.c), what each proxy connection has said (proxies.c) and the
+ * record of the switches that ended (stats.c).
  */
 #ifndef LLMUX_SWITCHING_H
 #define LLMUX_SWITCHING_H
 
 #include "supervisord/core.h"
+#include "supervisord/switcher/switcher.h"
 
 struct switch_record;
 
@@ -31,9 +33,11 @@ struct model *switching_model(struct supervisor *, int);
  * proxy is connected.
  */
 void	 switching_demand(struct client *, struct model *, uint32_t queued,
-	    uint32_t in_flight, uint32_t oldest_ms);
+	    uint32_t in_flight, uint32_t oldest_ms, uint64_t done);
 void	 switching_drained(struct client *, const char *, uint32_t);
 void	 switching_proxy_gone(struct client *);
+/* Requests the proxy completed per second, lately (status, top). */
+double	 switching_requests_per_s(const struct model *, int64_t now);
 void	 switching_proxy(struct supervisor *);
 /* Inputs from the engine. */
 void	 switching_died(struct model *, const char *reason);
@@ -51,6 +55,11 @@ const char *switching_pinned(struct supervisor *);
 struct model *switching_active(struct supervisor *);
 bool	 switching_admits(struct supervisor *, const struct model *);
 void	 switching_result_free(struct op_result *);
+
+/* ---- switching_events.c: the switches as events ------------------------ */
+
+/* A phase as the event stream and STATUS= name it (evict, not sleep). */
+const char *switching_events_phase_name(enum switcher_phase);
 
 /* ---- order.c: the operator's orders through the switcher --------------- */
 

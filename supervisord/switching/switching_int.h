@@ -12,6 +12,7 @@
 
 #define SWITCHING_MAX_SWITCHES		64
 #define SWITCHING_WAKE_GRACE_MS		5000
+#define SWITCHING_RATE_WINDOW_MS	10000	/* of requests_per_s */
 
 /* A switch in progress, timed in microseconds for the switch log line. */
 struct switch_watch {
@@ -22,6 +23,12 @@ struct switch_watch {
 	int64_t		 cooldown_end_us; /* 0: still in its cooldown */
 	uint64_t	 step_us;	/* its models' engine time at start */
 };
+
+/* switching_events.c */
+void	 switching_events_phase(void *, const struct switcher_switch_status *,
+	    int64_t prev_ms);
+void	 switching_events_record(struct supervisor *,
+	    const struct switch_record *);
 
 /* switching.c */
 int64_t	 switching_now(void);

@@ -506,6 +506,7 @@ switching_op_record(void *arg, const struct switch_record *r)
 	stats_record(sup, from != NULL ? from : "", to != NULL ? to : "", r);
 	from = from != NULL ? from : "none";
 	to = to != NULL ? to : "none";
+	switching_events_record(sup, r);
 
 	for (i = 0; i < sup->n_watches; i++) {
 		if (sup->watches[i].target == r->to &&
@@ -565,4 +566,5 @@ const struct switcher_ops switching_ops = {
 	.state_changed = switching_op_state_changed,
 	.record = switching_op_record,
 	.set_timer = switching_op_set_timer,
+	.phase = switching_events_phase,
 };

@@ -2,13 +2,14 @@
  * fuzz_frame.c -- libFuzzer target for the supervisor socket's decoder: the
  * input is a byte stream cut into frames as a connection would cut it; each
  * frame is decoded, and what decodes is encoded again and must decode to
- * the same encoding (the encoder and decoder agree), and reply bodies are
- * turned into JSON.
+ * the same encoding (the encoder and decoder agree), and reply bodies and
+ * events are turned into JSON (events into SSE records too).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "evstream.h"
 #include "mpjson.h"
 #include "proto.h"
 
@@ -26,6 +27,12 @@ fuzz_frame_one(const uint8_t *buf, size_t len)
 		return;
 	if (m.type == PROTO_REPLY)
 		free(mpjson_string(m.u.reply.body, m.u.reply.body_len, 1));
+	if (m.type == PROTO_EVENT) {
+		size_t	n;
+
+		free(evstream_json(&m.u.event));
+		free(evstream_sse(&m.u.event, &n));
+	}
 	if (proto_encode(&m, &f1, &l1) == 0) {
 		if (proto_decode(f1 + 4, l1 - 4, &again, err, sizeof(err)) != 0)
 			abort();	/* we produced something we refuse */

@@ -52,6 +52,15 @@ msgs = {
     "validate": {"t": 312, "id": 9, "model": "b", "policies": ["1", "offload+keep_running"]},
     "reply": {"t": 400, "id": 9, "status": 200, "body": {"state": "idle", "models": {"a": {"in_flight": 0}}, "x": [1.5, None, -3]}},
     "progress": {"t": 401, "id": 9, "phase": "wake", "elapsed_ms": 10},
+    "event": {"t": 206, "seq": 42, "boot": 1767225600123, "time_ms": 1767225601005,
+              "kind": "switch", "model": "b",
+              "data": {"from": "a", "to": "b", "phase": "done", "total_ms": 412,
+                       "phases": {"cooldown": 0, "drain": 12, "evict": 30, "wake": 370},
+                       "victims": ["a"], "reason": None}},
+    "event_gap": {"t": 206, "seq": 99, "boot": 1767225600123, "time_ms": 1767225601005,
+                  "kind": "gap", "data": {"first_seq": 100}},
+    "subscribe": {"t": 316, "id": 4, "since": "1767225600123-41"},
+    "subscribe_seq": {"t": 316, "id": 5, "since": 0},
 }
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
@@ -59,4 +68,5 @@ for name, d in msgs.items():
     with open(os.path.join(out, name), "wb") as f:
         f.write(frame(d))
 with open(os.path.join(out, "stream"), "wb") as f:
-    f.write(frame(msgs["demand"]) + frame(msgs["reply"]) + frame(msgs["state"]))
+    f.write(frame(msgs["demand"]) + frame(msgs["reply"]) + frame(msgs["state"]) +
+            frame(msgs["event"]))

@@ -50,7 +50,12 @@ class FakeSup:
         self.path = path
         self.config = config
         self.state = state
-        self.handlers = {}          # call type -> fn(msg) -> (status, body) or None
+        # call type -> fn(msg) -> (status, body) or None; the proxy
+        # subscribes to events after each hello: an empty ring, as the
+        # real supervisor's reply says it.
+        self.handlers = {CTL_SUBSCRIBE: lambda m: (200, {
+            "message": "Subscribed", "boot": 1, "first_seq": 1, "last_seq": 0,
+            "ring_size": 4096})}
         self.msgs = []              # every message received, in order
         self.cond = threading.Condition()
         self.conn = None

@@ -197,7 +197,7 @@ def admin_token(env):
                                    headers={"Authorization": TOKEN}), "admin_token_required")
     check(not [m for m in st.sup.msgs if m.get("t", 0) >= fs.CTL_MODE and
                m.get("t") not in (fs.CTL_MODELS, fs.CTL_EVICTION_GET, fs.CTL_METRICS,
-                                  fs.CTL_STATUS)],
+                                  fs.CTL_STATUS, fs.CTL_SUBSCRIBE)],
           "a refused call reached the supervisor")
     # With it: forwarded, and the supervisor is told the caller had it.
     check(ctl(st.admin, "POST", "/control/wake", {"model": "a"})[0] == 200)

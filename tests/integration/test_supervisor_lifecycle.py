@@ -327,13 +327,15 @@ def systemd_notify_and_watchdog(env):
         del os.environ["NOTIFY_SOCKET"]
         del os.environ["WATCHDOG_USEC"]
     check(wait_for("READY=1"), got)
-    check("STATUS=serving 1 models on %s" % sup.socket in got[0], got)
+    # STATUS= says what is active: nothing yet.
+    check(wait_for("STATUS=idle"), got)
     # WATCHDOG=1 keeps coming, at half the interval.
     n = len([m for m in got if "WATCHDOG=1" in m])
     while len([m for m in got if "WATCHDOG=1" in m]) < n + 3:
         got.append(s.recv(4096).decode())
     # The models do not see the notify socket.
     sup.ctl_ok("wake", "a")
+    check(wait_for("STATUS=active: a"), got)
     check(b"NOTIFY_SOCKET" not in environ(sup.model("a")["pid"]), "not passed on")
     proc.signal(signal.SIGHUP)
     check(wait_for("RELOADING=1"), got)

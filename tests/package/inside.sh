@@ -168,6 +168,24 @@ check "the socket's ACL admits llmux-admin" bash -c \
 check "no model runs before the first request" no_model
 check "a request through the proxy starts the model and is served" chat tiny
 check "a request by the model's alias is served" chat small
+# The journal: structured fields of that first switch (none -> tiny), and
+# the supervisor's STATUS= line.
+journal_has() {
+	journalctl -o json --no-pager -u llmux-supervisord.service |
+	    grep -E "$1" | grep -Eq "$2"
+}
+check "journalctl -o json: the switch's SWITCH_TO, SWITCH_FROM, DURATION_MS" \
+    eventually 10 journal_has '"SWITCH_TO" *: *"tiny"' \
+    '"SWITCH_FROM" *: *"none".*"DURATION_MS" *: *"[0-9]+"|"DURATION_MS" *: *"[0-9]+".*"SWITCH_FROM" *: *"none"'
+check "journalctl -o json: each phase's PHASE" \
+    journal_has '"PHASE" *: *"wake"' '"SWITCH_TO" *: *"tiny"'
+check "journalctl -o json: MODEL= on the model's lines" \
+    journal_has '"MODEL" *: *"tiny"' '"MESSAGE" *: *"model process started'
+check "journalctl -o json: PRIORITY and the identifier" \
+    journal_has '"SYSLOG_IDENTIFIER" *: *"llmux-supervisord"' '"PRIORITY" *: *"6"'
+check "systemctl status shows STATUS=: active: tiny" \
+    eventually 10 bash -c 'systemctl status --no-pager llmux-supervisord.service |
+    grep -q "Status: \"active: tiny\""'
 diagnose "the start and the first requests"
 check "the proxy was socket-activated and runs as llmux" \
     is "$(ps -o user= -p "$(systemctl show -P MainPID llmux-proxyd.service)")" llmux

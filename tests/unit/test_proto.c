@@ -15,6 +15,7 @@
 #include <msgpack.h>
 
 #include "conn.h"
+#include "evstream.h"
 #include "mpjson.h"
 #include "proto.h"
 #include "xmalloc.h"
@@ -185,11 +186,13 @@ START_TEST(test_roundtrip_data_plane)
 	in.u.demand.queued = 12;
 	in.u.demand.in_flight = 3;
 	in.u.demand.oldest_ms = 1500;
+	in.u.demand.done = 1ull << 40;
 	roundtrip(&in, &out);
 	ck_assert_str_eq(out.u.demand.model, "a");
 	ck_assert_uint_eq(out.u.demand.queued, 12);
 	ck_assert_uint_eq(out.u.demand.in_flight, 3);
 	ck_assert_uint_eq(out.u.demand.oldest_ms, 1500);
+	ck_assert_uint_eq(out.u.demand.done, 1ull << 40);
 	proto_msg_free(&out);
 
 	memset(&in, 0, sizeof(in));
@@ -445,6 +448,199 @@ START_TEST(test_roundtrip_replies)
 	roundtrip(&in, &out);
 	ck_assert_uint_eq(out.u.log.len, sizeof(data));
 	proto_msg_free(&out);
+}
+END_TEST
+
+/* {"from": "a", "phases": {"drain": 12}, "model": "dup", "x": [1, null]} */
+static void
+event_data(struct pk *p)
+{
+	pk_init(p);
+	msgpack_pack_map(&p->pk, 4);
+	pk_key(p, "from");
+	pk_key(p, "a");
+	pk_key(p, "phases");
+	msgpack_pack_map(&p->pk, 1);
+	pk_key(p, "drain");
+	msgpack_pack_uint32(&p->pk, 12);
+	pk_key(p, "model");
+	pk_key(p, "dup");
+	pk_key(p, "x");
+	msgpack_pack_array(&p->pk, 2);
+	msgpack_pack_uint32(&p->pk, 1);
+	msgpack_pack_nil(&p->pk);
+}
+
+START_TEST(test_event)
+{
+	struct proto_msg	 in, out;
+	struct pk		 p;
+	char			*json, *sse;
+	size_t			 len;
+
+	event_data(&p);
+	memset(&in, 0, sizeof(in));
+	in.type = PROTO_EVENT;
+	in.u.event.seq = 42;
+	in.u.event.boot = 1767225600123ull;
+	in.u.event.time_ms = 1767225601005ull;
+	in.u.event.kind = "switch";
+	in.u.event.model = "b";
+	in.u.event.data = (uint8_t *)p.sb.data;
+	in.u.event.data_len = p.sb.size;
+	roundtrip(&in, &out);
+	ck_assert_uint_eq(out.u.event.seq, 42);
+	ck_assert_uint_eq(out.u.event.boot, 1767225600123ull);
+	ck_assert_str_eq(out.u.event.kind, "switch");
+	ck_assert_str_eq(out.u.event.model, "b");
+	ck_assert_uint_eq(out.u.event.data_len, p.sb.size);
+
+	/* The JSON object: the event's own keys first, data's after them. */
+	json = evstream_json(&out.u.event);
+	ck_assert_str_eq(json, "{\"seq\":42,\"boot\":1767225600123,"
+	    "\"time\":\"2026-01-01T00:00:01.005Z\",\"kind\":\"switch\","
+	    "\"model\":\"b\",\"from\":\"a\",\"phases\":{\"drain\":12},"
+	    "\"x\":[1,null]}");
+	sse = evstream_sse(&out.u.event, &len);
+	ck_assert_uint_eq(len, strlen(sse));
+	ck_assert_ptr_nonnull(strstr(sse, "id: 1767225600123-42\nevent: switch"
+	    "\ndata: {"));
+	ck_assert_ptr_nonnull(strstr(sse, json));
+	ck_assert_int_eq(strcmp(sse + len - 3, "}\n\n"), 0);
+	free(json);
+	free(sse);
+	/* A kind that would break an SSE line is not made into one. */
+	free(out.u.event.kind);
+	out.u.event.kind = xstrdup("bad\nkind");
+	ck_assert_ptr_null(evstream_sse(&out.u.event, &len));
+	ck_assert(!evstream_kind_valid(""));
+	ck_assert(!evstream_kind_valid("Switch"));
+	ck_assert(evstream_kind_valid("gap"));
+	proto_msg_free(&out);
+	msgpack_sbuffer_destroy(&p.sb);
+
+	/* No data: an event is still one object. */
+	memset(&in, 0, sizeof(in));
+	in.type = PROTO_EVENT;
+	in.u.event.seq = 1;
+	in.u.event.boot = 7;
+	in.u.event.kind = "mode";
+	roundtrip(&in, &out);
+	ck_assert_ptr_null(out.u.event.data);
+	json = evstream_json(&out.u.event);
+	ck_assert_str_eq(json, "{\"seq\":1,\"boot\":7,\"time\":"
+	    "\"1970-01-01T00:00:00.000Z\",\"kind\":\"mode\"}");
+	free(json);
+	proto_msg_free(&out);
+
+	/* Data over PROTO_MAX_EVENT_DATA is refused both ways. */
+	pk_init(&p);
+	msgpack_pack_map(&p.pk, 1);
+	pk_key(&p, "reason");
+	{
+		char	*big = xcalloc(1, PROTO_MAX_EVENT_DATA);
+
+		memset(big, 'r', PROTO_MAX_EVENT_DATA - 1);
+		msgpack_pack_str_with_body(&p.pk, big, PROTO_MAX_EVENT_DATA);
+		free(big);
+	}
+	memset(&in, 0, sizeof(in));
+	in.type = PROTO_EVENT;
+	in.u.event.seq = 1;
+	in.u.event.boot = 7;
+	in.u.event.kind = "crash";
+	in.u.event.data = (uint8_t *)p.sb.data;
+	in.u.event.data_len = p.sb.size;
+	{
+		uint8_t	*frame;
+
+		ck_assert_int_eq(proto_encode(&in, &frame, &len), -1);
+	}
+	msgpack_sbuffer_destroy(&p.sb);
+}
+END_TEST
+
+/* A subscribe call up to its "since" key; the caller packs the value. */
+static void
+pk_subscribe(struct pk *p)
+{
+	pk_init(p);
+	msgpack_pack_map(&p->pk, 3);
+	pk_key(p, "t");
+	msgpack_pack_uint32(&p->pk, PROTO_CTL_SUBSCRIBE);
+	pk_key(p, "id");
+	msgpack_pack_uint32(&p->pk, 1);
+	pk_key(p, "since");
+}
+
+START_TEST(test_event_ids)
+{
+	struct proto_event_id	 id;
+	struct proto_msg	 in, out;
+	struct pk		 p;
+	char			 buf[64], err[256];
+	static const char	*bad[] = { "", "-", "1-", "-1", "0-5", "1-2-3",
+				    " 1", "1 ", "+1", "1a", "1-a",
+				    "18446744073709551616", "1-18446744073709551616" };
+
+	ck_assert_int_eq(proto_event_id_parse("1767225600123-42", &id), 0);
+	ck_assert_uint_eq(id.boot, 1767225600123ull);
+	ck_assert_uint_eq(id.seq, 42);
+	proto_event_id_format(&id, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "1767225600123-42");
+	ck_assert_int_eq(proto_event_id_parse("0", &id), 0);
+	ck_assert_uint_eq(id.boot, 0);
+	ck_assert_uint_eq(id.seq, 0);
+	ck_assert_int_eq(proto_event_id_parse("18446744073709551615", &id), 0);
+	ck_assert_uint_eq(id.seq, UINT64_MAX);
+	proto_event_id_format(&id, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "18446744073709551615");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(proto_event_id_parse(bad[i], &id) == -1,
+		    "accepted '%s'", bad[i]);
+
+	/* subscribe's since: BOOT-SEQ as a string, a bare seq as a number. */
+	memset(&in, 0, sizeof(in));
+	in.type = PROTO_CTL_SUBSCRIBE;
+	in.id = 3;
+	in.u.call.has_since = true;
+	in.u.call.since.boot = 99;
+	in.u.call.since.seq = 5;
+	roundtrip(&in, &out);
+	ck_assert(out.u.call.has_since);
+	ck_assert_uint_eq(out.u.call.since.boot, 99);
+	ck_assert_uint_eq(out.u.call.since.seq, 5);
+	proto_msg_free(&out);
+	in.u.call.since.boot = 0;
+	in.u.call.since.seq = 0;
+	roundtrip(&in, &out);
+	ck_assert(out.u.call.has_since);
+	ck_assert_uint_eq(out.u.call.since.seq, 0);
+	proto_msg_free(&out);
+	in.u.call.has_since = false;
+	roundtrip(&in, &out);
+	ck_assert(!out.u.call.has_since);
+	proto_msg_free(&out);
+
+	/* A string "SEQ" decodes too; anything else is refused clearly. */
+	pk_subscribe(&p);
+	pk_key(&p, "17");
+	ck_assert_int_eq(proto_decode((uint8_t *)p.sb.data, p.sb.size, &out,
+	    err, sizeof(err)), 0);
+	ck_assert_uint_eq(out.u.call.since.seq, 17);
+	proto_msg_free(&out);
+	msgpack_sbuffer_destroy(&p.sb);
+	pk_subscribe(&p);
+	pk_key(&p, "7-x");
+	ck_assert_int_eq(decode_raw(p.sb.data, p.sb.size, err, sizeof(err)),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(err, "since"));
+	msgpack_sbuffer_destroy(&p.sb);
+	pk_subscribe(&p);
+	msgpack_pack_int(&p.pk, -3);
+	ck_assert_int_eq(decode_raw(p.sb.data, p.sb.size, err, sizeof(err)),
+	    -1);
+	msgpack_sbuffer_destroy(&p.sb);
 }
 END_TEST
 
@@ -966,6 +1162,8 @@ main(void)
 	tcase_add_test(tc, test_roundtrip_calls);
 	tcase_add_test(tc, test_call_access);
 	tcase_add_test(tc, test_roundtrip_replies);
+	tcase_add_test(tc, test_event);
+	tcase_add_test(tc, test_event_ids);
 	tcase_add_test(tc, test_encode_limits);
 	tcase_add_test(tc, test_frame_length);
 	tcase_add_test(tc, test_hostile_counts);

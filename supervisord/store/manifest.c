@@ -317,6 +317,7 @@ manifest_hash(int dirfd, const char *name, struct manifest_file *f,
 	if (n < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", name,
 		    strerror(errno));
+		sha256_free(&c);
 		return (-1);
 	}
 	sha256_final(&c, d);

@@ -15,16 +15,19 @@
 #define SHA256_LEN	32
 #define SHA256_HEX_LEN	65	/* 64 hex digits and a NUL */
 
+/*
+ * A hash under way: init holds a libcrypto context, final lets it go.
+ * One that is abandoned before final (an error on the way) is freed with
+ * sha256_free, which does nothing after final or on a zeroed struct.
+ */
 struct sha256 {
-	uint32_t	h[8];
-	uint64_t	len;
-	uint8_t		buf[64];
-	size_t		nbuf;
+	struct evp_md_ctx_st	*ctx;	/* libcrypto's EVP_MD_CTX */
 };
 
 void	sha256_init(struct sha256 *);
 void	sha256_update(struct sha256 *, const void *, size_t);
 void	sha256_final(struct sha256 *, uint8_t out[SHA256_LEN]);
+void	sha256_free(struct sha256 *);
 void	sha256_hex(const uint8_t d[SHA256_LEN], char out[SHA256_HEX_LEN]);
 
 /* ---- manifest.c: the manifest beside a checkpoint's images ------------- */

@@ -60,6 +60,28 @@ START_TEST(test_sha256)
 }
 END_TEST
 
+/* Every piece size from 1 to 200 bytes gives the digest of one piece. */
+START_TEST(test_sha256_pieces)
+{
+	char		*data = xmalloc(1000), whole[SHA256_HEX_LEN];
+	struct sha256	 c;
+
+	for (size_t i = 0; i < 1000; i++)
+		data[i] = (char)(i * 7 + i / 13);
+	snprintf(whole, sizeof(whole), "%s", hash(data, 1000, 1000));
+	for (size_t piece = 1; piece <= 200; piece++)
+		ck_assert_str_eq(hash(data, 1000, piece), whole);
+	free(data);
+	/* A hash given up on the way is freed; freeing again is harmless. */
+	sha256_init(&c);
+	sha256_update(&c, "abc", 3);
+	sha256_free(&c);
+	sha256_free(&c);
+	memset(&c, 0, sizeof(c));
+	sha256_free(&c);
+}
+END_TEST
+
 static void
 manifest_fill(struct manifest *m)
 {
@@ -433,6 +455,7 @@ main(void)
 	TCase	*tc = tcase_create("gpu");
 
 	tcase_add_test(tc, test_sha256);
+	tcase_add_test(tc, test_sha256_pieces);
 	tcase_add_test(tc, test_manifest_roundtrip);
 	tcase_add_test(tc, test_manifest_refusals);
 	tcase_add_test(tc, test_manifest_match);

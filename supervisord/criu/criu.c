@@ -14,8 +14,9 @@
  *
  * Restore: the manifest is read and checked against this machine (driver,
  * GPU kinds and count), the model (path and port) and the files'
- * checksums; an image that fails is refused with the reason and never
- * restored. Then `criu restore --restore-detached --pidfile`, and the
+ * checksums (their names and sizes only after a download, which hashed
+ * every byte as it wrote it: each byte is hashed once); an image that
+ * fails is refused with the reason and never restored. Then `criu restore --restore-detached --pidfile`, and the
  * restored tree's pid is handed back for re-adoption (evict_step.c).
  *
  * criu runs as a child of the supervisor with its output in files (no
@@ -74,6 +75,7 @@ struct criu_op {
 	char			*out;		/* criu's stdout and stderr */
 	char			*pidfile;	/* RESTORE */
 	bool			 remove_after;	/* RESTORE: !keep_images */
+	bool			 checked;	/* RESTORE: sums checked */
 	pid_t			 target;	/* DUMP: the tree's root */
 	struct manifest		 man;		/* DUMP: what to write */
 	char			*nvml_path;
@@ -500,7 +502,9 @@ criu_restore_check(void *arg)
 		    op->man.model_path);
 		goto out;
 	}
-	if (manifest_verify(op->dir, &img, err, sizeof(err)) != 0) {
+	if ((op->checked ? manifest_verify_sizes(op->dir, &img, err,
+	    sizeof(err)) : manifest_verify(op->dir, &img, err,
+	    sizeof(err))) != 0) {
 		snprintf(op->reason, sizeof(op->reason), "image refused: %s",
 		    err);
 		goto out;
@@ -567,7 +571,7 @@ criu_restore_finish(struct criu_op *op)
 }
 
 int
-criu_restore(struct model *m, const char *dir, criu_cb cb,
+criu_restore(struct model *m, const char *dir, bool checked, criu_cb cb,
     criu_progress_cb progress, void *arg)
 {
 	struct criu_op	*op = criu_op_new(m, CRIU_RESTORE, cb, progress,
@@ -575,6 +579,7 @@ criu_restore(struct model *m, const char *dir, criu_cb cb,
 	char		*ours, why[256];
 
 	op->dir = xstrdup(dir);
+	op->checked = checked;
 	xasprintf(&op->pidfile, "%s/restore.pid", op->base);
 	op->man.model = xstrdup(m->name);
 	op->man.model_path = m->cfg != NULL ? xstrdup(m->cfg->model_path) :
@@ -592,8 +597,12 @@ criu_restore(struct model *m, const char *dir, criu_cb cb,
 		criu_op_report_soon(op);
 		return (0);
 	}
-	criu_progress(op, "checking the manifest and the checksums of %s",
-	    dir);
+	if (checked)
+		criu_progress(op, "checking the manifest of %s (the checksums "
+		    "were checked as it was downloaded)", dir);
+	else
+		criu_progress(op, "checking the manifest and the checksums of "
+		    "%s", dir);
 	worker_run(m->sup, criu_restore_check, criu_restore_checked, op);
 	return (0);
 }

@@ -283,10 +283,13 @@ manifest_covers(const char *name)
 	return (!(n > 4 && strcmp(name + n - 4, ".log") == 0));
 }
 
-/* size and SHA-256 of one file. */
+/*
+ * Size and SHA-256 of one file, hashed as it is read; the size alone
+ * (from fstat, nothing read) when !hash.
+ */
 static int
 manifest_hash(int dirfd, const char *name, struct manifest_file *f,
-    char *err, size_t errlen)
+    bool hash, char *err, size_t errlen)
 {
 	struct sha256	 c;
 	struct stat	 st;
@@ -304,6 +307,11 @@ manifest_hash(int dirfd, const char *name, struct manifest_file *f,
 		snprintf(err, errlen, "%s is not a regular file", name);
 		close(fd);
 		return (-1);
+	}
+	if (!hash) {
+		f->size = (uint64_t)st.st_size;
+		close(fd);
+		return (0);
 	}
 	buf = xmalloc(MANIFEST_READ_CHUNK);
 	sha256_init(&c);
@@ -332,8 +340,9 @@ manifest_name_cmp(const void *a, const void *b)
 	    ((const struct manifest_file *)b)->name));
 }
 
-int
-manifest_scan(const char *dir, struct manifest *m, char *err, size_t errlen)
+static int
+manifest_list(const char *dir, struct manifest *m, bool hash, char *err,
+    size_t errlen)
 {
 	DIR		*d;
 	struct dirent	*de;
@@ -356,7 +365,7 @@ manifest_scan(const char *dir, struct manifest *m, char *err, size_t errlen)
 			break;
 		}
 		memset(&f, 0, sizeof(f));
-		if ((rc = manifest_hash(dirfd(d), de->d_name, &f, err,
+		if ((rc = manifest_hash(dirfd(d), de->d_name, &f, hash, err,
 		    errlen)) != 0)
 			break;
 		f.name = xstrdup(de->d_name);
@@ -371,15 +380,22 @@ manifest_scan(const char *dir, struct manifest *m, char *err, size_t errlen)
 }
 
 int
-manifest_verify(const char *dir, const struct manifest *m, char *err,
-    size_t errlen)
+manifest_scan(const char *dir, struct manifest *m, char *err, size_t errlen)
+{
+	return (manifest_list(dir, m, true, err, errlen));
+}
+
+/* dir's files against the manifest's list; their checksums too if hash. */
+static int
+manifest_compare(const char *dir, const struct manifest *m, bool hash,
+    char *err, size_t errlen)
 {
 	struct manifest	 now;
 	size_t		 i, j;
 	int		 rc = -1;
 
 	memset(&now, 0, sizeof(now));
-	if (manifest_scan(dir, &now, err, errlen) != 0)
+	if (manifest_list(dir, &now, hash, err, errlen) != 0)
 		return (-1);
 	for (i = 0; i < m->nfiles; i++) {
 		for (j = 0; j < now.nfiles; j++)
@@ -397,7 +413,8 @@ manifest_verify(const char *dir, const struct manifest *m, char *err,
 			    (unsigned long long)m->files[i].size);
 			goto out;
 		}
-		if (strcmp(now.files[j].sha256, m->files[i].sha256) != 0) {
+		if (hash && strcmp(now.files[j].sha256, m->files[i].sha256) !=
+		    0) {
 			snprintf(err, errlen, "image file %s fails its "
 			    "checksum (damaged or changed since the "
 			    "checkpoint)", m->files[i].name);
@@ -421,6 +438,20 @@ manifest_verify(const char *dir, const struct manifest *m, char *err,
 out:
 	manifest_free(&now);
 	return (rc);
+}
+
+int
+manifest_verify(const char *dir, const struct manifest *m, char *err,
+    size_t errlen)
+{
+	return (manifest_compare(dir, m, true, err, errlen));
+}
+
+int
+manifest_verify_sizes(const char *dir, const struct manifest *m, char *err,
+    size_t errlen)
+{
+	return (manifest_compare(dir, m, false, err, errlen));
 }
 
 int

@@ -83,6 +83,12 @@ int	manifest_scan(const char *dir, struct manifest *, char *err,
 /* Do dir's files match the manifest's list? -1 with the first difference. */
 int	manifest_verify(const char *dir, const struct manifest *, char *err,
 	    size_t errlen);
+/*
+ * The same for names and sizes only, nothing read: for files whose
+ * checksums were checked as they were written (store_download's).
+ */
+int	manifest_verify_sizes(const char *dir, const struct manifest *,
+	    char *err, size_t errlen);
 /* Was it made on a machine like this one? -1 with the difference. */
 int	manifest_match(const struct manifest *image,
 	    const struct manifest *here, char *err, size_t errlen);
@@ -98,7 +104,12 @@ bool	manifest_covers(const char *name);
 
 struct store_result {
 	bool		 ok;
-	bool		 skipped;	/* download: the images are here */
+	/*
+	 * download: the images were here already. Not skipped, ok: every
+	 * file's size and SHA-256 were checked against the manifest as the
+	 * file was written, so a restore need not read them again.
+	 */
+	bool		 skipped;
 	const char	*reason;	/* !ok: why */
 	const char	*url;		/* s3://BUCKET/MODEL/ID/ */
 	uint64_t	 bytes;

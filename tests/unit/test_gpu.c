@@ -282,23 +282,38 @@ START_TEST(test_manifest_files)
 	ck_assert_uint_eq(r.nfiles, 2);
 	/* The manifest itself and logs are not covered. */
 	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(manifest_verify_sizes(dir, &r, err, sizeof(err)),
+	    0);
 	put(dir, "pages-1.img", "abd");
 	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "image file pages-1.img fails its checksum "
 	    "(damaged or changed since the checkpoint)");
+	/* Without the checksums (after a download): names and sizes. */
+	ck_assert_int_eq(manifest_verify_sizes(dir, &r, err, sizeof(err)),
+	    0);
 	put(dir, "pages-1.img", "abcd");
 	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "image file pages-1.img has 4 bytes, the "
+	    "manifest says 3");
+	ck_assert_int_eq(manifest_verify_sizes(dir, &r, err, sizeof(err)),
+	    -1);
 	ck_assert_str_eq(err, "image file pages-1.img has 4 bytes, the "
 	    "manifest says 3");
 	put(dir, "pages-1.img", "abc");
 	put(dir, "pages-2.img", "x");
 	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "image file pages-2.img is not in the manifest");
+	ck_assert_int_eq(manifest_verify_sizes(dir, &r, err, sizeof(err)),
+	    -1);
+	ck_assert_str_eq(err, "image file pages-2.img is not in the manifest");
 	snprintf(cmd, sizeof(cmd), "%s/pages-2.img", dir);
 	unlink(cmd);
 	snprintf(cmd, sizeof(cmd), "%s/inventory.img", dir);
 	unlink(cmd);
 	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "image file inventory.img is missing");
+	ck_assert_int_eq(manifest_verify_sizes(dir, &r, err, sizeof(err)),
+	    -1);
 	ck_assert_str_eq(err, "image file inventory.img is missing");
 	manifest_free(&r);
 	manifest_free(&m);

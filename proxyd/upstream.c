@@ -31,6 +31,7 @@
 #include <evhtp/evhtp.h>
 #include <evhtp/parser.h>
 
+#include "json.h"
 #include "linger.h"
 #include "log.h"
 #include "proxy.h"
@@ -531,8 +532,7 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 	struct preq	*pr = us->pr;
 	struct pmodel	*pm = us->pm;
 	struct evbuffer	*out;
-	char		 ev[512];
-	int		 n;
+	struct strbuf	 ev = STRBUF_INIT;
 	bool		 timeout = kind == UPERR_TIMEOUT;
 
 	pm->metrics.upstream_errors[kind]++;
@@ -551,14 +551,16 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 	}
 	out = upstream_scratch;
 	if (us->chunked_out && us->sse) {
-		n = snprintf(ev, sizeof(ev), "data: {\"error\":{\"message\":"
-		    "\"model backend %s: %s\",\"type\":\"llmux_error\","
-		    "\"code\":\"%s\"}}\n\n", timeout ? "stopped sending" :
-		    "closed the stream", why, timeout ? "upstream_timeout" :
-		    "upstream_closed");
-		evbuffer_add_printf(out, "%x\r\n", n);
-		evbuffer_add(out, ev, (size_t)n);
+		strbuf_printf(&ev, "data: {\"error\":{\"message\":\"model "
+		    "backend %s: ", timeout ? "stopped sending" :
+		    "closed the stream");
+		json_escape_strbuf(&ev, why, strlen(why));
+		strbuf_printf(&ev, "\",\"type\":\"llmux_error\",\"code\":\"%s\"}}"
+		    "\n\n", timeout ? "upstream_timeout" : "upstream_closed");
+		evbuffer_add_printf(out, "%zx\r\n", ev.len);
+		evbuffer_add(out, ev.p, ev.len);
 		evbuffer_add(out, "\r\n0\r\n\r\n", 7);
+		strbuf_free(&ev);
 	} else
 		preq_close_after(pr->req);
 	upstream_flush_final(pr);

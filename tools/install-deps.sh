@@ -13,8 +13,9 @@
 set -eu
 
 # Debian package name, then a file or command that proves it is installed.
-# (libssl-dev: Debian's libevhtp-dev is built with TLS, and evhtp.h
-# includes OpenSSL's headers, but it does not depend on libssl-dev. nodejs
+# (libssl-dev: libcrypto, the supervisor's SHA-256; and Debian's
+# libevhtp-dev is built with TLS, and evhtp.h includes OpenSSL's headers,
+# but it does not depend on libssl-dev. nodejs
 # and npm: test_openai_client.py runs the openai npm client, which npm
 # installs from the npm registry into build/npm.)
 PKGS="

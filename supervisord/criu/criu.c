@@ -14,8 +14,9 @@
  *
  * Restore: the manifest is read and checked against this machine (driver,
  * GPU kinds and count), the model (path and port) and the files'
- * checksums; an image that fails is refused with the reason and never
- * restored. Then `criu restore --restore-detached --pidfile`, and the
+ * checksums (their names and sizes only after a download, which hashed
+ * every byte as it wrote it: each byte is hashed once); an image that
+ * fails is refused with the reason and never restored. Then `criu restore --restore-detached --pidfile`, and the
  * restored tree's pid is handed back for re-adoption (evict_step.c).
  *
  * criu runs as a child of the supervisor with its output in files (no
@@ -89,6 +90,7 @@ struct criu_op {
 	int			 img_fd;	/* DUMP: images.tmp; RESTORE */
 	int			 out_fd;	/* criu's stdout and stderr */
 	bool			 remove_after;	/* RESTORE: !keep_images */
+	bool			 checked;	/* RESTORE: sums checked */
 	pid_t			 target;	/* DUMP: the tree's root */
 	struct manifest		 man;		/* DUMP: what to write */
 	char			*nvml_path;
@@ -570,8 +572,9 @@ criu_restore_check(void *arg)
 		    op->man.model_path);
 		goto out;
 	}
-	if (manifest_verify(op->img_fd, op->dir, &img, err,
-	    sizeof(err)) != 0) {
+	if ((op->checked ? manifest_verify_sizes(op->img_fd, op->dir, &img,
+	    err, sizeof(err)) : manifest_verify(op->img_fd, op->dir, &img,
+	    err, sizeof(err))) != 0) {
 		snprintf(op->reason, sizeof(op->reason), "image refused: %s",
 		    err);
 		goto out;
@@ -644,7 +647,7 @@ criu_restore_finish(struct criu_op *op)
 }
 
 int
-criu_restore(struct model *m, const char *dir, criu_cb cb,
+criu_restore(struct model *m, const char *dir, bool checked, criu_cb cb,
     criu_progress_cb progress, void *arg)
 {
 	struct criu_op	*op = criu_op_new(m, CRIU_RESTORE, cb, progress,
@@ -653,6 +656,7 @@ criu_restore(struct model *m, const char *dir, criu_cb cb,
 
 	op->dir = xstrdup(dir);
 	model_path_locate(m->sup->conf, dir, &op->loc);
+	op->checked = checked;
 	op->man.model = xstrdup(m->name);
 	op->man.model_path = m->cfg != NULL ? xstrdup(m->cfg->model_path) :
 	    NULL;
@@ -669,8 +673,12 @@ criu_restore(struct model *m, const char *dir, criu_cb cb,
 		criu_op_report_soon(op);
 		return (0);
 	}
-	criu_progress(op, "checking the manifest and the checksums of %s",
-	    dir);
+	if (checked)
+		criu_progress(op, "checking the manifest of %s (the checksums "
+		    "were checked as it was downloaded)", dir);
+	else
+		criu_progress(op, "checking the manifest and the checksums of "
+		    "%s", dir);
 	worker_run(m->sup, criu_restore_check, criu_restore_checked, op);
 	return (0);
 }

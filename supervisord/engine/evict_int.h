@@ -48,6 +48,7 @@ struct evict_op {
 	enum model_pstate	 adopt_state;
 	int64_t			 health_timeout_ms;
 	char			*images;	/* CHECKPOINT: where */
+	bool			 images_checked; /* downloaded: sums checked */
 	char			*log;		/* last lines of a failed start */
 	struct evict_report	 report;
 };

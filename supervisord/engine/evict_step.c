@@ -273,6 +273,9 @@ evict_store_cb(const struct store_result *r, void *arg)
 	if (r->ok) {
 		free(m->store_url);
 		m->store_url = r->url != NULL ? xstrdup(r->url) : NULL;
+		/* Downloaded: each file was hashed as it was written. */
+		if (op->plan.steps[op->idx] == STEP_DOWNLOAD)
+			op->images_checked = true;
 		if (op->plan.steps[op->idx] == STEP_DOWNLOAD &&
 		    r->has_eviction)
 			evict_replan_restore(op, &r->eviction);
@@ -417,7 +420,8 @@ evict_step_start(struct evict_op *op)
 	case STEP_CRIU_RESTORE:
 		evict_progress(op, evict_step_name(step), m->images);
 		criu_restore(m, m->images != NULL ? m->images : "",
-		    evict_criu_cb, evict_criu_progress, evict_pending_new(op));
+		    op->images_checked, evict_criu_cb, evict_criu_progress,
+		    evict_pending_new(op));
 		return;
 	case STEP_UPLOAD:
 	case STEP_DOWNLOAD:

@@ -287,10 +287,13 @@ manifest_covers(const char *name)
 	return (!(n > 4 && strcmp(name + n - 4, ".log") == 0));
 }
 
-/* size and SHA-256 of one file. */
+/*
+ * Size and SHA-256 of one file, hashed as it is read; the size alone
+ * (from fstat, nothing read) when !hash.
+ */
 static int
 manifest_hash(int dfd, const char *name, struct manifest_file *f,
-    char *err, size_t errlen)
+    bool hash, char *err, size_t errlen)
 {
 	struct sha256	 c;
 	struct stat	 st;
@@ -315,6 +318,11 @@ manifest_hash(int dfd, const char *name, struct manifest_file *f,
 		close(fd);
 		return (-1);
 	}
+	if (!hash) {
+		f->size = (uint64_t)st.st_size;
+		close(fd);
+		return (0);
+	}
 	buf = xmalloc(MANIFEST_READ_CHUNK);
 	sha256_init(&c);
 	f->size = 0;
@@ -327,6 +335,7 @@ manifest_hash(int dfd, const char *name, struct manifest_file *f,
 	if (n < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", name,
 		    strerror(errno));
+		sha256_free(&c);
 		return (-1);
 	}
 	sha256_final(&c, d);
@@ -341,8 +350,9 @@ manifest_name_cmp(const void *a, const void *b)
 	    ((const struct manifest_file *)b)->name));
 }
 
-int
-manifest_scan(int dfd, const char *dir, struct manifest *m, char *err,
+static int
+manifest_list(int dfd, const char *dir, struct manifest *m, bool hash,
+    char *err,
     size_t errlen)
 {
 	DIR		*d;
@@ -370,7 +380,7 @@ manifest_scan(int dfd, const char *dir, struct manifest *m, char *err,
 			break;
 		}
 		memset(&f, 0, sizeof(f));
-		if ((rc = manifest_hash(dirfd(d), de->d_name, &f, err,
+		if ((rc = manifest_hash(dirfd(d), de->d_name, &f, hash, err,
 		    errlen)) != 0)
 			break;
 		f.name = xstrdup(de->d_name);
@@ -385,7 +395,16 @@ manifest_scan(int dfd, const char *dir, struct manifest *m, char *err,
 }
 
 int
-manifest_verify(int dfd, const char *dir, const struct manifest *m,
+manifest_scan(int dfd, const char *dir, struct manifest *m, char *err,
+    size_t errlen)
+{
+	return (manifest_list(dfd, dir, m, true, err, errlen));
+}
+
+/* dir's files against the manifest's list; their checksums too if hash. */
+static int
+manifest_compare(int dfd, const char *dir, const struct manifest *m,
+    bool hash,
     char *err, size_t errlen)
 {
 	struct manifest	 now;
@@ -393,7 +412,7 @@ manifest_verify(int dfd, const char *dir, const struct manifest *m,
 	int		 rc = -1;
 
 	memset(&now, 0, sizeof(now));
-	if (manifest_scan(dfd, dir, &now, err, errlen) != 0)
+	if (manifest_list(dfd, dir, &now, hash, err, errlen) != 0)
 		return (-1);
 	for (i = 0; i < m->nfiles; i++) {
 		for (j = 0; j < now.nfiles; j++)
@@ -411,7 +430,8 @@ manifest_verify(int dfd, const char *dir, const struct manifest *m,
 			    (unsigned long long)m->files[i].size);
 			goto out;
 		}
-		if (strcmp(now.files[j].sha256, m->files[i].sha256) != 0) {
+		if (hash && strcmp(now.files[j].sha256, m->files[i].sha256) !=
+		    0) {
 			snprintf(err, errlen, "image file %s fails its "
 			    "checksum (damaged or changed since the "
 			    "checkpoint)", m->files[i].name);
@@ -435,6 +455,20 @@ manifest_verify(int dfd, const char *dir, const struct manifest *m,
 out:
 	manifest_free(&now);
 	return (rc);
+}
+
+int
+manifest_verify(int dfd, const char *dir, const struct manifest *m,
+    char *err, size_t errlen)
+{
+	return (manifest_compare(dfd, dir, m, true, err, errlen));
+}
+
+int
+manifest_verify_sizes(int dfd, const char *dir, const struct manifest *m,
+    char *err, size_t errlen)
+{
+	return (manifest_compare(dfd, dir, m, false, err, errlen));
 }
 
 int

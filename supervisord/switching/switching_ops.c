@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "conn.h"
+#include "json.h"
 #include "log.h"
 #include "xmalloc.h"
 #include "supervisord/base/base.h"
@@ -341,25 +342,6 @@ switching_warmed_cb(const struct httpc_result *res, void *arg)
 		    res->status == 200 ? NULL : why, switching_now());
 }
 
-/* A JSON string's contents: the name escaped. */
-static char *
-switching_json_escape(const char *s)
-{
-	char	*q = xmalloc(strlen(s) * 6 + 1);
-	size_t	 o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			o += (size_t)sprintf(q + o, "\\%c", *p);
-		else if (*p < 0x20)
-			o += (size_t)sprintf(q + o, "\\u%04x", *p);
-		else
-			q[o++] = (char)*p;
-	}
-	q[o] = '\0';
-	return (q);
-}
-
 /* llmux 0.7's warm-up: one deterministic inference on the woken model. */
 static void
 switching_op_warmup(void *arg, int i)
@@ -373,8 +355,8 @@ switching_op_warmup(void *arg, int i)
 		    "process", switching_now());
 		return;
 	}
-	name = switching_json_escape(spawn_served_name(m->cfg));
-	xasprintf(&body, "{\"model\":\"%s\",\"prompt\":\"%s\",\"max_tokens\":"
+	name = json_quote(spawn_served_name(m->cfg));
+	xasprintf(&body, "{\"model\":%s,\"prompt\":\"%s\",\"max_tokens\":"
 	    "8,\"temperature\":0,\"seed\":0}", name, SWITCHING_WARMUP_PROMPT);
 	free(name);
 	m->warming = true;

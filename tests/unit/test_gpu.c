@@ -61,6 +61,28 @@ START_TEST(test_sha256)
 }
 END_TEST
 
+/* Every piece size from 1 to 200 bytes gives the digest of one piece. */
+START_TEST(test_sha256_pieces)
+{
+	char		*data = xmalloc(1000), whole[SHA256_HEX_LEN];
+	struct sha256	 c;
+
+	for (size_t i = 0; i < 1000; i++)
+		data[i] = (char)(i * 7 + i / 13);
+	snprintf(whole, sizeof(whole), "%s", hash(data, 1000, 1000));
+	for (size_t piece = 1; piece <= 200; piece++)
+		ck_assert_str_eq(hash(data, 1000, piece), whole);
+	free(data);
+	/* A hash given up on the way is freed; freeing again is harmless. */
+	sha256_init(&c);
+	sha256_update(&c, "abc", 3);
+	sha256_free(&c);
+	sha256_free(&c);
+	memset(&c, 0, sizeof(c));
+	sha256_free(&c);
+}
+END_TEST
+
 static void
 manifest_fill(struct manifest *m)
 {
@@ -265,23 +287,38 @@ START_TEST(test_manifest_files)
 	ck_assert_uint_eq(r.nfiles, 2);
 	/* The manifest itself and logs are not covered. */
 	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    0);
 	put(dir, "pages-1.img", "abd");
 	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "image file pages-1.img fails its checksum "
 	    "(damaged or changed since the checkpoint)");
+	/* Without the checksums (after a download): names and sizes. */
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    0);
 	put(dir, "pages-1.img", "abcd");
 	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "image file pages-1.img has 4 bytes, the "
+	    "manifest says 3");
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    -1);
 	ck_assert_str_eq(err, "image file pages-1.img has 4 bytes, the "
 	    "manifest says 3");
 	put(dir, "pages-1.img", "abc");
 	put(dir, "pages-2.img", "x");
 	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "image file pages-2.img is not in the manifest");
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    -1);
+	ck_assert_str_eq(err, "image file pages-2.img is not in the manifest");
 	snprintf(cmd, sizeof(cmd), "%s/pages-2.img", dir);
 	unlink(cmd);
 	snprintf(cmd, sizeof(cmd), "%s/inventory.img", dir);
 	unlink(cmd);
 	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "image file inventory.img is missing");
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    -1);
 	ck_assert_str_eq(err, "image file inventory.img is missing");
 	manifest_free(&r);
 	manifest_free(&m);
@@ -508,6 +545,7 @@ main(void)
 	TCase	*tc = tcase_create("gpu");
 
 	tcase_add_test(tc, test_sha256);
+	tcase_add_test(tc, test_sha256_pieces);
 	tcase_add_test(tc, test_manifest_roundtrip);
 	tcase_add_test(tc, test_manifest_refusals);
 	tcase_add_test(tc, test_manifest_match);

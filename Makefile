@@ -19,8 +19,13 @@ BUILD     ?= build
 CC        ?= cc
 OPT       ?= -O2
 SAN       ?=
-PKGS       = libevent libevent_pthreads evhtp msgpack yajl yaml-0.1 libsystemd libcap-ng \
-             libcurl
+# The pkg-config packages the build uses, as a shell assignment (pkgs=...)
+# run once pkg-config is installed: msgpack-c 6 renamed its package (and
+# its library, -lmsgpack-c) from msgpack to msgpack-c, its headers kept
+# their names; the new name is used where it exists, else the old.
+PKGS_SH    = pkgs="libevent libevent_pthreads evhtp \
+             $$(pkg-config --exists msgpack-c && echo msgpack-c || echo msgpack) \
+             yajl yaml-0.1 libsystemd libcap-ng libcurl libcrypto"
 WARN       = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral
 CFLAGS    ?= $(OPT) -g
@@ -46,8 +51,9 @@ all:
 $(BUILD)/deps.mk: tools/install-deps.sh
 	@mkdir -p $(BUILD)
 	@tools/install-deps.sh
-	@{ echo "PKG_CFLAGS = $$(pkg-config --cflags $(PKGS))"; \
-	   echo "PKG_LIBS = $$(pkg-config --libs $(PKGS))"; \
+	@$(PKGS_SH); pkg-config --print-errors --exists $$pkgs check && \
+	{ echo "PKG_CFLAGS = $$(pkg-config --cflags $$pkgs)"; \
+	   echo "PKG_LIBS = $$(pkg-config --libs $$pkgs)"; \
 	   echo "CHECK_CFLAGS = $$(pkg-config --cflags check)"; \
 	   echo "CHECK_LIBS = $$(pkg-config --libs check)"; } > $@.tmp && mv $@.tmp $@
 
@@ -94,7 +100,7 @@ all: $(BINS)
 
 # The pkg-config packages the build uses (packaging/rpm/llmux.spec asks).
 print-pkgs:
-	@echo $(PKGS)
+	@$(PKGS_SH); echo $$pkgs
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -200,7 +206,7 @@ bench-policies: $(BUILD)/bin/llmux-sim
 
 # Every benchmark below, then docs/benchmarks.md rewritten with the figures
 # (BENCH_ARGS=--quick for short runs, --only proxy,switch for some).
-bench: $(BINS) $(BUILD)/bench/bench_status $(FAKE_SO) $(FAKE_BIN)
+bench: $(BINS) $(BUILD)/bench/bench_status $(BUILD)/bench/bench_sha256 $(FAKE_SO) $(FAKE_BIN)
 	@tests/bench/bench-all.py $(BUILD) $(BENCH_ARGS)
 
 # llmux-proxyd against llmux-fakevllm directly and nginx (FAKEVLLM=path to
@@ -218,8 +224,9 @@ bench-fakevllm: $(BUILD)/bin/llmux-fakevllm
 bench-switch: $(BINS)
 	@tests/bench/bench-switch.py $(BUILD) $(BENCH_ARGS)
 
-# A checkpoint's images to the S3 stub and back (BENCH_ARGS=--mib N).
-bench-store: $(BINS) $(FAKE_SO) $(FAKE_BIN)
+# A checkpoint's images to the S3 stub and back (BENCH_ARGS=--mib N), and
+# the SHA-256 against the portable C it replaced (bench_sha256).
+bench-store: $(BINS) $(BUILD)/bench/bench_sha256 $(FAKE_SO) $(FAKE_BIN)
 	@tests/bench/bench-store.py $(BUILD) $(BENCH_ARGS)
 
 # The status round trip over the supervisor's socket (p50/p99 of 10 000).
@@ -228,6 +235,9 @@ bench-status: $(BINS) $(BUILD)/bench/bench_status
 $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+$(BUILD)/bench/bench_sha256: tests/bench/bench_sha256.c $(BUILD)/lib/libsupervisord.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/lib/libsupervisord.a $(LIB) $(LIBS)
 
 soak: $(TESTS_BUILT)
 	@LLMUX_SOAK=1 tests/run-tests --only integration $(BUILD)

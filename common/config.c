@@ -242,6 +242,7 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 		    cfgtree_describe(root));
 	else {
 		config_bind_root(&ld, root);
+		config_access(&ld);
 		config_check(&ld);
 	}
 	free(ld.marks);

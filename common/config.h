@@ -78,7 +78,7 @@ struct checkpoint_config {
 	bool	 set;				/* the section is present */
 	char	*criu_path;			/* "criu" */
 	char	*cuda_plugin_dir;		/* "/usr/lib/criu/" */
-	char	*images_dir;			/* "/tmp/llmux-checkpoints" */
+	char	*images_dir;			/* NULL: state_dir/checkpoints */
 	char	*cuda_checkpoint_path;		/* "cuda-checkpoint" (seed; unused) */
 	bool	 keep_images;			/* true */
 	struct object_store_config object_store;
@@ -116,7 +116,8 @@ struct proxy_config {
 	char		*javascript_dir;	/* "/usr/share/javascript" */
 	char	       **api_keys;		/* NULL-terminated; none = open */
 	size_t		 n_api_keys;
-	char		*admin_token;		/* NULL: no token on admin port */
+	char		*admin_token;		/* inline, else admin_token_file's */
+	bool		 allow_unauthenticated;	/* public port, no api_keys */
 };
 
 /* GPU access: CUDA driver API and NVML, loaded with dlopen. */
@@ -143,7 +144,7 @@ struct config {
 	bool		 admin_port_set;
 	char		*vllm_command;		/* "vllm" */
 	bool		 warmup;		/* false */
-	uint32_t	 startup_timeout_secs;	/* 600 */
+	uint32_t	 startup_timeout_secs;	/* 900 */
 	uint32_t	 max_sleeping;		/* 0: no cap */
 	uint32_t	 health_check_secs;	/* 10; 0: never */
 
@@ -151,6 +152,7 @@ struct config {
 	char		*user;			/* "llmux-engine" */
 	char		*proxy_user;		/* "llmux" */
 	char		*admin_group;		/* "llmux-admin" */
+	char		*admin_token_file;	/* "/etc/llmux/admin-token" */
 	char		*state_dir;		/* "/var/lib/llmux" */
 	char		*log_dir;		/* "/var/log/llmux" */
 	uint64_t	 model_log_max_bytes;	/* 64 MiB */

@@ -9,8 +9,10 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +421,78 @@ config_check_machine(struct config_loader *ld)
 	}
 }
 
+/*
+ * As root, the users and the group written in the file must exist here:
+ * the supervisor would start, and every model start (user) or the proxy
+ * (proxy_user) would then fail. An error for --check-config; the
+ * supervisor itself starts and says so at each start, as before. The
+ * package's own accounts (the defaults, made by its sysusers.d) are only
+ * warned about when written and missing: the package is not installed.
+ */
+static void
+config_check_accounts(struct config_loader *ld)
+{
+	struct config		*cfg = ld->cfg;
+	struct config_pos	 none = { 0, 0 }, pos;
+	const struct {
+		const char	*key;
+		char *const	*val;
+		bool		 group;
+	} acct[] = {
+		{ "user", &cfg->user, false },
+		{ "proxy_user", &cfg->proxy_user, false },
+		{ "admin_group", &cfg->admin_group, true },
+	};
+	const struct config_key	*k;
+	char			 name[CONFIG_TEXT_MAX];
+	bool			 ours;
+
+	if (ld->mode != CONFIG_CHECK || geteuid() != 0)
+		return;
+	for (size_t i = 0; i < sizeof(acct) / sizeof(acct[0]); i++) {
+		const char	*v = *acct[i].val;
+
+		pos = config_marked(ld, acct[i].val, none);
+		if (v == NULL || pos.line == 0)
+			continue;
+		if (acct[i].group ? getgrnam(v) != NULL : getpwnam(v) != NULL)
+			continue;
+		k = config_keys_find(CS_TOP, acct[i].key);
+		ours = k != NULL && k->def != NULL && strcmp(k->def, v) == 0;
+		config_diag(ld, !ours, true, pos.line, pos.col, "%s: %s '%s' "
+		    "does not exist on this machine%s", acct[i].key,
+		    acct[i].group ? "group" : "user",
+		    config_printable(v, strlen(v), name, sizeof(name)),
+		    ours ? " (the package creates it)" : "");
+	}
+}
+
+/*
+ * A model server is started with --host 127.0.0.1 (engine/spawn.c): its
+ * /sleep, /wake_up and /collective_rpc routes must not face the network.
+ * extra_args that name a host win, and are warned about.
+ */
+static void
+config_check_host(struct config_loader *ld, const struct model_config *m)
+{
+	struct config_pos	pos;
+	char			nm[CONFIG_TEXT_MAX];
+
+	for (size_t i = 0; i < m->n_extra_args; i++) {
+		if (strcmp(m->extra_args[i], "--host") != 0 &&
+		    strncmp(m->extra_args[i], "--host=", 7) != 0)
+			continue;
+		pos = config_marked(ld, &m->extra_args[i], m->pos);
+		config_diag(ld, false, false, pos.line, pos.col,
+		    "models.%s.extra_args: --host replaces llmux's --host "
+		    "127.0.0.1: the model's port, with its sleep, wake_up and "
+		    "collective_rpc routes, is open to whatever reaches that "
+		    "address, past api_keys and admin_token",
+		    config_check_name(m, nm));
+		return;
+	}
+}
+
 static bool
 config_check_loopback(const char *addr)
 {
@@ -447,8 +521,10 @@ config_check(struct config_loader *ld)
 		config_check_gpus(ld, m);
 		config_check_tp(ld, m);
 		config_check_checkpoint_path(ld, m);
+		config_check_host(ld, m);
 	}
 	config_check_aliases(ld);
+	config_check_accounts(ld);
 	if (cfg->admin_port != 0 && cfg->proxy.admin_token == NULL &&
 	    cfg->proxy.admin_address != NULL &&
 	    !config_check_loopback(cfg->proxy.admin_address)) {

@@ -4,6 +4,7 @@
  *   config_keys.c   the one table of keys (type, bounds, default, field)
  *   config_bind.c   the binder: document tree -> structs, by the table
  *   config_value.c  the value types: one parser per type of the table
+ *   config_access.c the admin token file; the API port without api_keys
  *   config_check.c  rules across keys, and facts about this machine
  *   config.c        the public API: load, free, diagnostics, lookups
  */
@@ -151,6 +152,10 @@ void		 config_bind_defaults(struct config_loader *,
 void		 config_bind_root(struct config_loader *,
 		    const struct cfgnode *);
 void		 config_bind_free(enum config_section, void *);
+
+/* config_access.c: the admin token file, the API port without keys. */
+void		 config_access(struct config_loader *);
+bool		 config_access_loopback(const char *);
 
 /* config_check.c */
 void		 config_check(struct config_loader *);

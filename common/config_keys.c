@@ -68,7 +68,7 @@ const struct config_key config_keys[] = {
 	{ "warmup", TOP(warmup), .type = CT_BOOL, .def = "false",
 	  .doc = "start, test and put to sleep every model at startup" },
 	{ "startup_timeout_secs", TOP(startup_timeout_secs), .type = CT_U32,
-	  .min = 1, .max = 604800, .def = "600",
+	  .min = 1, .max = 604800, .def = "900",
 	  .doc = "how long a model may take to become healthy" },
 	{ "max_sleeping", TOP(max_sleeping), .type = CT_U32, .min = 0,
 	  .max = 1000, .def = "0",
@@ -97,6 +97,11 @@ const struct config_key config_keys[] = {
 	{ "admin_group", TOP(admin_group), .type = CT_STRING, .max = 32,
 	  .def = "llmux-admin", .check = config_keys_check_user,
 	  .doc = "members may use every control command" },
+	{ "admin_token_file", TOP(admin_token_file), .type = CT_STRING,
+	  .flags = CK_NULLABLE, .max = 4096, .def = "/etc/llmux/admin-token",
+	  .check = config_keys_check_path,
+	  .doc = "the admin token, unless proxy.admin_token is written: "
+	  "root's, mode 0640, group admin_group; missing: none" },
 	{ "state_dir", TOP(state_dir), .type = CT_STRING, .max = 4096,
 	  .def = "/var/lib/llmux", .check = config_keys_check_path,
 	  .doc = "the supervisor's state journal lives here" },
@@ -205,8 +210,9 @@ const struct config_key config_keys[] = {
 	  .max = 4096, .def = "/usr/lib/criu/",
 	  .doc = "the directory holding CRIU's CUDA plugin" },
 	{ "images_dir", CKPT(images_dir), .type = CT_STRING, .max = 4096,
-	  .def = "/tmp/llmux-checkpoints",
-	  .doc = "checkpoint images go to images_dir/MODEL/images" },
+	  .check = config_keys_check_path,
+	  .doc = "checkpoint images go to images_dir/MODEL/images; default "
+	  "state_dir/checkpoints" },
 	{ "cuda_checkpoint_path", CKPT(cuda_checkpoint_path),
 	  .type = CT_STRING, .max = 4096, .def = "cuda-checkpoint",
 	  .doc = "accepted for llmux 0.7 configs; llmux calls the driver API "
@@ -251,7 +257,7 @@ const struct config_key config_keys[] = {
 
 	/* proxy: */
 	{ "listen_address", PROXY(listen_address), .type = CT_STRING,
-	  .max = 64, .def = "0.0.0.0", .check = config_keys_check_address,
+	  .max = 64, .def = "127.0.0.1", .check = config_keys_check_address,
 	  .doc = "the address of the API port" },
 	{ "admin_address", PROXY(admin_address), .type = CT_STRING,
 	  .max = 64, .def = "127.0.0.1", .check = config_keys_check_address,
@@ -303,8 +309,14 @@ const struct config_key config_keys[] = {
 	  .check = config_keys_check_token,
 	  .doc = "bearer tokens clients must send; none: open" },
 	{ "admin_token", PROXY(admin_token), .type = CT_STRING,
-	  .flags = CK_NULLABLE, .max = 1024, .check = config_keys_check_token,
-	  .doc = "a bearer token the control API requires; null: none" },
+	  .flags = CK_NULLABLE | CK_SECRET, .max = 256,
+	  .check = config_keys_check_token,
+	  .doc = "the bearer token of state-changing control calls; null: "
+	  "admin_token_file's" },
+	{ "allow_unauthenticated", PROXY(allow_unauthenticated),
+	  .type = CT_BOOL, .def = "false",
+	  .doc = "let the API port listen on a public address with no "
+	  "api_keys" },
 
 	/* gpu: */
 	{ "cuda_library", GPU(cuda_library), .type = CT_STRING, .max = 4096,

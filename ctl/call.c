@@ -30,7 +30,7 @@ call_connect(struct ctl *ctl)
 	if (ctl->connected)
 		return (CTL_EXIT_OK);
 	if ((rc = client_open(&ctl->cl, ctl->socket, err, sizeof(err))) != 0) {
-		fprintf(stderr, "llmuxctl: %s\n", err);
+		output_error("%s", err);
 		return (rc);
 	}
 	ctl->connected = true;
@@ -60,8 +60,8 @@ call_run(struct ctl *ctl, const char *verb, enum proto_type type,
 	if (call != NULL)
 		m.u.call = *call;
 	if (client_send(&ctl->cl, &m) != 0) {
-		fprintf(stderr, "llmuxctl: lost the connection to the "
-		    "supervisor at %s\n", ctl->socket);
+		output_error("lost the connection to the supervisor at %s",
+		    ctl->socket);
 		return (CTL_EXIT_UNREACHABLE);
 	}
 	for (;;) {
@@ -72,8 +72,8 @@ call_run(struct ctl *ctl, const char *verb, enum proto_type type,
 		}
 		if (rc < 0) {
 			output_progress_end();
-			fprintf(stderr, "llmuxctl: lost the connection to the "
-			    "supervisor: %s\n", err);
+			output_error("lost the connection to the supervisor: "
+			    "%s", err);
 			return (CTL_EXIT_UNREACHABLE);
 		}
 		if (m.id != id && m.type != PROTO_ERROR) {
@@ -99,7 +99,7 @@ call_run(struct ctl *ctl, const char *verb, enum proto_type type,
 			return (CTL_EXIT_OK);
 		case PROTO_ERROR:
 			output_progress_end();
-			fprintf(stderr, "llmuxctl: %s\n", m.u.error.message);
+			output_error("%s", m.u.error.message);
 			proto_msg_free(&m);
 			return (CTL_EXIT_FAILED);
 		default:
@@ -192,9 +192,9 @@ call_eviction(const struct ctl_verb *v, const char *s,
     struct eviction *e)
 {
 	if (eviction_parse(s, e) != 0) {
-		fprintf(stderr, "llmuxctl: unknown eviction '%s': expected "
-		    "WEIGHTS+PROCESS (retain|offload|discard + keep_running|"
-		    "cuda_suspend|checkpoint|stop) or a level 1-5\n", s);
+		output_error("unknown eviction '%s': expected WEIGHTS+PROCESS "
+		    "(retain|offload|discard + keep_running|cuda_suspend|"
+		    "checkpoint|stop) or a level 1-5", s);
 		return (verbs_usage_line(v));
 	}
 	return (CTL_EXIT_OK);

@@ -15,8 +15,8 @@
 
 struct strbuf;
 
-/* Exit codes scripts can rely on. */
-#define CTL_EXIT_OK		0	/* it happened */
+/* Exit codes scripts can rely on (llmuxctl(1), EXIT STATUS). */
+#define CTL_EXIT_OK		0	/* it happened, or was so already */
 #define CTL_EXIT_FAILED		1	/* the supervisor said no, or it failed */
 #define CTL_EXIT_USAGE		2	/* the command line is wrong */
 #define CTL_EXIT_UNREACHABLE	3	/* no supervisor to talk to */
@@ -81,6 +81,16 @@ void	output_progress(const char *verb, const struct proto_progress *);
 void	output_progress_tick(void);
 void	output_progress_end(void);
 void	output_json(const uint8_t *, size_t);
+/*
+ * With --json (output_set_json), errors are one {"error": "..."} document
+ * on stdout (the first only) and messages {"message": "..."}; otherwise
+ * "llmuxctl: ..." (output_error) or the line as is (output_usage) on
+ * stderr, and messages on stdout.
+ */
+void	output_set_json(bool);
+void	output_error(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	output_usage(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	output_message(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* "1m 02s", "340 ms" */
 const char *output_duration(uint64_t ms, char *, size_t);
 /* How long ago, coarse: "45s", "12m", "3h", "2d"; "-" when ms < 0. */
@@ -158,6 +168,8 @@ extern const struct ctl_verb ctl_verbs[];
 
 const struct ctl_verb	*verbs_find(const char *);
 void			 verbs_usage(FILE *);
+/* "usage: llmuxctl VERB ARGS" and what VERB does, on stdout. */
+void			 verbs_help(const struct ctl_verb *);
 /* "usage: llmuxctl VERB ARGS" on stderr; returns CTL_EXIT_USAGE. */
 int			 verbs_usage_line(const struct ctl_verb *);
 int			 verbs_run(struct ctl *, const struct ctl_verb *, int,

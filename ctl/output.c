@@ -1,9 +1,13 @@
 /*
  * output.c -- what llmuxctl prints: aligned tables, a progress line for
- * long operations (on stderr: redrawn in place on a terminal, one line per
- * phase otherwise), and reply bodies as JSON for --json.
+ * long operations (on stderr: redrawn in place on a terminal with the time
+ * spent in the phase, one line per phase otherwise with the time at which
+ * it began), reply bodies as JSON for --json, and errors: one
+ * "llmuxctl: ..." line on stderr, or with --json one {"error": "..."}
+ * document on stdout (the shape of the supervisor's own refusals).
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +160,12 @@ static struct {
 	int64_t	 at_ms;
 } progress;
 
+/*
+ * A terminal shows how long the call has been in the phase (each event
+ * begins one), so a phase is never shown with the time of the ones before
+ * it; a log gets a line per phase, with the time of the call at which it
+ * began ("at").
+ */
 static void
 output_progress_draw(void)
 {
@@ -163,13 +173,14 @@ output_progress_draw(void)
 	char		d[32], *nl;
 
 	if (progress.tty)
-		ms += (uint64_t)(clock_ms() - progress.at_ms);
+		ms = (uint64_t)(clock_ms() - progress.at_ms);
 	if ((nl = strchr(progress.detail, '\n')) != NULL)
 		*nl = '\0';
-	fprintf(stderr, "%s%s %s: %s %s%s%s%s", progress.tty ? "\r\033[K" : "",
+	fprintf(stderr, "%s%s %s: %s %s%s%s%s%s", progress.tty ? "\r\033[K" : "",
 	    progress.verb, progress.model, progress.phase,
-	    output_duration(ms, d, sizeof(d)), progress.detail[0] != '\0' ?
-	    " (" : "", progress.detail, progress.detail[0] != '\0' ? ")" : "");
+	    progress.tty ? "" : "at ", output_duration(ms, d, sizeof(d)),
+	    progress.detail[0] != '\0' ? " (" : "", progress.detail,
+	    progress.detail[0] != '\0' ? ")" : "");
 	if (!progress.tty)
 		fputc('\n', stderr);
 	fflush(stderr);
@@ -206,15 +217,102 @@ output_progress_end(void)
 	progress.active = false;
 }
 
+/* --json, and whether an error document was printed (at most one is). */
+static bool	output_json_mode;
+static bool	output_json_error;
+
+void
+output_set_json(bool json)
+{
+	output_json_mode = json;
+}
+
 void
 output_json(const uint8_t *body, size_t len)
 {
 	char	*s = mpjson_string(body, len, 1);
 
 	if (s == NULL) {
-		fprintf(stderr, "llmuxctl: the reply is not valid msgpack\n");
+		output_error("the reply is not valid msgpack");
 		return;
 	}
 	printf("%s\n", s);
+	free(s);
+}
+
+/* {"KEY": "TEXT"} on stdout, through yajl's generator (it escapes). */
+static void
+output_json_text(const char *key, const char *text)
+{
+	const unsigned char	*buf;
+	size_t			 len;
+	yajl_gen		 g;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		return;
+	yajl_gen_config(g, yajl_gen_beautify, 1);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_string(g, (const unsigned char *)text, strlen(text));
+	yajl_gen_map_close(g);
+	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+		printf("%.*s%s", (int)len, (const char *)buf,
+		    len > 0 && buf[len - 1] == '\n' ? "" : "\n");
+	fflush(stdout);
+	yajl_gen_free(g);
+}
+
+static void
+output_verror(bool prefix, const char *fmt, va_list ap)
+{
+	char	*s;
+
+	if (vasprintf(&s, fmt, ap) == -1)
+		return;
+	if (!output_json_mode)
+		fprintf(stderr, "%s%s\n", prefix ? "llmuxctl: " : "", s);
+	else if (!output_json_error) {
+		output_json_error = true;
+		output_json_text("error", s);
+	}
+	free(s);
+}
+
+void
+output_error(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	output_verror(true, fmt, ap);
+	va_end(ap);
+}
+
+void
+output_usage(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	output_verror(false, fmt, ap);
+	va_end(ap);
+}
+
+void
+output_message(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1) {
+		va_end(ap);
+		return;
+	}
+	va_end(ap);
+	if (output_json_mode)
+		output_json_text("message", s);
+	else
+		printf("%s\n", s);
 	free(s);
 }

@@ -4,6 +4,7 @@
  * line are generated, and each command: its arguments, its call (call.c)
  * and how it shows the reply.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,14 +100,28 @@ verbs_usage(FILE *f)
 int
 verbs_usage_line(const struct ctl_verb *v)
 {
-	fprintf(stderr, "usage: llmuxctl %s%s%s\n", v->name,
+	output_usage("usage: llmuxctl %s%s%s", v->name,
 	    *v->args != '\0' ? " " : "", v->args);
 	return (CTL_EXIT_USAGE);
+}
+
+void
+verbs_help(const struct ctl_verb *v)
+{
+	printf("usage: llmuxctl %s%s%s\n  %s\n", v->name,
+	    *v->args != '\0' ? " " : "", v->args, v->help);
 }
 
 int
 verbs_run(struct ctl *ctl, const struct ctl_verb *v, int argc, char **argv)
 {
+	/* VERB --help (or -h) anywhere among its arguments: its help. */
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			verbs_help(v);
+			return (CTL_EXIT_OK);
+		}
 	if (argc < v->min_args || (v->max_args >= 0 && argc > v->max_args))
 		return (verbs_usage_line(v));
 	return (v->exec(ctl, argc, argv));
@@ -326,6 +341,32 @@ verb_wake(struct ctl *ctl, int argc, char **argv)
 	return (verbs_model_call(ctl, "wake", PROTO_CTL_WAKE, argv[0]));
 }
 
+/*
+ * Whether the supervisor's status shows MODEL with no process, at rest:
+ * stopped (never started, or stopped) or failed.
+ */
+static bool
+verbs_stopped(struct ctl *ctl, const char *model)
+{
+	struct ctl_reply	 r;
+	const struct value	*m, *pid;
+	const char		*state;
+	bool			 stopped = false;
+
+	if (call_run(ctl, "status", PROTO_CTL_STATUS, NULL, &r) != 0)
+		return (false);
+	if (r.status == 200 &&
+	    (m = value_get(value_get(r.v, "models"), model)) != NULL) {
+		pid = value_get(m, "pid");
+		state = value_str(value_get(m, "state"), "");
+		stopped = (pid == NULL || pid->kind == VALUE_NIL) &&
+		    (strcmp(state, "stopped") == 0 ||
+		    strcmp(state, "failed") == 0);
+	}
+	call_reply_free(&r);
+	return (stopped);
+}
+
 static int
 verbs_stop_one(struct ctl *ctl, struct proto_call *call)
 {
@@ -337,6 +378,14 @@ verbs_stop_one(struct ctl *ctl, struct proto_call *call)
 	if (!ctl->json && r.status == 200) {
 		printf("Model %s stopped\n", call->model);
 		call_phases(r.v);
+		rc = CTL_EXIT_OK;
+	} else if (r.status != 200 && verbs_stopped(ctl, call->model)) {
+		/*
+		 * As `systemctl stop`: a model that has no process is
+		 * stopped already, which is what was asked.
+		 */
+		output_message("%s", value_str(value_get(r.v, "error"),
+		    "Model is not running"));
 		rc = CTL_EXIT_OK;
 	} else
 		rc = call_result(ctl, &r);
@@ -365,6 +414,11 @@ verb_stop(struct ctl *ctl, int argc, char **argv)
 	}
 	if ((rc = call_run(ctl, "status", PROTO_CTL_STATUS, NULL, &r)) != 0)
 		return (rc);
+	if (r.status != 200) {
+		rc = call_result(ctl, &r);
+		call_reply_free(&r);
+		return (rc);
+	}
 	models = value_get(r.v, "models");
 	for (size_t i = 0; models != NULL && i < models->n; i++) {
 		m = value_at(models, i);
@@ -617,10 +671,9 @@ verb_help(struct ctl *ctl, int argc, char **argv)
 		return (CTL_EXIT_OK);
 	}
 	if ((v = verbs_find(argv[0])) == NULL) {
-		fprintf(stderr, "llmuxctl: unknown command '%s'\n", argv[0]);
+		output_error("unknown command '%s'", argv[0]);
 		return (CTL_EXIT_USAGE);
 	}
-	printf("usage: llmuxctl %s%s%s\n  %s\n", v->name,
-	    *v->args != '\0' ? " " : "", v->args, v->help);
+	verbs_help(v);
 	return (CTL_EXIT_OK);
 }

@@ -6,6 +6,9 @@
 #   make rpm            .rpm packages into $(BUILD)/rpm/RPMS/ (rpmbuild)
 #   make package-check  both, lintian, rpmlint, the units, the man pages,
 #                       then the install test (tests/package/)
+#
+# Each installs the tools it needs first (tools/install-deps.sh --deb,
+# --rpm, --package), as the build does its libraries.
 
 PREFIX      ?= /usr
 BINDIR      ?= $(PREFIX)/bin
@@ -43,8 +46,9 @@ install: all
 	    $(DESTDIR)$(SBINDIR)/
 	$(INSTALL) -m 0755 $(BUILD)/bin/llmuxctl $(BUILD)/bin/llmux-fakevllm \
 	    $(BUILD)/bin/llmux-sim $(DESTDIR)$(BINDIR)/
-	@# What the packages' removal scripts run.
-	$(INSTALL) -m 0755 packaging/stop-models $(DESTDIR)$(LIBEXECDIR)/llmux/
+	@# What the packages' install and removal scripts run.
+	$(INSTALL) -m 0755 packaging/stop-models packaging/admin-token \
+	    $(DESTDIR)$(LIBEXECDIR)/llmux/
 	@# The configuration holds keys and tokens: root's alone. An existing
 	@# one is never overwritten.
 	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/llmux/llmux.yaml ]; then \
@@ -62,7 +66,7 @@ install: all
 	$(INSTALL) -m 0644 $(MAN1:%=docs/man/%) $(DESTDIR)$(MANDIR)/man1/
 	$(INSTALL) -m 0644 $(MAN5:%=docs/man/%) $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 0644 $(MAN8:%=docs/man/%) $(DESTDIR)$(MANDIR)/man8/
-	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 $(DOCS) LICENSE $(DESTDIR)$(DOCDIR)/
 	$(INSTALL) -m 0644 etc/llmux.yaml $(DESTDIR)$(DOCDIR)/examples/llmux.yaml
 	$(INSTALL) -m 0644 etc/llmux-supervisord-criu.conf $(DESTDIR)$(DOCDIR)/examples/criu.conf
 
@@ -74,13 +78,16 @@ dist:
 	@packaging/mkdist.sh $(VERSION) $(BUILD)/llmux-$(VERSION).tar.gz
 
 deb: dist
+	@tools/install-deps.sh --deb
 	@packaging/mkdeb.sh $(VERSION) $(BUILD)
 
 rpm: dist
+	@tools/install-deps.sh --rpm
 	@packaging/mkrpm.sh $(VERSION) $(BUILD)
 
-package-check:
+# The packages are prerequisites, so that `make deb rpm package-check`
+# builds each once.
+package-check: deb rpm
 	@tools/install-deps.sh --package
-	@$(MAKE) --no-print-directory deb rpm
 	@packaging/check.sh $(VERSION) $(BUILD)
 	@tests/package/test_install.sh $(BUILD)

@@ -1,8 +1,9 @@
 /*
  * catalogue.c -- the table of fields of every message type of proto.h, and
- * the names of types, roles and states. The encoder, the decoder and
- * proto_msg_free (codec.c) all walk these tables, so a field cannot be sent
- * in a form the other side refuses.
+ * the names of types, roles and states; and which calls each role may
+ * make. The encoder, the decoder and proto_msg_free (codec.c) all walk
+ * these tables, so a field cannot be sent in a form the other side
+ * refuses.
  */
 #include <stddef.h>
 #include <string.h>
@@ -60,6 +61,7 @@ static const struct field config_fields[] = {
 	STR(struct proto_config, javascript_dir, 1024, 0),
 	LIST(struct proto_config, api_keys, PROTO_MAX_KEYS, 256),
 	STR(struct proto_config, admin_token, 256, 0),
+	BOOL(struct proto_config, allow_unauthenticated),
 };
 
 static const struct field demand_fields[] = {
@@ -126,6 +128,7 @@ static const struct field call_fields[] = {
 	BOOL(struct proto_call, no_warmup),
 	BOOL(struct proto_call, follow),
 	NUM(struct proto_call, lines, FK_U32, 1000000, 0),
+	BOOL(struct proto_call, authorized),
 	{ "since", FK_EVENT_ID, offsetof(struct proto_call, since), 0, 0,
 	  offsetof(struct proto_call, has_since), NULL, 0, 0 },
 };
@@ -205,6 +208,34 @@ static const struct msgdef msgdefs[] = {
 	{ PROTO_LOG_DATA, "log_data", FS(log_fields), ID_REQUIRED, -1, NULL },
 };
 
+/*
+ * Which calls each role may make: the one table the supervisor checks
+ * every control call against, and the proxy reads to refuse at once what
+ * it may not forward. A call that is not here is the admin role's alone.
+ */
+static const struct {
+	enum proto_type		type;
+	enum proto_access	access;
+} call_access[] = {
+	{ PROTO_CTL_STATUS, PROTO_ACCESS_READ },
+	{ PROTO_CTL_MODELS, PROTO_ACCESS_READ },
+	{ PROTO_CTL_EVICTION_GET, PROTO_ACCESS_READ },
+	{ PROTO_CTL_METRICS, PROTO_ACCESS_READ },
+	{ PROTO_CTL_SUBSCRIBE, PROTO_ACCESS_READ },
+	{ PROTO_CTL_MODE, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_PIN, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_UNPIN, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_SWITCH, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_EVICTION_SET, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_SLEEP, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_WAKE, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_CHECKPOINT, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_RESTORE, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_VALIDATE, PROTO_ACCESS_CHANGE },
+	{ PROTO_CTL_LOGS, PROTO_ACCESS_PRIVATE },
+	{ PROTO_CTL_RELOAD, PROTO_ACCESS_ADMIN },
+};
+
 const struct msgdef *
 proto_msgdef(uint64_t type)
 {
@@ -256,6 +287,40 @@ proto_role_name(enum proto_role role)
 		return ("admin");
 	default:
 		return ("none");
+	}
+}
+
+enum proto_access
+proto_call_access(enum proto_type type)
+{
+	for (size_t i = 0; i < sizeof(call_access) / sizeof(call_access[0]);
+	    i++)
+		if (call_access[i].type == type)
+			return (call_access[i].access);
+	return (PROTO_ACCESS_ADMIN);
+}
+
+bool
+proto_call_allowed(enum proto_type type, enum proto_role role,
+    const struct proto_call *call)
+{
+	bool	authorized = call != NULL && call->authorized;
+
+	if (!proto_type_is_call(type))
+		return (false);
+	if (role == PROTO_ROLE_ADMIN)
+		return (true);
+	if (role != PROTO_ROLE_PROXY)
+		return (false);
+	switch (proto_call_access(type)) {
+	case PROTO_ACCESS_READ:
+		return (true);
+	case PROTO_ACCESS_CHANGE:
+		return (authorized);
+	case PROTO_ACCESS_PRIVATE:
+		return (authorized && !call->follow);
+	default:
+		return (false);
 	}
 }
 

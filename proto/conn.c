@@ -31,6 +31,7 @@ struct proto_conn {
 	int			 dead;		/* freed while busy */
 	int			 closing;	/* close once flushed */
 	char			*close_reason;
+	uint32_t		 max_frame;	/* proto_conn_set_max_frame */
 	size_t			 max_output;	/* queued past it: dropped */
 };
 
@@ -49,6 +50,7 @@ proto_conn_new(struct event_base *base, int fd, const char *name,
 	c->on_msg = on_msg;
 	c->on_close = on_close;
 	c->arg = arg;
+	c->max_frame = PROTO_MAX_FRAME;
 	c->max_output = PROTO_CONN_MAX_OUTPUT;
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
@@ -61,6 +63,15 @@ proto_conn_new(struct event_base *base, int fd, const char *name,
 	    proto_conn_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return (c);
+}
+
+void
+proto_conn_set_max_frame(struct proto_conn *c, uint32_t max)
+{
+	if (max == 0 || max > PROTO_MAX_FRAME)
+		max = PROTO_MAX_FRAME;
+	c->max_frame = max;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, max + 4);
 }
 
 static void
@@ -192,10 +203,10 @@ proto_conn_read_cb(struct bufferevent *bev, void *arg)
 	while (!c->dead && !c->closing) {
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) != sizeof(hdr))
 			break;
-		if ((r = proto_frame_length(hdr, sizeof(hdr), &plen)) < 0) {
+		if ((r = proto_frame_length(hdr, sizeof(hdr), &plen)) < 0 ||
+		    plen > c->max_frame) {
 			proto_conn_send_error(c, 0, "bad_frame",
-			    "frame length is 0 or over %u bytes",
-			    PROTO_MAX_FRAME);
+			    "frame length is 0 or over %u bytes", c->max_frame);
 			proto_conn_close_after_flush(c, "bad frame length");
 			break;
 		}

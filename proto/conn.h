@@ -31,6 +31,12 @@ typedef void	(*proto_close_cb)(struct proto_conn *, const char *, void *);
 
 struct proto_conn *proto_conn_new(struct event_base *, int fd,
 		    const char *name, proto_msg_cb, proto_close_cb, void *arg);
+/*
+ * The largest frame this connection reads (PROTO_MAX_FRAME at first, and
+ * at most that); a longer one closes it as a bad length prefix does.
+ * The input buffer never holds more than one such frame.
+ */
+void		 proto_conn_set_max_frame(struct proto_conn *, uint32_t);
 /* Queue one message. -1 if it cannot be encoded (nothing is sent). */
 int		 proto_conn_send(struct proto_conn *, const struct proto_msg *);
 /*

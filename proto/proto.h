@@ -85,6 +85,22 @@ enum proto_role {
 	PROTO_ROLE_ADMIN = 2,	/* every control call (root, admin group) */
 };
 
+/*
+ * Who may make a control call (the table is proto_call_access's, in
+ * catalogue.c): every role, or the admin role and a proxy that says its
+ * caller presented the admin token (`authorized`), the same for a read of
+ * what may be private but never a follow (a model's log: the proxy's one
+ * link is not held by a stream), or the admin role alone. A call missing
+ * from the table is the admin role's alone.
+ */
+enum proto_access {
+	PROTO_ACCESS_ADMIN = 0,	/* the admin role only: reload */
+	PROTO_ACCESS_READ = 1,	/* any role: status, models, metrics, ... */
+	PROTO_ACCESS_CHANGE = 2, /* admin, or proxy with authorized: true */
+	PROTO_ACCESS_PRIVATE = 3, /* admin, or proxy with authorized: true
+				     and no follow: logs */
+};
+
 /* A model's state as the supervisor publishes it. */
 enum proto_model_state {
 	PROTO_MS_STOPPED = 0,	/* no process */
@@ -148,6 +164,7 @@ struct proto_config {
 	char			*javascript_dir;
 	struct proto_strlist	 api_keys;
 	char			*admin_token;	/* NULL: none */
+	bool			 allow_unauthenticated; /* public, no keys */
 };
 
 struct proto_demand {
@@ -226,6 +243,7 @@ struct proto_call {
 	bool			 no_warmup;	/* CTL_CHECKPOINT */
 	bool			 follow;	/* CTL_LOGS */
 	uint32_t		 lines;		/* CTL_LOGS: 0 = default */
+	bool			 authorized;	/* proxy: caller had the token */
 	bool			 has_since;	/* CTL_SUBSCRIBE: replay after */
 	struct proto_event_id	 since;
 };
@@ -290,6 +308,14 @@ int		 proto_call_fields(enum proto_type);
 /* The call for a control name ("status", "switch"); 0 if none. */
 enum proto_type	 proto_call_by_name(const char *);
 const char	*proto_role_name(enum proto_role);
+/* Who may make the call; PROTO_ACCESS_ADMIN when it is not a call. */
+enum proto_access proto_call_access(enum proto_type);
+/*
+ * May a peer of this role make the call, as its fields say (authorized,
+ * follow; NULL: none set)?
+ */
+bool		 proto_call_allowed(enum proto_type, enum proto_role,
+		    const struct proto_call *);
 const char	*proto_model_state_name(enum proto_model_state);
 
 /*

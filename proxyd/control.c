@@ -10,8 +10,12 @@
  *
  * The admin port is bound only once the config has arrived, and never on
  * an address that is not loopback unless the config's admin_address says
- * so. Reading is open; a call that changes state, and a model's log, need
- * the config's admin token (when there is one) as a bearer token.
+ * so. Reading (status, models, eviction, metrics, history, events, the
+ * web page) is open to whoever reaches the port; a call that changes
+ * state, and a model's log (it may hold what clients sent), need the admin
+ * token as a bearer token, and are forwarded saying so (authorized), which
+ * the supervisor checks; reload, the admin role's alone, is never
+ * forwarded (proto_call_access says which is which).
  */
 #include <sys/queue.h>
 
@@ -180,7 +184,8 @@ control_reply_cb(int status, const uint8_t *body, size_t len, void *arg)
 	else if (body == NULL)
 		control_reply_error(req, status, status == 504 ?
 		    "the supervisor did not answer in time" : status == 503 ?
-		    "the supervisor is unreachable" : "the call was refused");
+		    "the supervisor is unreachable" : status == 403 ?
+		    "the supervisor refused the call" : "the call was refused");
 	else if ((json = mpjson_string(body, len, 0)) == NULL)
 		control_reply_error(req, 502,
 		    "the supervisor sent a malformed reply");
@@ -359,25 +364,107 @@ control_parse(evhtp_request_t *req, enum proto_type type,
 	return (0);
 }
 
-/* Is the admin bearer token, if any, present? */
-static bool
-control_authorized(evhtp_request_t *req)
+/* What a request presents to change state (control_credential). */
+enum control_cred {
+	CRED_OK,		/* the admin token */
+	CRED_NONE,		/* no bearer token */
+	CRED_WRONG,		/* a bearer token that is not it */
+	CRED_UNSET,		/* no admin token is set: nothing is it */
+};
+
+/*
+ * The request's bearer token against the admin token, in a time that
+ * depends on the length of what was sent, never on the token.
+ */
+static enum control_cred
+control_credential(evhtp_request_t *req)
 {
 	const char	*auth, *tok = proxy_conf.admin_token;
-	size_t		 i, n;
-	unsigned char	 diff = 0;
+	size_t		 i, n, m;
+	unsigned char	 diff;
 
-	if (tok == NULL)
-		return (true);
+	if (tok == NULL || (n = strlen(tok)) == 0)
+		return (CRED_UNSET);
 	if ((auth = evhtp_header_find(req->headers_in, "Authorization")) ==
 	    NULL || strncasecmp(auth, "Bearer ", 7) != 0)
-		return (false);
+		return (CRED_NONE);
 	auth += 7;
-	if ((n = strlen(tok)) != strlen(auth))
+	m = strlen(auth);
+	diff = m != n;
+	for (i = 0; i < m; i++)
+		diff |= (unsigned char)auth[i] ^ (unsigned char)tok[i % n];
+	return (diff == 0 ? CRED_OK : CRED_WRONG);
+}
+
+/*
+ * A refusal of the admin port's guard: an OpenAI error object (type,
+ * param: null, code) from the proxy's one builder (preq_error_object).
+ */
+static void
+control_reply_denied(evhtp_request_t *req, int status, const char *type,
+    const char *code, const char *msg)
+{
+	evhtp_headers_add_header(req->headers_out,
+	    evhtp_header_new("Content-Type", "application/json", 0, 0));
+	if (status == 401)
+		evhtp_headers_add_header(req->headers_out, evhtp_header_new(
+		    "WWW-Authenticate", strcmp(code, "invalid_admin_token") ==
+		    0 ? "Bearer realm=\"llmux\", error=\"invalid_token\"" :
+		    "Bearer realm=\"llmux\"", 0, 0));
+	preq_error_object(req->buffer_out, msg, type, NULL, code);
+	evbuffer_add(req->buffer_out, "\n", 1);
+	evhtp_send_reply(req, status);
+}
+
+/*
+ * May the request make this call? Reading is open; changing state, and
+ * reading a model's log, need the admin token; what the admin role alone
+ * may do (reload) is never forwarded. Answers 401 or 403 and returns
+ * false when it may not.
+ */
+static bool
+control_allowed(evhtp_request_t *req, enum proto_type type, bool *authorized)
+{
+	enum proto_access	access = proto_call_access(type);
+	enum control_cred	cred = control_credential(req);
+	const char		*what;
+	char			 msg[512];
+
+	*authorized = cred == CRED_OK;
+	if (access == PROTO_ACCESS_READ || ((access == PROTO_ACCESS_CHANGE ||
+	    access == PROTO_ACCESS_PRIVATE) && cred == CRED_OK))
+		return (true);
+	what = access == PROTO_ACCESS_PRIVATE ? "a model's log may hold what "
+	    "clients sent, so reading it" : "this call changes state and";
+	switch (cred) {
+	case CRED_UNSET:
+		snprintf(msg, sizeof(msg), "%s needs the admin token, and none "
+		    "is set: the supervisor's admin_token_file "
+		    "(/etc/llmux/admin-token by default) is missing; use "
+		    "llmuxctl, or create the file and reload", what);
+		control_reply_denied(req, 401, "authentication_error",
+		    "admin_token_required", msg);
 		return (false);
-	for (i = 0; i < n; i++)
-		diff |= (unsigned char)tok[i] ^ (unsigned char)auth[i];
-	return (diff == 0);
+	case CRED_NONE:
+		snprintf(msg, sizeof(msg), "%s needs the admin token: send it "
+		    "as `Authorization: Bearer TOKEN` (it is in the "
+		    "supervisor's admin_token_file, /etc/llmux/admin-token by "
+		    "default, which root and the admin group may read)", what);
+		control_reply_denied(req, 401, "authentication_error",
+		    "admin_token_required", msg);
+		return (false);
+	case CRED_WRONG:
+		control_reply_denied(req, 401, "authentication_error",
+		    "invalid_admin_token", "the bearer token is not the admin "
+		    "token");
+		return (false);
+	default:
+		control_reply_denied(req, 403, "permission_error",
+		    "admin_role_required", "only llmuxctl, over the "
+		    "supervisor's socket, may make this call (llmuxctl reload, "
+		    "or systemctl reload llmux-supervisord)");
+		return (false);
+	}
 }
 
 static void
@@ -461,8 +548,8 @@ control_log_reply(int status, const uint8_t *body, size_t len, void *arg)
 
 /*
  * GET /control/logs?model=M&lines=N: the last lines of a model's log (the
- * logs call, without follow), as text. A log may hold what clients sent,
- * so it takes the admin token.
+ * logs call, never a follow), as text. A log may hold what clients sent,
+ * so it takes the admin token (proto_call_access: PROTO_ACCESS_PRIVATE).
  */
 static void
 control_logs(evhtp_request_t *req)
@@ -477,10 +564,9 @@ control_logs(evhtp_request_t *req)
 		control_reply_error(req, 405, "method not allowed");
 		return;
 	}
-	if (!control_authorized(req)) {
-		control_reply_error(req, 401, "invalid or missing admin token");
+	memset(&call, 0, sizeof(call));
+	if (!control_allowed(req, PROTO_CTL_LOGS, &call.authorized))
 		return;
-	}
 	if (req->uri->query == NULL ||
 	    (v = evhtp_kv_find(req->uri->query, "model")) == NULL ||
 	    webui_decode(v, model, sizeof(model)) != 0 ||
@@ -494,7 +580,6 @@ control_logs(evhtp_request_t *req)
 		control_reply_error(req, 422, "lines: want 1 to 1000");
 		return;
 	}
-	memset(&call, 0, sizeof(call));
 	call.model = model;
 	call.lines = lines;
 	cr = control_creq(req);
@@ -516,6 +601,7 @@ control_events(evhtp_request_t *req)
 		control_reply_error(req, 405, "method not allowed");
 		return;
 	}
+	/* A read, like /control/status: open to whoever reaches the port. */
 	if ((st = sse_open(req, msg, sizeof(msg))) != 0) {
 		control_reply_error(req, st, msg);
 		return;
@@ -584,12 +670,9 @@ control_request_cb(evhtp_request_t *req, void *arg)
 		    "method not allowed" : "not found");
 		return;
 	}
-	/* Reading is open; a change needs the admin token, if one is set. */
-	if (r->method != htp_method_GET && !control_authorized(req)) {
-		control_reply_error(req, 401, "invalid or missing admin token");
-		return;
-	}
 	memset(&call, 0, sizeof(call));
+	if (!control_allowed(req, r->type, &call.authorized))
+		return;
 	if ((st = control_parse(req, r->type, &call, &tree, msg,
 	    sizeof(msg))) != 0) {
 		control_reply_error(req, st, msg);

@@ -483,20 +483,52 @@ front_listening(void)
 	return (front_htp != NULL && front_htp->server != NULL);
 }
 
-/* Without --listen or a socket from systemd, bind where the config says. */
-void
-front_apply_config(void)
+/*
+ * Would the API port face the network with no api_keys? Only when the
+ * config says so (allow_unauthenticated). If it would and may not, why
+ * holds the one-line refusal.
+ */
+static bool
+front_refuse_open(const char *addr, int fd, char *why, size_t len)
+{
+	char	name[80];
+
+	if (proxy_conf.n_api_keys != 0 || proxy_conf.allow_unauthenticated ||
+	    (fd >= 0 ? listen_fd_is_loopback(fd) :
+	    listen_addr_is_loopback(addr)))
+		return (false);
+	if (fd >= 0)
+		addr = listen_fd_name(fd, name, sizeof(name));
+	snprintf(why, len, "refusing to serve the API on %s with no api_keys, "
+	    "open to anyone who reaches it (set proxy.api_keys, listen on "
+	    "127.0.0.1, or set proxy.allow_unauthenticated: true)", addr);
+	return (true);
+}
+
+/*
+ * Without --listen or a socket from systemd, bind where the config says.
+ * -1, with why: the port would be open to the network with no api_keys.
+ */
+int
+front_apply_config(char *why, size_t len)
 {
 	const char	*addr;
 
-	if (!front_listening() && !proxy_exiting && proxy_conf.port != 0) {
+	if (front_listening()) {
+		if (front_refuse_open(NULL,
+		    evconnlistener_get_fd(front_htp->server), why, len))
+			return (-1);
+	} else if (!proxy_exiting && proxy_conf.port != 0) {
 		addr = proxy_conf.listen_address != NULL ?
-		    proxy_conf.listen_address : "0.0.0.0";
+		    proxy_conf.listen_address : "127.0.0.1";
+		if (front_refuse_open(addr, -1, why, len))
+			return (-1);
 		if (front_listen(addr, proxy_conf.port) != 0)
 			log_warnx("cannot listen on the proxy port addr=%s "
 			    "port=%u", addr, proxy_conf.port);
 	}
 	front_accept_update();
+	return (0);
 }
 
 /* SIGTERM: accept nothing more; fail what waits; let what runs finish. */

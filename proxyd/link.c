@@ -292,7 +292,8 @@ link_dispatch(struct proto_conn *c, struct proto_msg *m,
 		log_warnx("supervisor error code=%s message=\"%s\"",
 		    m->u.error.code, m->u.error.message);
 		if (m->id != 0 && (call = link_find_call(m->id)) != NULL)
-			link_call_done(call, 500, NULL, 0);
+			link_call_done(call, strcmp(m->u.error.code,
+			    "forbidden") == 0 ? 403 : 500, NULL, 0);
 		else if (!link_hello)
 			proto_conn_close_after_flush(c, m->u.error.code);
 		break;

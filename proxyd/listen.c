@@ -1,6 +1,6 @@
 /*
- * listen.c -- listening sockets: "ADDR:PORT" arguments, binding, and
- * telling a loopback address from a public one.
+ * listen.c -- listening sockets: "ADDR:PORT" arguments, binding, telling
+ * a loopback address from a public one, and naming the address of one.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -110,6 +110,29 @@ listen_fd_is_loopback(int fd)
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		return (false);
 	return (listen_sa_is_loopback((struct sockaddr *)&ss));
+}
+
+/* The address a socket listens on, "ADDR:PORT" or "[V6]:PORT", for logs. */
+const char *
+listen_fd_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t		 sl = sizeof(ss);
+	char			 a[INET6_ADDRSTRLEN];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		snprintf(buf, len, "fd %d", fd);
+	else if (ss.ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) != NULL)
+		snprintf(buf, len, "%s:%u", a, ntohs(sin->sin_port));
+	else if (ss.ss_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) != NULL)
+		snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
+	else
+		snprintf(buf, len, "fd %d", fd);
+	return (buf);
 }
 
 bool

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 
 #define PROXY_GRACE_SECS	30
 #define PROXY_DEFAULT_SOCKET	"/run/llmux/supervisor.sock"
+#define PROXY_EXIT_CONFIG	78	/* EX_CONFIG: the unit does not restart */
 
 static struct event	*proxy_grace_ev;
 
@@ -47,6 +49,18 @@ usage(FILE *f)
 	    "from the config)\n"
 	    "  -v                      more logging (twice: debug)\n",
 	    PROXY_DEFAULT_SOCKET);
+}
+
+/* A config the proxy must not serve: say why, exit, and stay down. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+proxy_refuse(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, fmt, ap);
+	va_end(ap);
+	exit(PROXY_EXIT_CONFIG);
 }
 
 static void
@@ -87,10 +101,12 @@ static void
 proxy_link_config(const struct proto_config *c)
 {
 	bool	first = !proxy_conf.have;
+	char	why[512];
 
 	registry_apply_config(c);
+	if (front_apply_config(why, sizeof(why)) != 0)
+		proxy_refuse("%s", why);
 	route_apply_config(first);
-	front_apply_config();
 	control_apply_config();
 }
 
@@ -134,6 +150,13 @@ proxy_link_lost(void)
 	route_apply_state();
 }
 
+/* A new hello: subscribe to the supervisor's events again. */
+static void
+proxy_link_up(void)
+{
+	mirror_link_up();
+}
+
 /* An event: into the mirror (for /control/events) and the history. */
 static void
 proxy_link_event(const struct proto_event *e)
@@ -148,9 +171,9 @@ static const struct link_ops proxy_link_ops = {
 	.ready = proxy_link_ready,
 	.failed = proxy_link_failed,
 	.drain = proxy_link_drain,
-	.event = proxy_link_event,
-	.up = mirror_link_up,
 	.lost = proxy_link_lost,
+	.up = proxy_link_up,
+	.event = proxy_link_event,
 };
 
 /* Take the sockets systemd passed; returns how many were used. */
@@ -292,6 +315,7 @@ main(int argc, char **argv)
 		control_set_listen(addr, port);
 		free(addr);
 	}
+	mirror_on_change(sse_mirror_changed);
 	link_init(sock, &proxy_link_ops);
 
 	sigterm = evsignal_new(proxy_base, SIGTERM, proxy_signal_cb, NULL);

@@ -43,6 +43,22 @@ static struct {
 	uint32_t	 call;
 } mir;
 
+/* Who is told when the mirror synced or grew (sse.c, set by main.c). */
+static void	(*mirror_changed)(void);
+
+void
+mirror_on_change(void (*cb)(void))
+{
+	mirror_changed = cb;
+}
+
+static void
+mirror_tell(void)
+{
+	if (mirror_changed != NULL)
+		mirror_changed();
+}
+
 static void
 mirror_drop_oldest(void)
 {
@@ -132,7 +148,7 @@ mirror_check_synced(void)
 	log_debug("event mirror synced boot=%llu last=%llu",
 	    (unsigned long long)mir.boot,
 	    (unsigned long long)mirror_last_seq());
-	sse_mirror_changed();
+	mirror_tell();
 }
 
 /* A number from the subscribe reply's body, or 0. */
@@ -217,7 +233,7 @@ mirror_event(const struct proto_event *e)
 	if (strcmp(e->kind, "gap") == 0) {
 		/* What came before is gone: start again after it. */
 		mirror_clear();
-		sse_mirror_changed();
+		mirror_tell();
 		return;
 	}
 	if (mir.n > 0 && e->seq <= mirror_last_seq())
@@ -239,7 +255,7 @@ mirror_event(const struct proto_event *e)
 	mir.n++;
 	mir.bytes += len;
 	mirror_check_synced();
-	sse_mirror_changed();
+	mirror_tell();
 }
 
 void

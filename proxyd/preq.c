@@ -17,8 +17,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <evhtp/evhtp.h>
-#include <yajl/yajl_gen.h>
 
+#include "json.h"
 #include "log.h"
 #include "proxy.h"
 
@@ -68,40 +68,45 @@ static const struct {
 	[REJ_BUFFERS_FULL] = { "server_error", NULL },
 };
 
+/* json_escape's output, into the evbuffer. */
 static void
-preq_gen_str(yajl_gen g, const char *s)
+preq_json_out(void *arg, const char *s, size_t len)
 {
-	if (s == NULL)
-		yajl_gen_null(g);
-	else
-		yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+	evbuffer_add(arg, s, len);
 }
 
+/* "key": followed by s as a JSON string, or null. */
+static void
+preq_json_field(struct evbuffer *buf, const char *key, const char *s,
+    bool last)
+{
+	evbuffer_add_printf(buf, "\"%s\":", key);
+	if (s == NULL)
+		evbuffer_add(buf, "null", 4);
+	else {
+		evbuffer_add(buf, "\"", 1);
+		json_escape(s, strlen(s), preq_json_out, buf);
+		evbuffer_add(buf, "\"", 1);
+	}
+	if (!last)
+		evbuffer_add(buf, ",", 1);
+}
+
+/*
+ * {"error":{"message","type","param","code"}}, the strings escaped by the
+ * one JSON escaper (common/json.c): whatever bytes a reason holds, the
+ * object is valid JSON.
+ */
 void
 preq_error_object(struct evbuffer *buf, const char *msg, const char *type,
     const char *param, const char *code)
 {
-	yajl_gen		 g;
-	const unsigned char	*out;
-	size_t			 len;
-
-	g = yajl_gen_alloc(NULL);
-	yajl_gen_map_open(g);
-	preq_gen_str(g, "error");
-	yajl_gen_map_open(g);
-	preq_gen_str(g, "message");
-	preq_gen_str(g, msg);
-	preq_gen_str(g, "type");
-	preq_gen_str(g, type);
-	preq_gen_str(g, "param");
-	preq_gen_str(g, param);
-	preq_gen_str(g, "code");
-	preq_gen_str(g, code);
-	yajl_gen_map_close(g);
-	yajl_gen_map_close(g);
-	yajl_gen_get_buf(g, &out, &len);
-	evbuffer_add(buf, out, len);
-	yajl_gen_free(g);
+	evbuffer_add(buf, "{\"error\":{", 10);
+	preq_json_field(buf, "message", msg, false);
+	preq_json_field(buf, "type", type, false);
+	preq_json_field(buf, "param", param, false);
+	preq_json_field(buf, "code", code, true);
+	evbuffer_add(buf, "}}", 2);
 }
 
 void

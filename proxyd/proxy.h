@@ -85,7 +85,8 @@ struct pconf {
 	char		*javascript_dir;	/* Chart.js */
 	char		**api_keys;
 	size_t		 n_api_keys;
-	char		*admin_token;
+	char		*admin_token;	/* NULL: state changes refused */
+	bool		 allow_unauthenticated;	/* public port, no keys */
 };
 
 /* One configured model and what the proxy knows of its state. */
@@ -227,7 +228,7 @@ void		 front_init(void);
 int		 front_listen_fd(int fd);
 int		 front_listen(const char *addr, uint16_t port);
 bool		 front_listening(void);
-void		 front_apply_config(void);
+int		 front_apply_config(char *why, size_t len);
 void		 front_stop_accepting(void);
 uint32_t	 front_active_requests(void);
 void		 front_shutdown(void);
@@ -363,9 +364,9 @@ struct link_ops {
 	void	(*ready)(const struct proto_ready *);
 	void	(*failed)(const struct proto_failed *);
 	void	(*drain)(const struct proto_drain *);
-	void	(*event)(const struct proto_event *);
-	void	(*up)(void);		/* hello received */
 	void	(*lost)(void);		/* the link dropped */
+	void	(*up)(void);		/* hello done: the link is usable */
+	void	(*event)(const struct proto_event *);
 };
 void		 link_init(const char *path, const struct link_ops *);
 bool		 link_connected(void);
@@ -390,6 +391,8 @@ void		 link_shutdown(void);
 /* The link is up (after hello): subscribe after what the mirror holds. */
 void		 mirror_link_up(void);
 void		 mirror_link_down(void);
+/* Tell cb when the mirror synced or grew (the level above: sse.c). */
+void		 mirror_on_change(void (*cb)(void));
 void		 mirror_event(const struct proto_event *);
 /* Does the mirror hold all the supervisor holds (and what comes)? */
 bool		 mirror_synced(void);
@@ -426,6 +429,7 @@ int		 webui_open(const char *dir, char *rel);
 int		 listen_parse(const char *, char **addr, uint16_t *port);
 int		 listen_tcp(const char *addr, uint16_t port);
 bool		 listen_fd_is_loopback(int fd);
+const char	*listen_fd_name(int fd, char *buf, size_t len);
 bool		 listen_addr_is_loopback(const char *);
 
 #endif

@@ -129,6 +129,7 @@ registry_apply_limits(const struct proto_config *c)
 	free(pc->admin_token);
 	pc->admin_token = c->admin_token != NULL && *c->admin_token != '\0' ?
 	    xstrdup(c->admin_token) : NULL;
+	pc->allow_unauthenticated = c->allow_unauthenticated;
 }
 
 void

@@ -35,6 +35,7 @@
 #include "linger.h"
 #include "log.h"
 #include "proxy.h"
+#include "strbuf.h"
 #include "xmalloc.h"
 
 #define UPSTREAM_MAX_IDLE	256		/* idle connections per pool */
@@ -543,7 +544,7 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 	struct preq	*pr = us->pr;
 	struct pmodel	*pm = us->pm;
 	struct evbuffer	*out, *ev;
-	char		 msg[512];
+	struct strbuf	 msg = STRBUF_INIT;
 	bool		 timeout = kind == UPERR_TIMEOUT;
 
 	pm->metrics.upstream_errors[kind]++;
@@ -562,18 +563,22 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 	}
 	out = upstream_scratch;
 	if (us->chunked_out && us->sse) {
-		/* An error event the OpenAI clients raise, then the end. */
-		snprintf(msg, sizeof(msg), "model backend %s: %s", timeout ?
+		/*
+		 * An error event the OpenAI clients raise (the one error
+		 * object, escaped by common/json.c), then the end.
+		 */
+		strbuf_printf(&msg, "model backend %s: %s", timeout ?
 		    "stopped sending" : "closed the stream", why);
 		ev = evbuffer_new();
 		evbuffer_add(ev, "data: ", 6);
-		preq_error_object(ev, msg, "server_error", NULL, timeout ?
-		    "upstream_timeout" : "upstream_closed");
+		preq_error_object(ev, strbuf_str(&msg), "server_error", NULL,
+		    timeout ? "upstream_timeout" : "upstream_closed");
 		evbuffer_add(ev, "\n\n", 2);
 		evbuffer_add_printf(out, "%zx\r\n", evbuffer_get_length(ev));
 		evbuffer_add_buffer(out, ev);
 		evbuffer_add(out, "\r\n0\r\n\r\n", 7);
 		evbuffer_free(ev);
+		strbuf_free(&msg);
 	} else
 		preq_close_after(pr->req);
 	upstream_flush_final(pr);

@@ -158,6 +158,7 @@ static const struct server_ops supervisor_server_ops = {
 		[PROTO_ROLE_ADMIN] = supervisor_dispatch_ctl,
 	},
 	.proxy_changed = switching_proxy,
+	.proxy_gone = switching_proxy_gone,
 	.call_done = control_call_ended,
 	.state_sent = supervisor_state_sent,
 };
@@ -232,7 +233,8 @@ supervisor_add_models(struct supervisor *sup)
 			m->pstate = MODEL_CHECKPOINTED;
 			m->images = xstrdup(m->cfg->checkpoint_path);
 			/* How it was put to sleep decides the wake's steps. */
-			if (criu_images_eviction(m->images, &m->sleeping) != 0)
+			if (criu_images_eviction(sup->conf, m->images,
+			    &m->sleeping) != 0)
 				m->sleeping = config_model_eviction(sup->conf,
 				    m->cfg);
 		}
@@ -292,8 +294,7 @@ supervisor_free(struct supervisor *sup)
 		call_client_gone(c);
 		TAILQ_REMOVE(&sup->clients, c, entry);
 		proto_conn_free(c->conn);
-		free(c->groups);
-		free(c);
+		server_client_free(c);
 	}
 	for (i = 0; i < (int)(sizeof(sup->ev_sigs) / sizeof(sup->ev_sigs[0]));
 	    i++)
@@ -355,6 +356,11 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 	if (!sup->privileged)
 		log_info("running unprivileged: models run as uid %u, not as "
 		    "user %s", (unsigned)sup->uid, conf->user);
+	if (conf->proxy.admin_token == NULL)
+		log_info("no admin token: the admin port refuses every call "
+		    "that changes state (llmuxctl works over the socket) "
+		    "admin_token_file=%s", conf->admin_token_file != NULL ?
+		    conf->admin_token_file : "none");
 	events_init(sup);
 	cgroup_init(sup);
 	worker_init(sup);
@@ -434,30 +440,17 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 			    msg->u.demand.model);
 			return;
 		}
-		switching_demand(m, msg->u.demand.queued,
+		switching_demand(c, m, msg->u.demand.queued,
 		    msg->u.demand.in_flight, msg->u.demand.oldest_ms,
 		    msg->u.demand.done);
 		return;
 	case PROTO_DRAINED:
-		switching_drained(c->sup, msg->u.drain.model,
+		switching_drained(c, msg->u.drain.model,
 		    msg->u.drain.drain_id);
 		return;
 	case PROTO_ERROR:
 		log_warnx("error from the proxy code=%s message=\"%s\"",
 		    msg->u.error.code, msg->u.error.message);
-		return;
-	case PROTO_CTL_LOGS:
-		/*
-		 * The tail of a log, for the web page (the proxy asks the
-		 * admin token first); never a follow, which would hold the
-		 * proxy's one link.
-		 */
-		if (msg->u.call.follow) {
-			proto_conn_send_error(c->conn, msg->id, "forbidden",
-			    "the proxy role may not follow model logs");
-			return;
-		}
-		control_call(c, msg);
 		return;
 	default:
 		if (proto_type_is_call(msg->type)) {

@@ -22,6 +22,7 @@ import argparse
 import datetime
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -122,12 +123,10 @@ def log_fields(line):
 
 
 def log_time(ts):
-    """A log line's time. Its timestamp is cut to the millisecond, so an
-    event logged in the millisecond a request was sent would sort before
-    it: the end of that millisecond, not its start, orders them as they
-    happened."""
+    """A log line's time, cut to the millisecond (print_timeline cuts the
+    requests' times the same way and orders ties by kind)."""
     d = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
-    return d.replace(tzinfo=datetime.timezone.utc).timestamp() + 0.000999
+    return d.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 class SupLog:
@@ -366,12 +365,17 @@ class Demo:
         self.print_timeline(start, reqs)
 
     def print_timeline(self, start, reqs):
+        # The supervisor's log has milliseconds: the requests' times are
+        # cut to the millisecond too, so that a switch that a request
+        # caused in the same millisecond is never shown before it.
+        def ms(t):
+            return math.floor(t * 1000) / 1000
         events = []
         for r in reqs:
             kind = "stream" if r["stream"] else "request"
-            events.append((r["sent"], 0, "%s #%d %s %s" % (kind, r["n"], MARK, r["model"])))
+            events.append((ms(r["sent"]), 0, "%s #%d %s %s" % (kind, r["n"], MARK, r["model"])))
             if r["first"] is not None:
-                events.append((r["first"], 1, "  first token of #%d after %s" % (
+                events.append((ms(r["first"]), 1, "  first token of #%d after %s" % (
                     r["n"], secs((r["first"] - r["sent"]) * 1000))))
             if r["status"] == 200 and not r["error"]:
                 what = "answer #%d from %s: %d tokens in %s  \"%s\"" % (
@@ -379,7 +383,7 @@ class Demo:
                     secs((r["done"] - r["sent"]) * 1000), snippet(r["text"]))
             else:
                 what = "answer #%d: FAILED (%s) %s" % (r["n"], r["status"], r["error"])
-            events.append((r["done"], 2, what))
+            events.append((ms(r["done"]), 2, what))
         for rec in self.suplog.records:
             if rec["t"] < start - 0.001:
                 continue

@@ -42,15 +42,52 @@ const char	*body_eviction_debug(const struct eviction *, char *, size_t);
 
 /* A model's name made safe as one path component ("a%2Fb"). */
 char	*model_path_name(const char *);
+/* images_dir, else state_dir/checkpoints (a new string). */
+char	*model_path_images_dir(const struct config *);
 /* images_dir/NAME/images */
 char	*model_path_images(const struct config *, const char *model);
+/*
+ * Where an images directory is, to open it safely (fs.c): its parent is
+ * fs_open_dir(top, below), then name below that. llmux's own
+ * (images_dir/NAME/images): top images_dir, below NAME, name "images";
+ * any other (a checkpoint_path): top its parent, below NULL.
+ */
+struct images_loc {
+	char	*top;
+	char	*below;		/* NULL: none */
+	char	*name;
+	char	*parent;	/* top[/below], for messages */
+	char	*path;		/* parent/name */
+};
+void	 model_path_locate(const struct config *, const char *dir,
+	    struct images_loc *);
+void	 model_path_loc_free(struct images_loc *);
 
-/* ---- fs.c: file chores ------------------------------------------------- */
+/* ---- fs.c: directories opened safely, and file chores ------------------ */
 
-/* rm -rf; mkdir -p (the last one 0700); fsync a directory. */
-void	 fs_rmtree(const char *);
-int	 fs_mkdirs(const char *, char *err, size_t errlen);
-void	 fs_fsync_dir(const char *);
+/*
+ * Open the directory top (absolute), then each component of below
+ * (relative; NULL for none): every component walked from "/" with
+ * O_NOFOLLOW, a directory owned by root or by us, not writable by group
+ * or others (on the way to top, a sticky one may be). Missing ones are
+ * created when create (0700). -1 with err naming the path and why.
+ */
+int	 fs_open_dir(const char *top, const char *below, bool create,
+	    char *err, size_t errlen);
+/* One directory name below dirfd (path: dirfd's, for messages), checked. */
+int	 fs_open_sub(int dirfd, const char *path, const char *name,
+	    bool create, char *err, size_t errlen);
+/* A regular file below dirfd owned by root or us, read-only, no link. */
+int	 fs_open_file(int dirfd, const char *path, const char *name,
+	    char *err, size_t errlen);
+/* An images directory's parent (created when create); the directory. */
+int	 fs_open_loc_parent(const struct images_loc *, bool create,
+	    char *err, size_t errlen);
+int	 fs_open_loc(const struct images_loc *, char *err, size_t errlen);
+/* rm -rf of name below dirfd, never following a link. */
+void	 fs_rmtree_at(int dirfd, const char *name);
+/* So that a rename in the directory survives a crash of the machine. */
+void	 fs_fsync_fd(int);
 
 /* ---- procfs.c: reading /proc ------------------------------------------- */
 
@@ -85,6 +122,12 @@ bool	procfs_pid_maps_nvidia(pid_t);
 int	procfs_cgroup2_path(const char *, size_t, char *, size_t);
 /* The mount point of cgroup2 in a mountinfo text, or -1. */
 int	procfs_cgroup2_mount(const char *, size_t, char *, size_t);
+/* The inodes of LISTEN sockets on TCP port in a /proc/net/tcp{,6} text. */
+size_t	procfs_listen_inodes(const char *, size_t, uint16_t port,
+	    uint64_t *out, size_t max);
+/* The processes holding a socket that listens on TCP port (any address). */
+size_t	procfs_port_holders(uint16_t port, pid_t *out, size_t max,
+	    bool *listening);
 /* Read a whole small file (at most max bytes) into a new buffer. */
 char	*procfs_read_file(const char *, size_t max, size_t *len);
 /* "exited with status 1", "killed by signal 9 (Killed)" */

@@ -1,8 +1,9 @@
 /*
  * procfs.c -- what the supervisor reads from /proc: a process's state,
  * parent, group, session and start time (/proc/PID/stat), the processes
- * that belong to a model, which of them map an NVIDIA device, and where
- * our cgroup v2 lives; and how a child's end (from waitid) reads.
+ * that belong to a model, which of them map an NVIDIA device, where our
+ * cgroup v2 lives, which processes listen on a TCP port; and how a
+ * child's end (from waitid) reads.
  * Parsing is separate from reading, for tests.
  */
 #include <sys/stat.h>
@@ -383,4 +384,97 @@ procfs_exit_reason(int code, int status, char *buf, size_t len)
 		snprintf(buf, len, "exited");
 		break;
 	}
+}
+
+/*
+ * The inodes of the sockets listening on TCP port in a /proc/net/tcp (or
+ * tcp6) text: lines "sl local rem st ... uid timeout inode", local as
+ * ADDR:PORT in hex, st 0A for LISTEN.
+ */
+size_t
+procfs_listen_inodes(const char *buf, size_t len, uint16_t port,
+    uint64_t *out, size_t max)
+{
+	const char	*p = buf, *end = buf + len, *nl;
+	char		 line[512], local[128], st[8];
+	unsigned long	 inode;
+	unsigned	 lport;
+	size_t		 n = 0;
+	char		*colon;
+
+	while (p < end && n < max) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if ((size_t)(nl - p) < sizeof(line)) {
+			memcpy(line, p, (size_t)(nl - p));
+			line[nl - p] = '\0';
+			if (sscanf(line, " %*s %127s %*s %7s %*s %*s %*s %*s %*s "
+			    "%lu", local, st, &inode) == 3 &&
+			    strcmp(st, "0A") == 0 &&
+			    (colon = strrchr(local, ':')) != NULL &&
+			    sscanf(colon + 1, "%x", &lport) == 1 &&
+			    lport == port && inode != 0)
+				out[n++] = inode;
+		}
+		p = nl + 1;
+	}
+	return (n);
+}
+
+/*
+ * The processes holding a socket that listens on TCP port, on any
+ * address (IPv4 or IPv6): their pids into out, at most max. Only the
+ * processes whose descriptors this one may read are seen; *listening
+ * says whether anything listens there at all.
+ */
+size_t
+procfs_port_holders(uint16_t port, pid_t *out, size_t max, bool *listening)
+{
+	static const char *const tables[] = { "/proc/net/tcp",
+			    "/proc/net/tcp6" };
+	uint64_t	 inodes[64];
+	size_t		 ni = 0, n = 0, len;
+	char		*buf, path[PATH_MAX], link[64], want[64];
+	DIR		*d, *fd;
+	struct dirent	*de, *fe;
+	ssize_t		 r;
+	bool		 holds;
+
+	for (size_t t = 0; t < 2; t++) {
+		if ((buf = procfs_read_file(tables[t], 8u << 20, &len)) == NULL)
+			continue;
+		ni += procfs_listen_inodes(buf, len, port, inodes + ni,
+		    sizeof(inodes) / sizeof(inodes[0]) - ni);
+		free(buf);
+	}
+	*listening = ni > 0;
+	if (ni == 0 || (d = opendir("/proc")) == NULL)
+		return (0);
+	while (n < max && (de = readdir(d)) != NULL) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", de->d_name);
+		if ((fd = opendir(path)) == NULL)
+			continue;
+		holds = false;
+		while (!holds && (fe = readdir(fd)) != NULL) {
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s",
+			    de->d_name, fe->d_name);
+			if ((r = readlink(path, link, sizeof(link) - 1)) <= 0)
+				continue;
+			link[r] = '\0';
+			for (size_t i = 0; i < ni && !holds; i++) {
+				snprintf(want, sizeof(want), "socket:[%llu]",
+				    (unsigned long long)inodes[i]);
+				holds = strcmp(link, want) == 0;
+			}
+		}
+		closedir(fd);
+		if (holds)
+			out[n++] = (pid_t)atoi(de->d_name);
+	}
+	closedir(d);
+	return (n);
 }

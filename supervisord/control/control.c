@@ -420,7 +420,33 @@ control_call(struct client *c, struct proto_msg *msg)
 	struct model		*m = NULL;
 	struct body		*b;
 	char			*text;
+	enum proto_access	 access;
 
+	/*
+	 * The table of roles (proto_call_access): the proxy forwards for
+	 * anyone who reached its admin port, and says whether that caller
+	 * presented the admin token.
+	 */
+	if (!proto_call_allowed(msg->type, c->role, &msg->u.call)) {
+		access = proto_call_access(msg->type);
+		log_warnx("refusing a control call peer=%s role=%s call=%s "
+		    "authorized=%d follow=%d", c->name,
+		    proto_role_name(c->role), proto_type_name(msg->type) !=
+		    NULL ? proto_type_name(msg->type) : "?",
+		    msg->u.call.authorized, msg->u.call.follow);
+		proto_conn_send_error(c->conn, msg->id, "forbidden", "%s: %s",
+		    proto_type_name(msg->type) != NULL ?
+		    proto_type_name(msg->type) : "?",
+		    (access == PROTO_ACCESS_CHANGE ||
+		    access == PROTO_ACCESS_PRIVATE) && !msg->u.call.authorized ?
+		    "the proxy may forward it only for a caller who "
+		    "presented the admin token" :
+		    access == PROTO_ACCESS_PRIVATE ?
+		    "the proxy role may not follow model logs (it would hold "
+		    "the proxy's link): only the admin role (llmuxctl) may" :
+		    "only the admin role (llmuxctl) may make this call");
+		return;
+	}
 	if (proto_call_fields(msg->type) & PROTO_F_MODEL) {
 		if ((m = model_find(sup, msg->u.call.model)) == NULL) {
 			ctl_not_found(c, msg->id, msg->u.call.model);

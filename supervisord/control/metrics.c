@@ -297,7 +297,8 @@ metrics_switches(struct strbuf *b, struct supervisor *sup)
 		    &total);
 	}
 	metrics_head(b, "llmux_switches_total", "counter",
-	    "Switches that succeeded (to \"none\": a model put to sleep).");
+	    "Switches that succeeded (from \"\": a start from idle; to "
+	    "\"\": a model put to sleep).");
 	for (size_t i = 0; st != NULL && i < st->n_dirs; i++) {
 		d = &st->dirs[i];
 		strbuf_printf(b, "llmux_switches_total{from=\"%s\",to=\"%s\"} "

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
 #include "xmalloc.h"
 #include "supervisord/switcher/switcher.h"
@@ -170,19 +171,9 @@ validate_request_body(const struct model *m, int max_tokens)
 	const char	*name = m->cfg != NULL ? spawn_served_name(m->cfg) :
 			    m->name;
 	char		*body, *q;
-	size_t		 o = 0;
 
-	q = xmalloc(strlen(name) * 6 + 1);
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			o += (size_t)sprintf(q + o, "\\%c", *p);
-		else if (*p < 0x20)
-			o += (size_t)sprintf(q + o, "\\u%04x", *p);
-		else
-			q[o++] = (char)*p;
-	}
-	q[o] = '\0';
-	xasprintf(&body, "{\"model\":\"%s\",\"prompt\":\"%s\",\"max_tokens\":"
+	q = json_quote(name);
+	xasprintf(&body, "{\"model\":%s,\"prompt\":\"%s\",\"max_tokens\":"
 	    "%d,\"temperature\":0,\"seed\":0}", q, VALIDATE_PROMPT,
 	    max_tokens);
 	free(q);

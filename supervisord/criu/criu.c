@@ -14,13 +14,23 @@
  *
  * Restore: the manifest is read and checked against this machine (driver,
  * GPU kinds and count), the model (path and port) and the files'
- * checksums; an image that fails is refused with the reason and never
- * restored. Then `criu restore --restore-detached --pidfile`, and the
+ * checksums (their names and sizes only after a download, which hashed
+ * every byte as it wrote it: each byte is hashed once); an image that
+ * fails is refused with the reason and never restored. Then `criu restore --restore-detached --pidfile`, and the
  * restored tree's pid is handed back for re-adoption (evict_step.c).
  *
  * criu runs as a child of the supervisor with its output in files (no
  * pipes: the restored tree must not inherit one), watched by a pidfd;
  * the file work (hashing, renaming, removing) runs on worker threads.
+ *
+ * Every directory is opened safely (base/fs.c: from "/", no link
+ * followed, owned by root, not writable by others) or the dump or restore
+ * is refused with the path and why; images, manifest, logs and pidfile
+ * are then read and written below those descriptors, never by path.
+ * criu gets them as descriptors too: the images directory as fd 3 and
+ * its work directory (images_dir/NAME, where its logs and pidfile go)
+ * as fd 4, named -D /proc/self/fd/3 -W /proc/self/fd/4, with its log
+ * and pidfile relative to the work directory it changes into.
  */
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -52,6 +62,8 @@
 #endif
 
 #define CRIU_TIMEOUT_MS		(3600 * 1000)	/* a dump of 100s of GB */
+#define CRIU_IMAGES_FD		3	/* in criu: -D /proc/self/fd/3 */
+#define CRIU_WORK_FD		4	/* in criu: -W /proc/self/fd/4 */
 
 extern char **environ;
 
@@ -67,13 +79,18 @@ struct criu_op {
 
 	char			*criu;		/* the program */
 	char			*plugin_dir;
+	char			*top;		/* images_dir */
+	char			*name;		/* NAME, as model_path_name */
 	char			*base;		/* images_dir/NAME */
 	char			*dir;		/* images (final) */
+	struct images_loc	 loc;		/* RESTORE: where dir is */
 	char			*tmp;		/* DUMP: images.tmp */
-	char			*log;		/* criu's -o log */
-	char			*out;		/* criu's stdout and stderr */
-	char			*pidfile;	/* RESTORE */
+	const char		*log;		/* criu's -o log, in base */
+	int			 base_fd;	/* images_dir/NAME */
+	int			 img_fd;	/* DUMP: images.tmp; RESTORE */
+	int			 out_fd;	/* criu's stdout and stderr */
 	bool			 remove_after;	/* RESTORE: !keep_images */
+	bool			 checked;	/* RESTORE: sums checked */
 	pid_t			 target;	/* DUMP: the tree's root */
 	struct manifest		 man;		/* DUMP: what to write */
 	char			*nvml_path;
@@ -103,14 +120,20 @@ criu_op_free(struct criu_op *op)
 		event_free(op->ev_timeout);
 	if (op->pidfd != -1)
 		close(op->pidfd);
+	if (op->base_fd != -1)
+		close(op->base_fd);
+	if (op->img_fd != -1)
+		close(op->img_fd);
+	if (op->out_fd != -1)
+		close(op->out_fd);
 	free(op->criu);
 	free(op->plugin_dir);
+	free(op->top);
+	free(op->name);
 	free(op->base);
 	free(op->dir);
+	model_path_loc_free(&op->loc);
 	free(op->tmp);
-	free(op->log);
-	free(op->out);
-	free(op->pidfile);
 	free(op->nvml_path);
 	free(op->cuda_path);
 	manifest_free(&op->man);
@@ -135,25 +158,32 @@ criu_progress(struct criu_op *op, const char *fmt, ...)
 	op->progress(buf, op->arg);
 }
 
-/* In the child: files for output, nothing inherited, then criu. */
+/*
+ * In the child: its output to out, the images and work directories as
+ * fds 3 and 4 (moved out of the way first, so no dup2 lands on a source
+ * still needed, and dup2 clears close-on-exec), nothing else, then criu.
+ */
 static void __attribute__((noreturn))
-criu_child(char **argv, const char *out)
+criu_child(char **argv, int out, int images, int work)
 {
 	int	fd;
 
 	signal(SIGPIPE, SIG_DFL);
 	setpgid(0, 0);
+	out = fcntl(out, F_DUPFD, 10);
+	images = fcntl(images, F_DUPFD, 10);
+	work = fcntl(work, F_DUPFD, 10);
+	if (out == -1 || images == -1 || work == -1)
+		_exit(126);
 	if ((fd = open("/dev/null", O_RDONLY)) != -1 && fd != 0) {
 		dup2(fd, 0);
 		close(fd);
 	}
-	if ((fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600)) != -1) {
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-	closefrom(3);
+	if (dup2(out, 1) == -1 || dup2(out, 2) == -1 ||
+	    dup2(images, CRIU_IMAGES_FD) == -1 ||
+	    dup2(work, CRIU_WORK_FD) == -1)
+		_exit(126);
+	closefrom(CRIU_WORK_FD + 1);
 	execvp(argv[0], argv);
 	dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
@@ -185,9 +215,10 @@ criu_exit_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	procfs_exit_reason(si.si_code, si.si_status, why, sizeof(why));
-	criu_log_reason(op->log, op->reason, sizeof(op->reason));
+	criu_log_reason(op->base_fd, op->log, op->reason, sizeof(op->reason));
 	if (op->reason[0] == '\0')
-		criu_log_reason(op->out, op->reason, sizeof(op->reason));
+		criu_log_reason(op->base_fd, "criu.out", op->reason,
+		    sizeof(op->reason));
 	{
 		char	detail[sizeof(op->reason)];
 
@@ -215,7 +246,7 @@ criu_spawn(struct criu_op *op, char **argv)
 		return (-1);
 	}
 	if (pid == 0)
-		criu_child(argv, op->out);
+		criu_child(argv, op->out_fd, op->img_fd, op->base_fd);
 	op->child = pid;
 	if ((op->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1) {
 		snprintf(op->reason, sizeof(op->reason), "pidfd_open: %s",
@@ -247,6 +278,7 @@ criu_op_new(struct model *m, enum criu_kind kind, criu_cb cb,
 	op->progress = progress;
 	op->arg = arg;
 	op->pidfd = -1;
+	op->base_fd = op->img_fd = op->out_fd = -1;
 	op->child = -1;
 	op->start_ms = clock_ms();
 	op->criu = xstrdup(criu_program(conf));
@@ -259,10 +291,38 @@ criu_op_new(struct model *m, enum criu_kind kind, criu_cb cb,
 	dir = model_path_images(conf, m->name);
 	op->base = xstrndup(dir, strlen(dir) - strlen("/images"));
 	free(dir);
-	xasprintf(&op->log, "%s/%s.log", op->base, kind == CRIU_DUMP ?
-	    "dump" : "restore");
-	xasprintf(&op->out, "%s/criu.out", op->base);
+	op->top = model_path_images_dir(conf);
+	op->name = model_path_name(m->name);
+	op->log = kind == CRIU_DUMP ? "dump.log" : "restore.log";
 	return (op);
+}
+
+/*
+ * images_dir/NAME, made if need be, opened safely; its logs and criu's
+ * output made afresh. On a worker thread; op->reason says why not.
+ */
+static int
+criu_open_work(struct criu_op *op)
+{
+	char	err[1024];
+
+	if ((op->base_fd = fs_open_dir(op->top, op->name, true, err,
+	    sizeof(err))) == -1) {
+		snprintf(op->reason, sizeof(op->reason), "%s refused: %.900s",
+		    op->kind == CRIU_DUMP ? "checkpoint" : "restore", err);
+		return (-1);
+	}
+	(void)unlinkat(op->base_fd, op->log, 0);
+	(void)unlinkat(op->base_fd, "criu.out", 0);
+	if (op->kind == CRIU_RESTORE)
+		(void)unlinkat(op->base_fd, "restore.pid", 0);
+	if ((op->out_fd = openat(op->base_fd, "criu.out", O_WRONLY | O_CREAT |
+	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
+		snprintf(op->reason, sizeof(op->reason), "cannot create "
+		    "%s/criu.out: %s", op->base, strerror(errno));
+		return (-1);
+	}
+	return (0);
 }
 
 /* Hand the outcome back from the loop, as every other step does. */
@@ -319,16 +379,15 @@ static void
 criu_dump_prepare(void *arg)
 {
 	struct criu_op	*op = arg;
+	char		 err[1024];
 
 	criu_remove_link_remap();
-	if (fs_mkdirs(op->base, op->reason, sizeof(op->reason)) != 0)
+	if (criu_open_work(op) != 0)
 		return;
-	fs_rmtree(op->tmp);
-	(void)unlink(op->log);
-	(void)unlink(op->out);
-	if (mkdir(op->tmp, 0700) != 0) {
-		snprintf(op->reason, sizeof(op->reason), "cannot create %s: %s",
-		    op->tmp, strerror(errno));
+	fs_rmtree_at(op->base_fd, "images.tmp");
+	if ((op->img_fd = fs_open_sub(op->base_fd, op->base, "images.tmp",
+	    true, err, sizeof(err))) == -1) {
+		snprintf(op->reason, sizeof(op->reason), "%s", err);
 		return;
 	}
 	op->ok = true;
@@ -338,12 +397,12 @@ static void
 criu_dump_prepared(void *arg, bool cancelled)
 {
 	struct criu_op	*op = arg;
-	char		 pid[32];
-	char		*argv[] = { op->criu, "dump", "-t", pid, "-D", op->tmp,
-			    "-o", op->log, "-v4", "--shell-job",
-			    "--ext-unix-sk", "--tcp-established", "--link-remap",
-			    "--enable-external-masters", "-L", op->plugin_dir,
-			    NULL };
+	char		 pid[32], images[32], work[32];
+	char		*argv[] = { op->criu, "dump", "-t", pid, "-D", images,
+			    "-W", work, "-o", (char *)op->log, "-v4",
+			    "--shell-job", "--ext-unix-sk", "--tcp-established",
+			    "--link-remap", "--enable-external-masters", "-L",
+			    op->plugin_dir, NULL };
 
 	if (cancelled) {
 		criu_op_free(op);
@@ -355,6 +414,8 @@ criu_dump_prepared(void *arg, bool cancelled)
 	}
 	op->ok = false;
 	snprintf(pid, sizeof(pid), "%d", (int)op->target);
+	snprintf(images, sizeof(images), "/proc/self/fd/%d", CRIU_IMAGES_FD);
+	snprintf(work, sizeof(work), "/proc/self/fd/%d", CRIU_WORK_FD);
 	criu_progress(op, "criu dump of pid %d to %s", (int)op->target,
 	    op->tmp);
 	if (criu_spawn(op, argv) != 0)
@@ -366,39 +427,36 @@ static void
 criu_dump_seal(void *arg)
 {
 	struct criu_op	*op = arg;
-	char		*old;
 
 	op->ok = false;
 	criu_machine(op, &op->man);
 	op->man.created = (int64_t)time(NULL);
-	if (manifest_scan(op->tmp, &op->man, op->reason,
+	if (manifest_scan(op->img_fd, op->tmp, &op->man, op->reason,
 	    sizeof(op->reason)) != 0 ||
-	    manifest_write(op->tmp, &op->man, op->reason,
+	    manifest_write(op->img_fd, op->tmp, &op->man, op->reason,
 	    sizeof(op->reason)) != 0) {
-		fs_rmtree(op->tmp);
+		fs_rmtree_at(op->base_fd, "images.tmp");
 		return;
 	}
-	fs_fsync_dir(op->tmp);
-	xasprintf(&old, "%s.old", op->dir);
-	fs_rmtree(old);
-	if (rename(op->dir, old) != 0 && errno != ENOENT) {
+	fs_fsync_fd(op->img_fd);
+	fs_rmtree_at(op->base_fd, "images.old");
+	if (renameat(op->base_fd, "images", op->base_fd, "images.old") != 0 &&
+	    errno != ENOENT) {
 		snprintf(op->reason, sizeof(op->reason), "cannot move the old "
 		    "images aside: %s", strerror(errno));
-		fs_rmtree(op->tmp);
-		free(old);
+		fs_rmtree_at(op->base_fd, "images.tmp");
 		return;
 	}
-	if (rename(op->tmp, op->dir) != 0) {
+	if (renameat(op->base_fd, "images.tmp", op->base_fd, "images") != 0) {
 		snprintf(op->reason, sizeof(op->reason), "cannot rename %s: "
 		    "%s", op->tmp, strerror(errno));
-		(void)rename(old, op->dir);
-		fs_rmtree(op->tmp);
-		free(old);
+		(void)renameat(op->base_fd, "images.old", op->base_fd,
+		    "images");
+		fs_rmtree_at(op->base_fd, "images.tmp");
 		return;
 	}
-	fs_fsync_dir(op->base);
-	fs_rmtree(old);
-	free(old);
+	fs_fsync_fd(op->base_fd);
+	fs_rmtree_at(op->base_fd, "images.old");
 	op->ok = true;
 }
 
@@ -406,11 +464,17 @@ static void
 criu_cleanup(void *arg)
 {
 	struct criu_op	*op = arg;
+	char		 err[256];
+	int		 parent;
 
-	if (op->kind == CRIU_DUMP)
-		fs_rmtree(op->tmp);
-	else if (op->remove_after)
-		fs_rmtree(op->dir);
+	if (op->kind == CRIU_DUMP) {
+		if (op->base_fd != -1)
+			fs_rmtree_at(op->base_fd, "images.tmp");
+	} else if (op->remove_after && (parent = fs_open_loc_parent(&op->loc,
+	    false, err, sizeof(err))) != -1) {
+		fs_rmtree_at(parent, op->loc.name);
+		close(parent);
+	}
 }
 
 static void
@@ -476,7 +540,15 @@ criu_restore_check(void *arg)
 
 	op->ok = false;
 	memset(&here, 0, sizeof(here));
-	if (manifest_read(op->dir, &img, err, sizeof(err)) != 0) {
+	memset(&img, 0, sizeof(img));
+	if (criu_open_work(op) != 0)
+		return;
+	if ((op->img_fd = fs_open_loc(&op->loc, err, sizeof(err))) == -1) {
+		snprintf(op->reason, sizeof(op->reason), "restore refused: "
+		    "%.900s", err);
+		return;
+	}
+	if (manifest_read(op->img_fd, &img, err, sizeof(err)) != 0) {
 		snprintf(op->reason, sizeof(op->reason), "image refused: %s",
 		    err);
 		return;
@@ -500,16 +572,13 @@ criu_restore_check(void *arg)
 		    op->man.model_path);
 		goto out;
 	}
-	if (manifest_verify(op->dir, &img, err, sizeof(err)) != 0) {
+	if ((op->checked ? manifest_verify_sizes(op->img_fd, op->dir, &img,
+	    err, sizeof(err)) : manifest_verify(op->img_fd, op->dir, &img,
+	    err, sizeof(err))) != 0) {
 		snprintf(op->reason, sizeof(op->reason), "image refused: %s",
 		    err);
 		goto out;
 	}
-	if (fs_mkdirs(op->base, op->reason, sizeof(op->reason)) != 0)
-		goto out;
-	(void)unlink(op->pidfile);
-	(void)unlink(op->log);
-	(void)unlink(op->out);
 	op->ok = true;
 out:
 	manifest_free(&img);
@@ -520,9 +589,10 @@ static void
 criu_restore_checked(void *arg, bool cancelled)
 {
 	struct criu_op	*op = arg;
-	char		*argv[] = { op->criu, "restore", "-D", op->dir,
-			    "-W", op->base, "-o", op->log, "-v4",
-			    "--restore-detached", "--pidfile", op->pidfile,
+	char		 images[32], work[32];
+	char		*argv[] = { op->criu, "restore", "-D", images,
+			    "-W", work, "-o", (char *)op->log, "-v4",
+			    "--restore-detached", "--pidfile", "restore.pid",
 			    "--shell-job", "--ext-unix-sk", "--tcp-established",
 			    "--enable-external-masters", "-L", op->plugin_dir,
 			    NULL };
@@ -536,6 +606,8 @@ criu_restore_checked(void *arg, bool cancelled)
 		return;
 	}
 	op->ok = false;
+	snprintf(images, sizeof(images), "/proc/self/fd/%d", CRIU_IMAGES_FD);
+	snprintf(work, sizeof(work), "/proc/self/fd/%d", CRIU_WORK_FD);
 	criu_progress(op, "criu restore from %s", op->dir);
 	if (criu_spawn(op, argv) != 0)
 		criu_op_report_soon(op);
@@ -544,20 +616,28 @@ criu_restore_checked(void *arg, bool cancelled)
 static void
 criu_restore_finish(struct criu_op *op)
 {
-	char		*text;
-	size_t		 n;
-	long		 pid;
+	char		 text[64], err[256];
+	ssize_t		 n = -1;
+	long		 pid = 0;
+	int		 fd;
 
 	if (op->ok) {
-		text = procfs_read_file(op->pidfile, 64, &n);
-		if (text == NULL || (pid = strtol(text, NULL, 10)) <= 1 ||
-		    pid > INT_MAX) {
+		/* Small, and below the work directory's descriptor. */
+		if ((fd = fs_open_file(op->base_fd, op->base, "restore.pid",
+		    err, sizeof(err))) != -1) {
+			n = read(fd, text, sizeof(text) - 1);
+			close(fd);
+		}
+		if (n > 0) {
+			text[n] = '\0';
+			pid = strtol(text, NULL, 10);
+		}
+		if (pid <= 1 || pid > INT_MAX) {
 			op->ok = false;
 			snprintf(op->reason, sizeof(op->reason), "criu restore "
-			    "left no pid in %s", op->pidfile);
+			    "left no pid in %s/restore.pid", op->base);
 		} else
 			op->restored = (pid_t)pid;
-		free(text);
 	}
 	if (op->ok && op->remove_after) {
 		worker_run(op->sup, criu_cleanup, criu_job_done, op);
@@ -567,7 +647,7 @@ criu_restore_finish(struct criu_op *op)
 }
 
 int
-criu_restore(struct model *m, const char *dir, criu_cb cb,
+criu_restore(struct model *m, const char *dir, bool checked, criu_cb cb,
     criu_progress_cb progress, void *arg)
 {
 	struct criu_op	*op = criu_op_new(m, CRIU_RESTORE, cb, progress,
@@ -575,7 +655,8 @@ criu_restore(struct model *m, const char *dir, criu_cb cb,
 	char		*ours, why[256];
 
 	op->dir = xstrdup(dir);
-	xasprintf(&op->pidfile, "%s/restore.pid", op->base);
+	model_path_locate(m->sup->conf, dir, &op->loc);
+	op->checked = checked;
 	op->man.model = xstrdup(m->name);
 	op->man.model_path = m->cfg != NULL ? xstrdup(m->cfg->model_path) :
 	    NULL;
@@ -592,8 +673,12 @@ criu_restore(struct model *m, const char *dir, criu_cb cb,
 		criu_op_report_soon(op);
 		return (0);
 	}
-	criu_progress(op, "checking the manifest and the checksums of %s",
-	    dir);
+	if (checked)
+		criu_progress(op, "checking the manifest of %s (the checksums "
+		    "were checked as it was downloaded)", dir);
+	else
+		criu_progress(op, "checking the manifest and the checksums of "
+		    "%s", dir);
 	worker_run(m->sup, criu_restore_check, criu_restore_checked, op);
 	return (0);
 }

@@ -22,12 +22,20 @@ int	criu_check_config(const struct config *, char *why, size_t);
 /* Dump the tree of the model's process to images_dir/NAME/images. */
 int	criu_dump(struct model *, const struct eviction *, criu_cb,
 	    criu_progress_cb, void *);
-/* Check the images' manifest and checksums, then restore them. */
-int	criu_restore(struct model *, const char *dir, criu_cb,
+/*
+ * Check the images' manifest and checksums, then restore them; checked:
+ * the checksums were checked as the files were written (a download just
+ * now), so only their names and sizes are.
+ */
+int	criu_restore(struct model *, const char *dir, bool checked, criu_cb,
 	    criu_progress_cb, void *);
 /* "Version: 4.1" (criu --version) to 4 and 1; -1 if none. */
 int	criu_parse_version(const char *, int *major, int *minor);
-/* The eviction a checkpoint directory's manifest records; -1 if none. */
-int	criu_images_eviction(const char *dir, struct eviction *);
+/*
+ * The eviction a checkpoint directory's manifest records; -1 if none, or
+ * if the directory is not one to trust (the restore says why).
+ */
+int	criu_images_eviction(const struct config *, const char *dir,
+	    struct eviction *);
 
 #endif

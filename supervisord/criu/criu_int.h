@@ -13,7 +13,8 @@ bool		 criu_find(const char *);
 const char	*criu_program(const struct config *);
 /* CRIU leaves /dev/shm/link_remap.* behind when a dump fails. */
 void		 criu_remove_link_remap(void);
-/* The last error line of a criu log (else its last line), or "". */
-void		 criu_log_reason(const char *path, char *buf, size_t len);
+/* The last error line of a criu log below dirfd (else its last line). */
+void		 criu_log_reason(int dirfd, const char *name, char *buf,
+		    size_t len);
 
 #endif

@@ -78,15 +78,27 @@ criu_remove_link_remap(void)
  * else its last line; the reason of a failed dump or restore.
  */
 void
-criu_log_reason(const char *path, char *buf, size_t len)
+criu_log_reason(int dirfd, const char *name, char *buf, size_t len)
 {
 	char	*text, *line, *save = NULL, *last = NULL, *err = NULL;
-	size_t	 n;
+	size_t	 n = 0;
+	ssize_t	 r;
+	int	 fd;
 
 	buf[0] = '\0';
-	if ((text = procfs_read_file(path, 256 * 1024, &n)) == NULL)
+	if (dirfd == -1 || (fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
 		return;
-	/* Keep the end of a long log. */
+	/* The end of a long log is where the reason is. */
+	text = xmalloc(256 * 1024 + 1);
+	if (lseek(fd, 0, SEEK_END) > 256 * 1024)
+		(void)lseek(fd, -256 * 1024, SEEK_END);
+	else
+		(void)lseek(fd, 0, SEEK_SET);
+	while (n < 256 * 1024 && (r = read(fd, text + n, 256 * 1024 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	text[n] = '\0';
 	for (line = strtok_r(text, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
 		if (*line == '\0')
@@ -223,14 +235,24 @@ criu_available(const struct config *conf, char *why, size_t len)
 }
 
 int
-criu_images_eviction(const char *dir, struct eviction *ev)
+criu_images_eviction(const struct config *conf, const char *dir,
+    struct eviction *ev)
 {
-	struct manifest	m;
-	char		err[256];
-	int		rc = -1;
+	struct images_loc	loc;
+	struct manifest		m;
+	char			err[1024];
+	int			rc = -1, fd;
 
-	if (manifest_read(dir, &m, err, sizeof(err)) != 0)
+	model_path_locate(conf, dir, &loc);
+	fd = fs_open_loc(&loc, err, sizeof(err));
+	model_path_loc_free(&loc);
+	if (fd == -1)
+		return (-1);	/* the restore says why */
+	rc = manifest_read(fd, &m, err, sizeof(err));
+	close(fd);
+	if (rc != 0)
 		return (-1);
+	rc = -1;
 	if (m.has_eviction) {
 		*ev = m.eviction;
 		rc = 0;

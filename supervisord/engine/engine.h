@@ -84,6 +84,7 @@ struct spawn_spec {
 char	**spawn_argv(const struct config *, const struct model_config *);
 char	**spawn_envp(char *const *base, const struct model_config *,
 	    bool criu);
+bool	  spawn_names_option(char *const *, const char *opt);
 bool	  spawn_names_served_model(char *const *);
 /* The first name the model is served as (its name, or extra_args'). */
 const char *spawn_served_name(const struct model_config *);
@@ -227,6 +228,16 @@ int		 evict_stop(struct model *, evict_done_cb, evict_progress_cb,
 /* Re-check an adopted process: /health, then its recorded state. */
 int		 evict_adopt(struct model *, enum model_pstate,
 		    int64_t timeout_ms);
+/*
+ * Adopt a process found serving the model's port that no journal names
+ * (persist/adopt.c): /health, then GET /is_sleeping says its state:
+ * awake, it runs; asleep, it sleeps with the model's eviction when that
+ * keeps the process and offloads or discards the weights; otherwise its
+ * state cannot be known, and it is stopped (the model fails with why).
+ */
+int		 evict_adopt_found(struct model *, int64_t timeout_ms);
+/* vLLM's /is_sleeping body: 1 asleep, 0 awake, -1 not an answer. */
+int		 evict_parse_is_sleeping(const char *);
 /* Is the running operation the check of an adopted process? */
 bool		 evict_adopting(const struct model *);
 /* A running operation's kind and current phase, for status. */

@@ -405,6 +405,22 @@ evict_adopt(struct model *m, enum model_pstate st, int64_t timeout_ms)
 	return (evict_begin(op, NULL, NULL, NULL));
 }
 
+int
+evict_adopt_found(struct model *m, int64_t timeout_ms)
+{
+	struct evict_op	*op;
+
+	if (m->op != NULL || m->proc == NULL)
+		return (-1);
+	op = evict_op_new(m, EVICT_WAKE);
+	op->adopting = true;
+	op->adopt_probe = true;
+	op->adopt_state = MODEL_RUNNING;
+	op->health_timeout_ms = timeout_ms;
+	evict_replan(op, STEP_HEALTH);
+	return (evict_begin(op, NULL, NULL, NULL));
+}
+
 bool
 evict_adopting(const struct model *m)
 {

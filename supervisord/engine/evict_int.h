@@ -44,9 +44,11 @@ struct evict_op {
 	bool			 failing;	/* WAKE: stop, then fail */
 	bool			 cuda_failed;	/* a GPU process is FAILED */
 	bool			 adopting;
+	bool			 adopt_probe;	/* found: ask /is_sleeping */
 	enum model_pstate	 adopt_state;
 	int64_t			 health_timeout_ms;
 	char			*images;	/* CHECKPOINT: where */
+	bool			 images_checked; /* downloaded: sums checked */
 	char			*log;		/* last lines of a failed start */
 	struct evict_report	 report;
 };

@@ -59,12 +59,81 @@ evict_http(struct evict_op *op, const char *path, const char *body,
 	    body, timeout_ms, evict_http_cb, op);
 }
 
+/*
+ * "is_sleeping": true or false in vLLM's answer; -1 when it is not there.
+ * The body comes from the model process: read, never trusted further.
+ */
+int
+evict_parse_is_sleeping(const char *body)
+{
+	const char	*p;
+
+	if (body == NULL || (p = strstr(body, "\"is_sleeping\"")) == NULL)
+		return (-1);
+	p += strlen("\"is_sleeping\"");
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (*p++ != ':')
+		return (-1);
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (strncmp(p, "true", 4) == 0)
+		return (1);
+	if (strncmp(p, "false", 5) == 0)
+		return (0);
+	return (-1);
+}
+
+/* A process found on the model's port: awake, or asleep how? */
+static void
+evict_probe_cb(const struct httpc_result *r, void *arg)
+{
+	struct evict_op	*op = arg;
+	struct model	*m = op->m;
+	struct eviction	 ev = model_eviction(m);
+	char		 why[512], full[700], buf[64];
+	int		 sleeping;
+
+	op->call = NULL;
+	sleeping = r->status == 200 ? evict_parse_is_sleeping(r->body) : -1;
+	if (sleeping == 0) {
+		op->adopt_state = MODEL_RUNNING;
+		evict_step_end(op, true, NULL);
+		return;
+	}
+	if (sleeping == 1 && ev.process == PROCESS_KEEP_RUNNING &&
+	    (ev.weights == WEIGHTS_OFFLOAD || ev.weights == WEIGHTS_DISCARD)) {
+		m->sleeping = ev;
+		op->adopt_state = MODEL_SLEEPING;
+		evict_step_end(op, true, NULL);
+		return;
+	}
+	if (sleeping == 1)
+		snprintf(why, sizeof(why), "it is asleep, and asleep with %s "
+		    "it would not be", eviction_format(&ev, buf, sizeof(buf)));
+	else if (r->status != 0)
+		snprintf(why, sizeof(why), "GET /is_sleeping answered %d",
+		    r->status);
+	else
+		snprintf(why, sizeof(why), "GET /is_sleeping: %s", r->error);
+	snprintf(full, sizeof(full), "found serving its port with no journal "
+	    "to say its state, and %s", why);
+	evict_step_end(op, false, full);
+}
+
 static void
 evict_health_cb(int ok, const char *reason, void *arg)
 {
 	struct evict_op	*op = arg;
+	struct model	*m = op->m;
 
 	op->health = NULL;
+	if (ok && op->adopt_probe && m->proc != NULL) {
+		op->call = httpc_request(m->sup->base, m->proc->port, "GET",
+		    "/is_sleeping", NULL, EVICT_HEALTH_TIMEOUT_MS,
+		    evict_probe_cb, op);
+		return;
+	}
 	evict_step_end(op, ok != 0, reason);
 }
 
@@ -204,6 +273,9 @@ evict_store_cb(const struct store_result *r, void *arg)
 	if (r->ok) {
 		free(m->store_url);
 		m->store_url = r->url != NULL ? xstrdup(r->url) : NULL;
+		/* Downloaded: each file was hashed as it was written. */
+		if (op->plan.steps[op->idx] == STEP_DOWNLOAD)
+			op->images_checked = true;
 		if (op->plan.steps[op->idx] == STEP_DOWNLOAD &&
 		    r->has_eviction)
 			evict_replan_restore(op, &r->eviction);
@@ -348,7 +420,8 @@ evict_step_start(struct evict_op *op)
 	case STEP_CRIU_RESTORE:
 		evict_progress(op, evict_step_name(step), m->images);
 		criu_restore(m, m->images != NULL ? m->images : "",
-		    evict_criu_cb, evict_criu_progress, evict_pending_new(op));
+		    op->images_checked, evict_criu_cb, evict_criu_progress,
+		    evict_pending_new(op));
 		return;
 	case STEP_UPLOAD:
 	case STEP_DOWNLOAD:
@@ -579,6 +652,8 @@ evict_process_exited(struct model *m)
 	case STEP_HEALTH:
 		health_cancel(op->health);
 		op->health = NULL;
+		httpc_cancel(op->call);		/* an adopt's /is_sleeping */
+		op->call = NULL;
 		op->waiting_log = true;
 		process_wait_log(m->proc, evict_start_logged_cb, op);
 		return;

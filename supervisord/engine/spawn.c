@@ -58,18 +58,24 @@ spawn_strv_push(char **v, size_t *n, char *s)
 	return (v);
 }
 
+/* Do args name the option opt, as "opt VALUE" or "opt=VALUE"? */
 bool
-spawn_names_served_model(char *const *args)
+spawn_names_option(char *const *args, const char *opt)
 {
-	static const char	opt[] = "--served-model-name";
+	size_t	len = strlen(opt);
 
 	for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
-		if (strcmp(args[i], opt) == 0 ||
-		    (strncmp(args[i], opt, sizeof(opt) - 1) == 0 &&
-		    args[i][sizeof(opt) - 1] == '='))
+		if (strncmp(args[i], opt, len) == 0 &&
+		    (args[i][len] == '\0' || args[i][len] == '='))
 			return (true);
 	}
 	return (false);
+}
+
+bool
+spawn_names_served_model(char *const *args)
+{
+	return (spawn_names_option(args, "--served-model-name"));
 }
 
 const char *
@@ -89,8 +95,10 @@ spawn_served_name(const struct model_config *mc)
 }
 
 /*
- * vllm_command serve MODEL_PATH --port PORT --enable-sleep-mode
- * [--served-model-name NAME ALIAS...] EXTRA_ARGS...
+ * vllm_command serve MODEL_PATH --port PORT [--host 127.0.0.1]
+ * --enable-sleep-mode [--served-model-name NAME ALIAS...] EXTRA_ARGS...
+ * vLLM binds every address unless told: loopback, unless extra_args
+ * name a host (--check-config warns).
  */
 char **
 spawn_argv(const struct config *conf, const struct model_config *mc)
@@ -105,6 +113,10 @@ spawn_argv(const struct config *conf, const struct model_config *mc)
 	v = spawn_strv_push(v, &n, xstrdup("--port"));
 	xasprintf(&port, "%u", (unsigned)mc->port);
 	v = spawn_strv_push(v, &n, port);
+	if (!spawn_names_option(mc->extra_args, "--host")) {
+		v = spawn_strv_push(v, &n, xstrdup("--host"));
+		v = spawn_strv_push(v, &n, xstrdup("127.0.0.1"));
+	}
 	v = spawn_strv_push(v, &n, xstrdup("--enable-sleep-mode"));
 	/* Every alias too: the proxy forwards the body as the client sent it. */
 	if (!spawn_names_served_model(mc->extra_args)) {
@@ -155,9 +167,36 @@ spawn_env_private(const char *kv)
 }
 
 /*
+ * A model with `gpus:` sees those GPUs only, numbered as NVML numbers them
+ * (the PCI bus order, which CUDA follows with CUDA_DEVICE_ORDER=PCI_BUS_ID;
+ * its own default puts the fastest first).
+ */
+static char **
+spawn_env_gpus(char **v, size_t *n, const struct model_config *mc)
+{
+	char	*list = NULL, *kv, *next;
+
+	if (mc->n_gpus == 0 || mc->gpus == NULL)
+		return (v);
+	for (size_t i = 0; i < mc->n_gpus; i++) {
+		xasprintf(&next, "%s%s%d", list != NULL ? list : "",
+		    list != NULL ? "," : "", mc->gpus[i]);
+		free(list);
+		list = next;
+	}
+	v = spawn_env_put(v, n, "CUDA_DEVICE_ORDER=PCI_BUS_ID");
+	xasprintf(&kv, "CUDA_VISIBLE_DEVICES=%s", list);
+	v = spawn_env_put(v, n, kv);
+	free(kv);
+	free(list);
+	return (v);
+}
+
+/*
  * The supervisor's environment without its private variables, then
  * VLLM_SERVER_DEV_MODE=1 (enables /sleep, /wake_up, /collective_rpc,
- * /reset_prefix_cache) and NO_COLOR=1, then for CRIU models
+ * /reset_prefix_cache) and NO_COLOR=1, then CUDA_VISIBLE_DEVICES and
+ * CUDA_DEVICE_ORDER for a model with `gpus:`, then for CRIU models
  * UV_USE_IO_URING=0 and USE_LIBUV=0 (CRIU cannot dump io_uring), then the
  * model's own env:, which wins.
  */
@@ -175,6 +214,7 @@ spawn_envp(char *const *base, const struct model_config *mc, bool criu)
 	}
 	v = spawn_env_put(v, &n, "VLLM_SERVER_DEV_MODE=1");
 	v = spawn_env_put(v, &n, "NO_COLOR=1");
+	v = spawn_env_gpus(v, &n, mc);
 	if (criu) {
 		v = spawn_env_put(v, &n, "UV_USE_IO_URING=0");
 		v = spawn_env_put(v, &n, "USE_LIBUV=0");

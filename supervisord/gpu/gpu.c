@@ -2,8 +2,9 @@
  * gpu.c -- the GPU module's face to the rest of the supervisor: NVML
  * telemetry read every GPU_TELEMETRY_MS on a worker thread and kept for
  * status and /metrics (each GPU's memory, and its processes attributed to
- * the models they belong to), and the checks that say whether CUDA
- * suspend can run on this machine. The driver itself is in cuda.c, NVML
+ * the models they belong to), a fresh read on demand (what is free before
+ * a wake), and the checks that say whether CUDA suspend can run on this
+ * machine. The driver itself is in cuda.c, NVML
  * in nvml.c, suspend and resume in gpu_ops.c.
  *
  * Both libraries are loaded with dlopen at run time, so llmux runs on
@@ -28,6 +29,7 @@ struct gpu_state {
 	bool			 running;	/* a telemetry job is out */
 	bool			 have;		/* snap is valid */
 	bool			 said;		/* the NVML failure was logged */
+	bool			 missing;	/* NVML cannot be loaded here */
 	char			*error;		/* why there is no telemetry */
 	struct gpu_snapshot	 snap;
 };
@@ -106,8 +108,10 @@ gpu_telemetry_done(void *arg, bool cancelled)
 			log_info("no GPU telemetry reason=\"%s\"", tj->err);
 		gs->said = true;
 		/* No NVML: it will not appear later; stop asking. */
-		if (!tj->loaded)
+		if (!tj->loaded) {
+			gs->missing = true;
 			event_del(gs->ev_timer);
+		}
 	}
 	free(tj->path);
 	free(tj);
@@ -152,6 +156,60 @@ void
 gpu_refresh(struct supervisor *sup)
 {
 	gpu_telemetry_start(sup);
+}
+
+/* ---- a fresh read (gpu_read) --------------------------------------------- */
+
+struct gpu_read_job {
+	struct supervisor	*sup;
+	char			*path;
+	bool			 ok;
+	char			 err[512];
+	struct gpu_snapshot	 snap;
+	gpu_read_cb		 cb;
+	void			*arg;
+};
+
+static void
+gpu_read_work(void *arg)
+{
+	struct gpu_read_job	*rj = arg;
+
+	if (nvml_open(rj->path, rj->err, sizeof(rj->err)) == 0)
+		rj->ok = nvml_snapshot(&rj->snap, rj->err,
+		    sizeof(rj->err)) == 0;
+}
+
+static void
+gpu_read_done(void *arg, bool cancelled)
+{
+	struct gpu_read_job	*rj = arg;
+
+	if (!cancelled) {
+		if (!rj->ok)
+			log_debug("no fresh GPU reading reason=\"%s\"", rj->err);
+		rj->cb(rj->sup, rj->ok ? &rj->snap : NULL, rj->arg);
+	}
+	nvml_snapshot_free(&rj->snap);
+	free(rj->path);
+	free(rj);
+}
+
+int
+gpu_read(struct supervisor *sup, gpu_read_cb cb, void *arg)
+{
+	struct gpu_read_job	*rj;
+	const char		*path = sup->conf->gpu.nvml_library;
+
+	if (sup->gpu == NULL || sup->gpu->missing)
+		return (-1);
+	rj = xcalloc(1, sizeof(*rj));
+	rj->sup = sup;
+	rj->path = xstrdup(path != NULL ? path : "libnvidia-ml.so.1");
+	rj->cb = cb;
+	rj->arg = arg;
+	worker_run(sup, gpu_read_work, gpu_read_done, rj);
+	return (0);
 }
 
 void

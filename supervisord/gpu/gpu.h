@@ -167,6 +167,14 @@ void	 gpu_init(struct supervisor *);
 void	 gpu_free(struct supervisor *);
 /* Read NVML again soon (after a suspend or a resume). */
 void	 gpu_refresh(struct supervisor *);
+/*
+ * Read NVML now, on a worker thread: cb gets the GPUs (NULL when the read
+ * failed) on the loop, unless the supervisor is going away. -1, without a
+ * call, where NVML is known to be missing.
+ */
+typedef void	(*gpu_read_cb)(struct supervisor *,
+		    const struct gpu_snapshot *, void *);
+int	 gpu_read(struct supervisor *, gpu_read_cb, void *);
 /* Can CUDA suspend run here? Loads the driver (blocks: not in the loop). */
 bool	 gpu_available(const struct config *, char *why, size_t);
 /* --check-config: -1 with a warning when a model needs what is missing. */

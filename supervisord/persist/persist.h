@@ -80,6 +80,13 @@ void	persist_free(struct supervisor *);
 
 /* ---- adopt.c: re-adoption after a restart ------------------------------ */
 
+/*
+ * The journal's models, then, for each model still without a process, one
+ * of llmux's found listening on its port (its cgroup, or its command).
+ */
 void	adopt_from_journal(struct supervisor *);
+/* Is this /proc/PID/cmdline text the model's command (spawn_argv)? */
+bool	adopt_is_model_command(const struct config *,
+	    const struct model_config *, const char *, size_t);
 
 #endif

@@ -9,7 +9,10 @@
  * the proxy; when the supervisor runs unprivileged its own user may be
  * either. Anyone else is told "forbidden" and disconnected. A peer's
  * mistakes cost that peer only: proto/conn.c answers malformed frames and
- * drops peers that keep sending them.
+ * drops peers that keep sending them. Until its hello a peer may send a
+ * frame of SERVER_HELLO_MAX_FRAME bytes at most, for
+ * SERVER_HELLO_TIMEOUT_SECS at most; a uid holds SERVER_MAX_PEERS_PER_UID
+ * connections at most, everyone SERVER_MAX_PEERS (server.h).
  *
  * What the peers say goes up through the struct server_ops given to
  * server_listen: a dispatch per role (as relayd's procs[]), the comings
@@ -154,7 +157,39 @@ server_peer_groups(int fd, size_t *n)
 		return (NULL);
 	}
 	*n = len / sizeof(gid_t);
-	return (g);
+	/* Kept as long as the peer: only what it has. */
+	return (xreallocarray(g, *n > 0 ? *n : 1, sizeof(gid_t)));
+}
+
+/* Would one more peer of uid be over a limit? Which, for the message. */
+static const char *
+server_over_limit(struct supervisor *sup, uid_t uid)
+{
+	struct client	*c;
+	size_t		 all = 0, mine = 0;
+
+	TAILQ_FOREACH(c, &sup->clients, entry) {
+		all++;
+		if (c->cred.uid == uid)
+			mine++;
+	}
+	if (mine >= SERVER_MAX_PEERS_PER_UID)
+		return ("connections of this uid");
+	if (all >= SERVER_MAX_PEERS)
+		return ("connections");
+	return (NULL);
+}
+
+static void
+server_hello_timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct client	*c = arg;
+	char		 text[128];
+
+	log_warnx("dropping a peer that sent no hello peer=%s", c->name);
+	snprintf(text, sizeof(text), "no hello within %d seconds",
+	    SERVER_HELLO_TIMEOUT_SECS);
+	server_client_drop(c, "hello_timeout", text);
 }
 
 static void
@@ -166,6 +201,9 @@ server_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 	socklen_t		 len = sizeof(uc);
 	struct passwd		*pw;
 	struct timeval		 tv = { 1, 0 };
+	struct timeval		 hello_tv = { SERVER_HELLO_TIMEOUT_SECS, 0 };
+	const char		*over;
+	char			 text[PROTO_MAX_TEXT];
 	int			 fd;
 
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) ==
@@ -195,10 +233,23 @@ server_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 	c->roles = server_peer_roles(&c->cred, &sup->roles);
 	snprintf(c->name, sizeof(c->name), "uid=%u pid=%d", (unsigned)uc.uid,
 	    (int)uc.pid);
+	over = server_over_limit(sup, uc.uid);
 	c->conn = proto_conn_new(sup->base, fd, c->name, server_client_msg,
 	    server_client_close, c);
+	proto_conn_set_max_frame(c->conn, SERVER_HELLO_MAX_FRAME);
 	TAILQ_INSERT_TAIL(&sup->clients, c, entry);
 	log_debug("peer connected peer=%s roles=%d", c->name, c->roles);
+	if (over != NULL) {
+		log_warnx("refusing a peer over the limit of %s peer=%s",
+		    over, c->name);
+		snprintf(text, sizeof(text), "too many %s: at most %d per uid "
+		    "and %d in all", over, SERVER_MAX_PEERS_PER_UID,
+		    SERVER_MAX_PEERS);
+		server_client_drop(c, "too_many_connections", text);
+		return;
+	}
+	c->ev_hello = evtimer_new(sup->base, server_hello_timeout_cb, c);
+	evtimer_add(c->ev_hello, &hello_tv);
 	if (c->roles == 0) {
 		pw = getpwuid(uc.uid);
 		log_warnx("refusing a peer without rights uid=%u user=%s pid=%d",
@@ -327,28 +378,33 @@ server_client_close(struct proto_conn *conn, const char *reason, void *arg)
 {
 	struct client		*c = arg;
 	struct supervisor	*sup = c->sup;
-	struct model		*m;
 	bool			 proxy = c->hello && c->role == PROTO_ROLE_PROXY;
 
 	log_debug("peer gone peer=%s role=%s reason=\"%s\"", c->name,
 	    proto_role_name(c->role), reason);
-	if (proxy && server_count_role(sup, PROTO_ROLE_PROXY) == 1) {
-		/* No proxy: nothing in flight, nothing queued. */
+	if (proxy)
 		log_info("proxy disconnected peer=%s", c->name);
-		TAILQ_FOREACH(m, &sup->models, entry) {
-			bool	had = m->queued > 0 || m->in_flight > 0;
-
-			m->queued = m->in_flight = m->oldest_ms = 0;
-			if (had)
-				events_queue(m);
-		}
-	}
 	call_client_gone(c);
 	TAILQ_REMOVE(&sup->clients, c, entry);
-	free(c->groups);
-	free(c);
+	/* Its demand and the drains it owes go with it (switching/). */
+	if (proxy && sup->server_ops != NULL &&
+	    sup->server_ops->proxy_gone != NULL)
+		sup->server_ops->proxy_gone(c);
+	server_client_free(c);
 	if (proxy)
 		server_proxy_changed(sup);
+}
+
+/* What the server holds for a peer; its connection is closed apart. */
+void
+server_client_free(struct client *c)
+{
+	if (c->ev_hello != NULL)
+		event_free(c->ev_hello);
+	if (c->books_free != NULL)
+		c->books_free(c->books);
+	free(c->groups);
+	free(c);
 }
 
 bool
@@ -404,6 +460,9 @@ server_hello(struct client *c, struct proto_msg *msg)
 	}
 	c->hello = true;
 	c->role = want;
+	event_free(c->ev_hello);
+	c->ev_hello = NULL;
+	proto_conn_set_max_frame(c->conn, PROTO_MAX_FRAME);
 	snprintf(c->name, sizeof(c->name), "%s uid=%u pid=%d",
 	    msg->u.hello.program != NULL ? msg->u.hello.program : "?",
 	    (unsigned)c->cred.uid, (int)c->cred.pid);
@@ -633,6 +692,7 @@ server_send_config(struct supervisor *sup, struct client *only)
 	pc->api_keys.v = conf->proxy.api_keys;
 	pc->api_keys.n = conf->proxy.n_api_keys;
 	pc->admin_token = conf->proxy.admin_token;
+	pc->allow_unauthenticated = conf->proxy.allow_unauthenticated;
 	TAILQ_FOREACH(c, &sup->clients, entry) {
 		if (only != NULL && c != only)
 			continue;

@@ -15,6 +15,7 @@
 struct body;
 struct evict_report;
 struct logfollow;
+struct proxy_books;
 
 /* ---- server.c: the socket, its peers and pushes ------------------------ */
 
@@ -28,6 +29,17 @@ struct peer_cred {
 
 #define ROLE_BIT(r)	(1 << (r))
 
+/*
+ * What a peer may cost before it has a role: a hello is a few dozen
+ * bytes, so a longer frame is dropped, as is a peer that says nothing
+ * for SERVER_HELLO_TIMEOUT_SECS. Peers at once, per uid and in all:
+ * one more is told so and dropped.
+ */
+#define SERVER_HELLO_MAX_FRAME		4096
+#define SERVER_HELLO_TIMEOUT_SECS	10
+#define SERVER_MAX_PEERS_PER_UID	64
+#define SERVER_MAX_PEERS		512
+
 struct client {
 	struct supervisor	*sup;
 	struct proto_conn	*conn;
@@ -38,8 +50,12 @@ struct client {
 	bool			 hello;
 	bool			 subscribed;
 	char			 name[96];
+	struct event		*ev_hello;	/* until hello: its deadline */
 	struct logfollow	*follow;		/* its logs call, or NULL */
 	void			(*follow_free)(struct logfollow *);
+	/* A proxy's demand and the drains it owes (switching/proxies.c). */
+	struct proxy_books	*books;
+	void			(*books_free)(struct proxy_books *);
 	TAILQ_ENTRY(client)	 entry;
 };
 
@@ -52,6 +68,8 @@ struct server_ops {
 	void	(*dispatch[PROTO_ROLE_ADMIN + 1])(struct client *,
 		    struct proto_msg *);
 	void	(*proxy_changed)(struct supervisor *);
+	/* A proxy left, no longer among the peers, before proxy_changed. */
+	void	(*proxy_gone)(struct client *);
 	/* After the call's reply, before it is freed (call_done). */
 	void	(*call_done)(struct ctl_call *);
 	/* State was pushed to every peer (something changed); may be NULL. */
@@ -79,6 +97,8 @@ void	 server_send_failed(struct supervisor *, struct model *,
 	    const char *reason);
 void	 server_client_drop(struct client *, const char *code,
 	    const char *message);
+/* Free what the server holds for a peer (not its connection). */
+void	 server_client_free(struct client *);
 bool	 server_client_alive(struct supervisor *, struct client *);
 size_t	 server_count_role(struct supervisor *, enum proto_role);
 

@@ -12,6 +12,10 @@
  *
  * Values are percent-encoded as in the state journal. Unknown lines and
  * keys are skipped; a newer version number is refused.
+ *
+ * The files are read and written below a directory descriptor opened
+ * safely (base/fs.c), never by path: each with O_NOFOLLOW, a regular file
+ * owned by root or by the supervisor's user.
  */
 #include <sys/stat.h>
 
@@ -283,10 +287,13 @@ manifest_covers(const char *name)
 	return (!(n > 4 && strcmp(name + n - 4, ".log") == 0));
 }
 
-/* size and SHA-256 of one file. */
+/*
+ * Size and SHA-256 of one file, hashed as it is read; the size alone
+ * (from fstat, nothing read) when !hash.
+ */
 static int
-manifest_hash(int dirfd, const char *name, struct manifest_file *f,
-    char *err, size_t errlen)
+manifest_hash(int dfd, const char *name, struct manifest_file *f,
+    bool hash, char *err, size_t errlen)
 {
 	struct sha256	 c;
 	struct stat	 st;
@@ -294,7 +301,7 @@ manifest_hash(int dirfd, const char *name, struct manifest_file *f,
 	ssize_t		 n;
 	int		 fd;
 
-	if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) ==
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) ==
 	    -1) {
 		snprintf(err, errlen, "cannot open %s: %s", name,
 		    strerror(errno));
@@ -304,6 +311,17 @@ manifest_hash(int dirfd, const char *name, struct manifest_file *f,
 		snprintf(err, errlen, "%s is not a regular file", name);
 		close(fd);
 		return (-1);
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s is owned by uid %u, not by root", name,
+		    (unsigned)st.st_uid);
+		close(fd);
+		return (-1);
+	}
+	if (!hash) {
+		f->size = (uint64_t)st.st_size;
+		close(fd);
+		return (0);
 	}
 	buf = xmalloc(MANIFEST_READ_CHUNK);
 	sha256_init(&c);
@@ -317,6 +335,7 @@ manifest_hash(int dirfd, const char *name, struct manifest_file *f,
 	if (n < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", name,
 		    strerror(errno));
+		sha256_free(&c);
 		return (-1);
 	}
 	sha256_final(&c, d);
@@ -331,16 +350,22 @@ manifest_name_cmp(const void *a, const void *b)
 	    ((const struct manifest_file *)b)->name));
 }
 
-int
-manifest_scan(const char *dir, struct manifest *m, char *err, size_t errlen)
+static int
+manifest_list(int dfd, const char *dir, struct manifest *m, bool hash,
+    char *err,
+    size_t errlen)
 {
 	DIR		*d;
 	struct dirent	*de;
-	int		 rc = 0;
+	int		 rc = 0, fd;
 
-	if ((d = opendir(dir)) == NULL) {
+	/* A description of its own: dfd's offset is left alone. */
+	if ((fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+	    -1 || (d = fdopendir(fd)) == NULL) {
 		snprintf(err, errlen, "cannot open %s: %s", dir,
 		    strerror(errno));
+		if (fd != -1)
+			close(fd);
 		return (-1);
 	}
 	while (rc == 0 && (de = readdir(d)) != NULL) {
@@ -355,7 +380,7 @@ manifest_scan(const char *dir, struct manifest *m, char *err, size_t errlen)
 			break;
 		}
 		memset(&f, 0, sizeof(f));
-		if ((rc = manifest_hash(dirfd(d), de->d_name, &f, err,
+		if ((rc = manifest_hash(dirfd(d), de->d_name, &f, hash, err,
 		    errlen)) != 0)
 			break;
 		f.name = xstrdup(de->d_name);
@@ -370,15 +395,24 @@ manifest_scan(const char *dir, struct manifest *m, char *err, size_t errlen)
 }
 
 int
-manifest_verify(const char *dir, const struct manifest *m, char *err,
+manifest_scan(int dfd, const char *dir, struct manifest *m, char *err,
     size_t errlen)
+{
+	return (manifest_list(dfd, dir, m, true, err, errlen));
+}
+
+/* dir's files against the manifest's list; their checksums too if hash. */
+static int
+manifest_compare(int dfd, const char *dir, const struct manifest *m,
+    bool hash,
+    char *err, size_t errlen)
 {
 	struct manifest	 now;
 	size_t		 i, j;
 	int		 rc = -1;
 
 	memset(&now, 0, sizeof(now));
-	if (manifest_scan(dir, &now, err, errlen) != 0)
+	if (manifest_list(dfd, dir, &now, hash, err, errlen) != 0)
 		return (-1);
 	for (i = 0; i < m->nfiles; i++) {
 		for (j = 0; j < now.nfiles; j++)
@@ -396,7 +430,8 @@ manifest_verify(const char *dir, const struct manifest *m, char *err,
 			    (unsigned long long)m->files[i].size);
 			goto out;
 		}
-		if (strcmp(now.files[j].sha256, m->files[i].sha256) != 0) {
+		if (hash && strcmp(now.files[j].sha256, m->files[i].sha256) !=
+		    0) {
 			snprintf(err, errlen, "image file %s fails its "
 			    "checksum (damaged or changed since the "
 			    "checkpoint)", m->files[i].name);
@@ -420,6 +455,20 @@ manifest_verify(const char *dir, const struct manifest *m, char *err,
 out:
 	manifest_free(&now);
 	return (rc);
+}
+
+int
+manifest_verify(int dfd, const char *dir, const struct manifest *m,
+    char *err, size_t errlen)
+{
+	return (manifest_compare(dfd, dir, m, true, err, errlen));
+}
+
+int
+manifest_verify_sizes(int dfd, const char *dir, const struct manifest *m,
+    char *err, size_t errlen)
+{
+	return (manifest_compare(dfd, dir, m, false, err, errlen));
 }
 
 int
@@ -448,10 +497,10 @@ manifest_match(const struct manifest *img, const struct manifest *here,
 }
 
 int
-manifest_write(const char *dir, const struct manifest *m, char *err,
-    size_t errlen)
+manifest_write(int dfd, const char *dir, const struct manifest *m,
+    char *err, size_t errlen)
 {
-	char	*text, *tmp, *path;
+	char	*text, *tmp;
 	size_t	 len, off = 0;
 	ssize_t	 n;
 	int	 fd, rc = -1;
@@ -460,11 +509,11 @@ manifest_write(const char *dir, const struct manifest *m, char *err,
 		snprintf(err, errlen, "the manifest is too large");
 		return (-1);
 	}
-	xasprintf(&tmp, "%s/.%s.tmp", dir, MANIFEST_FILE);
-	xasprintf(&path, "%s/%s", dir, MANIFEST_FILE);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) == -1) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp,
+	xasprintf(&tmp, ".%s.tmp", MANIFEST_FILE);
+	(void)unlinkat(dfd, tmp, 0);
+	if ((fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0644)) == -1) {
+		snprintf(err, errlen, "cannot write %s/%s: %s", dir, tmp,
 		    strerror(errno));
 		goto out;
 	}
@@ -477,40 +526,37 @@ manifest_write(const char *dir, const struct manifest *m, char *err,
 		off += (size_t)n;
 	}
 	if (off < len || fsync(fd) != 0) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp,
+		snprintf(err, errlen, "cannot write %s/%s: %s", dir, tmp,
 		    strerror(errno));
 		close(fd);
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		goto out;
 	}
 	close(fd);
-	if (rename(tmp, path) != 0) {
-		snprintf(err, errlen, "cannot rename %s: %s", tmp,
+	if (renameat(dfd, tmp, dfd, MANIFEST_FILE) != 0) {
+		snprintf(err, errlen, "cannot rename %s/%s: %s", dir, tmp,
 		    strerror(errno));
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		goto out;
 	}
 	rc = 0;
 out:
 	free(text);
 	free(tmp);
-	free(path);
 	return (rc);
 }
 
 int
-manifest_read(const char *dir, struct manifest *m, char *err, size_t errlen)
+manifest_read(int dfd, struct manifest *m, char *err, size_t errlen)
 {
 	struct stat	 st;
-	char		*path, *buf, derr[256];
+	char		*buf, derr[256];
 	ssize_t		 n;
 	size_t		 off = 0;
 	int		 fd, rc;
 
 	memset(m, 0, sizeof(*m));
-	xasprintf(&path, "%s/%s", dir, MANIFEST_FILE);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	free(path);
+	fd = openat(dfd, MANIFEST_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1) {
 		snprintf(err, errlen, errno == ENOENT ? "it has no llmux "
 		    "manifest (%s): it was not made by llmux" : "cannot read "
@@ -518,9 +564,10 @@ manifest_read(const char *dir, struct manifest *m, char *err, size_t errlen)
 		return (-1);
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > (off_t)MANIFEST_MAX_BYTES) {
+	    st.st_size > (off_t)MANIFEST_MAX_BYTES ||
+	    (st.st_uid != 0 && st.st_uid != geteuid())) {
 		snprintf(err, errlen, "its manifest is not a regular file of "
-		    "at most %u bytes", MANIFEST_MAX_BYTES);
+		    "at most %u bytes owned by root", MANIFEST_MAX_BYTES);
 		close(fd);
 		return (-1);
 	}

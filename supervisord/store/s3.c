@@ -283,6 +283,7 @@ s3_req_reset(struct s3_req *r)
 	r->status = 0;
 	r->local_errno = 0;
 	r->etag[0] = '\0';
+	sha256_free(&r->out_hash);
 	sha256_init(&r->out_hash);
 	strbuf_free(&r->mem);
 	free(r->ebody);
@@ -548,6 +549,7 @@ s3_req_init(struct s3_req *r, struct s3 *s, const char *method,
 void
 s3_req_free(struct s3_req *r)
 {
+	sha256_free(&r->out_hash);
 	strbuf_free(&r->mem);
 	free(r->ebody);
 }

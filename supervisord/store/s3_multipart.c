@@ -107,6 +107,7 @@ s3_mp_hash(struct s3_mp *mp, int fd, uint64_t off, uint64_t len,
 	while (done < len) {
 		if (s3_cancelled(mp->s)) {
 			snprintf(err, errlen, "cancelled");
+			sha256_free(&h);
 			return (-1);
 		}
 		want = len - done < S3_MP_CHUNK ? (size_t)(len - done) :
@@ -118,6 +119,7 @@ s3_mp_hash(struct s3_mp *mp, int fd, uint64_t off, uint64_t len,
 			snprintf(err, errlen, "cannot read the file for %s: %s",
 			    mp->key, n == 0 ? "it is shorter than it was" :
 			    strerror(errno));
+			sha256_free(&h);
 			return (-1);
 		}
 		sha256_update(&h, buf, (size_t)n);
@@ -320,6 +322,7 @@ out:
 	s->progress_base = 0;
 	if (rc != 0)
 		s3_mp_abort(&mp, err, errlen);
+	sha256_free(&whole);
 	free(buf);
 	free(mp.eid);
 	strbuf_free(&mp.body);

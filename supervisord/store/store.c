@@ -20,13 +20,16 @@
  * reads its byte counts twice a second for progress events and gets
  * its outcome through the worker's completion. The store's layout is in
  * store_int.h.
+ *
+ * The images directory and its parent are opened safely (base/fs.c), or
+ * the transfer is refused with the path and why; every file is read and
+ * written below their descriptors, never by path.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +62,7 @@ struct store_job {
 	struct object_store_config conf;	/* copies: a reload may free */
 	char			*model;		/* its key segment */
 	char			*dir;
+	struct images_loc	 loc;		/* where dir is */
 	bool			 remove_after;	/* keep_images false */
 	atomic_bool		 cancel;
 	struct event		*ev_tick;
@@ -121,7 +125,8 @@ store_fail(struct store_job *job, const char *fmt, ...)
 
 /* DIR/llmux-manifest as it is on disk (bounded), for its own hash. */
 static char *
-store_read_manifest(const char *dir, size_t *len, char *err, size_t errlen)
+store_read_manifest(int dfd, const char *dir, size_t *len, char *err,
+    size_t errlen)
 {
 	struct stat	 st;
 	char		*path, *buf;
@@ -130,7 +135,7 @@ store_read_manifest(const char *dir, size_t *len, char *err, size_t errlen)
 	int		 fd;
 
 	xasprintf(&path, "%s/%s", dir, MANIFEST_FILE);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = openat(dfd, MANIFEST_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    st.st_size > (off_t)MANIFEST_MAX_BYTES) {
 		snprintf(err, errlen, "cannot read %s: %s", path, fd == -1 ?
@@ -216,8 +221,8 @@ store_prune(struct store_job *job, struct s3 *s, const char *id)
 }
 
 static int
-store_upload_file(struct store_job *job, struct s3 *s, const char *prefix,
-    const struct manifest_file *f)
+store_upload_file(struct store_job *job, struct s3 *s, int dfd,
+    const char *prefix, const struct manifest_file *f)
 {
 	struct stat	 st;
 	char		*path, *key, err[768];
@@ -225,8 +230,8 @@ store_upload_file(struct store_job *job, struct s3 *s, const char *prefix,
 
 	xasprintf(&path, "%s/%s", job->dir, f->name);
 	xasprintf(&key, "%s%s", prefix, f->name);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
-	    fstat(fd, &st) != 0) {
+	if ((fd = openat(dfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) ==
+	    -1 || fstat(fd, &st) != 0) {
 		store_fail(job, "cannot read %s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -260,19 +265,26 @@ store_upload_work(void *arg)
 	struct s3		*s;
 	char			*text, *prefix = NULL, *key = NULL, *url;
 	char			 hex[SHA256_HEX_LEN], id[STORE_ID_LEN + 1];
-	char			 latest[STORE_ID_LEN + 2], err[768];
+	char			 latest[STORE_ID_LEN + 2], err[1024];
 	size_t			 len;
+	int			 dfd, parent;
 
 	memset(&man, 0, sizeof(man));
-	if ((text = store_read_manifest(job->dir, &len, err,
+	if ((dfd = fs_open_loc(&job->loc, err, sizeof(err))) == -1) {
+		store_fail(job, "upload refused: %s", err);
+		return;
+	}
+	if ((text = store_read_manifest(dfd, job->dir, &len, err,
 	    sizeof(err))) == NULL) {
 		store_fail(job, "%s", err);
+		close(dfd);
 		return;
 	}
 	if (manifest_decode(text, len, &man, err, sizeof(err)) != 0) {
 		store_fail(job, "the manifest of %s is unreadable: %s",
 		    job->dir, err);
 		free(text);
+		close(dfd);
 		return;
 	}
 	s = s3_open(&job->conf, &job->cancel);
@@ -292,7 +304,7 @@ store_upload_work(void *arg)
 	free(url);
 
 	for (size_t i = 0; i < man.nfiles; i++)
-		if (store_upload_file(job, s, prefix, &man.files[i]) != 0)
+		if (store_upload_file(job, s, dfd, prefix, &man.files[i]) != 0)
 			goto out;
 	/* The manifest last: a checkpoint with one is complete. */
 	xasprintf(&key, "%s%s", prefix, MANIFEST_FILE);
@@ -311,9 +323,13 @@ store_upload_work(void *arg)
 	}
 	job->ok = true;
 	store_prune(job, s, id);
-	if (job->remove_after)
-		fs_rmtree(job->dir);
+	if (job->remove_after && (parent = fs_open_loc_parent(&job->loc, false,
+	    err, sizeof(err))) != -1) {
+		fs_rmtree_at(parent, job->loc.name);
+		close(parent);
+	}
 out:
+	close(dfd);
 	s3_close(s);
 	manifest_free(&man);
 	free(text);
@@ -323,7 +339,7 @@ out:
 
 /* Write all of buf to DIR/name and fsync it. */
 static int
-store_write_file(const char *dir, const char *name, const char *buf,
+store_write_file(int dfd, const char *dir, const char *name, const char *buf,
     size_t len, char *err, size_t errlen)
 {
 	char	*path;
@@ -332,8 +348,8 @@ store_write_file(const char *dir, const char *name, const char *buf,
 	int	 fd, rc = -1;
 
 	xasprintf(&path, "%s/%s", dir, name);
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) == -1)
+	if ((fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1)
 		goto fail;
 	while (off < len) {
 		if ((n = write(fd, buf + off, len - off)) == -1) {
@@ -356,8 +372,8 @@ fail:
 }
 
 static int
-store_download_file(struct store_job *job, struct s3 *s, const char *tmp,
-    const char *prefix, const struct manifest_file *f)
+store_download_file(struct store_job *job, struct s3 *s, int tfd,
+    const char *tmp, const char *prefix, const struct manifest_file *f)
 {
 	char		*path, *key, hex[SHA256_HEX_LEN], err[768];
 	uint64_t	 size = 0;
@@ -365,8 +381,8 @@ store_download_file(struct store_job *job, struct s3 *s, const char *tmp,
 
 	xasprintf(&path, "%s/%s", tmp, f->name);
 	xasprintf(&key, "%s%s", prefix, f->name);
-	if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) == -1) {
+	if ((fd = openat(tfd, f->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1) {
 		store_fail(job, "cannot create %s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -463,15 +479,22 @@ store_download_work(void *arg)
 	struct manifest		 man;
 	struct stat		 st;
 	struct s3		*s;
-	char			*text, *prefix = NULL, *tmp, *parent, *copy;
-	char			 err[768];
+	char			*text, *prefix = NULL, *tmp, *tmpname;
+	char			 err[1024];
 	size_t			 len;
+	int			 parent, tfd = -1;
 
 	memset(&man, 0, sizeof(man));
-	if (lstat(job->dir, &st) == 0) {
+	if ((parent = fs_open_loc_parent(&job->loc, true, err,
+	    sizeof(err))) == -1) {
+		store_fail(job, "download refused: %s", err);
+		return;
+	}
+	if (fstatat(parent, job->loc.name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		/* Here already: the restore checks them as always. */
 		job->skipped = true;
 		job->ok = true;
+		close(parent);
 		return;
 	}
 	pthread_mutex_lock(&job->mu);
@@ -479,10 +502,8 @@ store_download_work(void *arg)
 	pthread_mutex_unlock(&job->mu);
 	s = s3_open(&job->conf, &job->cancel);
 	s3_set_progress(s, store_xfer_cb, job);
-	xasprintf(&tmp, "%s.download", job->dir);
-	copy = xstrdup(job->dir);
-	parent = xstrdup(dirname(copy));
-	free(copy);
+	xasprintf(&tmpname, "%s.download", job->loc.name);
+	xasprintf(&tmp, "%s.download", job->loc.path);
 	if ((text = store_fetch_manifest(job, s, &prefix, &len,
 	    &man)) == NULL)
 		goto out;
@@ -494,42 +515,42 @@ store_download_work(void *arg)
 	job->done = len;
 	pthread_mutex_unlock(&job->mu);
 
-	if (fs_mkdirs(parent, err, sizeof(err)) != 0) {
+	fs_rmtree_at(parent, tmpname);
+	if ((tfd = fs_open_sub(parent, job->loc.parent, tmpname, true, err,
+	    sizeof(err))) == -1) {
 		store_fail(job, "%s", err);
 		goto out;
 	}
-	fs_rmtree(tmp);
-	if (mkdir(tmp, 0700) != 0) {
-		store_fail(job, "cannot create %s: %s", tmp, strerror(errno));
-		goto out;
-	}
 	for (size_t i = 0; i < man.nfiles; i++)
-		if (store_download_file(job, s, tmp, prefix,
+		if (store_download_file(job, s, tfd, tmp, prefix,
 		    &man.files[i]) != 0)
 			goto out;
-	if (store_write_file(tmp, MANIFEST_FILE, text, len, err,
+	if (store_write_file(tfd, tmp, MANIFEST_FILE, text, len, err,
 	    sizeof(err)) != 0) {
 		store_fail(job, "%s", err);
 		goto out;
 	}
-	fs_fsync_dir(tmp);
-	if (rename(tmp, job->dir) != 0) {
+	fs_fsync_fd(tfd);
+	if (renameat(parent, tmpname, parent, job->loc.name) != 0) {
 		store_fail(job, "cannot rename %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	fs_fsync_dir(parent);
+	fs_fsync_fd(parent);
 	job->has_eviction = man.has_eviction;
 	job->eviction = man.eviction;
 	job->ok = true;
 out:
 	if (!job->ok)
-		fs_rmtree(tmp);
+		fs_rmtree_at(parent, tmpname);
+	if (tfd != -1)
+		close(tfd);
+	close(parent);
 	s3_close(s);
 	manifest_free(&man);
 	free(text);
 	free(prefix);
 	free(tmp);
-	free(parent);
+	free(tmpname);
 }
 
 /* ---- on the event loop ------------------------------------------------- */
@@ -550,6 +571,7 @@ store_job_free(struct store_job *job)
 	free(job->conf.region);
 	free(job->model);
 	free(job->dir);
+	model_path_loc_free(&job->loc);
 	free(job);
 }
 
@@ -702,6 +724,7 @@ store_job_start(struct model *m, enum store_kind kind, const char *dir,
 	job->conf.multipart_threshold_mb = c->multipart_threshold_mb;
 	job->model = store_key_model(m->name);
 	job->dir = xstrdup(dir);
+	model_path_locate(m->sup->conf, dir, &job->loc);
 	job->remove_after = remove_after;
 	atomic_init(&job->cancel, false);
 	pthread_mutex_init(&job->mu, NULL);

@@ -15,16 +15,19 @@
 #define SHA256_LEN	32
 #define SHA256_HEX_LEN	65	/* 64 hex digits and a NUL */
 
+/*
+ * A hash under way: init holds a libcrypto context, final lets it go.
+ * One that is abandoned before final (an error on the way) is freed with
+ * sha256_free, which does nothing after final or on a zeroed struct.
+ */
 struct sha256 {
-	uint32_t	h[8];
-	uint64_t	len;
-	uint8_t		buf[64];
-	size_t		nbuf;
+	struct evp_md_ctx_st	*ctx;	/* libcrypto's EVP_MD_CTX */
 };
 
 void	sha256_init(struct sha256 *);
 void	sha256_update(struct sha256 *, const void *, size_t);
 void	sha256_final(struct sha256 *, uint8_t out[SHA256_LEN]);
+void	sha256_free(struct sha256 *);
 void	sha256_hex(const uint8_t d[SHA256_LEN], char out[SHA256_HEX_LEN]);
 
 /* ---- manifest.c: the manifest beside a checkpoint's images ------------- */
@@ -74,20 +77,30 @@ int	manifest_encode(const struct manifest *, char **, size_t *);
 int	manifest_decode(const char *, size_t, struct manifest *, char *err,
 	    size_t errlen);
 void	manifest_free(struct manifest *);
-/* List and hash every image file of dir (not the manifest nor logs). */
-int	manifest_scan(const char *dir, struct manifest *, char *err,
-	    size_t errlen);
-/* Do dir's files match the manifest's list? -1 with the first difference. */
-int	manifest_verify(const char *dir, const struct manifest *, char *err,
-	    size_t errlen);
+/*
+ * The directory is a descriptor (base/fs.c's), dir its path for
+ * messages; every file is opened below it with O_NOFOLLOW.
+ * List and hash every image file (not the manifest nor logs).
+ */
+int	manifest_scan(int dirfd, const char *dir, struct manifest *,
+	    char *err, size_t errlen);
+/* Do its files match the manifest's list? -1 with the first difference. */
+int	manifest_verify(int dirfd, const char *dir, const struct manifest *,
+	    char *err, size_t errlen);
+/*
+ * The same for names and sizes only, nothing read: for files whose
+ * checksums were checked as they were written (store_download's).
+ */
+int	manifest_verify_sizes(int dirfd, const char *dir,
+	    const struct manifest *,
+	    char *err, size_t errlen);
 /* Was it made on a machine like this one? -1 with the difference. */
 int	manifest_match(const struct manifest *image,
 	    const struct manifest *here, char *err, size_t errlen);
 /* Write DIR/llmux-manifest atomically; read it back. */
-int	manifest_write(const char *dir, const struct manifest *, char *err,
-	    size_t errlen);
-int	manifest_read(const char *dir, struct manifest *, char *err,
-	    size_t errlen);
+int	manifest_write(int dirfd, const char *dir, const struct manifest *,
+	    char *err, size_t errlen);
+int	manifest_read(int dirfd, struct manifest *, char *err, size_t errlen);
 /* Is this file name one the checksums cover? */
 bool	manifest_covers(const char *name);
 
@@ -95,7 +108,12 @@ bool	manifest_covers(const char *name);
 
 struct store_result {
 	bool		 ok;
-	bool		 skipped;	/* download: the images are here */
+	/*
+	 * download: the images were here already. Not skipped, ok: every
+	 * file's size and SHA-256 were checked against the manifest as the
+	 * file was written, so a restore need not read them again.
+	 */
+	bool		 skipped;
 	const char	*reason;	/* !ok: why */
 	const char	*url;		/* s3://BUCKET/MODEL/ID/ */
 	uint64_t	 bytes;

@@ -12,9 +12,15 @@
  *   - an idle active model is left the moment another batch waits, with
  *     no cooldown (the decision's no_cooldown) and no tick;
  *   - a busy active model is left, once it has had min_active_secs, when
- *     the oldest waiting request has waited a full round trip: by then the
+ *     the oldest waiting request has waited a full round trip (by then the
  *     waiting batch has paid more than leaving costs the active model's
- *     next requests (about one round trip);
+ *     next requests, about one round trip) and the model has little left
+ *     in flight: a drain of at most a quarter of the round trip. A drain
+ *     has to finish what is in flight anyway, so leaving a long backlog
+ *     frees the GPU no sooner; it only holds back the model's new
+ *     requests, which then force a switch back. Until its backlog is
+ *     nearly done the model goes on taking its new requests (they ride
+ *     along), which time_slice's staleness bounds for the waiting batch;
  *   - among such batches, the one that has waited most in total (its size
  *     times the age of its oldest request) goes first.
  *
@@ -25,7 +31,10 @@
  * That is the price of the switch itself; the switcher's estimates
  * (cost_ms) also count cooldowns and drains. A model never timed is priced
  * at the mean of those that were; with no measurement at all nothing is
- * cheap and the policy is time_slice.
+ * cheap and the policy is time_slice. A drain is priced the same way, from
+ * the drains it sees: the time from a victim's leaving to its last request
+ * done, over the requests it had in flight, per model (the mean of the
+ * others, then one request left, where none was seen).
  *
  * Where switches are dear, every departure from time_slice that was
  * measured (switching on demand instead of on the tick, leaving idle
@@ -45,6 +54,10 @@ struct ba_model {
 	enum policy_mstate	 state;		/* as last seen */
 	int64_t			 started;	/* waking: its switch's work began */
 	int64_t			 cost;		/* ms to switch to it; 0: unknown */
+	int64_t			 left;		/* LEAVING since; -1: not seen */
+	uint32_t		 left_in_flight; /* its in-flight count then */
+	int64_t			 drain_us;	/* us a request in flight adds to
+						   its drain; 0: unknown */
 };
 
 struct batch_aware {
@@ -65,6 +78,7 @@ policy_batch_aware_init(const struct policy_config *pc, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		ba->m[i].state = POLICY_ASLEEP;
 		ba->m[i].started = -1;
+		ba->m[i].left = -1;
 	}
 	ba->drained = -1;
 	return (ba);
@@ -82,11 +96,44 @@ policy_batch_aware_free(void *state)
 	free(ba);
 }
 
+/* llmux 0.7's moving average: the first sample raw, then 0.3 of each. */
+static int64_t
+policy_batch_aware_ema(int64_t old, int64_t sample)
+{
+	if (sample < 1)
+		sample = 1;
+	return (old == 0 ? sample : (3 * sample + 7 * old) / 10);
+}
+
+/*
+ * Time a victim's drain: from its leaving (ACTIVE to LEAVING, with requests
+ * in flight) to its last request done, per request it had in flight. New
+ * requests are not sent to a model that is leaving, so nothing else is
+ * counted.
+ */
+static void
+policy_batch_aware_drain_seen(struct ba_model *m, const struct policy_model *pm,
+    int64_t now)
+{
+	if (pm->state != POLICY_LEAVING) {
+		m->left = -1;
+		return;
+	}
+	if (m->state == POLICY_ACTIVE && pm->in_flight > 0) {
+		m->left = now;
+		m->left_in_flight = pm->in_flight;
+	} else if (m->left >= 0 && pm->in_flight == 0) {
+		m->drain_us = policy_batch_aware_ema(m->drain_us,
+		    (now - m->left) * 1000 / m->left_in_flight);
+		m->left = -1;
+	}
+}
+
 /*
  * Time the switches the view shows: work begun (a victim with nothing left
  * in flight, or the wake), target ready. Two switches at once on disjoint
  * GPUs share one start, the earlier: the later one is overpriced, which
- * errs towards time_slice's rules.
+ * errs towards time_slice's rules. And time the drains.
  */
 static void
 policy_batch_aware_observe(struct batch_aware *ba, const struct policy_view *v)
@@ -105,19 +152,14 @@ policy_batch_aware_observe(struct batch_aware *ba, const struct policy_view *v)
 	for (size_t i = 0; i < v->n_models && i < ba->n; i++) {
 		const struct policy_model *pm = &v->models[i];
 		struct ba_model		*m = &ba->m[i];
-		int64_t			 sample;
 
+		policy_batch_aware_drain_seen(m, pm, v->now_ms);
 		if (pm->state == POLICY_WAKING && m->state != POLICY_WAKING)
 			m->started = ba->drained >= 0 ? ba->drained : v->now_ms;
 		else if (pm->state == POLICY_ACTIVE &&
-		    m->state == POLICY_WAKING && m->started >= 0) {
-			sample = v->now_ms - m->started;
-			if (sample < 1)
-				sample = 1;
-			/* llmux 0.7's EMA: the first sample raw, then 0.3. */
-			m->cost = m->cost == 0 ? sample :
-			    (3 * sample + 7 * m->cost) / 10;
-		}
+		    m->state == POLICY_WAKING && m->started >= 0)
+			m->cost = policy_batch_aware_ema(m->cost,
+			    v->now_ms - m->started);
 		if (pm->state != POLICY_WAKING)
 			m->started = -1;
 		m->state = pm->state;
@@ -141,6 +183,35 @@ policy_batch_aware_cost(const struct batch_aware *ba, int i)
 		}
 	}
 	return (n > 0 ? sum / n : -1);
+}
+
+/*
+ * Has candidate m's victim little left in flight: would its drain
+ * take at most a quarter of the round trip rt? Priced by the victim's
+ * drains seen, else by the others'; with none seen, one request left is
+ * little.
+ */
+static bool
+policy_batch_aware_little_left(const struct batch_aware *ba,
+    const struct policy_model *m, int64_t rt)
+{
+	int64_t	per = 0, sum = 0, n = 0;
+
+	if (m->victims_in_flight == 0)
+		return (true);
+	if ((size_t)m->victim < ba->n)
+		per = ba->m[m->victim].drain_us;
+	for (size_t j = 0; per == 0 && j < ba->n; j++) {
+		if (ba->m[j].drain_us > 0) {
+			sum += ba->m[j].drain_us;
+			n++;
+		}
+	}
+	if (per == 0 && n > 0)
+		per = sum / n;
+	if (per == 0)
+		return (m->victims_in_flight <= 1);
+	return (per * (int64_t)m->victims_in_flight <= rt * 1000 / 4);
 }
 
 /* There and back again: to candidate i and then to its main victim. */
@@ -214,6 +285,8 @@ policy_batch_aware_decide(void *state, const struct policy_config *pc,
 			idle = policy_batch_aware_better(v, idle, (int)i);
 			continue;
 		}
+		if (!policy_batch_aware_little_left(ba, m, rt))
+			continue;	/* it rides along: asked again as it drains */
 		at = m->oldest_ms + rt;
 		if (at < m->victims_since_ms + min_active)
 			at = m->victims_since_ms + min_active;

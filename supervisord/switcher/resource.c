@@ -42,7 +42,8 @@ resource_fits(const struct resource_holder *h, size_t n, uint64_t chosen,
 		for (size_t i = 0; i < n; i++) {
 			if ((h[i].gpus & ((uint64_t)1 << g)) == 0)
 				continue;
-			if (chosen & ((uint64_t)1 << h[i].model))
+			if (h[i].model >= 0 && h[i].model < 64 &&
+			    (chosen & ((uint64_t)1 << h[i].model)))
 				used += all_stop ? 0.0 : h[i].after;
 			else
 				used += h[i].held;

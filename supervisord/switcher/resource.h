@@ -33,7 +33,10 @@ enum resource_class {
 	RESOURCE_ASLEEP,	/* asleep, holding only a residue */
 };
 
-/* One model that holds memory on some GPUs. */
+/*
+ * One model that holds memory on some GPUs; model -1 (never evictable):
+ * memory held by something else (another program, measured).
+ */
 struct resource_holder {
 	int			 model;
 	uint64_t		 gpus;

@@ -180,8 +180,10 @@ switcher_free(struct switcher *sw)
 		return;
 	for (size_t i = 0; i < sw->n; i++)
 		free(sw->m[i].last_error);
-	for (size_t i = 0; i < sw->q_len; i++)
+	for (size_t i = 0; i < sw->q_len; i++) {
 		free(sw->q[(sw->q_head + i) % sw->q_cap].reason);
+		free(sw->q[(sw->q_head + i) % sw->q_cap].rooms);
+	}
 	free(sw->q);
 	free(sw->m);
 	free(sw->sw);
@@ -389,6 +391,28 @@ switcher_restart(struct switcher *sw, int model, int64_t now)
 {
 	if (switcher_valid(sw, model))
 		switcher_post_simple(sw, SWE_RESTART, model, now);
+}
+
+void
+switcher_room(struct switcher *sw, int model,
+    const struct switcher_gpu_room *rooms, size_t n, int64_t now)
+{
+	struct sw_event	ev;
+
+	if (!switcher_valid(sw, model))
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = SWE_ROOM;
+	ev.model = model;
+	if (n > RESOURCE_MAX_GPUS)
+		n = RESOURCE_MAX_GPUS;
+	if (n > 0) {
+		ev.rooms = xcalloc(n, sizeof(*ev.rooms));
+		memcpy(ev.rooms, rooms, n * sizeof(*ev.rooms));
+		ev.n_rooms = n;
+	}
+	ev.now = now;
+	switcher_post(sw, &ev);
 }
 
 void
@@ -670,6 +694,9 @@ switcher_apply(struct switcher *sw, struct sw_event *ev)
 		/* Woken like a preload: only if it fits as things are. */
 		sw->preload |= SW_BIT(ev->model);
 		break;
+	case SWE_ROOM:
+		switcher_apply_room(sw, ev);
+		break;
 	default:
 		switcher_apply_cmd(sw, ev);
 		break;
@@ -695,6 +722,7 @@ switcher_pump(struct switcher *sw)
 		ev.now = sw->now;
 		switcher_apply(sw, &ev);
 		free(ev.reason);
+		free(ev.rooms);
 		switcher_step(sw, sw->now);
 		if (sw->dirty && sw->ops.state_changed != NULL) {
 			sw->dirty = false;

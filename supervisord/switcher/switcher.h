@@ -86,6 +86,13 @@ struct switcher_ops {
 	void	(*evict)(void *, int model, struct eviction);
 	void	(*wake)(void *, int model);
 	void	(*warmup)(void *, int model);	/* NULL: no warm-up step */
+	/*
+	 * Before each wake: how much memory is free on the target's GPUs,
+	 * answered by switcher_room. NULL: no check, the wake goes at once;
+	 * nor is a model suspended with cuda_suspend checked (its resume
+	 * places itself).
+	 */
+	void	(*check_room)(void *, int model);
 	/* Notifications. */
 	void	(*ready)(void *, int model);
 	void	(*failed)(void *, int model, const char *reason);
@@ -166,6 +173,26 @@ void	switcher_resync(struct switcher *, int model, enum switcher_mstate,
  * dropped (logged) when it does not fit or is already awake.
  */
 void	switcher_restart(struct switcher *, int model, int64_t now_ms);
+
+/* What is free on one GPU, as the embedder measured it (NVML). */
+struct switcher_gpu_room {
+	unsigned	 gpu;
+	uint64_t	 total_bytes;
+	uint64_t	 free_bytes;
+};
+
+/*
+ * Input: the answer to check_room for a model about to be woken: what is
+ * free on its GPUs now (n 0: unknown, the wake goes on). When its
+ * fraction fits what is free, the wake goes on (ops.wake). When it does
+ * not, the memory the resource model does not know of (another program,
+ * a model holding more than it claims) is counted as held on those GPUs
+ * and more victims are chosen and evicted before the wake is tried again;
+ * when none can make room, the wake fails at once, its reason naming the
+ * GPU, the bytes free and the bytes needed.
+ */
+void	switcher_room(struct switcher *, int model,
+	    const struct switcher_gpu_room *, size_t n, int64_t now_ms);
 
 /*
  * Input: where a model lives now, as a mask of GPUs, when the engine

@@ -51,6 +51,8 @@ struct sw_switch {
 	int			 target;	/* -1: a sleep */
 	int			 from;
 	uint64_t		 victims;
+	uint64_t		 victims_before; /* evicted before a room check
+						   asked for more */
 	uint64_t		 stop;		/* victims evicted with stop */
 	uint64_t		 gpus;
 	enum switcher_phase	 phase;
@@ -71,6 +73,8 @@ struct sw_switch {
 	unsigned		 evict_failures;
 	struct eviction		 sleep_eviction;	/* a sleep command's */
 	bool			 sleep_eviction_set;
+	bool			 room_wait;	/* check_room asked, unanswered */
+	enum switcher_mstate	 target_was;	/* before its wake began */
 };
 
 /* A switch ordered by the operator, waiting for its GPUs. */
@@ -93,6 +97,7 @@ enum sw_event_type {
 	SWE_DIED,
 	SWE_RESYNC,
 	SWE_RESTART,
+	SWE_ROOM,
 	SWE_CMD_SWITCH,
 	SWE_CMD_PIN,
 	SWE_CMD_UNPIN,
@@ -115,6 +120,8 @@ struct sw_event {
 	bool			 eviction_set;
 	enum switcher_mode	 mode;
 	enum switcher_mstate	 mstate;	/* SWE_RESYNC */
+	struct switcher_gpu_room *rooms;	/* SWE_ROOM, owned */
+	size_t			 n_rooms;
 };
 
 /* What switching to a model takes (switcher_plan). */
@@ -192,6 +199,7 @@ void	switcher_step(struct switcher *, int64_t now);
 double	switcher_held(const struct switcher *, int);
 uint64_t switcher_locked_gpus(const struct switcher *);
 int	switcher_plan(const struct switcher *, int target, struct sw_plan *);
+void	switcher_apply_room(struct switcher *, struct sw_event *);
 void	switcher_build_view(struct switcher *, int64_t now,
 	    struct policy_view *);
 bool	switcher_policy_allowed(const struct switcher *);

@@ -210,9 +210,21 @@ switcher_enter(struct switcher *sw, struct sw_switch *s,
 		/* A warm wake never deserves longer than a cold start. */
 		if (cold || t->startup_timeout_ms < limit)
 			limit = t->startup_timeout_ms;
+		s->target_was = t->state;
 		t->state = SWM_WAKING;
 		s->deadline_ms = now + limit + sw->params.wake_grace_ms;
-		sw->ops.wake(sw->arg, s->target);
+		/*
+		 * A CUDA resume needs what the model held, not its claim, and
+		 * finds its own room (at home or, allowed, on other GPUs).
+		 */
+		if (sw->ops.check_room != NULL &&
+		    !(s->target_was == SWM_SLEEPING &&
+		    t->slept_with.process == PROCESS_CUDA_SUSPEND)) {
+			/* switcher_room answers: wake, more victims, or fail. */
+			s->room_wait = true;
+			sw->ops.check_room(sw->arg, s->target);
+		} else
+			sw->ops.wake(sw->arg, s->target);
 		break;
 	}
 	case SWP_WARMUP:
@@ -329,7 +341,7 @@ switcher_finish(struct switcher *sw, struct sw_switch *s, bool ok,
 	memset(&r, 0, sizeof(r));
 	r.from = s->from;
 	r.to = s->target;
-	r.victims = s->victims;
+	r.victims = s->victims | s->victims_before;
 	r.start_ms = s->start_ms;
 	r.cooldown_ms = s->cooldown_ms;
 	r.drain_ms = s->drain_ms;

@@ -226,11 +226,12 @@ order_check(struct supervisor *sup)
 			call->phase = (int)st.phase;
 			if (call->client == NULL)
 				continue;
-			snprintf(detail, sizeof(detail), "%s -> %s",
+			snprintf(detail, sizeof(detail), "%s -> %s%s",
 			    st.from >= 0 ? switcher_model_name(sup->switcher,
 			    st.from) : "none", st.target >= 0 ?
 			    switcher_model_name(sup->switcher, st.target) :
-			    "sleep");
+			    "sleep", st.phase == SWP_COOLDOWN ?
+			    ", waiting out min_active_secs" : "");
 			server_progress(call->client, call->id, call->name,
 			    switcher_phase_name(st.phase),
 			    clock_ms() - call->start_ms, detail);

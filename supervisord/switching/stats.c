@@ -1,6 +1,6 @@
 /*
  * stats.c -- the switches that ended, kept for the llmux_switch_* metrics
- * (control/metrics.c prints them): per direction (from -> to, "none" for
+ * (control/metrics.c prints them): per direction (from -> to, "" for
  * nothing), the switches and a histogram of each phase and of the total;
  * per target, the failures. switching_ops.c records each switch record
  * the switcher hands over.

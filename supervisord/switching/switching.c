@@ -86,12 +86,15 @@ switching_model(struct supervisor *sup, int i)
 }
 
 void
-switching_drained(struct supervisor *sup, const char *name, uint32_t drain_id)
+switching_drained(struct client *c, const char *name, uint32_t drain_id)
 {
-	struct model	*m = switching_find_any(sup, name);
-	int		 i;
+	struct supervisor	*sup = c->sup;
+	struct model		*m = switching_find_any(sup, name);
+	int			 i;
 
-	if (m == NULL || m->drain_waiting == 0 || drain_id != m->drain_id) {
+	/* Only the answer a proxy owes counts, once. */
+	if (!proxies_drain_answered(c, name, drain_id) || m == NULL ||
+	    m->drain_waiting == 0 || drain_id != m->drain_id) {
 		log_debug("stale drained model=%s drain_id=%u", name,
 		    drain_id);
 		return;
@@ -197,21 +200,55 @@ switching_requests_per_s(const struct model *m, int64_t now)
 }
 
 void
-switching_demand(struct model *m, uint32_t queued, uint32_t in_flight,
-    uint32_t oldest_ms, uint64_t done)
+switching_demand(struct client *c, struct model *m, uint32_t queued,
+    uint32_t in_flight, uint32_t oldest_ms, uint64_t done)
 {
 	struct supervisor	*sup = m->sup;
 	int			 i;
 
-	m->queued = queued;
-	m->in_flight = in_flight;
-	m->oldest_ms = oldest_ms;
+	proxies_demand(c, m, queued, in_flight, oldest_ms);
 	m->demand_ms = switching_now();
 	switching_done_sample(m, done, m->demand_ms);
 	events_queue(m);
 	if ((i = switching_index(sup, m)) >= 0)
-		switcher_demand(sup->switcher, i, queued, in_flight,
-		    oldest_ms, switching_now());
+		switcher_demand(sup->switcher, i, m->queued, m->in_flight,
+		    m->oldest_ms, switching_now());
+}
+
+/*
+ * A proxy connection is gone (no longer among the peers): its counts
+ * leave each model's demand, and each drain it owed is answered for it,
+ * at once, whether or not another proxy remains.
+ */
+void
+switching_proxy_gone(struct client *c)
+{
+	struct supervisor	*sup = c->sup;
+	struct model		*m;
+	uint32_t		 queued, in_flight;
+	bool			 owed;
+	int			 i;
+
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (!proxies_forget(c, m, &owed))
+			continue;
+		queued = m->queued;
+		in_flight = m->in_flight;
+		proxies_total(sup, m);
+		if (m->queued != queued || m->in_flight != in_flight) {
+			events_queue(m);
+			if ((i = switching_index(sup, m)) >= 0)
+				switcher_demand(sup->switcher, i, m->queued,
+				    m->in_flight, m->oldest_ms,
+				    switching_now());
+		}
+		if (!owed || m->drain_waiting == 0 || --m->drain_waiting > 0)
+			continue;
+		log_info("drained model=%s drain_id=%u: the proxy that had "
+		    "not answered left", m->name, m->drain_id);
+		if ((i = switching_index_any(sup, m)) >= 0)
+			switcher_drained(sup->switcher, i, switching_now());
+	}
 }
 
 /* A proxy came or went: the switcher only cares whether there is one. */

@@ -3,9 +3,9 @@
  * outside the pure switcher (switcher/): making the switcher and feeding
  * it (switching.c), carrying out its operations on the engine and the
  * proxy (switching_ops.c; switching_int.h), the switches as events
- * (switching_events.c), the operator's orders that
- * go through it (order.c) and the record of the switches that ended
- * (stats.c).
+ * (switching_events.c), the operator's orders that go through it
+ * (order.c), what each proxy connection has said (proxies.c) and the
+ * record of the switches that ended (stats.c).
  */
 #ifndef LLMUX_SWITCHING_H
 #define LLMUX_SWITCHING_H
@@ -26,12 +26,18 @@ void	 switching_free(struct supervisor *);
 /* The model's index in the switcher, -1 if it has none (yet). */
 int	 switching_index(struct supervisor *, const struct model *);
 struct model *switching_model(struct supervisor *, int);
-/* Inputs from the proxy. */
-void	 switching_demand(struct model *, uint32_t queued, uint32_t in_flight,
-	    uint32_t oldest_ms, uint64_t done);
+/*
+ * Inputs from a proxy connection: its demand for a model (the model's is
+ * the sum over the proxies), its answer to a drain, its leaving (what it
+ * said and the drains it owed are forgotten at once), and whether any
+ * proxy is connected.
+ */
+void	 switching_demand(struct client *, struct model *, uint32_t queued,
+	    uint32_t in_flight, uint32_t oldest_ms, uint64_t done);
+void	 switching_drained(struct client *, const char *, uint32_t);
+void	 switching_proxy_gone(struct client *);
 /* Requests the proxy completed per second, lately (status, top). */
 double	 switching_requests_per_s(const struct model *, int64_t now);
-void	 switching_drained(struct supervisor *, const char *, uint32_t);
 void	 switching_proxy(struct supervisor *);
 /* Inputs from the engine. */
 void	 switching_died(struct model *, const char *reason);

@@ -1,7 +1,8 @@
 /*
  * switching_int.h -- what switching.c (making the switcher, its inputs,
- * rebuilds after a reload) and switching_ops.c (its operations carried out
- * on the engine and the proxy) share, and nothing else needs.
+ * rebuilds after a reload), switching_ops.c (its operations carried out
+ * on the engine and the proxy) and proxies.c (what each proxy connection
+ * has said) share, and nothing else needs.
  */
 #ifndef LLMUX_SWITCHING_INT_H
 #define LLMUX_SWITCHING_INT_H
@@ -36,5 +37,13 @@ void	 switching_schedule_rebuild(struct supervisor *);
 
 /* switching_ops.c */
 extern const struct switcher_ops switching_ops;
+
+/* proxies.c: each proxy connection's demand and the drains it owes. */
+void	 proxies_total(struct supervisor *, struct model *);
+void	 proxies_demand(struct client *, struct model *, uint32_t queued,
+	    uint32_t in_flight, uint32_t oldest_ms);
+void	 proxies_drain_sent(struct client *, const struct model *, uint32_t);
+bool	 proxies_drain_answered(struct client *, const char *, uint32_t);
+bool	 proxies_forget(struct client *, const struct model *, bool *owed);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * switching_ops.c -- the switcher's operations carried out on the engine
  * and the proxy (see switching.c): drain through the proxy (drained at once
- * when none is connected), evict and wake with evict.c, the warm-up
+ * when none is connected), evict and wake with evict.c, what is free on a
+ * model's GPUs before its wake (a fresh NVML read, gpu/), the warm-up
  * inference over HTTP, ready and failed to the proxy and to the orders
  * waiting (order.c), state pushes and journal writes, switch records
  * (metrics, the timing log line, the answer to a sleep) and the one timer.
@@ -21,10 +22,12 @@
 
 #include "clock.h"
 #include "conn.h"
+#include "json.h"
 #include "log.h"
 #include "xmalloc.h"
 #include "supervisord/base/base.h"
 #include "supervisord/engine/engine.h"
+#include "supervisord/gpu/gpu.h"
 #include "supervisord/persist/persist.h"
 #include "supervisord/server/server.h"
 #include "switching_int.h"
@@ -85,8 +88,10 @@ switching_op_drain(void *arg, int i)
 	msg.u.drain.drain_id = m->drain_id;
 	TAILQ_FOREACH(c, &sup->clients, entry) {
 		if (c->hello && c->role == PROTO_ROLE_PROXY &&
-		    proto_conn_send(c->conn, &msg) == 0)
+		    proto_conn_send(c->conn, &msg) == 0) {
+			proxies_drain_sent(c, m, m->drain_id);
 			m->drain_waiting++;
+		}
 	}
 	log_info("draining model=%s drain_id=%u proxies=%zu", m->name,
 	    m->drain_id, m->drain_waiting);
@@ -264,6 +269,57 @@ switching_op_wake(void *arg, int i)
 	switching_engine_wake(m);
 }
 
+/* What NVML says is free on the model's GPUs, to the switcher. */
+static void
+switching_room_cb(struct supervisor *sup, const struct gpu_snapshot *snap,
+    void *arg)
+{
+	char				*name = arg;
+	struct switcher_gpu_room	 r[GPU_MAX];
+	struct switcher_model_status	 st;
+	struct model			*m;
+	size_t				 n = 0;
+	int				 i;
+
+	if (sup->switcher != NULL && (m = model_find(sup, name)) != NULL &&
+	    (i = switching_index(sup, m)) >= 0) {
+		switcher_model_status(sup->switcher, i, &st);
+		for (size_t k = 0; snap != NULL && k < snap->n && n < GPU_MAX;
+		    k++) {
+			const struct gpu_info *g = &snap->v[k];
+
+			if (g->index >= 64 ||
+			    !(st.gpus & ((uint64_t)1 << g->index)))
+				continue;
+			r[n].gpu = g->index;
+			r[n].total_bytes = g->total;
+			r[n].free_bytes = g->free;
+			n++;
+		}
+		switcher_room(sup->switcher, i, r, n, switching_now());
+	}
+	free(name);
+}
+
+/* Before a wake: read NVML, where it is, and say what is free. */
+static void
+switching_op_check_room(void *arg, int i)
+{
+	struct supervisor	*sup = arg;
+	struct model		*m = switching_model(sup, i);
+	char			*name;
+
+	if (m == NULL) {
+		switcher_room(sup->switcher, i, NULL, 0, switching_now());
+		return;
+	}
+	name = xstrdup(m->name);
+	if (gpu_read(sup, switching_room_cb, name) != 0) {
+		free(name);
+		switcher_room(sup->switcher, i, NULL, 0, switching_now());
+	}
+}
+
 static void
 switching_warmed_cb(const struct httpc_result *res, void *arg)
 {
@@ -286,25 +342,6 @@ switching_warmed_cb(const struct httpc_result *res, void *arg)
 		    res->status == 200 ? NULL : why, switching_now());
 }
 
-/* A JSON string's contents: the name escaped. */
-static char *
-switching_json_escape(const char *s)
-{
-	char	*q = xmalloc(strlen(s) * 6 + 1);
-	size_t	 o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			o += (size_t)sprintf(q + o, "\\%c", *p);
-		else if (*p < 0x20)
-			o += (size_t)sprintf(q + o, "\\u%04x", *p);
-		else
-			q[o++] = (char)*p;
-	}
-	q[o] = '\0';
-	return (q);
-}
-
 /* llmux 0.7's warm-up: one deterministic inference on the woken model. */
 static void
 switching_op_warmup(void *arg, int i)
@@ -318,8 +355,8 @@ switching_op_warmup(void *arg, int i)
 		    "process", switching_now());
 		return;
 	}
-	name = switching_json_escape(spawn_served_name(m->cfg));
-	xasprintf(&body, "{\"model\":\"%s\",\"prompt\":\"%s\",\"max_tokens\":"
+	name = json_quote(spawn_served_name(m->cfg));
+	xasprintf(&body, "{\"model\":%s,\"prompt\":\"%s\",\"max_tokens\":"
 	    "8,\"temperature\":0,\"seed\":0}", name, SWITCHING_WARMUP_PROMPT);
 	free(name);
 	m->warming = true;
@@ -446,9 +483,11 @@ switching_op_record(void *arg, const struct switch_record *r)
 	from = r->from >= 0 ? switcher_model_name(sup->switcher, r->from) :
 	    NULL;
 	to = r->to >= 0 ? switcher_model_name(sup->switcher, r->to) : NULL;
+	/* The metrics label nothing "" (a start from idle, a sleep), as
+	 * llmux 0.7 did; the log says none. */
+	stats_record(sup, from != NULL ? from : "", to != NULL ? to : "", r);
 	from = from != NULL ? from : "none";
 	to = to != NULL ? to : "none";
-	stats_record(sup, from, to, r);
 	switching_events_record(sup, r);
 
 	for (i = 0; i < sup->n_watches; i++) {
@@ -502,6 +541,7 @@ const struct switcher_ops switching_ops = {
 	.drain = switching_op_drain,
 	.evict = switching_op_evict,
 	.wake = switching_op_wake,
+	.check_room = switching_op_check_room,
 	.warmup = switching_op_warmup,
 	.ready = switching_op_ready,
 	.failed = switching_op_failed,

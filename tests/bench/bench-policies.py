@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COSTS = [2, 5, 10, 20]
 TRACE_ORDER = ["steady", "bursty", "alternating", "dominant", "surges",
-               "three", "random"]
+               "three", "random", "backlog", "chained", "pairs"]
 OURS, BASELINE = "batch_aware", "time_slice"
 
 

@@ -18,6 +18,13 @@
  *       CRIU gives the restored process its old pid; this one gets a new
  *       one, which llmux reads from the pidfile either way.)
  *
+ * As CRIU does, it opens the images directory (-D) once, changes into
+ * the work directory (-W, else the images directory), opens its log
+ * (-o) and pidfile relative to it, and reads and writes images below
+ * the images directory's descriptor: llmux passes both directories as
+ * inherited descriptors (-D /proc/self/fd/3 -W /proc/self/fd/4). None
+ * of its own descriptors reaches the restored process.
+ *
  * Faults, from the fake GPU directory ($LLMUX_FAKE_GPU_DIR, fakegpu.h):
  *   criu_enospc        the dump runs out of disk: a partial image, exit 1
  *   criu_corrupt       the dump writes an image the restore cannot read
@@ -38,6 +45,7 @@
 #define MAX_ITEMS	4096
 
 static FILE	*logfp;
+static int	 imgfd = -1;	/* the images directory (-D) */
 
 /*
  * Built with the sanitizers in `make asan`: a fake that exits on an error
@@ -83,15 +91,16 @@ fail(const char *fmt, ...)
 	exit(1);
 }
 
+/* A whole file, path relative to dirfd (AT_FDCWD: as it is). */
 static char *
-slurp(const char *path, size_t *len)
+slurp_at(int dirfd, const char *path, size_t *len)
 {
 	char	*buf = NULL;
 	size_t	 n = 0, cap = 0;
 	ssize_t	 r;
 	int	 fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC)) == -1)
 		return (NULL);
 	for (;;) {
 		if (n + 4096 + 1 > cap) {
@@ -108,6 +117,24 @@ slurp(const char *path, size_t *len)
 		buf[n] = '\0';
 	*len = n;
 	return (buf);
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	return (slurp_at(AT_FDCWD, path, len));
+}
+
+/* A new image file below the images directory. */
+static FILE *
+image_create(const char *name)
+{
+	int	fd;
+
+	if ((fd = openat(imgfd, name, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
+		return (NULL);
+	return (fdopen(fd, "w"));
 }
 
 static void
@@ -142,19 +169,12 @@ dec(const char *v)
 	return (s);
 }
 
-/* Resolve a log path: absolute, else under the work dir. */
+/* The log: absolute, else in the work directory (the current one). */
 static void
-open_log(const char *log, const char *work)
+open_log(const char *log)
 {
-	char	path[PATH_MAX];
-
-	if (log == NULL)
-		return;
-	if (log[0] == '/' || work == NULL)
-		snprintf(path, sizeof(path), "%s", log);
-	else
-		snprintf(path, sizeof(path), "%s/%s", work, log);
-	logfp = fopen(path, "a");
+	if (log != NULL)
+		logfp = fopen(log, "ae");
 }
 
 static void
@@ -230,25 +250,23 @@ gone(int pid)
 }
 
 static void
-write_pages(const char *dir, int pid, size_t bytes)
+write_pages(int pid, size_t bytes)
 {
-	char		 path[PATH_MAX];
 	unsigned	 x = (unsigned)pid * 2654435761u;
 	FILE		*f;
 
-	snprintf(path, sizeof(path), "%s/pages-1.img", dir);
-	if ((f = fopen(path, "w")) == NULL)
-		fail("cannot write %s: %s", path, strerror(errno));
+	if ((f = image_create("pages-1.img")) == NULL)
+		fail("cannot write pages-1.img: %s", strerror(errno));
 	for (size_t i = 0; i < bytes; i++) {
 		x = x * 1103515245u + 12345u;
 		fputc((int)(x >> 16) & 0xff, f);
 	}
 	if (fclose(f) != 0)
-		fail("cannot write %s: %s", path, strerror(errno));
+		fail("cannot write pages-1.img: %s", strerror(errno));
 }
 
 static int
-dump(int pid, const char *dir)
+dump(int pid)
 {
 	char	 path[PATH_MAX], link[PATH_MAX], *text, name[64], *state;
 	size_t	 len, off;
@@ -260,12 +278,11 @@ dump(int pid, const char *dir)
 	if (kill(pid, 0) != 0)
 		fail("Can't attach to %d: %s", pid, strerror(errno));
 	if (locked_fault("criu_enospc")) {
-		write_pages(dir, pid, 4096);
+		write_pages(pid, 4096);
 		fail("Can't write pages: No space left on device");
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir, IMAGE);
-	if ((f = fopen(path, "w")) == NULL)
-		fail("cannot write %s: %s", path, strerror(errno));
+	if ((f = image_create(IMAGE)) == NULL)
+		fail("cannot write %s: %s", IMAGE, strerror(errno));
 	if (locked_fault("criu_corrupt"))
 		fputs("\x01\x02 not an image\n", f);
 	else
@@ -304,10 +321,9 @@ dump(int pid, const char *dir)
 	}
 	if (fclose(f) != 0)
 		fail("cannot write the image: %s", strerror(errno));
-	write_pages(dir, pid, 65536);
-	snprintf(path, sizeof(path), "%s/inventory.img", dir);
-	if ((f = fopen(path, "w")) == NULL || fputs("fake-criu inventory\n",
-	    f) < 0 || fclose(f) != 0)
+	write_pages(pid, 65536);
+	if ((f = image_create("inventory.img")) == NULL ||
+	    fputs("fake-criu inventory\n", f) < 0 || fclose(f) != 0)
 		fail("cannot write the inventory");
 	/* Dumped: the tree goes, as criu dump (without -R) does. */
 	nm = session_members(pid, members, MAX_ITEMS);
@@ -325,9 +341,9 @@ dump(int pid, const char *dir)
 }
 
 static int
-restore(const char *dir, const char *pidfile, int detached)
+restore(const char *pidfile, int detached)
 {
-	char	 path[PATH_MAX], *text, *line, *save = NULL, *cwd = NULL;
+	char	*text, *line, *save = NULL, *cwd = NULL;
 	char	*out = NULL, *state = NULL, *argv[MAX_ITEMS], *envp[MAX_ITEMS];
 	size_t	 len;
 	int	 na = 0, nd, ne = 0, fds[2], fd, err;
@@ -338,11 +354,10 @@ restore(const char *dir, const char *pidfile, int detached)
 		fail("this fake only restores with --restore-detached");
 	if (pidfile == NULL)
 		fail("no --pidfile");
-	snprintf(path, sizeof(path), "%s/%s", dir, IMAGE);
-	if ((text = slurp(path, &len)) == NULL)
-		fail("Unable to open %s: %s", path, strerror(errno));
+	if ((text = slurp_at(imgfd, IMAGE, &len)) == NULL)
+		fail("Unable to open %s: %s", IMAGE, strerror(errno));
 	if (strncmp(text, "fake-criu-image 1\n", 18) != 0)
-		fail("%s: corrupted image (bad magic)", path);
+		fail("%s: corrupted image (bad magic)", IMAGE);
 	memset(argv, 0, sizeof(argv));
 	memset(envp, 0, sizeof(envp));
 	if (locked_fault("criu_restore_fail"))
@@ -361,7 +376,7 @@ restore(const char *dir, const char *pidfile, int detached)
 			envp[ne++] = dec(line + 4);
 	}
 	if (na == 0 || cwd == NULL || out == NULL)
-		fail("%s: corrupted image (no task)", path);
+		fail("%s: corrupted image (no task)", IMAGE);
 	nd = na;
 	if (state != NULL) {
 		argv[na++] = "--fake-restore-state";
@@ -398,7 +413,9 @@ child_fail:
 	if (read(fds[0], &err, sizeof(err)) == (ssize_t)sizeof(err))
 		fail("cannot restore %s: %s", argv[0], strerror(err));
 	close(fds[0]);
-	if ((f = fopen(pidfile, "w")) == NULL)
+	/* As CRIU: relative to the work directory, never over a file. */
+	if ((fd = open(pidfile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1 || (f = fdopen(fd, "w")) == NULL)
 		fail("cannot write %s: %s", pidfile, strerror(errno));
 	fprintf(f, "%d", (int)pid);
 	fclose(f);
@@ -470,11 +487,24 @@ main(int argc, char **argv)
 	}
 	if (dir == NULL)
 		goto usage;
-	open_log(log, work != NULL ? work : dir);
+	/* What llmux handed down stays out of what runs next. */
+	for (int fd = 3; fd < 1024; fd++)
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if ((imgfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		fprintf(stderr, "Error (fake-criu): can't open images dir %s: "
+		    "%s\n", dir, strerror(errno));
+		return (1);
+	}
+	if (chdir(work != NULL ? work : dir) != 0) {
+		fprintf(stderr, "Error (fake-criu): can't change directory to "
+		    "%s: %s\n", work != NULL ? work : dir, strerror(errno));
+		return (1);
+	}
+	open_log(log);
 	if (strcmp(cmd, "dump") == 0 && pid > 0)
-		return (dump(pid, dir));
+		return (dump(pid));
 	if (strcmp(cmd, "restore") == 0)
-		return (restore(dir, pidfile, detached));
+		return (restore(pidfile, detached));
 usage:
 	fprintf(stderr, "Error (fake-criu): unknown or incomplete command line "
 	    "for %s\n", cmd);

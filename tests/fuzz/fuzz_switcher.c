@@ -1,7 +1,8 @@
 /*
  * fuzz_switcher.c -- the switcher driven by arbitrary sequences of inputs
  * (demand, engine completions in any order, failures, deaths, operator
- * commands, timers) over an arbitrary small config, checking after every
+ * commands, timers, the free memory a wake finds) over an arbitrary small
+ * config, checking after every
  * input what must always hold:
  *
  *   - on no GPU do the models hold more than all of it;
@@ -25,7 +26,7 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 #define FZ_MODELS	4
 #define FZ_PENDING	64
 
-enum fz_op { FZ_DRAIN, FZ_EVICT, FZ_WAKE, FZ_WARMUP };
+enum fz_op { FZ_DRAIN, FZ_EVICT, FZ_WAKE, FZ_WARMUP, FZ_ROOM };
 
 struct fz_pending {
 	enum fz_op	 op;
@@ -57,6 +58,9 @@ fz_add(enum fz_op op, int m)
 			break;
 		case FZ_WARMUP:
 			switcher_warmed(fz.sw, m, true, NULL, fz.now);
+			break;
+		case FZ_ROOM:
+			switcher_room(fz.sw, m, NULL, 0, fz.now);
 			break;
 		}
 		return;
@@ -96,6 +100,12 @@ fz_warmup(void *arg, int m)
 }
 
 static void
+fz_check_room(void *arg, int m)
+{
+	fz_add(FZ_ROOM, m);
+}
+
+static void
 fz_ready(void *arg, int m)
 {
 	if (switcher_model_state(fz.sw, m) != SWM_ACTIVE)
@@ -132,6 +142,18 @@ static const struct switcher_ops fz_ops = {
 	.drain = fz_drain,
 	.evict = fz_evict,
 	.wake = fz_wake,
+	.warmup = fz_warmup,
+	.ready = fz_ready,
+	.failed = fz_failed,
+	.record = fz_record,
+	.set_timer = fz_set_timer,
+};
+
+static const struct switcher_ops fz_room_ops = {
+	.drain = fz_drain,
+	.evict = fz_evict,
+	.wake = fz_wake,
+	.check_room = fz_check_room,
 	.warmup = fz_warmup,
 	.ready = fz_ready,
 	.failed = fz_failed,
@@ -179,6 +201,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	struct config		 cfg;
 	struct switcher_params	 params;
 	size_t			 n, pos = 0;
+	bool			 room;
 	char			*cause;
 	char			 buf[256];
 
@@ -195,7 +218,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	cfg.policy.drain_before_switch = (data[pos++] & 0x80) == 0;
 	cfg.warmup = data[pos] & 1;
 	cfg.max_sleeping = (data[pos] >> 1) & 3;
-	cfg.gpu_count = 1 + ((data[pos++] >> 3) & 1);
+	cfg.gpu_count = 1 + ((data[pos] >> 3) & 1);
+	room = (data[pos++] & 0x10) != 0;
 	cfg.startup_timeout_secs = 60;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t b = data[pos++];
@@ -231,7 +255,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	switcher_params_default(&params);
 	params.quiet = true;
 	params.wake_timeout_ms = 20000;
-	if ((fz.sw = switcher_new(&cfg, &fz_ops, NULL, &params)) == NULL)
+	if ((fz.sw = switcher_new(&cfg, room ? &fz_room_ops : &fz_ops, NULL,
+	    &params)) == NULL)
 		abort();
 	fz.timer = SWITCHER_NEVER;
 	switcher_start(fz.sw, fz.now);
@@ -280,6 +305,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 					switcher_warmed(fz.sw, p.model, ok,
 					    "bad answer", fz.now);
 					break;
+				case FZ_ROOM: {
+					/* GPU 0 and 1 of 80 GiB, some free. */
+					struct switcher_gpu_room r[2] = {
+					    { 0, 80ULL << 30, 0 },
+					    { 1, 80ULL << 30, 0 } };
+
+					r[0].free_bytes = (r[0].total_bytes /
+					    255) * a;
+					r[1].free_bytes = (r[1].total_bytes /
+					    255) * b;
+					switcher_room(fz.sw, p.model, r,
+					    ok ? 2 : (size_t)(b & 1), fz.now);
+					break;
+				}
 				}
 			}
 			break;

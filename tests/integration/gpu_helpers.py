@@ -7,7 +7,7 @@ import json
 import os
 
 import harness
-from supervisor_helpers import Sup
+from supervisor_helpers import NOBODY, Sup
 
 H100 = "NVIDIA H100 80GB HBM3"
 A100 = "NVIDIA A100-SXM4-80GB"
@@ -109,10 +109,13 @@ class GpuSup(Sup):
         self.cuda = cuda
         self.images = env.path("images")
         os.makedirs(self.images, exist_ok=True)
-        os.chmod(self.images, 0o777)
         extra = ("checkpoint:\n  criu_path: %s\n  images_dir: %s\n"
                  % (harness.fake("criu"), self.images)) + extra
         super().__init__(env, models, extra, **kw)
+        # The supervisor's own, not writable by others (base/fs.c).
+        os.chmod(self.images, 0o700)
+        if self.unprivileged:
+            os.chown(self.images, NOBODY, NOBODY)
 
     def start(self, name="supervisord", wait=True):
         self.proc = self.env.spawn(name, self.argv(), extra_env=self.fake.env(self.cuda))

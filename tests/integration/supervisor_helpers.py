@@ -1,13 +1,15 @@
 """supervisor_helpers.py -- what the supervisor and llmuxctl scenarios share:
 a config with llmux-fakevllm models in a temp directory, a running
 llmux-supervisord on a temp socket (unprivileged: as `nobody` when the tests
-run as root, as the current user otherwise), llmuxctl calls, and a reaper
+run as root, as the current user otherwise) with an admin token file of its
+own, llmuxctl calls, and a reaper
 that kills every model process of the test at the end (the supervisor
 leaves them running when it exits, on purpose).
 """
 import http.client
 import json
 import os
+import secrets
 import signal
 import socket
 import struct
@@ -94,10 +96,25 @@ class Sup:
         self.user = user
         self.proc = None
         self.config_path = env.path("llmux.yaml")
+        self.write_token(secrets.token_hex(32))
         self.write_config(models, extra)
         reaper = Reaper(self.marker)
         # Stopped last: env.close stops processes in reverse order.
         env.procs.insert(0, reaper)
+
+    def write_token(self, token):
+        """The admin token file, as the package makes it: root's, mode 0640,
+        its group the supervisor's (nobody's, when it runs unprivileged), as
+        llmux-admin is in production."""
+        self.token = token
+        self.token_path = self.env.path("admin-token")
+        tmp = self.token_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(token + "\n")
+        os.chmod(tmp, 0o640)
+        if self.unprivileged:
+            os.chown(tmp, 0, NOBODY)
+        os.rename(tmp, self.token_path)
 
     def model_path(self, name):
         return "%s/%s" % (self.marker, name)
@@ -109,7 +126,8 @@ class Sup:
                  "log_dir: %s" % yaml_quote(self.log_dir),
                  "startup_timeout_secs: 60",
                  "admin_port: 0",
-                 "metrics_port: 0"]
+                 "metrics_port: 0",
+                 "admin_token_file: %s" % yaml_quote(self.token_path)]
         if self.user is not None:
             lines.append("user: %s" % self.user)
         lines.append("models:")
@@ -250,6 +268,29 @@ def proc_start_time(pid):
     with open("/proc/%d/stat" % pid) as f:
         data = f.read()
     return int(data[data.rindex(")") + 2:].split()[19])
+
+
+def listen_addresses(port):
+    """The addresses on which something listens on TCP port (from
+    /proc/net/tcp and tcp6), as "127.0.0.1", "0.0.0.0", "::"..."""
+    import ipaddress
+    out = set()
+    for name, width in (("tcp", 4), ("tcp6", 16)):
+        try:
+            with open("/proc/net/%s" % name) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            addr, hexport = fields[1].split(":")
+            if fields[3] != "0A" or int(hexport, 16) != port:
+                continue
+            raw = bytes.fromhex(addr)
+            # Each 32-bit word is in host (little-endian) order.
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            out.add(str(ipaddress.ip_address(raw)))
+    return out
 
 
 def alive(pid):

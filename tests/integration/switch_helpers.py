@@ -108,8 +108,15 @@ class Stack:
         check(body["choices"][0]["message"]["content"], "an answer: %r" % body)
         return body["model"]
 
-    def control(self, method, path, body=None, timeout=60):
-        return harness.http_json(self.admin, method, path, body, timeout=timeout)
+    def control(self, method, path, body=None, timeout=60, token=True):
+        """A control API call, with the admin token unless token is False
+        (or another token, a string)."""
+        headers = {}
+        if token:
+            headers["Authorization"] = "Bearer %s" % (
+                self.sup.token if token is True else token)
+        return harness.http_json(self.admin, method, path, body, headers=headers,
+                                 timeout=timeout)
 
     def status(self):
         st, body = self.control("GET", "/control/status")

@@ -138,6 +138,54 @@ def machine_facts(env):
 
 
 @test
+def missing_accounts_as_root(env):
+    """As root, a user: (or proxy_user, admin_group) written in the file
+    that does not exist is an error of --check-config, not a supervisor
+    whose every model start fails later."""
+    if os.geteuid() != 0:
+        print("skipped: the tests do not run as root")
+        return
+    path = env.write("u.yaml", GOOD + "user: llmux-no-such-user\n")
+    rc, out, err = supervisord("--check-config", "-c", path)
+    check(rc == 1 and out == "", "check: %d %r %r" % (rc, out, err))
+    check(err == "%s:7:7: error: user: user 'llmux-no-such-user' does not exist on "
+          "this machine\n" % path, "stderr %r" % err)
+    path = env.write("g.yaml", GOOD + "admin_group: llmux-no-such-group\n"
+                     "proxy_user: llmux-no-such-proxy\n")
+    rc, out, err = supervisord("--check-config", "-c", path)
+    check(rc == 1 and out == "", "check: %d %r %r" % (rc, out, err))
+    check(err == ("%s:7:14: error: admin_group: group 'llmux-no-such-group' does "
+                  "not exist on this machine\n"
+                  "%s:8:13: error: proxy_user: user 'llmux-no-such-proxy' does "
+                  "not exist on this machine\n") % (path, path), "stderr %r" % err)
+    # The package's own account, written and missing: the package is not
+    # installed here; a warning.
+    import pwd
+    try:
+        pwd.getpwnam("llmux-engine")
+    except KeyError:
+        path = env.write("pkg.yaml", GOOD + "user: llmux-engine\n")
+        rc, out, err = supervisord("--check-config", "-c", path)
+        check(rc == 0 and err == "%s:7:7: warning: user: user 'llmux-engine' does "
+              "not exist on this machine (the package creates it)\n" % path,
+              (rc, out, err))
+    # Accounts that exist pass.
+    path = env.write("ok.yaml", GOOD + "user: nobody\nadmin_group: nogroup\n")
+    rc, out, err = supervisord("--check-config", "-c", path)
+    check(rc == 0 and out == "configuration OK\n" and err == "", (rc, out, err))
+
+
+@test
+def host_in_extra_args(env):
+    """extra_args naming a host replace llmux's --host 127.0.0.1: a warning."""
+    path = env.write("h.yaml", GOOD + "    extra_args: [--host, 0.0.0.0]\n")
+    rc, out, err = supervisord("--check-config", "-c", path)
+    check(rc == 0 and out == "configuration OK\n", (rc, out, err))
+    check(err.startswith("%s:7:18: warning: models.chat.extra_args: --host replaces "
+                         "llmux's --host 127.0.0.1" % path), "stderr %r" % err)
+
+
+@test
 def run_mode(env):
     """Without --check-config a good file loads and the supervisor serves
     on --socket, or on LLMUX_SOCKET."""

@@ -16,7 +16,7 @@ FAST = ["--fake-sleep-level1-ms", "20", "--fake-sleep-level2-ms", "20", "--fake-
 
 def switches(s):
     total = 0
-    for a in ("none", "a", "b", "c"):
+    for a in ("", "a", "b", "c"):   # "": from idle, as llmux 0.7 labels it
         for b in ("a", "b", "c"):
             total += s.metric("llmux_switches_total", **{"from": a, "to": b}) or 0
     return total

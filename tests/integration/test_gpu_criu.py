@@ -6,8 +6,11 @@ restore wake steps, the same answer), images renamed into place only when
 the dump succeeded, the manifest (model, eviction, driver, GPUs, checksums),
 keep_images, refusals (another driver, another GPU count, a changed image
 file, no manifest), a dump that runs out of disk, an image criu cannot
-read, TP>1, a lazy restore from a model's checkpoint_path, and
---check-config on a criu too old."""
+read, TP>1, a lazy restore from a model's checkpoint_path,
+--check-config on a criu too old, and the planted-directory attack of a
+local user on a supervisor running as root (refused, with the path and
+why)."""
+import hashlib
 import os
 import signal
 import shutil
@@ -16,7 +19,7 @@ import subprocess
 import harness
 from harness import check
 from gpu_helpers import H100, FakeGPU, GpuSup, phases
-from supervisor_helpers import alive
+from supervisor_helpers import NOBODY, alive, as_root
 
 SEED_DUMP_FLAGS = ["--shell-job", "--ext-unix-sk", "--tcp-established", "--link-remap",
                    "--enable-external-masters", "-L"]
@@ -326,6 +329,116 @@ def lazy_restore_from_checkpoint_path(env):
     check(sup2.ask("a")[0] == 200, "serving")
     # The operator's images are never removed.
     check(os.path.exists(os.path.join(saved, "llmux-manifest")), "kept")
+
+
+def as_nobody(*argv):
+    p = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                        "--clear-groups"] + list(argv),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    check(p.returncode == 0, "as nobody: %r: %s" % (argv, p.stdout))
+
+
+def planted_images(sup, good, marker):
+    """A copy of good images whose process is a shell of the attacker's,
+    with a manifest that matches it (model, port, machine, checksums)."""
+    plant = sup.env.path("plant")
+    shutil.copytree(good, plant)
+    enc = "".join(c if "!" <= c <= "~" and c != "%" else "%%%02X" % ord(c)
+                  for c in "id -u > %s; exec sleep 600" % marker)
+    image = ("fake-criu-image 1\ncwd /\nout /dev/null\narg /bin/sh\narg -c\narg %s\n"
+             % enc).encode()
+    with open(os.path.join(plant, "fake-image.txt"), "wb") as f:
+        f.write(image)
+    lines = []
+    with open(os.path.join(plant, "llmux-manifest")) as f:
+        for line in f.read().splitlines():
+            if line.startswith("file name=fake-image.txt "):
+                line = "file name=fake-image.txt size=%d sha256=%s" % (
+                    len(image), hashlib.sha256(image).hexdigest())
+            lines.append(line)
+    with open(os.path.join(plant, "llmux-manifest"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    for root, dirs, files in os.walk(plant):
+        os.chmod(root, 0o755)
+        for n in files:
+            os.chmod(os.path.join(root, n), 0o644)
+    return plant
+
+
+@harness.test
+def planted_checkpoint_directory(env):
+    """A local user (nobody) against a supervisor running as root: a model
+    directory made first where the images go (then a symbolic link
+    there), and images and a manifest planted where a checkpoint was made
+    in a directory left writable to others. Each checkpoint and restore
+    is refused with the path and why; nothing planted runs."""
+    if not as_root():
+        print("skipped: the supervisor must run as root, the attacker as nobody")
+        return
+    fake = FakeGPU(env)
+    tmp = env.path("tmp")               # a /tmp of the test's own
+    os.makedirs(tmp)
+    os.chmod(tmp, 0o1777)
+    ckpts = os.path.join(tmp, "llmux-checkpoints")
+    sup = GpuSup(env, fake, {"a": {"args": fake.args(1000), "eviction": "offload+checkpoint"}},
+                 unprivileged=False, user="nobody")
+    os.chmod(sup.run, 0o755)
+    sup.extra = sup.extra.replace("images_dir: %s" % sup.images, "images_dir: %s" % ckpts)
+    sup.write_config(sup.models, sup.extra)
+    # The model's directory, made by nobody before any checkpoint.
+    as_nobody("mkdir", "-m", "0777", ckpts, os.path.join(ckpts, "a"))
+    sup.start()
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 1 and "checkpoint refused: %s is owned by uid %d, not by root" % (ckpts, NOBODY)
+          in body["error"], body)
+    check(not any(c.startswith("dump") for c in fake.criu_calls()), fake.criu_calls())
+    check(os.listdir(os.path.join(ckpts, "a")) == [], "nothing written there")
+    # A symbolic link where the images would go, to nobody's directory.
+    as_nobody("sh", "-c", "rm -r %s && mkdir -m 0777 %s/mine && ln -s %s/mine %s"
+              % (ckpts, tmp, tmp, ckpts))
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 1 and "checkpoint refused: %s is a symbolic link" % ckpts in body["error"], body)
+    check(os.listdir(os.path.join(tmp, "mine")) == [], "nothing written through the link")
+
+    # A directory of root's: the checkpoint is made.
+    as_nobody("rm", ckpts)
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0, body)
+    check(os.stat(ckpts).st_uid == 0 and os.stat(ckpts).st_mode & 0o777 == 0o700,
+          oct(os.stat(ckpts).st_mode))
+    model_dir = os.path.join(ckpts, "a")
+    good = os.path.join(model_dir, "images")
+    marker = os.path.join(tmp, "planted-ran")
+    plant = planted_images(sup, good, marker)
+    # Left writable to others (a mistake): nobody swaps the images.
+    os.chmod(ckpts, 0o755)
+    os.chmod(model_dir, 0o777)
+    as_nobody("sh", "-c", "mv %s %s/gone && cp -r %s %s" % (good, model_dir, plant, good))
+    calls = len(fake.criu_calls())
+    rc, body = sup.ctl_json("restore", "a")
+    check(rc == 1 and "restore refused: %s is writable by others (mode 0777)" % model_dir
+          in body["error"], body)
+    check(not any(c.startswith("restore") for c in fake.criu_calls()[calls:]),
+          "criu restore never ran: %r" % fake.criu_calls())
+    # (A refused restore starts the model afresh.) Checkpointed again in
+    # root's directory; then its parent left writable, and the model's
+    # directory made a link to nobody's images: refused.
+    os.chmod(model_dir, 0o700)
+    os.chmod(ckpts, 0o700)
+    rc, body = sup.ctl_json("checkpoint", "a")
+    check(rc == 0, body)
+    calls = len(fake.criu_calls())
+    os.chmod(ckpts, 0o777)
+    as_nobody("sh", "-c", "mv %s %s.old && ln -s %s/planted-model %s && mkdir %s/planted-model "
+              "&& cp -r %s %s/planted-model/images" % (model_dir, model_dir, tmp, model_dir,
+                                                      tmp, plant, tmp))
+    rc, body = sup.ctl_json("restore", "a")
+    check(rc == 1 and "restore refused: %s is writable by others (mode 0777)" % ckpts
+          in body["error"], body)
+    check(not any(c.startswith("restore") for c in fake.criu_calls()[calls:]),
+          "criu restore never ran: %r" % fake.criu_calls())
+    check(not os.path.exists(marker), "the planted process did not run")
+    check("restore refused" in sup.log_text(), "logged")
 
 
 @harness.test

@@ -19,6 +19,7 @@ import subprocess
 import harness
 from harness import check
 from gpu_helpers import FakeGPU, GpuSup, phases
+from supervisor_helpers import NOBODY
 from s3_helpers import (IMAGE_FILES, MANIFEST, images, latest_id, no_refusals, read,
                         s3_sup, stub_for, uploaded)
 from s3stub import EMPTY_SHA256, signature
@@ -108,6 +109,9 @@ def restore_downloads_missing_images(env):
     check(rc == 0 and "Model a restored" in out, (out, err))
     check("restore a: download" in err and "downloaded " in err and
           "bytes in 4 files from s3://llmux-images/a/%s/" % latest_id(stub) in err, err)
+    # Each byte is hashed once: as it arrives, not again by the restore.
+    check("(the checksums were checked as it was downloaded)" in err and
+          "the checksums of" not in err, err)
     check(sup.ask("a")[0] == 200, "serving")
     rc, body = sup.ctl_json("sleep", "a")
     check(rc == 0, body)
@@ -126,9 +130,13 @@ def local_images_are_not_downloaded(env):
     fake, sup = s3_sup(env, stub)
     sup.ctl_ok("checkpoint", "a")
     before = len(stub.requests("GET"))
-    rc, body = sup.ctl_json("restore", "a")
-    check(rc == 0 and phases(body) == ["criu_restore", "health", "wake_up"], body)
+    rc, out, err = sup.ctl("restore", "a")
+    check(rc == 0 and "Model a restored" in out, (out, err))
     check(len(stub.requests("GET")) == before, "nothing fetched")
+    # Not downloaded: the restore hashes every file.
+    check("restore a: download" not in err and "restore a: criu_restore" in err and
+          "checking the manifest and the checksums of " in err and
+          "as it was downloaded" not in err, err)
 
 
 @harness.test
@@ -143,9 +151,12 @@ def lazy_restore_from_the_store(env):
     shutil.rmtree(images(sup))
     # The model's eviction says stop; the manifest's (offload) decides
     # the steps after the restore.
+    # Its parent: the supervisor's, not writable by others (base/fs.c).
     parent = env.path("elsewhere")
     os.makedirs(parent)
-    os.chmod(parent, 0o777)
+    os.chmod(parent, 0o700)
+    if sup.unprivileged:
+        os.chown(parent, NOBODY, NOBODY)
     path = os.path.join(parent, "a-images")
     models = {"a": {"args": fake.args(1000), "eviction": "retain+stop",
                     "checkpoint_path": path}}

@@ -14,10 +14,10 @@ from gpu_helpers import A100, H100, MIB, FakeGPU, GpuSup
 def status_and_metrics(env):
     fake = FakeGPU(env, ((H100, 81920), (A100, 40960)))
     fake.extra(1, 512)
-    # One model on each GPU, so both are awake at once.
+    # One model on each GPU, so both are awake at once (gpus: places b on
+    # GPU 1 through CUDA_VISIBLE_DEVICES).
     sup = GpuSup(env, fake, {"a": {"args": fake.args(3000), "gpus": "[0]"},
-                             "b": {"args": fake.args(1500), "gpus": "[1]",
-                                   "env": "{CUDA_VISIBLE_DEVICES: \"1\"}"}})
+                             "b": {"args": fake.args(1500), "gpus": "[1]"}})
     sup.start()
     sup.ctl_ok("wake", "a")
     sup.ctl_ok("wake", "b")

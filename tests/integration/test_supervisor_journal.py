@@ -2,7 +2,9 @@
 """test_supervisor_journal.py -- the state journal and re-adoption: kill -9
 of the supervisor and a restart leave the models loaded and serving (same
 processes, same state, not restarted); what died meanwhile is cleaned up;
-a model removed from the config is stopped; a damaged journal is set aside.
+a model removed from the config is stopped; a damaged journal is set aside;
+with the journal lost or damaged, the models found on their ports are
+adopted, not started beside their orphans.
 """
 import os
 import signal
@@ -122,6 +124,99 @@ def damaged_journal_is_set_aside(env):
     check(sup.model("a")["state"] == "stopped", sup.model("a"))
     sup.ctl_ok("wake", "a")
     wait_until(lambda: "name=a pid=" in journal(sup), 10, "a new journal")
+
+
+def port_holders(port):
+    """The pids that hold a socket listening on TCP port."""
+    inodes = set()
+    for name in ("tcp", "tcp6"):
+        with open("/proc/net/%s" % name) as f:
+            for line in f.readlines()[1:]:
+                x = line.split()
+                if x[3] == "0A" and int(x[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add("socket:[%s]" % x[9])
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            for fd in os.listdir("/proc/%s/fd" % d):
+                if os.readlink("/proc/%s/fd/%s" % (d, fd)) in inodes:
+                    out.add(int(d))
+                    break
+        except OSError:
+            continue
+    return out
+
+
+@harness.test
+def lost_journal_adopts_models_on_their_ports(env):
+    """The journal deleted, then damaged, while a model serves and another
+    sleeps: the next supervisor finds each model's process on its port by
+    its command line and adopts it, awake or asleep as it is (one process
+    on the port, requests served, no restart, no crash loop). A port held
+    by a program that is not llmux's is reported, and that program left
+    alone."""
+    import socket
+    sup = Sup(env, {"a": {"args": ["--fake-engine-process"], "gpu_memory_utilization": 0.3},
+                    "b": {"args": ["--fake-admin"], "gpu_memory_utilization": 0.3,
+                          "eviction": "offload+keep_running"},
+                    "c": {}})
+    proc = sup.start()
+    sup.ctl_ok("wake", "a")
+    sup.ctl_ok("wake", "b")
+    sup.ctl_ok("sleep", "b")
+    pids = {n: sup.model(n)["pid"] for n in ("a", "b")}
+    starts = {n: proc_start_time(p) for n, p in pids.items()}
+    stranger = socket.socket()
+    stranger.bind(("127.0.0.1", sup.ports["c"]))
+    stranger.listen(1)
+    for i, damage in enumerate(("deleted", "damaged")):
+        proc.signal(signal.SIGKILL)
+        proc.wait(10)
+        path = os.path.join(sup.state_dir, "state")
+        if damage == "deleted":
+            os.unlink(path)
+        else:
+            with open(path, "w") as f:
+                f.write("llmux-state 1\nmodel name=a pid=notanumber\n")
+        proc = sup.start("supervisord-%s" % damage)
+        sup.wait_model("a", lambda m: m["state"] == "ready", 20, "a adopted awake")
+        sup.wait_model("b", lambda m: m["state"] == "sleeping", 20, "b adopted asleep")
+        st = sup.status()["models"]
+        for n in ("a", "b"):
+            m = st[n]
+            check(m["pid"] == pids[n] and proc_start_time(m["pid"]) == starts[n],
+                  "%s: the same process: %r" % (n, m))
+            check(m["starts"] == 0 and m["crashes"] == 0 and not m["crash_loop"], m)
+            check(port_holders(sup.ports[n]) == {pids[n]}, "%s: one process on its port"
+                  % n)
+        check(st["b"]["process_state"] == "sleeping:Offload+KeepRunning", st["b"])
+        check(sup.fake_state("b")["is_sleeping"], "b still asleep")
+        log = proc.output()
+        check("adopted a model process found on its port" in log, log)
+        if damage == "damaged":
+            check(os.path.exists(path + ".bad"), "the damaged journal kept aside")
+        # Served: a request to a, and b woken in place.
+        status, _, body = harness.http(sup.ports["a"], "POST", "/v1/completions",
+                                       {"model": "a", "prompt": "hello", "max_tokens": 4},
+                                       timeout=30)
+        check(status == 200, (status, body))
+        rc, body = sup.ctl_json("wake", "b")
+        check(rc == 0 and [p["phase"] for p in body["phases"]] == ["wake_up", "health"], body)
+        check(sup.model("b")["pid"] == pids["b"], sup.model("b"))
+        sup.ctl_ok("sleep", "b")
+        # c's port: another program's; reported, never signalled.
+        c = sup.model("c")
+        # (Run unprivileged, the supervisor cannot see whose it is.)
+        held = "port %d is held by " % sup.ports["c"]
+        check(c["pid"] is None and held in (c["last_error"] or "") and
+              "which is not one of llmux's model processes" in c["last_error"], c)
+    # Still listening: nothing of it was touched.
+    with socket.create_connection(("127.0.0.1", sup.ports["c"]), timeout=5):
+        conn, _ = stranger.accept()
+        conn.close()
+    stranger.close()
 
 
 @harness.test

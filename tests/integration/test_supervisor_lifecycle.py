@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """test_supervisor_lifecycle.py -- a model's life under llmux-supervisord:
-lazy start and readiness, a start that fails (exit status and the last lines
+lazy start and readiness, its port on loopback only (the stand-in alone
+on every address, as vLLM), a start that fails (exit status and the last lines
 of the log), a startup timeout, a crash noticed and restarted, a crash loop,
 a hung model (a stopped process, a /health that answers 500) killed after
 three failed health checks and handled as a crash, a stop that leaves
@@ -11,7 +12,8 @@ import subprocess
 
 import harness
 from harness import check, wait_until
-from supervisor_helpers import Sup, alive, as_root, marked, proc_uid, NOBODY
+from supervisor_helpers import (Sup, alive, as_root, listen_addresses, marked,
+                                proc_uid, NOBODY)
 
 
 def environ(pid):
@@ -47,8 +49,9 @@ def lazy_start_and_readiness(env):
     # How it was started.
     with open("/proc/%d/cmdline" % pid, "rb") as f:
         argv = f.read().split(b"\0")[:-1]
-    check(argv[1:6] == [b"serve", sup.model_path("a").encode(), b"--port",
-                        str(sup.ports["a"]).encode(), b"--enable-sleep-mode"], argv)
+    check(argv[1:8] == [b"serve", sup.model_path("a").encode(), b"--port",
+                        str(sup.ports["a"]).encode(), b"--host", b"127.0.0.1",
+                        b"--enable-sleep-mode"], argv)
     check(b"--served-model-name" in argv and argv[argv.index(b"--served-model-name") + 1] == b"a", argv)
     e = environ(pid)
     check(e.get(b"VLLM_SERVER_DEV_MODE") == b"1" and e.get(b"NO_COLOR") == b"1", e)
@@ -65,6 +68,26 @@ def lazy_start_and_readiness(env):
     rc, body = sup.ctl_json("wake", "b")
     check(rc == 0 and [p["phase"] for p in body["phases"]] == ["start"], body)
     print("start phase of a model that needs no startup time: %d ms" % body["phases"][0]["ms"])
+
+
+@harness.test
+def model_port_on_loopback(env):
+    """A model server is started with --host 127.0.0.1: its port, with its
+    /sleep, /wake_up and /collective_rpc routes, is not on the network.
+    The stand-in, as vLLM, binds every address when not told: started
+    alone it is seen on 0.0.0.0, so the difference is the supervisor's."""
+    import fakevllm_helpers
+    sup = Sup(env, {"a": {}})
+    sup.start()
+    sup.ctl_ok("wake", "a")
+    check(listen_addresses(sup.ports["a"]) == {"127.0.0.1"},
+          listen_addresses(sup.ports["a"]))
+    pid = sup.model("a")["pid"]
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        argv = f.read().split(b"\0")
+    check(argv[argv.index(b"--host") + 1] == b"127.0.0.1", argv)
+    _, port = fakevllm_helpers.start(env, name="alone")
+    check(listen_addresses(port) == {"0.0.0.0"}, listen_addresses(port))
 
 
 @harness.test

@@ -2,18 +2,22 @@
 """test_supervisor_socket.py -- the supervisor's socket: hostile and
 malformed messages cost the sending peer only, a peer without rights is
 refused with a clear message, calls before hello are refused, a stale
-socket is replaced and a live one is not taken over, and the proxy role
-gets config and state."""
+socket is replaced and a live one is not taken over, the proxy role
+gets config and state; half-sent frames and silent peers are dropped
+without costing memory; a proxy connection that leaves mid-drain does not
+hold the switch."""
 import os
 import socket
 import struct
+import time
 
 import harness
+import mpack
 from harness import check, wait_until
-from supervisor_helpers import (Sup, Raw, as_root, frame, hello, mp_map, mp_str,
-                                mp_type, mp_uint)
+from supervisor_helpers import (NOBODY, Sup, Raw, as_root, frame, hello, mp_map,
+                                mp_str, mp_type, mp_uint)
 
-T_ERROR, T_HELLO, T_CONFIG, T_STATE, T_EVENT, T_REPLY = 2, 1, 100, 201, 206, 400
+T_ERROR, T_HELLO, T_CONFIG, T_STATE, T_DRAIN, T_EVENT, T_REPLY = 2, 1, 100, 201, 202, 206, 400
 
 
 def serving(sup):
@@ -109,6 +113,92 @@ def hostile_messages(env):
     check(sup.proc.alive(), "the supervisor lives")
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def send_some(sock, data):
+    """Send what the socket takes without blocking; the peer may be gone."""
+    sock.setblocking(False)
+    sent = 0
+    try:
+        while sent < len(data):
+            sent += sock.send(data[sent:sent + 65536])
+    except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+        pass
+    sock.settimeout(10.0)
+    return sent
+
+
+def until_closed(r):
+    """What the supervisor says before it closes the connection, or None
+    if it does not close it."""
+    said = b""
+    while True:
+        try:
+            p = r.frame()
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            return said
+        if p is None:
+            return said
+        said += p
+
+
+@harness.test
+def half_sent_frames(env):
+    """300 peers that each start a 1 MiB frame before hello and stop: the
+    supervisor drops them (a frame before hello is a few KiB at most) and
+    its memory stays put. 70 peers of one uid that leave a hello-sized
+    frame half-sent: 64 are held (the limit per uid), the rest refused at
+    once, and the 64 dropped at the hello timeout. Status answers
+    throughout."""
+    sup = Sup(env, {"a": {}})
+    sup.start()
+    pid = sup.proc.pid
+    before = rss_kib(pid)
+    peers = []
+    for _ in range(300):
+        r = Raw(sup.socket)
+        send_some(r.s, struct.pack(">I", (1 << 20) - 1) + b"\x81" * (256 << 10))
+        peers.append(r)
+    check(serving(sup), "status answers with 300 peers sending")
+    after = rss_kib(pid)
+    for r in peers:
+        said = until_closed(r)
+        check(said is not None and b"frame length is 0 or over 4096 bytes" in said,
+              "dropped for its frame: %r" % said)
+        r.close()
+    print("supervisor RSS before %d KiB, after 300 half-sent frames %d KiB "
+          "(+%d KiB)" % (before, after, after - before))
+    check(after - before < 32 * 1024, "RSS grew by %d KiB" % (after - before))
+
+    slow = [Raw(sup.socket, timeout=60) for _ in range(70)]
+    for r in slow:
+        send_some(r.s, struct.pack(">I", 4000) + b"\x81" * 3999)
+    # Another uid (the supervisor's own) is not held back by these.
+    if as_root():
+        rc, out, err = sup.ctl("status", as_uid=NOBODY)
+        check(rc == 0, "status beside 64 slow peers: %d %r" % (rc, err))
+    said = [until_closed(r) for r in slow]
+    for r in slow:
+        r.close()
+    refused = [x for x in said if x is not None and b"too_many_connections" in x]
+    timed_out = [x for x in said if x is not None and b"no hello within 10 seconds" in x]
+    check(len(refused) == 6 and len(timed_out) == 64,
+          "refused %d, timed out %d: %r" % (len(refused), len(timed_out), said))
+    check(serving(sup), "still serving")
+    log = sup.log_text()
+    check("refusing a peer over the limit of connections of this uid" in log and
+          "dropping a peer that sent no hello" in log, "logged")
+    check(sup.proc.alive(), "the supervisor lives")
+
+
 @harness.test
 def peer_without_rights_is_refused(env):
     if not as_root():
@@ -188,17 +278,28 @@ def proxy_role_gets_config_and_state(env):
                          ("queued", mp_uint(3)), ("in_flight", mp_uint(2))])))
     wait_until(lambda: sup.model("b")["queue_depth"] == 3, 10, "demand recorded")
     check(sup.model("b")["in_flight"] == 2, sup.model("b"))
-    # The proxy may not follow a log (it would hold the proxy's link)...
+    # The proxy may not follow a log (it would hold the proxy's link), even
+    # for a caller with the admin token...
     r.send(frame(mp_map([("t", mp_uint(314)), ("id", mp_uint(5)), ("model", mp_str("a")),
-                         ("follow", b"\xc3")])))
+                         ("follow", b"\xc3"), ("authorized", b"\xc3")])))
     while True:
         p = r.frame()
         if mp_type(p) == T_ERROR:
             check(b"may not follow model logs" in p, p)
+            check(b"forbidden" in p and b"only the admin role" in p, p)
             break
-    # ...but may read its tail, for the web page: log_data, then the reply.
-    r.send(frame(mp_map([("t", mp_uint(314)), ("id", mp_uint(6)), ("model", mp_str("a")),
+    # ...nor read its tail for a caller without the token...
+    r.send(frame(mp_map([("t", mp_uint(314)), ("id", mp_uint(7)), ("model", mp_str("a")),
                          ("lines", mp_uint(5))])))
+    while True:
+        p = r.frame()
+        if mp_type(p) == T_ERROR:
+            check(b"forbidden" in p and b"admin token" in p, p)
+            break
+    # ...but may read it for one with it, for the web page: log_data, then
+    # the reply.
+    r.send(frame(mp_map([("t", mp_uint(314)), ("id", mp_uint(6)), ("model", mp_str("a")),
+                         ("lines", mp_uint(5)), ("authorized", b"\xc3")])))
     while True:
         p = r.frame()
         check(mp_type(p) != T_ERROR, p)
@@ -208,6 +309,64 @@ def proxy_role_gets_config_and_state(env):
     # When the proxy goes, its counts go with it.
     r.close()
     wait_until(lambda: sup.model("b")["queue_depth"] == 0, 10, "demand cleared")
+
+
+def proxy_peer(sup):
+    """A peer with the proxy role, past hello, config and state."""
+    r = Raw(sup.socket)
+    r.send(hello(role=1))
+    check(mp_type(r.frame()) == T_HELLO, "hello")
+    check(mp_type(r.frame()) == T_CONFIG, "config")
+    return r
+
+
+def next_drain(r, model):
+    """The drain_id of the next drain of model sent to this peer."""
+    while True:
+        p = r.frame()
+        check(p is not None, "the supervisor closed the proxy")
+        m = mpack.unpack(p)
+        if m.get("t") == T_DRAIN and m.get("model") == model:
+            return m["drain_id"]
+
+
+@harness.test
+def proxy_leaving_mid_drain(env):
+    """Two proxy connections; a switch drains a; one answers, the other
+    leaves without answering: the switch goes on at once (not after the
+    300 s drain timeout), and the in-flight requests the departed proxy
+    had reported are gone from status."""
+    sup = Sup(env, {"a": {}, "b": {}},
+              extra="policy:\n  min_active_secs: 0\n  drain_timeout_secs: 300\n")
+    sup.start()
+    sup.ctl_ok("wake", "a")
+    check(sup.status()["state"] == "active:a", sup.status()["state"])
+    p1, p2 = proxy_peer(sup), proxy_peer(sup)
+    p2.send(mpack.frame({"t": 200, "model": "a", "queued": 0, "in_flight": 3,
+                         "oldest_ms": 0}))
+    wait_until(lambda: sup.model("a")["in_flight"] == 3, 10, "p2's demand")
+    p1.send(mpack.frame({"t": 200, "model": "b", "queued": 1, "in_flight": 0,
+                         "oldest_ms": 0}))
+    d1, d2 = next_drain(p1, "a"), next_drain(p2, "a")
+    check(d1 == d2, (d1, d2))
+    # p1 answers (twice: the second does not count for p2); a ping's
+    # pong says the supervisor has read both. a is still being drained.
+    p1.send(mpack.frame({"t": 203, "model": "a", "drain_id": d1}))
+    p1.send(mpack.frame({"t": 203, "model": "a", "drain_id": d1}))
+    p1.send(mpack.frame({"t": 3, "id": 77}))
+    while mpack.unpack(p1.frame()).get("t") != 4:
+        pass
+    check(sup.model("a")["state"] == "draining", sup.model("a"))
+    p2.close()
+    t0 = time.monotonic()
+    wait_until(lambda: sup.status()["state"] == "active:b", 20,
+               "the switch to end without the proxy that left")
+    print("switch done %.2f s after the proxy left mid-drain (drain timeout "
+          "300 s)" % (time.monotonic() - t0))
+    st = sup.status()["models"]
+    check(st["a"]["in_flight"] == 0 and st["a"]["queue_depth"] == 0, st["a"])
+    check("the proxy that had not answered left" in sup.log_text(), "logged")
+    p1.close()
 
 
 @harness.test

@@ -5,6 +5,11 @@ model; pin, unpin and manual mode (503 for the other models); the control
 HTTP API's JSON shapes through the proxy, in the middle of a switch too;
 an operator's sleep drains the model first; the switch metrics on
 /metrics."""
+import os
+import pty
+import re
+import subprocess
+
 import harness
 from harness import check, wait_until
 from switch_helpers import Parallel, Stack
@@ -31,6 +36,63 @@ def ctl_switch_while_the_policy_wants_another(env):
     check(s.metric("llmux_switches_total", **{"from": "a", "to": "c"}) == 1, s.metrics())
     check(s.metric("llmux_switches_total", **{"from": "c", "to": "b"}) == 1, s.metrics())
     check(s.metric("llmux_switches_total", **{"from": "a", "to": "b"}) is None, s.metrics())
+
+
+def ctl_on_a_terminal(s, *args):
+    """llmuxctl ARGS with stderr on a pseudo-terminal: its exit status and
+    every line it drew there (each redraw of the progress line)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([harness.binary("llmuxctl"), "--socket", s.sup.socket] +
+                         list(args), stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:         # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    rc = p.wait(timeout=60)
+    return rc, [d for d in data.decode("utf-8", "replace").split("\r\033[K") if d]
+
+
+def duration_ms(text):
+    m = re.match(r"(\d+) ms$|(\d+\.\d) s$", text)
+    check(m, "a duration: %r" % text)
+    return int(m.group(1)) if m.group(1) else float(m.group(2)) * 1000
+
+
+@harness.test
+def ctl_switch_names_its_cooldown(env):
+    # A switch that waits out min_active_secs says so: cooldown, then a
+    # drain that is not given the cooldown's time.
+    s = Stack(env, {"a": {"eviction": OFFLOAD}, "b": {"eviction": OFFLOAD}},
+              policy={"min_active_secs": 2}).start()
+    s.served("a")
+    rc, out, err = s.sup.ctl("switch", "b")
+    check(rc == 0 and "Switched to model: b" in out, (rc, out, err))
+    lines = err.splitlines()
+    cool = [l for l in lines if l.startswith("switch b: cooldown at ")]
+    check(len(cool) == 1 and cool[0].endswith(
+        "(a -> b, waiting out min_active_secs)"), err)
+    check(any(l.startswith("switch b: drain at ") for l in lines), err)
+    check(lines.index(cool[0]) < [l.split(" at ")[0] for l in lines].index(
+        "switch b: drain"), err)
+    # On a terminal the line shows the time spent in the phase.
+    rc, drawn = ctl_on_a_terminal(s, "switch", "a")
+    check(rc == 0, drawn)
+    shown = {}
+    for d in drawn:
+        m = re.match(r"switch a: (\w+) (.+?) \((.*)\)$", d)
+        if m and m.group(1) not in shown:
+            shown[m.group(1)] = (m.group(2), m.group(3))
+    check("cooldown" in shown and shown["cooldown"][1] ==
+          "b -> a, waiting out min_active_secs", drawn)
+    check("drain" in shown and duration_ms(shown["drain"][0]) < 2000,
+          "the drain is drawn with its own time, not the cooldown's: %r" % drawn)
 
 
 @harness.test

@@ -96,8 +96,8 @@ def reload_adds_and_removes_models(env):
     s.served("b")
     models = {"a": {"eviction": OFFLOAD}, "c": {"eviction": OFFLOAD}}
     s.sup.write_config(models, s.sup.extra)
-    code, body = s.control("POST", "/control/reload")
-    check(code == 200 and body["added"] == ["c"] and body["removed"] == ["b"], body)
+    code, body = s.sup.ctl_json("reload")
+    check(code == 0 and body["added"] == ["c"] and body["removed"] == ["b"], body)
     wait_until(lambda: 'msg="switcher rebuilt' in s.sup_log(), 10, "the switcher rebuilt")
     st, body = s.chat("b")
     check(st == 404, "b is gone: %d %r" % (st, body))
@@ -119,8 +119,8 @@ def reload_in_the_middle_of_a_switch(env):
     wait_until(lambda: s.status()["models"]["b"]["state"] == "waking", 10, "b waking")
     models["c"] = {}
     s.sup.write_config(models, s.sup.extra)
-    code, body = s.control("POST", "/control/reload")
-    check(code == 200 and body["added"] == ["c"], body)
+    code, body = s.sup.ctl_json("reload")
+    check(code == 0 and body["added"] == ["c"], body)
     check("takes the new configuration when the switch in progress is done" in s.sup_log(),
           "the rebuild waits")
     # Meanwhile the new model is not the switcher's yet: orders are refused.
@@ -148,8 +148,8 @@ def request_for_a_model_added_while_the_rebuild_waits(env):
     wait_until(lambda: s.status()["models"]["b"]["state"] == "waking", 10, "b waking")
     models["c"] = {}
     s.sup.write_config(models, s.sup.extra)
-    code, body = s.control("POST", "/control/reload")
-    check(code == 200 and body["added"] == ["c"], body)
+    code, body = s.sup.ctl_json("reload")
+    check(code == 0 and body["added"] == ["c"], body)
     p.run(s.chat, "c")
     wait_until(lambda: s.status()["models"]["c"]["queue_depth"] == 1, 10, "c's request queued")
     check('msg="switcher rebuilt' not in s.sup_log(), "before the rebuild")
@@ -170,8 +170,8 @@ def reload_removes_the_model_being_woken(env):
     wait_until(lambda: s.status()["models"]["b"]["state"] == "waking", 10, "b waking")
     del models["b"]
     s.sup.write_config(models, s.sup.extra)
-    code, body = s.control("POST", "/control/reload")
-    check(code == 200 and body["removed"] == ["b"], body)
+    code, body = s.sup.ctl_json("reload")
+    check(code == 0 and body["removed"] == ["b"], body)
     (st, body), = p.join()
     check(st == 404 and body["error"]["code"] == "model_not_found", (st, body))
     # The switch to b ends at once (b's wake was cut), not at its deadline.

@@ -97,6 +97,14 @@ check "/etc/llmux/llmux.yaml is root's, mode 640" \
     is "$(stat -c '%a %U %G' /etc/llmux/llmux.yaml)" "640 root root"
 check "the shipped configuration is valid" \
     llmux-supervisord --check-config -c /etc/llmux/llmux.yaml
+check "the shipped configuration listens on loopback" \
+    grep -q '^  listen_address: 127\.0\.0\.1 ' /etc/llmux/llmux.yaml
+check "the shipped proxy socket listens on loopback" \
+    grep -qx 'ListenStream=127\.0\.0\.1:3000' "$(systemctl show -P FragmentPath llmux-proxyd.socket)"
+check "the admin token was made: root:llmux-admin, mode 640" \
+    is "$(stat -c '%a %U %G' /etc/llmux/admin-token)" "640 root llmux-admin"
+check "the admin token is 64 random hex digits" \
+    grep -Eqx '[0-9a-f]{64}' /etc/llmux/admin-token
 for u in llmux-supervisord.service llmux-proxyd.service llmux-proxyd.socket \
     llmux-proxyd-admin.socket; do
 	check "unit $u is installed" test -f "$(unit_path $u)"
@@ -119,6 +127,8 @@ check "group llmux-admin (operators)" getent group llmux-admin
 check "/var/lib/llmux-engine belongs to llmux-engine, 750" \
     is "$(stat -c '%a %U %G' /var/lib/llmux-engine)" "750 llmux-engine llmux-engine"
 check "/run/llmux is 755 root:root" is "$(stat -c '%a %U %G' /run/llmux)" "755 root root"
+check "/var/lib/llmux/checkpoints (CRIU images) is 700 root:root" \
+    is "$(stat -c '%a %U %G' /var/lib/llmux/checkpoints)" "700 root root"
 check "/run/llmux lets llmux-admin use new sockets (default ACL)" bash -c \
     'getfacl -p /run/llmux | grep -qx "default:group:llmux-admin:rw-"'
 
@@ -138,7 +148,7 @@ models:
 YAML
 	mkdir -p /etc/systemd/system/llmux-proxyd.socket.d \
 	    /etc/systemd/system/llmux-proxyd-admin.socket.d
-	printf '[Socket]\nListenStream=\nListenStream=%s\n' "$pport" \
+	printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$pport" \
 	    > /etc/systemd/system/llmux-proxyd.socket.d/port.conf
 	printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$aport" \
 	    > /etc/systemd/system/llmux-proxyd-admin.socket.d/port.conf
@@ -205,6 +215,36 @@ if [ "$kind" = deb ]; then
 	    curl -sf -o /dev/null --max-time 10 \
 	    "http://127.0.0.1:$aport/javascript/chart.js/chart.min.js"
 fi
+# refused_as USER: POST /control/mode as USER, without the token: 401.
+refused_as() {
+	local code
+	code=$(as "$1" curl -s -o /tmp/control.json -w '%{http_code}' --max-time 10 \
+	    -H 'Content-Type: application/json' -d '{"mode": "manual"}' \
+	    "http://127.0.0.1:$aport/control/mode")
+	is "$code" 401
+}
+check "a state change without the token is refused (401)" refused_as mallory
+check "... with an OpenAI-style error" grep -q '"code": *"admin_token_required"' /tmp/control.json
+check "the token is unreadable to anyone else" bash -c \
+    '! setpriv --reuid=mallory --regid=mallory --init-groups cat /etc/llmux/admin-token'
+check "a member of llmux-admin reads the token and changes state with it" bash -c \
+    "tok=\$(setpriv --reuid=alice --regid=alice --init-groups cat /etc/llmux/admin-token) &&
+    code=\$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+    -H \"Authorization: Bearer \$tok\" -H 'Content-Type: application/json' \
+    -d '{\"mode\": \"auto\"}' http://127.0.0.1:$aport/control/mode) && [ \$code = 200 ]"
+# log_refused_as USER: GET /control/logs as USER, without the token: 401.
+log_refused_as() {
+	local code
+	code=$(as "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+	    "http://127.0.0.1:$aport/control/logs?model=tiny&lines=5")
+	is "$code" 401
+}
+check "a model's log without the token is refused (401)" log_refused_as mallory
+check "... and read with it, by a member of llmux-admin" bash -c \
+    "tok=\$(setpriv --reuid=alice --regid=alice --init-groups cat /etc/llmux/admin-token) &&
+    code=\$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+    -H \"Authorization: Bearer \$tok\" \
+    'http://127.0.0.1:$aport/control/logs?model=tiny&lines=5') && [ \$code = 200 ]"
 
 # ---- restarts and reloads keep the model --------------------------------
 check "restart the supervisor" systemctl restart llmux-supervisord.service
@@ -227,12 +267,13 @@ done
 # restarts both daemons, keeps the proxy's sockets open and the model
 # process running, re-adopted by the new supervisor.
 upgrade() {
-	local desc=$1 want=$2 sup proxy sock have
+	local desc=$1 want=$2 sup proxy sock have token
 	shift 2
 	sup=$(mainpid llmux-supervisord.service)
 	proxy=$(mainpid llmux-proxyd.service)
 	sock=$(systemctl show -P ActiveEnterTimestampMonotonic llmux-proxyd.socket)
 	model_pid=$(model_pids | head -1)
+	token=$(cat /etc/llmux/admin-token)
 	check "$desc" "$@"
 	if [ "$kind" = deb ]; then
 		have=$(dpkg-query -W -f '${Version}' llmux)
@@ -254,6 +295,7 @@ upgrade() {
 	check "$desc: served by the alias" chat small
 	check "$desc: the configuration was kept" \
 	    grep -q "port: $mport" /etc/llmux/llmux.yaml
+	check "$desc: the admin token was kept" is "$(cat /etc/llmux/admin-token)" "$token"
 	diagnose "$desc"
 }
 if [ "$kind" = deb ]; then

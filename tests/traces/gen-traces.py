@@ -82,6 +82,49 @@ def random_mix(rng):
     return out
 
 
+def backlog(rng):
+    """Long backlogs: a steady 0.3 req/s for a, and every 40-80 s a surge
+    of 30-50 requests for a within a second (15-25 s of work at 0.5 s a
+    request), while b asks 0.15 req/s, for 15 minutes."""
+    out = poisson(rng, 0.3, 0, 900, "a") + poisson(rng, 0.15, 0, 900, "b")
+    t = rng.uniform(10, 40)
+    while t < 900:
+        out += [(t + rng.uniform(0, 1.0), "a")
+                for _ in range(rng.randint(30, 50))]
+        t += rng.uniform(40, 80)
+    return out
+
+
+def chained(rng):
+    """Bursts that arrive on completion times: a burst of 6-16 requests
+    for a, the next one when the last would be done at 0.5 s a request
+    (a client that sends its next batch as the answers come), in runs of
+    3-8 bursts with pauses of 5-30 s between runs; b asks 0.2 req/s; 15
+    minutes."""
+    out, t = poisson(rng, 0.2, 0, 900, "b"), 0.0
+    while t < 900:
+        for _ in range(rng.randint(3, 8)):
+            n = rng.randint(6, 16)
+            out += [(t + rng.uniform(0, 0.2), "a") for _ in range(n)]
+            t += 0.5 * n
+        t += rng.uniform(5, 30)
+    return out
+
+
+def pairs(rng):
+    """Random two-model mixes: bursts of 1-30 requests for a or b at
+    random, each within 0-3 s, separated by gaps of 5-30 s, for 15
+    minutes."""
+    out, t = [], 0.0
+    while t < 900:
+        model = rng.choice("ab")
+        spread = rng.uniform(0, 3.0)
+        out += [(t + rng.uniform(0, spread), model)
+                for _ in range(rng.randint(1, 30))]
+        t += rng.uniform(5.0, 30.0)
+    return out
+
+
 TRACES = [
     ("steady", steady, 1),
     ("bursty", bursty, 2),
@@ -90,6 +133,9 @@ TRACES = [
     ("surges", surges, 5),
     ("three", three, 6),
     ("random", random_mix, 7),
+    ("backlog", backlog, 8),
+    ("chained", chained, 9),
+    ("pairs", pairs, 10),
 ]
 
 

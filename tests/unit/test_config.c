@@ -23,7 +23,7 @@ START_TEST(test_defaults)
 	ck_assert(!cfg->admin_port_set);
 	ck_assert_str_eq(cfg->vllm_command, "vllm");
 	ck_assert(!cfg->warmup);
-	ck_assert_uint_eq(cfg->startup_timeout_secs, 600);
+	ck_assert_uint_eq(cfg->startup_timeout_secs, 900);
 	ck_assert_uint_eq(cfg->max_sleeping, 0);
 	ck_assert_str_eq(cfg->supervisor_socket, "/run/llmux/supervisor.sock");
 	ck_assert_str_eq(cfg->user, "llmux-engine");
@@ -51,7 +51,8 @@ START_TEST(test_defaults)
 	ck_assert(!cfg->checkpoint.set);
 	ck_assert_str_eq(cfg->checkpoint.criu_path, "criu");
 	ck_assert_str_eq(cfg->checkpoint.cuda_plugin_dir, "/usr/lib/criu/");
-	ck_assert_str_eq(cfg->checkpoint.images_dir, "/tmp/llmux-checkpoints");
+	/* Under the state directory: model_path_images_dir. */
+	ck_assert_ptr_null(cfg->checkpoint.images_dir);
 	ck_assert_str_eq(cfg->checkpoint.cuda_checkpoint_path,
 	    "cuda-checkpoint");
 	ck_assert(cfg->checkpoint.keep_images);
@@ -59,7 +60,9 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg->checkpoint.object_store.endpoint);
 	ck_assert_str_eq(cfg->checkpoint.object_store.region, "us-east-1");
 
-	ck_assert_str_eq(cfg->proxy.listen_address, "0.0.0.0");
+	ck_assert_str_eq(cfg->proxy.listen_address, "127.0.0.1");
+	ck_assert(!cfg->proxy.allow_unauthenticated);
+	ck_assert_str_eq(cfg->admin_token_file, "/etc/llmux/admin-token");
 	ck_assert_str_eq(cfg->proxy.admin_address, "127.0.0.1");
 	ck_assert_uint_eq(cfg->proxy.max_queue_per_model, 16384);
 	ck_assert_uint_eq(cfg->proxy.max_body_bytes, 32u << 20);
@@ -73,7 +76,9 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg->proxy.n_api_keys, 0);
 	ck_assert_ptr_nonnull(cfg->proxy.api_keys);
 	ck_assert_ptr_null(cfg->proxy.api_keys[0]);
-	ck_assert_ptr_null(cfg->proxy.admin_token);
+	/* The default file's token, on a machine where llmux is installed. */
+	if (access(cfg->admin_token_file, F_OK) != 0)
+		ck_assert_ptr_null(cfg->proxy.admin_token);
 
 	ck_assert_str_eq(cfg->gpu.cuda_library, "libcuda.so.1");
 	ck_assert_str_eq(cfg->gpu.nvml_library, "libnvidia-ml.so.1");
@@ -103,7 +108,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(m->ttl_secs, 0);
 	ck_assert(!m->preload);
 	ck_assert_uint_eq(m->startup_timeout_secs, 0);
-	ck_assert_uint_eq(config_model_startup_timeout(cfg, m), 600);
+	ck_assert_uint_eq(config_model_startup_timeout(cfg, m), 900);
 	ck_assert_uint_eq(m->pos.line, 2);
 	ck_assert_uint_eq(m->pos.col, 3);
 	config_free(cfg);
@@ -257,6 +262,7 @@ static const char *full_yaml =
     "user: nobody\n"
     "proxy_user: www-data\n"
     "admin_group: adm\n"
+    "admin_token_file: /nonexistent/admin-token\n"
     "state_dir: /tmp/state\n"
     "log_dir: /tmp/log\n"
     "model_log_max_bytes: 1 GB\n"
@@ -271,6 +277,7 @@ static const char *full_yaml =
     "  max_connections: 99\n"
     "  api_keys: [sk-one, sk-two]\n"
     "  admin_token: s3cret-token\n"
+    "  allow_unauthenticated: true\n"
     "gpu:\n"
     "  cuda_library: /opt/fake/libcuda.so.1\n"
     "  nvml_library: /opt/fake/libnvidia-ml.so.1\n"
@@ -305,6 +312,7 @@ static const char *full_json =
     "\"startup_timeout_secs\": 60, \"max_sleeping\": 1,\n"
     " \"supervisor_socket\": \"/tmp/llmux.sock\", \"user\": \"nobody\", "
     "\"proxy_user\": \"www-data\", \"admin_group\": \"adm\", "
+    "\"admin_token_file\": \"/nonexistent/admin-token\", "
     "\"state_dir\": \"/tmp/state\", \"log_dir\": \"/tmp/log\", "
     "\"model_log_max_bytes\": 1000000000, \"model_log_keep\": 10, "
     "\"gpu_count\": 4,\n"
@@ -312,7 +320,7 @@ static const char *full_json =
     "\"max_queue_per_model\": 10, \"max_body_bytes\": \"1MiB\", "
     "\"max_header_bytes\": 16384, \"max_connections\": 99, "
     "\"api_keys\": [\"sk-one\", \"sk-two\"], "
-    "\"admin_token\": \"s3cret-token\"},\n"
+    "\"admin_token\": \"s3cret-token\", \"allow_unauthenticated\": true},\n"
     " \"gpu\": {\"cuda_library\": \"/opt/fake/libcuda.so.1\", "
     "\"nvml_library\": \"/opt/fake/libnvidia-ml.so.1\", "
     "\"lock_timeout_ms\": 500, \"allow_migration\": true}}\n";
@@ -354,6 +362,8 @@ START_TEST(test_llmux_keys)
 	ck_assert_str_eq(cfg->proxy.api_keys[1], "sk-two");
 	ck_assert_ptr_null(cfg->proxy.api_keys[2]);
 	ck_assert_str_eq(cfg->proxy.admin_token, "s3cret-token");
+	ck_assert(cfg->proxy.allow_unauthenticated);
+	ck_assert_str_eq(cfg->admin_token_file, "/nonexistent/admin-token");
 	ck_assert_str_eq(cfg->gpu.cuda_library, "/opt/fake/libcuda.so.1");
 	ck_assert_str_eq(cfg->gpu.nvml_library, "/opt/fake/libnvidia-ml.so.1");
 	ck_assert_uint_eq(cfg->gpu.lock_timeout_ms, 500);

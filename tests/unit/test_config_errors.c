@@ -1,8 +1,9 @@
 /*
  * test_config_errors.c -- the config loader's refusals: each kind of error
  * and warning with its exact line:column, all errors in one run, the
- * object store's keys, and machine facts in check and run mode. Hostile
- * input is test_config_hostile.c's.
+ * object store's keys, machine facts in check and run mode, the admin
+ * token file and the API port without keys. Hostile input is
+ * test_config_hostile.c's.
  */
 #include "config_test.h"
 #include "unit.h"
@@ -669,6 +670,159 @@ START_TEST(test_machine)
 }
 END_TEST
 
+/* ---- who may reach llmux (config_access.c) --------------------------- */
+
+/* Load M with admin_token_file: path (and more); the token, or NULL. */
+static char *
+token_of(const char *path, const char *more, enum config_mode mode,
+    const char *want_diag)
+{
+	struct config_diags	 d;
+	struct config		*cfg;
+	char			 text[1024], *got, *tok;
+
+	snprintf(text, sizeof(text), M "vllm_command: /bin/sh\n"
+	    "admin_token_file: %s\n%s", path, more);
+	cfg = load(text, mode, &d);
+	got = machine_text(&d);
+	ck_assert_msg(strcmp(got, want_diag) == 0, "want:\n%s\ngot:\n%s",
+	    want_diag, got);
+	free(got);
+	ck_assert_msg((cfg != NULL) == (d.n_errors == 0), "%s", text);
+	tok = cfg != NULL && cfg->proxy.admin_token != NULL ?
+	    strdup(cfg->proxy.admin_token) : NULL;
+	config_free(cfg);
+	config_diags_free(&d);
+	return (tok);
+}
+
+/* The refusal of the token file at path, as a run and as a check. */
+static void
+token_refused(const char *path, const char *why)
+{
+	char	want[1024];
+
+	snprintf(want, sizeof(want), "error: admin_token_file: %s %s, so it "
+	    "is not used\n", path, why);
+	ck_assert_ptr_null(token_of(path, "", CONFIG_RUN, want));
+	snprintf(want, sizeof(want), "warning: admin_token_file: %s %s, so "
+	    "it is not used (the supervisor will refuse to start)\n", path,
+	    why);
+	ck_assert_ptr_null(token_of(path, "", CONFIG_CHECK, want));
+}
+
+START_TEST(test_admin_token_file)
+{
+	char	*dir, path[256], slink[256], other[256], *tok, big[400];
+
+	dir = tmpdir();
+	snprintf(path, sizeof(path), "%s/admin-token", dir);
+
+	/* Missing: no token, and nothing to say. */
+	ck_assert_ptr_null(token_of(path, "", CONFIG_RUN, ""));
+
+	/* One line; the newline (and trailing blanks) are not the token. */
+	write_file(path, "0123456789abcdef\n", 0640);
+	chmod(path, 0640);
+	tok = token_of(path, "", CONFIG_RUN, "");
+	ck_assert_str_eq(tok, "0123456789abcdef");
+	free(tok);
+	/* An inline admin_token wins; null names no file. */
+	tok = token_of(path, "proxy: {admin_token: inline-one}\n", CONFIG_RUN,
+	    "");
+	ck_assert_str_eq(tok, "inline-one");
+	free(tok);
+	ck_assert_ptr_null(token_of("null", "", CONFIG_RUN, ""));
+	/* 0600 and 0400 are fine too. */
+	chmod(path, 0400);
+	tok = token_of(path, "", CONFIG_RUN, "");
+	ck_assert_str_eq(tok, "0123456789abcdef");
+	free(tok);
+
+	/* Modes that let others read it or anyone else write it. */
+	chmod(path, 0644);
+	token_refused(path, "is readable by others (mode 0644; want 0640)");
+	chmod(path, 0660);
+	token_refused(path, "is writable by its group (mode 0660; want 0640)");
+	chmod(path, 0646);
+	token_refused(path, "is writable by others (mode 0646; want 0640)");
+	chmod(path, 0640);
+
+	/* A symbolic link, even to a good file; a second hard link. */
+	snprintf(slink, sizeof(slink), "%s/link", dir);
+	ck_assert_int_eq(symlink(path, slink), 0);
+	token_refused(slink, "is a symbolic link");
+	unlink(slink);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	ck_assert_int_eq(link(path, other), 0);
+	token_refused(path, "has other hard links");
+	unlink(other);
+	/* A directory. */
+	snprintf(other, sizeof(other), "%s/adir", dir);
+	ck_assert_int_eq(mkdir(other, 0750), 0);
+	token_refused(other, "is not a regular file");
+	rmdir(other);
+
+	/* Another user's file (as root, who can make one). */
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(path, 65534, 0), 0);
+		token_refused(path, "belongs to uid 65534, not root");
+		ck_assert_int_eq(chown(path, 0, 0), 0);
+	}
+
+	/* What it holds. */
+	write_file(path, "\n", 0640);
+	token_refused(path, "is empty");
+	write_file(path, "two words\n", 0640);
+	token_refused(path, "may hold only printable ASCII without spaces, "
+	    "on one line");
+	write_file(path, "line1\nline2\n", 0640);
+	token_refused(path, "may hold only printable ASCII without spaces, "
+	    "on one line");
+	memset(big, 'x', 300);
+	big[300] = '\0';
+	write_file(path, big, 0640);
+	token_refused(path, "holds 300 characters (a token is at most 256)");
+
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_listen_without_keys)
+{
+	/* Loopback (the default) needs no keys. */
+	expect_diags(M, "");
+	expect_diags(M "proxy: {listen_address: 127.0.0.2}\n", "");
+	expect_diags(M "proxy: {listen_address: '::1'}\n", "");
+	/* A public address needs keys, or says it means to be open. */
+	expect_diags(M "proxy: {listen_address: 0.0.0.0}\n",
+	    "5:25: error: proxy.listen_address: the API would listen on "
+	    "0.0.0.0 with no api_keys, open to anyone who reaches it (set "
+	    "proxy.api_keys, listen on 127.0.0.1, or set "
+	    "proxy.allow_unauthenticated: true)\n");
+	expect_diags(M "proxy: {listen_address: '::'}\n",
+	    "5:25: error: proxy.listen_address: the API would listen on :: "
+	    "with no api_keys, open to anyone who reaches it (set "
+	    "proxy.api_keys, listen on 127.0.0.1, or set "
+	    "proxy.allow_unauthenticated: true)\n");
+	expect_diags(M "proxy: {listen_address: 0.0.0.0, api_keys: [k1]}\n",
+	    "");
+	expect_diags(M "proxy: {listen_address: 0.0.0.0, "
+	    "allow_unauthenticated: true}\n", "");
+	ck_assert(config_access_loopback("127.0.0.1"));
+	ck_assert(config_access_loopback("127.255.0.9"));
+	ck_assert(config_access_loopback("::1"));
+	ck_assert(config_access_loopback("::ffff:127.0.0.1"));
+	ck_assert(!config_access_loopback("0.0.0.0"));
+	ck_assert(!config_access_loopback("::"));
+	ck_assert(!config_access_loopback("10.0.0.1"));
+	ck_assert(!config_access_loopback("128.0.0.1"));
+	ck_assert(!config_access_loopback("::ffff:10.0.0.1"));
+}
+END_TEST
+
 static Suite *
 config_errors_suite(void)
 {
@@ -688,6 +842,8 @@ config_errors_suite(void)
 	tcase_add_test(tc, test_all_errors);
 	tcase_add_test(tc, test_warnings);
 	tcase_add_test(tc, test_machine);
+	tcase_add_test(tc, test_admin_token_file);
+	tcase_add_test(tc, test_listen_without_keys);
 	suite_add_tcase(s, tc);
 	return (s);
 }

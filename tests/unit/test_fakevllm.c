@@ -51,7 +51,8 @@ START_TEST(test_args_supervisor_line)
 	ck_assert_str_eq(o.names[0], "llama");
 	ck_assert_int_eq(o.tp, 2);
 	ck_assert_int_eq(o.max_model_len, 32768);
-	ck_assert_str_eq(o.host, "127.0.0.1");
+	/* vLLM binds every address unless told (llmux tells it). */
+	ck_assert_str_eq(o.host, "0.0.0.0");
 	ck_assert(o.gpu_util == 0.45);
 	ck_assert_int_eq(o.gpu_mode, FV_GPU_NONE);
 	ck_assert_int_eq(o.nignored, 1);

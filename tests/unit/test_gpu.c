@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "supervisord/base/base.h"
 #include "supervisord/criu/criu.h"
 #include "supervisord/gpu/gpu.h"
 #include "supervisord/store/store.h"
@@ -57,6 +58,28 @@ START_TEST(test_sha256)
 	ck_assert_str_eq(hash(million, 1000000, 1000000), "cdc76e5c9914fb9281a"
 	    "1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 	free(million);
+}
+END_TEST
+
+/* Every piece size from 1 to 200 bytes gives the digest of one piece. */
+START_TEST(test_sha256_pieces)
+{
+	char		*data = xmalloc(1000), whole[SHA256_HEX_LEN];
+	struct sha256	 c;
+
+	for (size_t i = 0; i < 1000; i++)
+		data[i] = (char)(i * 7 + i / 13);
+	snprintf(whole, sizeof(whole), "%s", hash(data, 1000, 1000));
+	for (size_t piece = 1; piece <= 200; piece++)
+		ck_assert_str_eq(hash(data, 1000, piece), whole);
+	free(data);
+	/* A hash given up on the way is freed; freeing again is harmless. */
+	sha256_init(&c);
+	sha256_update(&c, "abc", 3);
+	sha256_free(&c);
+	sha256_free(&c);
+	memset(&c, 0, sizeof(c));
+	sha256_free(&c);
 }
 END_TEST
 
@@ -240,13 +263,17 @@ START_TEST(test_manifest_files)
 	char		dir[] = "/tmp/llmux-test-manifest-XXXXXX", err[256];
 	char		cmd[600];
 
+	int		fd;
+
 	ck_assert_ptr_nonnull(mkdtemp(dir));
+	fd = fs_open_dir(dir, NULL, false, err, sizeof(err));
+	ck_assert_msg(fd != -1, "%s", err);
 	put(dir, "pages-1.img", "abc");
 	put(dir, "inventory.img", "");
 	put(dir, "dump.log", "not covered");
 	put(dir, ".hidden", "not covered");
 	memset(&m, 0, sizeof(m));
-	ck_assert_int_eq(manifest_scan(dir, &m, err, sizeof(err)), 0);
+	ck_assert_int_eq(manifest_scan(fd, dir, &m, err, sizeof(err)), 0);
 	ck_assert_uint_eq(m.nfiles, 2);
 	ck_assert_str_eq(m.files[0].name, "inventory.img");
 	ck_assert_str_eq(m.files[1].name, "pages-1.img");
@@ -255,38 +282,123 @@ START_TEST(test_manifest_files)
 	    "b00361a396177a9cb410ff61f20015ad");
 	m.model = xstrdup("a");
 	m.driver = xstrdup("none");
-	ck_assert_int_eq(manifest_write(dir, &m, err, sizeof(err)), 0);
-	ck_assert_int_eq(manifest_read(dir, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(manifest_write(fd, dir, &m, err, sizeof(err)), 0);
+	ck_assert_int_eq(manifest_read(fd, &r, err, sizeof(err)), 0);
 	ck_assert_uint_eq(r.nfiles, 2);
 	/* The manifest itself and logs are not covered. */
-	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    0);
 	put(dir, "pages-1.img", "abd");
-	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "image file pages-1.img fails its checksum "
 	    "(damaged or changed since the checkpoint)");
+	/* Without the checksums (after a download): names and sizes. */
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    0);
 	put(dir, "pages-1.img", "abcd");
-	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "image file pages-1.img has 4 bytes, the "
+	    "manifest says 3");
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    -1);
 	ck_assert_str_eq(err, "image file pages-1.img has 4 bytes, the "
 	    "manifest says 3");
 	put(dir, "pages-1.img", "abc");
 	put(dir, "pages-2.img", "x");
-	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "image file pages-2.img is not in the manifest");
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    -1);
 	ck_assert_str_eq(err, "image file pages-2.img is not in the manifest");
 	snprintf(cmd, sizeof(cmd), "%s/pages-2.img", dir);
 	unlink(cmd);
 	snprintf(cmd, sizeof(cmd), "%s/inventory.img", dir);
 	unlink(cmd);
-	ck_assert_int_eq(manifest_verify(dir, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(manifest_verify(fd, dir, &r, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "image file inventory.img is missing");
+	ck_assert_int_eq(manifest_verify_sizes(fd, dir, &r, err, sizeof(err)),
+	    -1);
 	ck_assert_str_eq(err, "image file inventory.img is missing");
 	manifest_free(&r);
 	manifest_free(&m);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	ck_assert_int_eq(system(cmd), 0);
-	ck_assert_int_eq(manifest_read(dir, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(manifest_read(fd, &r, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "it has no llmux manifest"));
+	close(fd);
 	ck_assert(manifest_covers("pages-1.img"));
 	ck_assert(!manifest_covers(MANIFEST_FILE));
 	ck_assert(!manifest_covers("restore.log"));
+}
+END_TEST
+
+/* base/fs.c: directories walked from "/" by descriptor, and checked. */
+START_TEST(test_fs_open_dir)
+{
+	char	dir[] = "/tmp/llmux-test-fs-XXXXXX", err[1024], path[600];
+	char	want[1024];
+	int	fd, sub;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	/* Made when missing (0700), and opened again. */
+	fd = fs_open_dir(dir, "a/b", true, err, sizeof(err));
+	ck_assert_msg(fd != -1, "%s", err);
+	snprintf(path, sizeof(path), "%s/a/b", dir);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	sub = fs_open_sub(fd, path, "images", true, err, sizeof(err));
+	ck_assert_msg(sub != -1, "%s", err);
+	close(sub);
+	close(fd);
+	/* Not there, not made. */
+	ck_assert_int_eq(fs_open_dir(dir, "nope", false, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "No such file or directory"));
+	/* Writable by others: refused, the configured one and below. */
+	snprintf(path, sizeof(path), "%s/a", dir);
+	ck_assert_int_eq(chmod(path, 0777), 0);
+	ck_assert_int_eq(fs_open_dir(dir, "a/b", false, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s is writable by others (mode 0777)",
+	    path);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(fs_open_dir(path, NULL, false, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, want);
+	/* On the way there, a sticky one is not (/tmp is one). */
+	ck_assert_int_eq(chmod(path, 01777), 0);
+	snprintf(path, sizeof(path), "%s/a/b", dir);
+	fd = fs_open_dir(path, NULL, false, err, sizeof(err));
+	ck_assert_msg(fd != -1, "%s", err);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/a", dir);
+	ck_assert_int_eq(chmod(path, 0770), 0);
+	ck_assert_int_eq(fs_open_dir(dir, "a", false, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "is writable by its group"));
+	ck_assert_int_eq(chmod(path, 0700), 0);
+	/* A symbolic link anywhere: refused, never followed. */
+	snprintf(path, sizeof(path), "%s/link", dir);
+	ck_assert_int_eq(symlink("a", path), 0);
+	ck_assert_int_eq(fs_open_dir(path, "b", false, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s is a symbolic link", path);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(fs_open_dir(dir, "link/b", true, err, sizeof(err)),
+	    -1);
+	ck_assert_str_eq(err, want);
+	/* Another user's (as root only: nobody's). */
+	if (geteuid() == 0) {
+		snprintf(path, sizeof(path), "%s/a", dir);
+		ck_assert_int_eq(chown(path, 65534, 65534), 0);
+		ck_assert_int_eq(fs_open_dir(dir, "a/b", false, err,
+		    sizeof(err)), -1);
+		snprintf(want, sizeof(want), "%s is owned by uid 65534, not "
+		    "by root", path);
+		ck_assert_str_eq(err, want);
+	}
+	/* Not absolute; dots. */
+	ck_assert_int_eq(fs_open_dir("tmp/x", NULL, false, err, sizeof(err)),
+	    -1);
+	ck_assert_int_eq(fs_open_dir(dir, "a/../a", false, err, sizeof(err)),
+	    -1);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	ck_assert_int_eq(system(path), 0);
 }
 END_TEST
 
@@ -433,10 +545,12 @@ main(void)
 	TCase	*tc = tcase_create("gpu");
 
 	tcase_add_test(tc, test_sha256);
+	tcase_add_test(tc, test_sha256_pieces);
 	tcase_add_test(tc, test_manifest_roundtrip);
 	tcase_add_test(tc, test_manifest_refusals);
 	tcase_add_test(tc, test_manifest_match);
 	tcase_add_test(tc, test_manifest_files);
+	tcase_add_test(tc, test_fs_open_dir);
 	tcase_add_test(tc, test_gpu_place);
 	tcase_add_test(tc, test_uuid_and_names);
 	tcase_add_test(tc, test_criu_version);

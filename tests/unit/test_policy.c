@@ -494,9 +494,10 @@ START_TEST(test_batch_aware_preempts_after_round_trip)
 	make(POLICY_BATCH_AWARE);
 	setup_view(0);
 	teach(0, 2000);
-	/* a busy since 2 s; b's oldest arrived at 10 s: a round trip (4 s)
-	 * later, at 14 s, b has waited more than leaving costs a. */
-	busy(3);
+	/* a busy since 2 s, one request left; b's oldest arrived at 10 s: a
+	 * round trip (4 s) later, at 14 s, b has waited more than leaving
+	 * costs a. */
+	busy(1);
 	waiting(B, 1, 10000);
 	d = decide(12000);
 	ck_assert_int_eq(d.target, -1);
@@ -516,6 +517,66 @@ START_TEST(test_batch_aware_preempts_after_round_trip)
 	ck_assert_int_eq(d.target, -1);
 	d = decide(17000);
 	ck_assert_int_eq(d.target, B);
+	teardown();
+}
+END_TEST
+
+START_TEST(test_batch_aware_rides_along_a_backlog)
+{
+	struct policy_decision d;
+
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	teach(0, 2000);
+	/* No drain seen yet: a busy model with more than one request in
+	 * flight is not left after a round trip; its new requests ride
+	 * along, and b waits for the backlog or its staleness. */
+	busy(3);
+	waiting(B, 1, 10000);
+	d = decide(14000);
+	ck_assert_int_eq(d.target, -1);
+	busy(2);
+	waiting(B, 1, 10000);
+	d = decide(16000);
+	ck_assert_int_eq(d.target, -1);
+	busy(1);
+	waiting(B, 1, 10000);
+	d = decide(17000);
+	ck_assert_int_eq(d.target, B);
+	ck_assert(d.no_cooldown);
+	/* Stale: time_slice's rule, whatever is in flight. */
+	busy(30);
+	waiting(B, 1, 10000);
+	d = decide(25000);
+	ck_assert_int_eq(d.target, B);
+	ck_assert(!d.no_cooldown);
+	teardown();
+
+	/* a drained 8 requests in 2 s (250 ms each): a quarter of the 4 s
+	 * round trip drains 4 of them. 5 in flight rides along, 4 is
+	 * little. */
+	make(POLICY_BATCH_AWARE);
+	setup_view(0);
+	teach(0, 2000);
+	pm[A].in_flight = 8;
+	d = decide(3000);
+	pm[A].state = POLICY_LEAVING;
+	d = decide(3000);
+	pm[A].in_flight = 3;
+	d = decide(4000);
+	pm[A].in_flight = 0;
+	d = decide(5000);
+	pm[A].state = POLICY_ACTIVE;
+	pm[A].active_since_ms = 5000;
+	busy(5);
+	waiting(B, 1, 10000);
+	d = decide(14000);
+	ck_assert_int_eq(d.target, -1);
+	busy(4);
+	waiting(B, 1, 10000);
+	d = decide(14100);
+	ck_assert_int_eq(d.target, B);
+	ck_assert(d.no_cooldown);
 	teardown();
 }
 END_TEST
@@ -685,6 +746,7 @@ main(void)
 	tcase_add_test(tc, test_batch_aware_dear_is_time_slice);
 	tcase_add_test(tc, test_batch_aware_leaves_idle_at_once);
 	tcase_add_test(tc, test_batch_aware_preempts_after_round_trip);
+	tcase_add_test(tc, test_batch_aware_rides_along_a_backlog);
 	tcase_add_test(tc, test_batch_aware_keeps_time_slice_rules);
 	tcase_add_test(tc, test_batch_aware_choice);
 	tcase_add_test(tc, test_batch_aware_times_switches);

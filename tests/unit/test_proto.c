@@ -133,6 +133,7 @@ START_TEST(test_roundtrip_config)
 	in.u.config.port = 3000;
 	in.u.config.admin_port = 3001;
 	in.u.config.listen_address = "0.0.0.0";
+	in.u.config.allow_unauthenticated = true;
 	in.u.config.request_timeout_secs = 300;
 	in.u.config.max_queue_per_model = 16384;
 	in.u.config.max_body_bytes = (uint64_t)32 << 20;
@@ -169,6 +170,7 @@ START_TEST(test_roundtrip_config)
 	ck_assert_uint_eq(out.u.config.api_keys.n, 1);
 	ck_assert_str_eq(out.u.config.api_keys.v[0], "sk-1");
 	ck_assert_ptr_null(out.u.config.admin_token);
+	ck_assert(out.u.config.allow_unauthenticated);
 	proto_msg_free(&out);
 }
 END_TEST
@@ -280,6 +282,7 @@ START_TEST(test_roundtrip_calls)
 		in.u.call.no_warmup = true;
 		in.u.call.follow = true;
 		in.u.call.lines = 50;
+		in.u.call.authorized = true;
 		ck_assert(proto_type_is_call(t));
 		roundtrip(&in, &out);
 		ck_assert_str_eq(out.u.call.model, "m");
@@ -293,6 +296,7 @@ START_TEST(test_roundtrip_calls)
 		ck_assert(out.u.call.no_warmup);
 		ck_assert(out.u.call.follow);
 		ck_assert_uint_eq(out.u.call.lines, 50);
+		ck_assert(out.u.call.authorized);
 		proto_msg_free(&out);
 	}
 	ck_assert_int_eq(proto_call_by_name("switch"), PROTO_CTL_SWITCH);
@@ -309,7 +313,86 @@ START_TEST(test_roundtrip_calls)
 	ck_assert_ptr_null(out.u.call.model);
 	ck_assert(!out.u.call.has_eviction);
 	ck_assert_uint_eq(out.u.call.policies.n, 0);
+	ck_assert(!out.u.call.authorized);
 	proto_msg_free(&out);
+}
+END_TEST
+
+/* Which calls each role may make (catalogue.c's table). */
+START_TEST(test_call_access)
+{
+	static const enum proto_type read[] = { PROTO_CTL_STATUS,
+	    PROTO_CTL_MODELS, PROTO_CTL_EVICTION_GET, PROTO_CTL_METRICS,
+	    PROTO_CTL_SUBSCRIBE };
+	static const enum proto_type change[] = { PROTO_CTL_MODE,
+	    PROTO_CTL_PIN, PROTO_CTL_UNPIN, PROTO_CTL_SWITCH,
+	    PROTO_CTL_EVICTION_SET, PROTO_CTL_SLEEP, PROTO_CTL_WAKE,
+	    PROTO_CTL_CHECKPOINT, PROTO_CTL_RESTORE, PROTO_CTL_VALIDATE };
+	static const enum proto_type priv[] = { PROTO_CTL_LOGS };
+	static const enum proto_type admin[] = { PROTO_CTL_RELOAD };
+	/* What the proxy says of its caller (authorized) and the call. */
+	static const struct proto_call plain = { .authorized = false },
+	    token = { .authorized = true },
+	    follow = { .authorized = true, .follow = true };
+	enum proto_type	t;
+	size_t		i, n = 0;
+
+	for (i = 0; i < sizeof(read) / sizeof(read[0]); i++, n++) {
+		ck_assert_int_eq(proto_call_access(read[i]), PROTO_ACCESS_READ);
+		ck_assert(proto_call_allowed(read[i], PROTO_ROLE_PROXY,
+		    &plain));
+		ck_assert(proto_call_allowed(read[i], PROTO_ROLE_PROXY, NULL));
+		ck_assert(proto_call_allowed(read[i], PROTO_ROLE_ADMIN,
+		    &plain));
+		ck_assert(!proto_call_allowed(read[i], PROTO_ROLE_NONE,
+		    &token));
+	}
+	for (i = 0; i < sizeof(change) / sizeof(change[0]); i++, n++) {
+		ck_assert_int_eq(proto_call_access(change[i]),
+		    PROTO_ACCESS_CHANGE);
+		ck_assert(!proto_call_allowed(change[i], PROTO_ROLE_PROXY,
+		    &plain));
+		ck_assert(!proto_call_allowed(change[i], PROTO_ROLE_PROXY,
+		    NULL));
+		ck_assert(proto_call_allowed(change[i], PROTO_ROLE_PROXY,
+		    &token));
+		ck_assert(proto_call_allowed(change[i], PROTO_ROLE_ADMIN,
+		    &plain));
+	}
+	/* A model's log: the proxy with the token, never a follow. */
+	for (i = 0; i < sizeof(priv) / sizeof(priv[0]); i++, n++) {
+		ck_assert_int_eq(proto_call_access(priv[i]),
+		    PROTO_ACCESS_PRIVATE);
+		ck_assert(!proto_call_allowed(priv[i], PROTO_ROLE_PROXY,
+		    &plain));
+		ck_assert(!proto_call_allowed(priv[i], PROTO_ROLE_PROXY,
+		    NULL));
+		ck_assert(proto_call_allowed(priv[i], PROTO_ROLE_PROXY,
+		    &token));
+		ck_assert(!proto_call_allowed(priv[i], PROTO_ROLE_PROXY,
+		    &follow));
+		ck_assert(proto_call_allowed(priv[i], PROTO_ROLE_ADMIN,
+		    &plain));
+		ck_assert(proto_call_allowed(priv[i], PROTO_ROLE_ADMIN,
+		    &follow));
+		ck_assert(!proto_call_allowed(priv[i], PROTO_ROLE_NONE,
+		    &token));
+	}
+	for (i = 0; i < sizeof(admin) / sizeof(admin[0]); i++, n++) {
+		ck_assert_int_eq(proto_call_access(admin[i]),
+		    PROTO_ACCESS_ADMIN);
+		ck_assert(!proto_call_allowed(admin[i], PROTO_ROLE_PROXY,
+		    &token));
+		ck_assert(proto_call_allowed(admin[i], PROTO_ROLE_ADMIN,
+		    &plain));
+	}
+	/* Every call is in one of the lists above. */
+	for (t = PROTO_CTL_STATUS; t <= PROTO_CTL_SUBSCRIBE; t++)
+		ck_assert(proto_type_is_call(t));
+	ck_assert_uint_eq(n, PROTO_CTL_SUBSCRIBE - PROTO_CTL_STATUS + 1);
+	/* What is not a call is no one's to make. */
+	ck_assert(!proto_call_allowed(PROTO_DEMAND, PROTO_ROLE_ADMIN, &token));
+	ck_assert(!proto_call_allowed(PROTO_REPLY, PROTO_ROLE_PROXY, &token));
 }
 END_TEST
 
@@ -1019,6 +1102,40 @@ START_TEST(test_conn)
 }
 END_TEST
 
+START_TEST(test_conn_max_frame)
+{
+	struct conn_test	 a, b;
+	struct proto_conn	*ca, *cb;
+	struct proto_msg	 m;
+	int			 sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.base = b.base = event_base_new();
+	ca = proto_conn_new(a.base, sv[0], "a", on_msg, on_close, &a);
+	cb = proto_conn_new(a.base, sv[1], "b", on_msg, on_close, &b);
+	proto_conn_set_max_frame(cb, 64);
+
+	/* Within the limit: delivered. */
+	memset(&m, 0, sizeof(m));
+	m.type = PROTO_DEMAND;
+	m.u.demand.model = "x";
+	m.u.demand.queued = 1;
+	ck_assert_int_eq(proto_conn_send(ca, &m), 0);
+	loop_once(a.base);
+	ck_assert_int_eq(b.got, 1);
+
+	/* A frame of 65 bytes, before its payload: refused, closed. */
+	ck_assert_int_eq(write(proto_conn_fd(ca), "\0\0\0\x41", 4), 4);
+	while (b.closed == 0 || a.closed == 0)
+		loop_once(a.base);
+	ck_assert_ptr_nonnull(strstr(b.close_reason, "bad frame length"));
+	ck_assert_ptr_nonnull(strstr(a.last_error, "over 64 bytes"));
+	event_base_free(a.base);
+}
+END_TEST
+
 /* Frees its connection on the first message. */
 static void
 on_msg_free(struct proto_conn *c, struct proto_msg *m, void *arg)
@@ -1072,6 +1189,7 @@ main(void)
 	tcase_add_test(tc, test_roundtrip_config);
 	tcase_add_test(tc, test_roundtrip_data_plane);
 	tcase_add_test(tc, test_roundtrip_calls);
+	tcase_add_test(tc, test_call_access);
 	tcase_add_test(tc, test_roundtrip_replies);
 	tcase_add_test(tc, test_event);
 	tcase_add_test(tc, test_event_ids);
@@ -1083,6 +1201,7 @@ main(void)
 	tcase_add_test(tc, test_strictness);
 	tcase_add_test(tc, test_truncation_everywhere);
 	tcase_add_test(tn, test_conn);
+	tcase_add_test(tn, test_conn_max_frame);
 	tcase_add_test(tn, test_conn_free_in_callback);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tn);

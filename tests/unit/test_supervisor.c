@@ -16,6 +16,7 @@
 #include "supervisord/base/base.h"
 #include "supervisord/control/control.h"
 #include "supervisord/engine/engine.h"
+#include "supervisord/persist/persist.h"
 #include "supervisord/server/server.h"
 #include "xmalloc.h"
 #include "unit.h"
@@ -88,8 +89,8 @@ START_TEST(test_argv)
 	v = spawn_argv(c, &c->models[0]);
 	s = joined(v);
 	ck_assert_str_eq(s, "/opt/vllm/bin/vllm serve meta-llama/Llama-3.1-8B "
-	    "--port 8001 --enable-sleep-mode --served-model-name llama "
-	    "--max-model-len 8192");
+	    "--port 8001 --host 127.0.0.1 --enable-sleep-mode "
+	    "--served-model-name llama --max-model-len 8192");
 	free(s);
 	spawn_strv_free(v);
 
@@ -97,7 +98,7 @@ START_TEST(test_argv)
 	v = spawn_argv(c, &c->models[1]);
 	s = joined(v);
 	ck_assert_str_eq(s, "/opt/vllm/bin/vllm serve /models/q --port 8002 "
-	    "--enable-sleep-mode --served-model-name=other");
+	    "--host 127.0.0.1 --enable-sleep-mode --served-model-name=other");
 	free(s);
 	spawn_strv_free(v);
 	config_free(c);
@@ -109,8 +110,21 @@ START_TEST(test_argv)
 	    "    extra_args: [--max-num-seqs, \"8\"]\n");
 	v = spawn_argv(c, &c->models[0]);
 	s = joined(v);
+	ck_assert_str_eq(s, "vllm serve /m/l --port 8001 --host 127.0.0.1 "
+	    "--enable-sleep-mode --served-model-name llama gpt-4 llama-3 "
+	    "--max-num-seqs 8");
+	free(s);
+	spawn_strv_free(v);
+	config_free(c);
+
+	/* extra_args naming a host: theirs, not loopback. */
+	c = load("vllm_command: vllm\nmodels:\n  l:\n"
+	    "    model_path: /m/l\n    port: 8001\n"
+	    "    extra_args: [\"--host=0.0.0.0\"]\n");
+	v = spawn_argv(c, &c->models[0]);
+	s = joined(v);
 	ck_assert_str_eq(s, "vllm serve /m/l --port 8001 --enable-sleep-mode "
-	    "--served-model-name llama gpt-4 llama-3 --max-num-seqs 8");
+	    "--served-model-name l --host=0.0.0.0");
 	free(s);
 	spawn_strv_free(v);
 	config_free(c);
@@ -159,6 +173,30 @@ START_TEST(test_envp)
 	ck_assert_str_eq(env_get(v, "NO_COLOR"), "1");
 	ck_assert_str_eq(env_get(v, "UV_USE_IO_URING"), "0");
 	ck_assert_str_eq(env_get(v, "USE_LIBUV"), "0");
+	/* Without gpus: every GPU, as the environment has it. */
+	ck_assert_ptr_null(env_get(v, "CUDA_VISIBLE_DEVICES"));
+	ck_assert_ptr_null(env_get(v, "CUDA_DEVICE_ORDER"));
+	spawn_strv_free(v);
+	config_free(c);
+
+	/* gpus: those GPUs only, in NVML's (the PCI bus) order. */
+	c = load("gpu_count: 4\nmodels:\n  a:\n    model_path: /m/a\n"
+	    "    port: 8001\n    gpus: [1]\n  b:\n    model_path: /m/b\n"
+	    "    port: 8002\n    gpus: [3, 0]\n    extra_args: "
+	    "[--tensor-parallel-size, \"2\"]\n  c:\n    model_path: /m/c\n"
+	    "    port: 8003\n    gpus: [2]\n"
+	    "    env:\n      CUDA_VISIBLE_DEVICES: GPU-8f6b1a22\n");
+	base[0] = "CUDA_VISIBLE_DEVICES=0,1,2,3";
+	v = spawn_envp(base, &c->models[0], false);
+	ck_assert_str_eq(env_get(v, "CUDA_VISIBLE_DEVICES"), "1");
+	ck_assert_str_eq(env_get(v, "CUDA_DEVICE_ORDER"), "PCI_BUS_ID");
+	spawn_strv_free(v);
+	v = spawn_envp(base, &c->models[1], false);
+	ck_assert_str_eq(env_get(v, "CUDA_VISIBLE_DEVICES"), "3,0");
+	spawn_strv_free(v);
+	/* The model's own env: still wins. */
+	v = spawn_envp(base, &c->models[2], false);
+	ck_assert_str_eq(env_get(v, "CUDA_VISIBLE_DEVICES"), "GPU-8f6b1a22");
 	spawn_strv_free(v);
 	config_free(c);
 }
@@ -346,6 +384,78 @@ START_TEST(test_maps_and_cgroup)
 	ck_assert_str_eq(out, "/sys/fs/cgroup");
 	ck_assert_int_eq(procfs_cgroup2_mount("22 1 0:21 / /proc rw - proc "
 	    "proc rw\n", 37, out, sizeof(out)), -1);
+}
+END_TEST
+
+/* Finding a model's process on its port: /proc/net/tcp, cmdline, state. */
+START_TEST(test_port_adoption)
+{
+	static const char tcp[] =
+	    "  sl  local_address rem_address   st tx_queue rx_queue tr "
+	    "tm->when retrnsmt   uid  timeout inode\n"
+	    "   0: 0100007F:1F41 00000000:0000 0A 00000000:00000000 "
+	    "00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0\n"
+	    "   1: 0100007F:1F41 0100007F:9C40 01 00000000:00000000 "
+	    "00:00000000 00000000     0        0 4343 1 0 20 4 30 10 -1\n"
+	    "   2: 00000000:1F42 00000000:0000 0A 00000000:00000000 "
+	    "00:00000000 00000000     0        0 4444 1 0 100 0 0 10 0\n";
+	static const char tcp6[] =
+	    "   0: 00000000000000000000000000000000:1F41 "
+	    "00000000000000000000000000000000:0000 0A 00000000:00000000 "
+	    "00:00000000 00000000     0        0 5151 1 0 100 0 0 10 0\n";
+	uint64_t	 ino[4];
+	struct config	*c;
+	char		 cmd[512];
+	size_t		 n;
+
+	/* Listening (0A) on 8001 only; an established one is not. */
+	ck_assert_uint_eq(procfs_listen_inodes(tcp, strlen(tcp), 8001, ino,
+	    4), 1);
+	ck_assert_uint_eq(ino[0], 4242);
+	ck_assert_uint_eq(procfs_listen_inodes(tcp, strlen(tcp), 8002, ino,
+	    4), 1);
+	ck_assert_uint_eq(ino[0], 4444);
+	ck_assert_uint_eq(procfs_listen_inodes(tcp, strlen(tcp), 8003, ino,
+	    4), 0);
+	ck_assert_uint_eq(procfs_listen_inodes(tcp6, strlen(tcp6), 8001, ino,
+	    4), 1);
+	ck_assert_uint_eq(ino[0], 5151);
+
+	c = load("vllm_command: /usr/bin/vllm\nmodels:\n  l:\n"
+	    "    model_path: /m/l\n    port: 8001\n"
+	    "    extra_args: [--max-num-seqs, \"8\"]\n");
+/* As /proc gives it: each word NUL-terminated (not the literal's NUL). */
+#define CMD(s)	(memcpy(cmd, s, sizeof(s) - 1), sizeof(s) - 1)
+	/* As spawned; as a script run by its interpreter. */
+	n = CMD("/usr/bin/vllm\0serve\0/m/l\0--port\0008001\0--host\0"
+	    "127.0.0.1\0--enable-sleep-mode\0--served-model-name\0l\0"
+	    "--max-num-seqs\0008\0");
+	ck_assert(adopt_is_model_command(c, &c->models[0], cmd, n));
+	n = CMD("/usr/bin/python3\0/usr/bin/vllm\0serve\0/m/l\0--port\0"
+	    "8001\0--host\000127.0.0.1\0--enable-sleep-mode\0"
+	    "--served-model-name\0l\0--max-num-seqs\0008\0");
+	ck_assert(adopt_is_model_command(c, &c->models[0], cmd, n));
+	/* Another port, another program, a word missing: not ours. */
+	n = CMD("/usr/bin/vllm\0serve\0/m/l\0--port\0008002\0--host\0"
+	    "127.0.0.1\0--enable-sleep-mode\0--served-model-name\0l\0"
+	    "--max-num-seqs\0008\0");
+	ck_assert(!adopt_is_model_command(c, &c->models[0], cmd, n));
+	n = CMD("/usr/bin/other\0serve\0/m/l\0--port\0008001\0--host\0"
+	    "127.0.0.1\0--enable-sleep-mode\0--served-model-name\0l\0"
+	    "--max-num-seqs\0008\0");
+	ck_assert(!adopt_is_model_command(c, &c->models[0], cmd, n));
+	n = CMD("/usr/bin/vllm\0serve\0/m/l\0--port\0008001\0");
+	ck_assert(!adopt_is_model_command(c, &c->models[0], cmd, n));
+	ck_assert(!adopt_is_model_command(c, &c->models[0], "", 0));
+#undef CMD
+	config_free(c);
+
+	ck_assert_int_eq(evict_parse_is_sleeping("{\"is_sleeping\": true}"), 1);
+	ck_assert_int_eq(evict_parse_is_sleeping("{\"is_sleeping\":false}"), 0);
+	ck_assert_int_eq(evict_parse_is_sleeping("{\"is_sleeping\": 1}"), -1);
+	ck_assert_int_eq(evict_parse_is_sleeping("{\"sleeping\": true}"), -1);
+	ck_assert_int_eq(evict_parse_is_sleeping("\"is_sleeping\""), -1);
+	ck_assert_int_eq(evict_parse_is_sleeping(NULL), -1);
 }
 END_TEST
 
@@ -633,6 +743,7 @@ main(void)
 	tcase_add_test(tc, test_parse_stat);
 	tcase_add_test(tc, test_members);
 	tcase_add_test(tc, test_maps_and_cgroup);
+	tcase_add_test(tc, test_port_adoption);
 	tcase_add_test(tc, test_roles);
 	tcase_add_test(tc, test_sleep_plans);
 	tcase_add_test(tc, test_wake_plans);

@@ -24,7 +24,7 @@
 
 enum call_type {
 	CALL_DRAIN, CALL_EVICT, CALL_WAKE, CALL_WARMUP, CALL_READY,
-	CALL_FAILED, CALL_RECORD
+	CALL_FAILED, CALL_RECORD, CALL_ROOM
 };
 
 struct call {
@@ -41,6 +41,7 @@ static struct fake {
 	int64_t			 timer;
 	int			 state_changed;
 	bool			 sync;		/* complete ops inside the call */
+	bool			 room;		/* check_room before each wake */
 	int64_t			 now;
 	struct switcher		*sw;
 } f;
@@ -84,6 +85,12 @@ op_wake(void *arg, int m)
 	add(CALL_WAKE, m);
 	if (f.sync)
 		switcher_woken(f.sw, m, true, NULL, f.now);
+}
+
+static void
+op_check_room(void *arg, int m)
+{
+	add(CALL_ROOM, m);
 }
 
 static void
@@ -140,6 +147,20 @@ static const struct switcher_ops ops = {
 	.set_timer = op_set_timer,
 };
 
+/* The same with a room check before each wake. */
+static const struct switcher_ops room_ops = {
+	.drain = op_drain,
+	.evict = op_evict,
+	.wake = op_wake,
+	.check_room = op_check_room,
+	.warmup = op_warmup,
+	.ready = op_ready,
+	.failed = op_failed,
+	.state_changed = op_state_changed,
+	.record = op_record,
+	.set_timer = op_set_timer,
+};
+
 /* n models a, b, c, d, each 0.9 of GPU 0, with the seed's defaults. */
 static void
 config(size_t n, enum policy_type type)
@@ -168,14 +189,16 @@ static void
 create(bool resumed)
 {
 	struct switcher_params	p;
+	bool			room = f.room;
 
 	memset(&f, 0, sizeof(f));
+	f.room = room;
 	f.timer = SWITCHER_NEVER;
 	switcher_params_default(&p);
 	p.quiet = true;
 	p.wake_timeout_ms = 30000;
 	p.resumed = resumed;
-	f.sw = switcher_new(&cfg, &ops, NULL, &p);
+	f.sw = switcher_new(&cfg, room ? &room_ops : &ops, NULL, &p);
 	ck_assert_ptr_nonnull(f.sw);
 }
 
@@ -192,6 +215,7 @@ finish(void)
 {
 	switcher_free(f.sw);
 	f.sw = NULL;
+	f.room = false;
 }
 
 static size_t
@@ -725,6 +749,112 @@ START_TEST(test_model_placed)
 	/* Out of range: ignored. */
 	switcher_model_placed(f.sw, 7, 1);
 	switcher_model_placed(f.sw, -1, 1);
+	finish();
+}
+END_TEST
+
+/* Answer a room check: GPU 0 of 80 GiB with `free` of it free. */
+static void
+room(int m, double free, int64_t now)
+{
+	struct switcher_gpu_room r = { 0, 80ULL << 30, 0 };
+
+	r.free_bytes = (uint64_t)(free * (double)r.total_bytes);
+	f.now = now;
+	switcher_room(f.sw, m, &r, 1, now);
+}
+
+/*
+ * Before each wake the embedder says what is free (NVML): a fraction that
+ * fits goes on; one that does not evicts what the resource model believed
+ * could stay (a neighbour using more than it claims), then checks again.
+ */
+START_TEST(test_room_evicts_first)
+{
+	struct call	*r;
+
+	config(2, POLICY_FIFO);
+	mc[A].gpu_memory_utilization = 0.45;
+	mc[B].gpu_memory_utilization = 0.45;
+	f.room = true;
+	start(0);
+	demand(A, 1, 0, 0, 1000);
+	ck_assert_uint_eq(count(CALL_ROOM, A), 1);
+	ck_assert_uint_eq(count(CALL_WAKE, A), 0);
+	ck_assert_int_eq(switcher_model_state(f.sw, A), SWM_WAKING);
+	room(A, 1.0, 1100);
+	ck_assert_uint_eq(count(CALL_WAKE, A), 1);
+	switcher_woken(f.sw, A, true, NULL, 2000);
+	demand(A, 0, 0, 0, 2000);
+	/* b fits beside a as claimed: no victim, but a uses 0.8. */
+	demand(B, 1, 0, 0, 9000);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 0);
+	ck_assert_uint_eq(count(CALL_ROOM, B), 1);
+	room(B, 0.2, 9100);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 0);
+	ck_assert_uint_eq(count(CALL_DRAIN, A), 1);
+	ck_assert_int_eq(switcher_model_state(f.sw, B), SWM_STOPPED);
+	ck_assert_str_eq(state(), "switching:a->b");
+	switcher_drained(f.sw, A, 9200);
+	ck_assert_uint_eq(count(CALL_EVICT, A), 1);
+	switcher_evicted(f.sw, A, true, NULL, 9300);
+	/* Checked again once a is evicted: room now. */
+	ck_assert_uint_eq(count(CALL_ROOM, B), 2);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 0);
+	room(B, 0.99, 9400);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 1);
+	switcher_woken(f.sw, B, true, NULL, 9900);
+	ck_assert_str_eq(state(), "active:b");
+	r = last(CALL_RECORD);
+	ck_assert(r->rec.ok);
+	ck_assert_int_eq(r->rec.from, A);
+	ck_assert_uint_eq(r->rec.victims, 1u << A);
+	ck_assert_uint_eq(count(CALL_FAILED, -1), 0);
+	/* A late or unasked answer changes nothing; no figures: go on. */
+	room(B, 0.0, 9950);
+	ck_assert_str_eq(state(), "active:b");
+	demand(B, 0, 0, 0, 20000);
+	demand(A, 1, 0, 0, 20000);	/* fits beside b as claimed */
+	ck_assert_uint_eq(count(CALL_ROOM, A), 2);
+	switcher_room(f.sw, A, NULL, 0, 20100);
+	ck_assert_uint_eq(count(CALL_WAKE, A), 2);
+	finish();
+}
+END_TEST
+
+/* Nothing can be evicted to make room: the wake fails at once, saying why. */
+START_TEST(test_room_refused)
+{
+	struct switcher_model_status st;
+
+	config(2, POLICY_FIFO);
+	mc[A].gpu_memory_utilization = 0.5;
+	f.room = true;
+	start(0);
+	demand(A, 2, 0, 0, 1000);
+	/* Another program holds 0.7 of GPU 0. */
+	room(A, 0.3, 1100);
+	ck_assert_uint_eq(count(CALL_WAKE, A), 0);
+	ck_assert_uint_eq(count(CALL_FAILED, A), 1);
+	ck_assert_str_eq(last(CALL_FAILED)->reason,
+	    "not enough free memory on GPU 0 for a: 25769803776 bytes free "
+	    "(24.0 GiB), 42949672960 needed (40.0 GiB: gpu_memory_utilization "
+	    "0.50 of 80.0 GiB)");
+	ck_assert(!last(CALL_RECORD)->rec.ok);
+	ck_assert_str_eq(state(), "idle");
+	switcher_model_status(f.sw, A, &st);
+	ck_assert_int_eq(st.state, SWM_STOPPED);
+	ck_assert_int_gt(st.backoff_until_ms, 1100);
+	ck_assert_str_eq(st.last_error, last(CALL_FAILED)->reason);
+	/* A CUDA resume places itself: b, suspended, is woken unchecked. */
+	{
+		struct eviction cs = { WEIGHTS_RETAIN, PROCESS_CUDA_SUSPEND };
+
+		switcher_resync(f.sw, B, SWM_SLEEPING, &cs, 1200);
+	}
+	demand(B, 1, 0, 0, 1300);
+	ck_assert_uint_eq(count(CALL_ROOM, B), 0);
+	ck_assert_uint_eq(count(CALL_WAKE, B), 1);
 	finish();
 }
 END_TEST
@@ -1428,6 +1558,8 @@ main(void)
 	tcase_add_test(tc, test_restore_and_resync);
 	tcase_add_test(tc, test_restart);
 	tcase_add_test(tc, test_sleep_sleeping_and_pending);
+	tcase_add_test(tc, test_room_evicts_first);
+	tcase_add_test(tc, test_room_refused);
 	suite_add_tcase(s, tc);
 	return (unit_run(s));
 }

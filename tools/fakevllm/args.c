@@ -502,8 +502,9 @@ fv_args_parse(struct fv_opts *o, int argc, char **argv, char **cause)
 		o->names = xcalloc(1, sizeof(*o->names));
 		o->names[o->nnames++] = xstrdup(o->model);
 	}
+	/* vLLM's default: every address (llmux passes --host 127.0.0.1). */
 	if (o->host == NULL)
-		o->host = xstrdup("127.0.0.1");
+		o->host = xstrdup("0.0.0.0");
 	if (o->gpu_mode == FV_GPU_CUDA && o->gpu_dir != NULL) {
 		xasprintf(cause, "--fake-gpu cuda and --fake-gpu-dir are two "
 		    "different GPUs: give one");

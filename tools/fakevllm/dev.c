@@ -397,6 +397,7 @@ fv_dev_state_json(struct evbuffer *b)
 	    (long long)fv_server.opts->weights_mb, fv_weights_rss_kb(epid));
 	dev_bool(b, "nccl_suspended", s->nccl_suspended);
 	dev_bool(b, "busy", s->busy);
+	fv_visible_json(b);
 	evbuffer_add_printf(b, ",\"requests_running\":%d,"
 	    "\"requests_waiting\":%d,\"requests_frozen\":%d,"
 	    "\"requests_stalled\":%d,\"engine_queue\":%d,"

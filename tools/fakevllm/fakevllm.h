@@ -396,4 +396,8 @@ void	fv_dev_reply(const struct fv_msg *, const char *);
 void	fv_dev_state_json(struct evbuffer *);
 void	fv_dev_fail_all(const char *);
 
+/* ---- visible.c: the GPUs it was given (CUDA_VISIBLE_DEVICES) -------- */
+
+void	fv_visible_json(struct evbuffer *);
+
 #endif

@@ -1,56 +1,28 @@
 /*
- * json.c -- the little JSON the stand-in writes by hand (strings with
- * escapes), and a nesting check run before yajl builds a tree, so that a
- * hostile body cannot make the tree code recurse without bound.
+ * json.c -- the little JSON the stand-in writes by hand (strings, through
+ * the escaper of common/json.c), and a nesting check run before yajl
+ * builds a tree, so that a hostile body cannot make the tree code recurse
+ * without bound.
  */
 #include <string.h>
 
 #include <event2/buffer.h>
 
+#include "json.h"
 #include "fakevllm.h"
+
+static void
+fv_json_out(void *arg, const char *s, size_t n)
+{
+	evbuffer_add(arg, s, n);
+}
 
 /* Append s as a quoted JSON string. */
 void
 fv_json_string(struct evbuffer *b, const char *s, size_t len)
 {
-	static const char	 hex[] = "0123456789abcdef";
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i, start = 0;
-	char			 esc[6];
-
 	evbuffer_add(b, "\"", 1);
-	for (i = 0; i < len; i++) {
-		if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\')
-			continue;
-		if (i > start)
-			evbuffer_add(b, s + start, i - start);
-		start = i + 1;
-		switch (p[i]) {
-		case '"':
-			evbuffer_add(b, "\\\"", 2);
-			break;
-		case '\\':
-			evbuffer_add(b, "\\\\", 2);
-			break;
-		case '\n':
-			evbuffer_add(b, "\\n", 2);
-			break;
-		case '\r':
-			evbuffer_add(b, "\\r", 2);
-			break;
-		case '\t':
-			evbuffer_add(b, "\\t", 2);
-			break;
-		default:
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[p[i] >> 4];
-			esc[5] = hex[p[i] & 0xf];
-			evbuffer_add(b, esc, 6);
-			break;
-		}
-	}
-	if (len > start)
-		evbuffer_add(b, s + start, len - start);
+	json_escape(s, len, fv_json_out, b);
 	evbuffer_add(b, "\"", 1);
 }
 

@@ -285,7 +285,7 @@ static void
 sim_config(struct sim *s)
 {
 	const struct sim_options *o = s->o;
-	uint32_t	startup = 600;
+	uint32_t	startup = 900;	/* the config default */
 
 	if (o->switch_cost_ms / 1000 * 10 > startup)
 		startup = (uint32_t)(o->switch_cost_ms / 1000 * 10);

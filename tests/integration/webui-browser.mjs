@@ -35,6 +35,22 @@ async function chat(model) {
 	return r.status;
 }
 
+// Click a button of a card. Every event redraws the cards, so the button
+// found may be gone by the time it is clicked ("detached"): find it again,
+// until the deadline.
+async function clickCard(page, sel) {
+	const end = Date.now() + deadline;
+	for (;;) {
+		try {
+			await page.click(sel);
+			return;
+		} catch (e) {
+			if (!/detached/i.test(String(e)) || Date.now() > end)
+				throw e;
+		}
+	}
+}
+
 const browser = await puppeteer.launch({
 	executablePath: chromium,
 	headless: true,
@@ -108,7 +124,7 @@ try {
 
 	// Without the token: the switch is refused, and the page says so.
 	step('refusal');
-	await page.click(card(C) + ' button[data-action="Switch"]');
+	await clickCard(page, card(C) + ' button[data-action="Switch"]');
 	await page.waitForFunction(() => /Refused \(401\)/.test(
 		document.getElementById('notice').textContent), { timeout: 15000 });
 	out.refusal = await page.$eval('#notice', (e) => e.textContent);
@@ -118,7 +134,7 @@ try {
 	step('token');
 	await page.type('#token', token);
 	await page.click('#token-form button[type="submit"]');
-	await page.click(card(C) + ' button[data-action="Switch"]');
+	await clickCard(page, card(C) + ' button[data-action="Switch"]');
 	await page.waitForFunction((sel) => {
 		const c = document.querySelector(sel);
 		return c && c.dataset.state === 'ready';

@@ -346,7 +346,8 @@ formdata_feed(struct formdata *f, const void *buf, size_t len)
 		}
 		c = *p++;
 		if (f->collect) {
-			if (f->val_len == sizeof(f->val)) {
+			/* The value, and the delimiter that will end it. */
+			if (f->val_len == FORMDATA_MAX_VALUE + f->dlen) {
 				formdata_set(f, FORM_INVALID, "model is longer "
 				    "than 128 bytes");
 				break;

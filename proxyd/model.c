@@ -24,8 +24,8 @@
  * in the body, so that model_rewrite can put another name there: only
  * those bytes change, the rest of the body is moved, not copied.
  */
+#include <limits.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -724,7 +724,8 @@ model_rewrite(struct evbuffer *body, const struct model_span *sp,
 	size_t		 rlen, nlen = strlen(name);
 	struct evbuffer	*tmp;
 
-	if (!model_name_valid(name, nlen) ||
+	/* evbuffer_remove_buffer answers in an int. */
+	if (!model_name_valid(name, nlen) || sp->at > INT_MAX ||
 	    sp->at + sp->len > evbuffer_get_length(body))
 		return (-1);
 	if (sp->form) {

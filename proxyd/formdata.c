@@ -158,7 +158,8 @@ formdata_boundary(const char *ct, char out[FORMDATA_MAX_BOUNDARY + 1],
 		return (0);
 	while (formdata_space(*ct))
 		ct++;
-	if (strncasecmp(ct, type, sizeof(type) - 1) != 0)
+	/* Most bodies are JSON: say so at the first byte. */
+	if ((*ct | 0x20) != 'm' || strncasecmp(ct, type, sizeof(type) - 1) != 0)
 		return (0);
 	end = ct + strlen(ct);
 	ct += sizeof(type) - 1;

@@ -175,6 +175,19 @@ front_model_path(const char *path)
 	return (false);
 }
 
+/* Content-Type, its name's length checked first: most names differ. */
+static const char *
+front_content_type(evhtp_headers_t *hdrs)
+{
+	struct evhtp_kv	*kv;
+
+	TAILQ_FOREACH(kv, hdrs, next) {
+		if (kv->klen == 12 && strcasecmp(kv->key, "content-type") == 0)
+			return (kv->val);
+	}
+	return (NULL);
+}
+
 static evhtp_res	front_on_body(evhtp_request_t *, struct evbuffer *,
 			    void *);
 static evhtp_res	front_on_request_fini(evhtp_request_t *, void *);
@@ -214,12 +227,15 @@ front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 
 	if (strcmp(path, "/health") == 0)
 		pr->route = ROUTE_HEALTH;
-	else if (front_model_path(path) && method == htp_method_POST) {
-		if (!front_authorized(req))
-			return (front_refuse_head(fc, pr, 401,
-			    REJ_UNAUTHORIZED, "invalid or missing API key"));
-		pr->route = ROUTE_INFER;
-	} else if (strncmp(path, "/v1/", 4) == 0) {
+	else if (strncmp(path, "/v1/", 4) != 0) {
+		if (method == htp_method_POST && front_model_path(path)) {
+			if (!front_authorized(req))
+				return (front_refuse_head(fc, pr, 401,
+				    REJ_UNAUTHORIZED, "invalid or missing API "
+				    "key"));
+			pr->route = ROUTE_INFER;
+		}
+	} else {
 		if (!front_authorized(req))
 			return (front_refuse_head(fc, pr, 401,
 			    REJ_UNAUTHORIZED, "invalid or missing API key"));
@@ -254,8 +270,7 @@ front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 		 * multipart form's model field) even when model-override
 		 * names it: the body's model is rewritten to the target's.
 		 */
-		pr->mp = model_parser_new_type(evhtp_header_find(hdrs,
-		    "Content-Type"));
+		pr->mp = model_parser_new_type(front_content_type(hdrs));
 		if (override != NULL) {
 			if (!model_name_valid(override, strlen(override)))
 				return (client_early(fc, 400, REJ_BAD_REQUEST, 0,

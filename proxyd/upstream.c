@@ -317,7 +317,10 @@ upstream_send(struct ustream *us)
 	evbuffer_add_printf(buf, "Content-Length: %zu\r\n\r\n", blen);
 	if (blen > 0 && evbuffer_add_buffer_reference(buf, req->buffer_in) != 0)
 		evbuffer_add(buf, evbuffer_pullup(req->buffer_in, -1), blen);
-	us->queued = evbuffer_get_length(buf) + evbuffer_get_length(out);
+	/* What a new connection holds until it is connected. */
+	if (!uc->connected)
+		us->queued = evbuffer_get_length(buf) +
+		    evbuffer_get_length(out);
 	if (uc->connected && evbuffer_get_length(out) == 0)
 		evbuffer_write(buf, bufferevent_getfd(uc->bev));
 	if (evbuffer_get_length(buf) > 0)

@@ -10,12 +10,13 @@
  *
  * The files call down only, in the order of the sections below (main.c
  * above them all): control, front, client, route, upstream, preq,
- * registry, link, then listen, linger, metrics, model, peer, queue and
- * reqscan, and proxy.c (the shared state declared under "Globals"). News
- * going up passes through a function pointer set by the level above: what
- * the supervisor pushes (struct link_ops, applied in main.c), the end of
- * an upstream exchange (upstream_init) and a head read on a connection
- * (client_init).
+ * registry, link, then listen, linger, metrics, model (and formdata, which
+ * it uses), peer, queue and reqscan, and proxy.c (the shared state
+ * declared under "Globals"). News going up passes through a function
+ * pointer set by the level above: what the supervisor pushes (struct
+ * link_ops, applied in main.c), the end of an upstream exchange and a
+ * request its model's server never received (upstream_init) and a head
+ * read on a connection (client_init).
  */
 #ifndef LLMUX_PROXY_H
 #define LLMUX_PROXY_H

@@ -88,11 +88,13 @@ link_demand_flush(evutil_socket_t fd, short ev, void *arg)
 		 * once: that is what a switch decision needs. Other changes,
 		 * in-flight counts above all, wait until LINK_DEMAND_INTERVAL_MS
 		 * after the model's last demand, so a busy model costs at most
-		 * 20 demands a second; so does the queue of a model being
-		 * served, which comes and goes with its max_concurrency.
+		 * 20 demands a second; so do requests starting to wait for a
+		 * model being served, held back by its max_concurrency (their
+		 * queue coming and going would otherwise cost two demands a
+		 * request).
 		 */
-		if (((q == 0) == (pm->sent_queued == 0) || (pm->ready &&
-		    !pm->draining && !pm->unreachable)) &&
+		if (((q == 0) == (pm->sent_queued == 0) || (q > 0 &&
+		    pm->ready && !pm->draining && !pm->unreachable)) &&
 		    now - pm->sent_ms < LINK_DEMAND_INTERVAL_MS) {
 			left = LINK_DEMAND_INTERVAL_MS - (now - pm->sent_ms);
 			if (wait < 0 || left < wait)

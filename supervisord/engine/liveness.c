@@ -41,7 +41,9 @@ static void	liveness_tick(evutil_socket_t, short, void *);
 static bool
 liveness_wanted(const struct model *m)
 {
+	/* A process killed already: its exit is on its way. */
 	if (m->proc == NULL || m->proc->exited || process_stopping(m->proc) ||
+	    m->proc->kill_reason != NULL ||
 	    (m->op != NULL && !evict_in_http_step(m)) || m->warming ||
 	    m->removed)
 		return (false);
@@ -130,8 +132,8 @@ liveness_done(const struct httpc_result *r, void *arg)
 	else
 		snprintf(why, sizeof(why), "unresponsive (GET /health %s, %u "
 		    "times in a row), killed", what, m->live_failures);
-	log_warnx("killing an unresponsive model model=%s pid=%d", m->name,
-	    (int)m->proc->pid);
+	log_warnx("killing an %s model model=%s pid=%d", asked != NULL ?
+	    "unreachable" : "unresponsive", m->name, (int)m->proc->pid);
 	m->live_failures = 0;
 	process_kill(m->proc, why);
 }

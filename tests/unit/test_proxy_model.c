@@ -384,7 +384,8 @@ expect_form(const char *ctype, const char *body, enum model_result want,
 
 START_TEST(test_form_model_field)
 {
-	char	*s;
+	struct model_parser	*mp;
+	char			*s;
 
 	expect_form(FORM_CT, "--XyZ\r\nContent-Disposition: form-data; "
 	    "name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n", MODEL_FOUND,
@@ -418,7 +419,9 @@ START_TEST(test_form_model_field)
 	expect_form(FORM_CT, "", MODEL_INVALID, NULL);
 
 	/* Not multipart/form-data: JSON. Multipart without a boundary: none. */
-	ck_assert_ptr_nonnull(model_parser_new_type(NULL));
+	mp = model_parser_new_type(NULL);
+	ck_assert_ptr_nonnull(mp);
+	model_parser_free(mp);
 	expect_form("application/json", "{\"model\":\"j\"}", MODEL_FOUND, "j");
 	expect_form("multipart/form-datax; boundary=b", "{\"model\":\"j\"}",
 	    MODEL_FOUND, "j");

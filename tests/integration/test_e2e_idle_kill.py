@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """test_e2e_idle_kill.py -- a model server that dies between requests costs
-no request. a's processes are SIGKILLed while nothing is in flight, then
-20 requests for it arrive at once: those the proxy cannot deliver
-(connection refused, or closed before a byte of the request was written)
-wait in a's queue while the supervisor restarts a, and all 20 are
-answered 200, none 502.
+no request. a's processes are SIGKILLed while nothing is in flight and
+have exited, then 20 requests for it arrive at once: those the proxy
+cannot deliver (connection refused, or closed before a byte of the
+request was written) wait in a's queue while the supervisor restarts a,
+and all 20 are answered 200, none 502.
 
 It is done twice: once with the supervisor stopped (SIGSTOP) while a dies
 and the requests come, so that the proxy is sure to find a's port closed
@@ -21,18 +21,26 @@ import signal
 import harness
 from harness import check, wait_until
 from e2e_helpers import Client, Ledger, flood, idle, say, scale
+from supervisor_helpers import alive
 from switch_helpers import Parallel, Stack
 
 
 def kill_model(s, name, old=None):
-    """SIGKILL every process of the model; its pid before."""
+    """SIGKILL every process of the model; (its pid before, the pids)."""
     if old is None:
         old = s.status()["models"][name]["pid"]
     pids = s.sup.model_pids(name)
     check(pids, "%s has processes" % name)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    return old
+    return old, pids
+
+
+def gone(pids):
+    """Wait until the processes have exited. One still exiting holds its
+    port open: a connection it takes then is reset once the request is
+    written, which the proxy cannot tell from a request the model read."""
+    wait_until(lambda: not any(alive(p) for p in pids), 30, "the processes to exit")
 
 
 def restarted(s, name, old):
@@ -66,7 +74,7 @@ def idle_kill_loses_nothing(env):
         old = s.status()["models"]["a"]["pid"]
         s.sup.proc.signal(signal.SIGSTOP)
         try:
-            kill_model(s, "a", old)
+            gone(kill_model(s, "a", old)[1])
             par = Parallel()
             par.run(flood, s.port, ledger, [dict(model="a", max_tokens=4)] * 20)
             wait_until(lambda: s.metric("llmux_queue_depth", model="a") == 20, 60,
@@ -80,7 +88,8 @@ def idle_kill_loses_nothing(env):
 
         # The same, the supervisor racing the requests.
         warm(s, ledger)
-        old = kill_model(s, "a")
+        old, pids = kill_model(s, "a")
+        gone(pids)
         all_served(flood(s.port, ledger, [dict(model="a", max_tokens=4)] * 20), 20,
                    "after an idle kill")
         restarted(s, "a", old)
@@ -89,10 +98,11 @@ def idle_kill_loses_nothing(env):
         par = Parallel()
         par.run(c.send, "a", stream=True, max_tokens=400)
         wait_until(lambda: s.status()["models"]["a"]["in_flight"] > 0, 20, "a streaming")
-        old = kill_model(s, "a")
+        old, pids = kill_model(s, "a")
         o = par.join(60)[0]
         check(o.kind == "error" and o.code == "upstream_closed" and o.status == 200,
               "the stream ends with the error event: %r" % o)
+        gone(pids)
         all_served(flood(s.port, ledger, [dict(model="a", max_tokens=4)] * 10), 10,
                    "the requests after it")
         restarted(s, "a", old)

@@ -57,6 +57,7 @@ struct model_config {
 	uint32_t	  ttl_secs;		/* evict when idle this long; 0 off */
 	bool		  preload;		/* wake at supervisor start */
 	uint32_t	  startup_timeout_secs;	/* 0: the top-level value */
+	uint32_t	  max_concurrency;	/* requests at once; 0: no limit */
 
 	struct config_pos pos;			/* of the model's key */
 };

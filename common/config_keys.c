@@ -165,6 +165,10 @@ const struct config_key config_keys[] = {
 	{ "startup_timeout_secs", MODEL(startup_timeout_secs), .type = CT_U32,
 	  .min = 0, .max = 604800, .def = "0",
 	  .doc = "this model's startup timeout; 0: the top-level value" },
+	{ "max_concurrency", MODEL(max_concurrency), .type = CT_U32,
+	  .min = 0, .max = 1024, .def = "0",
+	  .doc = "requests its server is sent at once, the rest wait in its "
+	  "queue; 0: no limit" },
 
 	/* policy: */
 	{ "policy_type", POLICY(type), .type = CT_POLICY, .def = "fifo",

@@ -33,6 +33,8 @@ static const struct field model_info_fields[] = {
 	STR(struct proto_model_info, name, PROTO_MAX_NAME, FF_REQUIRED),
 	NUM(struct proto_model_info, port, FK_U16, UINT16_MAX, FF_REQUIRED),
 	LIST(struct proto_model_info, aliases, PROTO_MAX_ALIASES, PROTO_MAX_NAME),
+	STR(struct proto_model_info, served, PROTO_MAX_NAME, 0),
+	NUM(struct proto_model_info, max_concurrency, FK_U32, UINT32_MAX, 0),
 };
 static const struct fieldset model_info_set = FS(model_info_fields);
 
@@ -167,6 +169,7 @@ static const struct msgdef msgdefs[] = {
 	{ PROTO_READY, "ready", FS(ready_fields), 0, -1, NULL },
 	{ PROTO_FAILED, "failed", FS(failed_fields), 0, -1, NULL },
 	{ PROTO_EVENT, "event", FS(event_fields), 0, -1, NULL },
+	{ PROTO_UNREACHABLE, "unreachable", FS(ready_fields), 0, -1, NULL },
 	{ PROTO_CTL_STATUS, "ctl_status", FS(call_fields), ID_REQUIRED,
 	  0, "status" },
 	{ PROTO_CTL_MODELS, "ctl_models", FS(call_fields), ID_REQUIRED,

@@ -52,6 +52,7 @@ enum proto_type {
 	PROTO_READY = 204,	/* sup -> proxy: model serves at port */
 	PROTO_FAILED = 205,	/* sup -> proxy: waking model failed */
 	PROTO_EVENT = 206,	/* sup -> subscribers: one event of the stream */
+	PROTO_UNREACHABLE = 207, /* proxy -> sup: model's port refused it */
 
 	/* 300-399: control calls, answered by REPLY on the same id. */
 	PROTO_CTL_STATUS = 300,
@@ -138,6 +139,8 @@ struct proto_model_info {
 	char			*name;
 	uint16_t		 port;
 	struct proto_strlist	 aliases;
+	char			*served;	/* the name its server answers to */
+	uint32_t		 max_concurrency; /* 0: no limit */
 };
 
 struct proto_config {
@@ -197,7 +200,7 @@ struct proto_drain {			/* DRAIN and DRAINED */
 	uint32_t	 drain_id;
 };
 
-struct proto_ready {
+struct proto_ready {			/* READY and UNREACHABLE */
 	char		*model;
 	uint16_t	 port;
 	uint64_t	 generation;

@@ -155,6 +155,39 @@ front_refuse_head(struct fconn *fc, struct preq *pr, int status,
 	return (EVHTP_RES_OK);
 }
 
+/*
+ * vLLM's routes outside /v1/ that name a model in their body, as the
+ * POSTs under /v1/ do: forwarded by it the same way.
+ */
+static bool
+front_model_path(const char *path)
+{
+	static const char *paths[] = {
+		"/tokenize", "/detokenize", "/pooling", "/classify", "/score",
+		"/rerank", "/v2/rerank",
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (strcmp(path, paths[i]) == 0)
+			return (true);
+	}
+	return (false);
+}
+
+/* Content-Type, its name's length checked first: most names differ. */
+static const char *
+front_content_type(evhtp_headers_t *hdrs)
+{
+	struct evhtp_kv	*kv;
+
+	TAILQ_FOREACH(kv, hdrs, next) {
+		if (kv->klen == 12 && strcasecmp(kv->key, "content-type") == 0)
+			return (kv->val);
+	}
+	return (NULL);
+}
+
 static evhtp_res	front_on_body(evhtp_request_t *, struct evbuffer *,
 			    void *);
 static evhtp_res	front_on_request_fini(evhtp_request_t *, void *);
@@ -194,7 +227,15 @@ front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 
 	if (strcmp(path, "/health") == 0)
 		pr->route = ROUTE_HEALTH;
-	else if (strncmp(path, "/v1/", 4) == 0) {
+	else if (strncmp(path, "/v1/", 4) != 0) {
+		if (method == htp_method_POST && front_model_path(path)) {
+			if (!front_authorized(req))
+				return (front_refuse_head(fc, pr, 401,
+				    REJ_UNAUTHORIZED, "invalid or missing API "
+				    "key"));
+			pr->route = ROUTE_INFER;
+		}
+	} else {
 		if (!front_authorized(req))
 			return (front_refuse_head(fc, pr, 401,
 			    REJ_UNAUTHORIZED, "invalid or missing API key"));
@@ -224,14 +265,23 @@ front_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 	}
 
 	if (pr->route == ROUTE_INFER) {
+		/*
+		 * The body is scanned for its model (a JSON body's, or a
+		 * multipart form's model field) even when model-override
+		 * names it: the body's model is rewritten to the target's.
+		 */
+		pr->mp = model_parser_new_type(front_content_type(hdrs));
 		if (override != NULL) {
 			if (!model_name_valid(override, strlen(override)))
 				return (client_early(fc, 400, REJ_BAD_REQUEST, 0,
 				    "model-override is not a valid model "
 				    "name"));
 			strcpy(pr->model_name, override);
-		} else
-			pr->mp = model_parser_new();
+			pr->override = true;
+		} else if (pr->mp == NULL)
+			return (client_early(fc, 400, REJ_BAD_REQUEST, 0,
+			    "a multipart/form-data body needs a boundary of 1 "
+			    "to 70 characters"));
 	}
 	client_arm_timer(fc);
 	return (EVHTP_RES_OK);
@@ -422,12 +472,15 @@ front_route(struct preq *pr)
 	}
 	if (pr->mp != NULL) {
 		r = model_parser_finish(pr->mp);
-		if (r != MODEL_FOUND) {
+		if (pr->override)
+			/* Whatever the body holds: the header names the model. */
+			pr->has_span = model_parser_span(pr->mp, &pr->span);
+		else if (r != MODEL_FOUND) {
 			preq_error(pr, 400, REJ_BAD_REQUEST, 0, "%s",
 			    model_parser_error(pr->mp));
 			return;
-		}
-		strcpy(pr->model_name, model_parser_name(pr->mp));
+		} else
+			strcpy(pr->model_name, model_parser_name(pr->mp));
 		model_parser_free(pr->mp);
 		pr->mp = NULL;
 	}

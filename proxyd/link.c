@@ -2,10 +2,11 @@
  * link.c -- the proxy's link to llmux-supervisord over its Unix socket:
  * hello as the proxy, then config and state pushes, drain, ready and
  * failed; demand sent when a model's queue or in-flight count changes
- * (coalesced); control calls forwarded from the admin port and matched to
- * their replies by id; events, into the mirror (mirror.c) that subscribes
- * at each hello. When the link drops, the proxy keeps serving the models
- * it knows ready, reconnects with backoff, and takes the state the
+ * (coalesced), and a model's server found unreachable; control calls
+ * forwarded from the admin port and matched to their replies by id;
+ * events, handed up to the mirror (mirror.c), which subscribes at each
+ * hello. When the link drops, the proxy keeps serving the models it knows
+ * ready, reconnects with backoff, and takes the state the
  * supervisor pushes after hello as the truth.
  *
  * The link sits low: the files that send demand, drained and control calls
@@ -91,9 +92,13 @@ link_demand_flush(evutil_socket_t fd, short ev, void *arg)
 		 * once: that is what a switch decision needs. Other changes,
 		 * in-flight counts above all, wait until LINK_DEMAND_INTERVAL_MS
 		 * after the model's last demand, so a busy model costs at most
-		 * 20 demands a second.
+		 * 20 demands a second; so do requests starting to wait for a
+		 * model being served, held back by its max_concurrency (their
+		 * queue coming and going would otherwise cost two demands a
+		 * request).
 		 */
-		if ((q == 0) == (pm->sent_queued == 0) &&
+		if (((q == 0) == (pm->sent_queued == 0) || (q > 0 &&
+		    pm->ready && !pm->draining && !pm->unreachable)) &&
 		    now - pm->sent_ms < LINK_DEMAND_INTERVAL_MS) {
 			left = LINK_DEMAND_INTERVAL_MS - (now - pm->sent_ms);
 			if (wait < 0 || left < wait)
@@ -140,6 +145,19 @@ link_send_drained(struct pmodel *pm)
 	m.type = PROTO_DRAINED;
 	m.u.drain.model = pm->name;
 	m.u.drain.drain_id = pm->drain_id;
+	link_send(&m);
+}
+
+void
+link_send_unreachable(struct pmodel *pm)
+{
+	struct proto_msg	m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = PROTO_UNREACHABLE;
+	m.u.ready.model = pm->name;
+	m.u.ready.port = pm->port;
+	m.u.ready.generation = pm->generation;
 	link_send(&m);
 }
 
@@ -257,7 +275,10 @@ link_hello_received(struct proto_hello *h)
 	link_backoff_ms = LINK_BACKOFF_MIN_MS;
 	log_info("connected to the supervisor path=%s unprivileged=%d",
 	    link_path, h->unprivileged);
-	/* Tell it about every queue and in-flight count we hold. */
+	/*
+	 * Tell it about every queue and in-flight count we hold, and every
+	 * model still waiting for a ready since its server was unreachable.
+	 */
 	TAILQ_FOREACH(pm, &proxy_models, entry) {
 		pm->sent_queued = 0;
 		pm->sent_in_flight = 0;
@@ -265,6 +286,8 @@ link_hello_received(struct proto_hello *h)
 		pm->sent_ms = 0;
 		if (queue_len(&pm->queue) > 0 || pm->in_flight > 0)
 			link_demand(pm);
+		if (pm->unreachable)
+			link_send_unreachable(pm);
 	}
 	link_ops->up();
 }

@@ -18,11 +18,21 @@
  * of its length. The grammar is yajl's, which the fuzz target checks: RFC
  * 8259 JSON, with \v and \f taken as white space and UTF-8 checked by the
  * shape of each sequence.
+ *
+ * A multipart/form-data body is scanned for its "model" field instead
+ * (formdata.c). Either way the scanner knows where the model's value lies
+ * in the body, so that model_rewrite can put another name there: only
+ * those bytes change, the rest of the body is moved, not copied.
  */
+#include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
+#include "formdata.h"
 #include "model.h"
 #include "xmalloc.h"
 
@@ -65,7 +75,6 @@ struct model_parser {
 	size_t			 consumed;
 	const char		*error;
 	uint32_t		 depth;		/* open containers */
-	uint8_t			 arrays[MODEL_MAX_DEPTH / 8]; /* bit: an array */
 	bool			 want_value;	/* the last top key was model */
 	uint8_t			 need;		/* UTF-8 bytes still due */
 	uint8_t			 hex_n;		/* \u digits read */
@@ -74,6 +83,12 @@ struct model_parser {
 	const char		*lit;		/* the literal's rest */
 	size_t			 len;		/* decoded bytes of key or name */
 	bool			 overlong;	/* more than fits */
+	size_t			 at;		/* offset of the byte read */
+	size_t			 value_at;	/* the model's opening quote */
+	size_t			 value_end;	/* after its closing quote */
+	struct formdata		*form;		/* multipart/form-data */
+	/* Last: written before they are read, so not cleared. */
+	uint8_t			 arrays[MODEL_MAX_DEPTH / 8]; /* bit: an array */
 	char			 name[MODEL_NAME_MAX + 1];
 };
 
@@ -117,15 +132,42 @@ model_parser_new(void)
 	struct model_parser	*mp;
 
 	model_plain_init();
-	mp = xcalloc(1, sizeof(*mp));
+	/*
+	 * One per request: malloc takes it from its per-thread cache, which
+	 * calloc does not use, and only the fields before arrays need zeros.
+	 */
+	mp = xmalloc(sizeof(*mp));
+	memset(mp, 0, offsetof(struct model_parser, arrays));
 	mp->result = MODEL_MORE;
 	mp->state = MS_START;
 	return (mp);
 }
 
+struct model_parser *
+model_parser_new_type(const char *content_type)
+{
+	struct model_parser	*mp;
+	char			 buf[FORMDATA_MAX_BOUNDARY + 1];
+	const char		*b;
+	size_t			 blen;
+
+	switch (formdata_boundary(content_type, buf, &b, &blen)) {
+	case 0:
+		return (model_parser_new());
+	case 1:
+		mp = model_parser_new();
+		mp->form = formdata_new(b, blen);
+		return (mp);
+	default:
+		return (NULL);
+	}
+}
+
 void
 model_parser_free(struct model_parser *mp)
 {
+	if (mp != NULL)
+		formdata_free(mp->form);
 	free(mp);
 }
 
@@ -275,6 +317,8 @@ model_value(struct model_parser *mp, int c)
 
 	if (c == '"') {
 		model_string(mp, is_model ? STR_MODEL : STR_SKIP, false);
+		if (is_model)
+			mp->value_at = mp->at;
 		return (MODEL_MORE);
 	}
 	if (is_model && (c == '{' || c == '[' || c == '-' ||
@@ -560,16 +604,50 @@ model_byte(struct model_parser *mp, int c)
 	}
 }
 
+/* The form's answer, as the JSON scanner gives its own. */
+static enum model_result
+model_form_result(struct model_parser *mp, enum formdata_result r)
+{
+	const char	*v;
+	size_t		 n;
+
+	switch (r) {
+	case FORM_MORE:
+		return (MODEL_MORE);
+	case FORM_ABSENT:
+		return (model_parser_set(mp, MODEL_ABSENT,
+		    formdata_error(mp->form)));
+	case FORM_INVALID:
+		return (model_parser_set(mp, MODEL_INVALID,
+		    formdata_error(mp->form)));
+	default:
+		break;
+	}
+	v = formdata_value(mp->form, &n);
+	if (n == 0)
+		return (model_parser_set(mp, MODEL_INVALID, "model is empty"));
+	if (!model_name_valid(v, n))
+		return (model_parser_set(mp, MODEL_INVALID,
+		    "model contains control characters"));
+	memcpy(mp->name, v, n);
+	mp->name[n] = '\0';
+	return (model_parser_set(mp, MODEL_FOUND, NULL));
+}
+
 enum model_result
 model_parser_feed(struct model_parser *mp, const void *buf, size_t len)
 {
 	const unsigned char	*p = buf, *end = p + len;
+	size_t			 base = mp->consumed;
 	bool			 again;
 	int			 c;
 
 	if (mp->result != MODEL_MORE || len == 0)
 		return (mp->result);
 	mp->consumed += len;
+	if (mp->form != NULL)
+		return (model_form_result(mp, formdata_feed(mp->form, buf,
+		    len)));
 	while (p < end) {
 		if (mp->state == MS_STRING && mp->str == STR_SKIP) {
 			/* The bulk of a body: string bytes that need nothing. */
@@ -593,19 +671,88 @@ model_parser_feed(struct model_parser *mp, const void *buf, size_t len)
 		}
 		if (model_space(c) && mp->state != MS_LITERAL)
 			continue;
+		mp->at = base + (size_t)(p - (const unsigned char *)buf) - 1;
 		if (model_byte(mp, c) != MODEL_MORE)
 			break;
 	}
+	if (mp->result == MODEL_FOUND)
+		mp->value_end = base + (size_t)(p - (const unsigned char *)buf);
 	return (mp->result);
 }
 
 enum model_result
 model_parser_finish(struct model_parser *mp)
 {
+	if (mp->result == MODEL_MORE && mp->form != NULL)
+		return (model_form_result(mp, formdata_finish(mp->form)));
 	if (mp->result == MODEL_MORE)
 		model_parser_set(mp, MODEL_INVALID, mp->consumed == 0 ?
 		    "request body is empty" : "request body is not valid JSON");
 	return (mp->result);
+}
+
+bool
+model_parser_span(const struct model_parser *mp, struct model_span *sp)
+{
+	if (mp->result != MODEL_FOUND)
+		return (false);
+	sp->form = mp->form != NULL;
+	if (sp->form)
+		return (formdata_span(mp->form, &sp->at, &sp->len));
+	sp->at = mp->value_at;
+	sp->len = mp->value_end - mp->value_at;
+	return (true);
+}
+
+/*
+ * A valid name (no control bytes) as a JSON string, quotes included, into
+ * out (two bytes per byte of name, and two).
+ */
+static size_t
+model_json_string(const char *name, char *out)
+{
+	size_t	n = 0;
+
+	out[n++] = '"';
+	for (; *name != '\0'; name++) {
+		if (*name == '"' || *name == '\\')
+			out[n++] = '\\';
+		out[n++] = *name;
+	}
+	out[n++] = '"';
+	return (n);
+}
+
+int
+model_rewrite(struct evbuffer *body, const struct model_span *sp,
+    const char *name)
+{
+	char		 repl[MODEL_NAME_MAX * 2 + 2];
+	size_t		 rlen, nlen = strlen(name);
+	struct evbuffer	*tmp;
+
+	/* evbuffer_remove_buffer answers in an int. */
+	if (!model_name_valid(name, nlen) || sp->at > INT_MAX ||
+	    sp->at + sp->len > evbuffer_get_length(body))
+		return (-1);
+	if (sp->form) {
+		memcpy(repl, name, nlen);
+		rlen = nlen;
+	} else
+		rlen = model_json_string(name, repl);
+	/* Move the bytes before the value out, put the name, move the rest. */
+	if ((tmp = evbuffer_new()) == NULL)
+		return (-1);
+	if (evbuffer_remove_buffer(body, tmp, sp->at) != (int)sp->at ||
+	    evbuffer_drain(body, sp->len) != 0 ||
+	    evbuffer_add(tmp, repl, rlen) != 0 ||
+	    evbuffer_add_buffer(tmp, body) != 0 ||
+	    evbuffer_add_buffer(body, tmp) != 0) {
+		evbuffer_free(tmp);
+		return (-1);
+	}
+	evbuffer_free(tmp);
+	return (0);
 }
 
 const char *

@@ -10,13 +10,13 @@
  *
  * The files call down only, in the order of the sections below (main.c
  * above them all): control, history, front, client, route, upstream,
- * preq, registry, link, webui, then listen, linger, metrics, model, peer,
- * queue, reqscan and usage, and proxy.c (the shared state declared under
- * "Globals"). News
- * going up passes through a function pointer set by the level above: what
- * the supervisor pushes (struct link_ops, applied in main.c), the end of
- * an upstream exchange (upstream_init) and a head read on a connection
- * (client_init).
+ * preq, registry, link, webui, then listen, linger, metrics, model (and
+ * formdata, which it uses), peer, queue, reqscan and usage, and proxy.c
+ * (the shared state declared under "Globals"). News going up passes
+ * through a function pointer set by the level above: what the supervisor
+ * pushes (struct link_ops, applied in main.c), the end of an upstream
+ * exchange and a request its model's server never received
+ * (upstream_init) and a head read on a connection (client_init).
  */
 #ifndef LLMUX_PROXY_H
 #define LLMUX_PROXY_H
@@ -94,7 +94,9 @@ struct pmodel {
 	char			*name;
 	char			**aliases;
 	size_t			 n_aliases;
+	char			*served;	/* its server's name, if not name */
 	uint16_t		 cfg_port;
+	uint32_t		 max_upstreams;	/* max_concurrency, else ours */
 	bool			 configured;	/* in the latest config */
 
 	enum proto_model_state	 state;
@@ -103,6 +105,7 @@ struct pmodel {
 	uint16_t		 port;
 	uint64_t		 generation;
 	bool			 draining;	/* queue, don't dispatch */
+	bool			 unreachable;	/* queue until the next ready */
 	bool			 drain_pending;	/* answer drained at 0 */
 	uint32_t		 drain_id;
 	char			*reason;	/* last failure */
@@ -155,6 +158,10 @@ struct preq {
 	bool			 gone;		/* the client went away */
 	bool			 waited;	/* was queued */
 	bool			 counted;	/* in its model's in_flight */
+	bool			 override;	/* model-override named it */
+	bool			 resent;	/* was sent, not delivered */
+	bool			 has_span;	/* where the body's model is */
+	struct model_span	 span;
 	struct event		*later;		/* routed next turn (pipelined) */
 	uint64_t		 index;		/* on its connection, from 0 */
 	uint64_t		 body_bytes;	/* read so far */
@@ -290,8 +297,14 @@ void		 route_forget(struct preq *);
 uint32_t	 route_pending_count(void);
 
 /* upstream.c: forwarding and relaying. */
-/* freed(pm): one of the model's exchanges ended (a slot is free). */
-void		 upstream_init(void (*freed)(struct pmodel *));
+/*
+ * freed(pm): one of the model's exchanges ended (a slot is free);
+ * undelivered(pr, port, generation): its model's server at port was not
+ * reached (the connection refused, or closed before a byte of the request
+ * was written), so the request, safe to send again, is handed back.
+ */
+void		 upstream_init(void (*freed)(struct pmodel *),
+		    void (*undelivered)(struct preq *, uint16_t, uint64_t));
 void		 upstream_start(struct preq *);
 /* The client went away or the request is being freed: drop the exchange. */
 void		 upstream_abort(struct preq *);
@@ -346,6 +359,12 @@ void		 registry_apply_state(const struct proto_state *);
 struct pmodel	*registry_ready(const char *, uint16_t, uint64_t);
 struct pmodel	*registry_failed(const char *, const char *);
 void		 registry_drain(const char *, uint32_t);
+/*
+ * The model's server at port, generation could not be reached: if that is
+ * still where it serves, it is unreachable until the next ready (and the
+ * supervisor is told).
+ */
+void		 registry_unreachable(struct pmodel *, uint16_t, uint64_t);
 /* The supervisor went away: no drain goes on. */
 void		 registry_supervisor_lost(void);
 /* The model's in-flight count dropped: answer a pending drain at 0. */
@@ -372,6 +391,8 @@ void		 link_init(const char *path, const struct link_ops *);
 bool		 link_connected(void);
 void		 link_demand(struct pmodel *);
 void		 link_send_drained(struct pmodel *);
+/* Tell the supervisor the model's server could not be reached. */
+void		 link_send_unreachable(struct pmodel *);
 typedef void	(*link_reply_cb)(int status, const uint8_t *body,
 		    size_t len, void *arg);
 /*

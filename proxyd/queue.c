@@ -27,6 +27,26 @@ queue_push(struct queue *q, struct qentry *e, int64_t now_ms, uint32_t max)
 }
 
 void
+queue_put_back(struct queue *q, struct qentry *e)
+{
+	struct qentry	*at;
+
+	if (e->queued)
+		return;
+	/* It is older than nearly all: look from the head. */
+	TAILQ_FOREACH(at, &q->q, link) {
+		if (at->t_enq_ms > e->t_enq_ms)
+			break;
+	}
+	if (at != NULL)
+		TAILQ_INSERT_BEFORE(at, e, link);
+	else
+		TAILQ_INSERT_TAIL(&q->q, e, link);
+	e->queued = true;
+	q->n++;
+}
+
+void
 queue_remove(struct queue *q, struct qentry *e)
 {
 	if (!e->queued)

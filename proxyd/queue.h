@@ -28,6 +28,11 @@ void		 queue_init(struct queue *);
 /* Append e; -1 (and nothing changes) when the queue holds max already. */
 int		 queue_push(struct queue *, struct qentry *, int64_t now_ms,
 		    uint32_t max);
+/*
+ * Put e (its t_enq_ms kept from before) back in its place by that time,
+ * whatever the bound: a request that was already accepted.
+ */
+void		 queue_put_back(struct queue *, struct qentry *);
 /* Take e out wherever it is; a no-op if it is not queued. */
 void		 queue_remove(struct queue *, struct qentry *);
 /* The oldest entry, taken out; NULL when empty. */

@@ -1,8 +1,9 @@
 /*
  * registry.c -- the models the proxy knows: names, aliases and ports from
  * the supervisor's config push; readiness, port and generation from its
- * state pushes and ready/failed/drain messages. The queues hang off these
- * entries; route.c dispatches or fails them once the news is applied here.
+ * state pushes and ready/failed/drain messages, and whether its server
+ * could be reached. The queues hang off these entries; route.c dispatches
+ * or fails them once the news is applied here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,11 @@ registry_apply_config(const struct proto_config *c)
 		}
 		pm->configured = true;
 		pm->cfg_port = mi->port;
+		free(pm->served);
+		pm->served = registry_strdup_or_null(mi->served);
+		pm->max_upstreams = mi->max_concurrency != 0 &&
+		    mi->max_concurrency < PROXY_MAX_UPSTREAM_PER_MODEL ?
+		    mi->max_concurrency : PROXY_MAX_UPSTREAM_PER_MODEL;
 		registry_free_aliases(pm);
 		pm->aliases = xcalloc(mi->aliases.n + 1, sizeof(char *));
 		for (j = 0; j < mi->aliases.n; j++)
@@ -176,13 +182,21 @@ registry_apply_config(const struct proto_config *c)
 	    (unsigned long long)c->generation, c->n_models);
 }
 
-/* The model can be sent requests at port (generation). */
+/*
+ * The model can be sent requests at port (generation). Found unreachable
+ * there, it stays so until a ready message, or a state push that moves it.
+ */
 static void
-registry_set_ready(struct pmodel *pm, uint16_t port, uint64_t generation)
+registry_set_ready(struct pmodel *pm, uint16_t port, uint64_t generation,
+    bool ready_msg)
 {
 	bool	changed = !pm->ready || pm->port != port ||
 		    pm->generation != generation;
 
+	if (ready_msg || pm->port != port || pm->generation != generation) {
+		changed = changed || pm->unreachable;
+		pm->unreachable = false;
+	}
 	pm->known = true;
 	pm->state = PROTO_MS_READY;
 	pm->ready = port != 0;
@@ -224,7 +238,7 @@ registry_apply_state(const struct proto_state *st)
 		pm->reason = registry_strdup_or_null(ms->reason);
 		switch (ms->state) {
 		case PROTO_MS_READY:
-			registry_set_ready(pm, ms->port, ms->generation);
+			registry_set_ready(pm, ms->port, ms->generation, false);
 			break;
 		case PROTO_MS_DRAINING:
 			pm->known = true;
@@ -236,6 +250,7 @@ registry_apply_state(const struct proto_state *st)
 			pm->state = ms->state;
 			pm->ready = false;
 			pm->draining = false;
+			pm->unreachable = false;
 			break;
 		}
 	}
@@ -250,7 +265,7 @@ registry_ready(const char *name, uint16_t port, uint64_t generation)
 		log_warnx("ready for an unknown model model=%s", name);
 		return (NULL);
 	}
-	registry_set_ready(pm, port, generation);
+	registry_set_ready(pm, port, generation, true);
 	return (pm);
 }
 
@@ -264,6 +279,7 @@ registry_failed(const char *name, const char *reason)
 	pm->known = true;
 	pm->ready = false;
 	pm->draining = false;
+	pm->unreachable = false;
 	pm->state = PROTO_MS_FAILED;
 	free(pm->reason);
 	pm->reason = xstrdup(reason != NULL ? reason : "unknown");
@@ -286,6 +302,19 @@ registry_drain(const char *name, uint32_t drain_id)
 	pm->drain_id = drain_id;
 	log_info("draining model=%s in_flight=%u", pm->name, pm->in_flight);
 	registry_check_drained(pm);
+}
+
+void
+registry_unreachable(struct pmodel *pm, uint16_t port, uint64_t generation)
+{
+	if (!pm->ready || pm->port != port || pm->generation != generation ||
+	    pm->unreachable)
+		return;
+	pm->unreachable = true;
+	log_warnx("model unreachable, holding its requests until it is ready "
+	    "model=%s port=%u generation=%llu", pm->name, port,
+	    (unsigned long long)generation);
+	link_send_unreachable(pm);
 }
 
 void
@@ -331,6 +360,7 @@ registry_free_all(void)
 		if (pm->timer != NULL)
 			event_free(pm->timer);
 		registry_free_aliases(pm);
+		free(pm->served);
 		free(pm->reason);
 		free(pm->name);
 		free(pm);

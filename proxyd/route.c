@@ -1,8 +1,10 @@
 /*
  * route.c -- where a complete request goes: /health and /v1/models answered
- * here; a model request forwarded at once when its model is ready, else
- * queued (bounded, timed) until the supervisor says ready or failed; and
- * requests held while the proxy has no config yet.
+ * here; a model request forwarded at once when its model is ready (and
+ * under its max_concurrency), else queued (bounded, timed) until the
+ * supervisor says ready or failed, or a slot frees; a request its model's
+ * server could not be reached for, queued again; and requests held while
+ * the proxy has no config yet.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,8 +121,8 @@ route_health(struct preq *pr)
 static bool
 route_dispatchable(struct pmodel *pm)
 {
-	return (pm->ready && !pm->draining &&
-	    pm->upstreams < PROXY_MAX_UPSTREAM_PER_MODEL);
+	return (pm->ready && !pm->draining && !pm->unreachable &&
+	    pm->upstreams < pm->max_upstreams);
 }
 
 /* Forward a request whose model is ready. */
@@ -130,14 +132,70 @@ route_forward(struct preq *pr)
 	struct pmodel	*pm = pr->model;
 	int64_t		 now = clock_ms();
 
+	if (!pr->waited)
+		pr->qe.t_enq_ms = now;	/* its place, if it comes back */
 	preq_mark_upstream(pr);
 	pm->in_flight++;
-	pm->metrics.requests[pr->waited ? 1 : 0]++;
-	if (pr->waited)
-		metrics_observe_wait(&pm->metrics,
-		    (double)(now - pr->qe.t_enq_ms) / 1000.0);
+	/* Counted once, when first sent: not again when sent once more. */
+	if (!pr->resent) {
+		pm->metrics.requests[pr->waited ? 1 : 0]++;
+		if (pr->waited)
+			metrics_observe_wait(&pm->metrics,
+			    (double)(now - pr->qe.t_enq_ms) / 1000.0);
+	}
 	upstream_start(pr);
 	link_demand(pm);
+}
+
+/*
+ * The model's server could not be reached for a forwarded request (the
+ * connection refused, or closed before a byte of it was written): nothing
+ * reached the model, so the request is safe to send again. It goes back
+ * to its place in the queue (it counts in max_queue_per_model, but is
+ * never refused by it), and the model is dispatched no more requests
+ * until the supervisor says it is ready again.
+ */
+static void
+route_undelivered(struct preq *pr, uint16_t port, uint64_t generation)
+{
+	struct pmodel	*pm = pr->model;
+
+	if (preq_uncount(pr))
+		pm->in_flight--;
+	pr->resent = true;
+	registry_unreachable(pm, port, generation);
+	if (!pm->configured || proxy_exiting) {
+		preq_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
+		    "model `%s` is not reachable and the proxy %s", pm->name,
+		    proxy_exiting ? "is shutting down" : "no longer serves it");
+		registry_check_drained(pm);
+		link_demand(pm);
+		return;
+	}
+	pr->phase = PR_QUEUED;
+	pr->waited = true;
+	queue_put_back(&pm->queue, &pr->qe);
+	route_arm_timer(pm);
+	link_demand(pm);
+	registry_check_drained(pm);
+}
+
+/*
+ * A model-override names the model: the body's own model (an alias, or
+ * another model altogether) becomes the name the target's server answers
+ * to, as llmux 0.7 did; only those bytes of the body change.
+ */
+static void
+route_rewrite(struct preq *pr, struct pmodel *pm)
+{
+	const char	*name = pm->served != NULL ? pm->served : pm->name;
+
+	if (!pr->override || !pr->has_span)
+		return;
+	pr->has_span = false;
+	if (model_rewrite(pr->req->buffer_in, &pr->span, name) != 0)
+		log_warnx("cannot rewrite the model of a request model=%s",
+		    pm->name);
 }
 
 void
@@ -171,6 +229,7 @@ route_request(struct preq *pr)
 		return;
 	}
 	pr->model = pm;
+	route_rewrite(pr, pm);
 	if (registry_manual()) {
 		allowed = registry_pinned();
 		if ((allowed != NULL && strcmp(allowed, pm->name) != 0) ||
@@ -401,7 +460,7 @@ route_pending_count(void)
 void
 route_init(void)
 {
-	upstream_init(route_dispatch_queue);
+	upstream_init(route_dispatch_queue, route_undelivered);
 	queue_init(&route_pending);
 	route_pending_timer = evtimer_new(proxy_base, route_pending_timer_cb,
 	    NULL);

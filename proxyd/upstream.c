@@ -12,6 +12,12 @@
  * model's socket fills and it stops sending), and reading resumes when the
  * client has drained below PROXY_CLIENT_LOW_WATER: memory stays bounded
  * whatever the client does.
+ *
+ * A request that never reached the model's server (the connection was
+ * refused, or closed before one byte of it was written) is handed back
+ * to the level above, which holds it until the model is ready again; one
+ * whose bytes may have reached the server is never sent again, but for a
+ * kept-alive connection the server had closed before any answer.
  */
 #include <sys/socket.h>
 
@@ -66,6 +72,9 @@ struct upconn {
 struct ustream {
 	struct preq		*pr;
 	struct pmodel		*pm;
+	uint16_t		 port;		/* where it was sent */
+	uint64_t		 generation;
+	size_t			 queued;	/* request bytes given to uc */
 	struct upconn		*uc;
 	struct evbuffer		*head;		/* response head being built */
 	char			*key;		/* header name being read */
@@ -95,11 +104,15 @@ static struct evbuffer	*upstream_scratch;
 static struct evbuffer	*upstream_reqbuf;
 /* An exchange ended: the level above may start another (upstream_init). */
 static void		(*upstream_freed)(struct pmodel *);
+/* A request that did not reach its model goes back up (upstream_init). */
+static void		(*upstream_undelivered)(struct preq *, uint16_t,
+			    uint64_t);
 
 static void	upstream_read_cb(struct bufferevent *, void *);
 static void	upstream_event_cb(struct bufferevent *, short, void *);
 static void	upstream_send(struct ustream *);
 static void	upstream_end(struct ustream *, bool reuse);
+static void	upstream_detach(struct ustream *, bool reuse);
 
 static void
 upstream_conn_free(struct upconn *uc)
@@ -295,7 +308,7 @@ upstream_send(struct ustream *us)
 	evbuffer_add_printf(buf, "%s %s%s%s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n",
 	    htparser_get_methodstr_m(req->method), path,
 	    query != NULL && *query != '\0' ? "?" : "",
-	    query != NULL ? (const char *)query : "", us->pm->port);
+	    query != NULL ? (const char *)query : "", us->port);
 	TAILQ_FOREACH(kv, req->headers_in, next) {
 		if (upstream_hop_header(kv->key))
 			continue;
@@ -307,6 +320,10 @@ upstream_send(struct ustream *us)
 	evbuffer_add_printf(buf, "Content-Length: %zu\r\n\r\n", blen);
 	if (blen > 0 && evbuffer_add_buffer_reference(buf, req->buffer_in) != 0)
 		evbuffer_add(buf, evbuffer_pullup(req->buffer_in, -1), blen);
+	/* What a new connection holds until it is connected. */
+	if (!uc->connected)
+		us->queued = evbuffer_get_length(buf) +
+		    evbuffer_get_length(out);
 	if (uc->connected && evbuffer_get_length(out) == 0)
 		evbuffer_write(buf, bufferevent_getfd(uc->bev));
 	if (evbuffer_get_length(buf) > 0)
@@ -345,6 +362,8 @@ upstream_start(struct preq *pr)
 	us = xcalloc(1, sizeof(*us));
 	us->pr = pr;
 	us->pm = pm;
+	us->port = pm->port;
+	us->generation = pm->generation;
 	us->head = evbuffer_new();
 	pr->us = us;
 	pm->upstreams++;
@@ -586,9 +605,42 @@ upstream_fail(struct ustream *us, enum upstream_error kind, const char *why)
 	free(us);
 }
 
+/*
+ * Nothing of the request reached the model's server: hand it back to be
+ * held until the model is ready again (the level above marks the model
+ * unreachable first, so the slot this frees dispatches nothing to it).
+ */
+static void
+upstream_undeliver(struct ustream *us, enum upstream_error kind,
+    const char *why)
+{
+	struct preq	*pr = us->pr;
+	struct pmodel	*pm = us->pm;
+
+	pm->metrics.upstream_errors[kind]++;
+	log_warnx("upstream not reached, request held model=%s port=%u "
+	    "kind=%s reason=\"%s\"", pm->name, us->port,
+	    metrics_upstream_error_name(kind), why);
+	upstream_detach(us, false);
+	upstream_undelivered(pr, us->port, us->generation);
+	free(us);
+	if (upstream_freed != NULL)
+		upstream_freed(pm);
+}
+
 /* The exchange is over: detach it from the request and its connection. */
 static void
 upstream_end(struct ustream *us, bool reuse)
+{
+	struct pmodel	*pm = us->pm;
+
+	upstream_detach(us, reuse);
+	if (upstream_freed != NULL)
+		upstream_freed(pm);
+}
+
+static void
+upstream_detach(struct ustream *us, bool reuse)
 {
 	struct pmodel		*pm = us->pm;
 	struct preq		*pr = us->pr;
@@ -617,8 +669,6 @@ upstream_end(struct ustream *us, bool reuse)
 	us->scan = NULL;
 	pr->us = NULL;
 	pm->upstreams--;
-	if (upstream_freed != NULL)
-		upstream_freed(pm);
 }
 
 static void
@@ -711,25 +761,35 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		upstream_fail(us, UPERR_TIMEOUT, why);
 		return;
 	}
-	/* A kept-alive connection the server had closed: try a new one. */
-	if (uc->reused && !us->got_bytes && !us->retried) {
-		us->retried = true;
-		us->uc = NULL;
-		uc->us = NULL;
-		upstream_conn_free(uc);
-		us->uc = upstream_connect(us->pm->port);
-		us->uc->us = us;
-		htparser_init(us->uc->parser, htp_type_response);
-		htparser_set_userdata(us->uc->parser, us);
-		upstream_send(us);
-		return;
-	}
 	if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "connection closed by the model "
 		    "server");
 	else
 		snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(
 		    EVUTIL_SOCKET_ERROR()));
+	/*
+	 * A new connection refused, or closed with the whole request still
+	 * in its output: not one byte reached the model's server.
+	 */
+	if (!uc->reused && !us->got_bytes && upstream_undelivered != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == us->queued) {
+		upstream_undeliver(us, uc->connected ? UPERR_CLOSED :
+		    UPERR_CONNECT, why);
+		return;
+	}
+	/* A kept-alive connection the server had closed: try a new one. */
+	if (uc->reused && !us->got_bytes && !us->retried) {
+		us->retried = true;
+		us->uc = NULL;
+		uc->us = NULL;
+		upstream_conn_free(uc);
+		us->uc = upstream_connect(us->port);
+		us->uc->us = us;
+		htparser_init(us->uc->parser, htp_type_response);
+		htparser_set_userdata(us->uc->parser, us);
+		upstream_send(us);
+		return;
+	}
 	upstream_fail(us, us->got_bytes || (what & BEV_EVENT_EOF) ?
 	    UPERR_CLOSED : UPERR_CONNECT, why);
 }
@@ -747,9 +807,11 @@ upstream_abort(struct preq *pr)
 }
 
 void
-upstream_init(void (*freed)(struct pmodel *))
+upstream_init(void (*freed)(struct pmodel *),
+    void (*undelivered)(struct preq *, uint16_t, uint64_t))
 {
 	upstream_freed = freed;
+	upstream_undelivered = undelivered;
 }
 
 void

@@ -162,6 +162,8 @@ struct model {
 	uint32_t		 live_failures;	/* in a row */
 	pid_t			 live_pid;	/* what the check asked */
 	uint64_t		 live_generation;
+	/* The proxy could not reach it: the check's answer goes here. */
+	void			(*live_asked)(struct model *);
 };
 TAILQ_HEAD(models, model);
 

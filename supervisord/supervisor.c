@@ -423,6 +423,44 @@ supervisor_unexpected(struct client *c, struct proto_msg *msg)
 	    "?", proto_role_name(c->role));
 }
 
+/* A model the proxy could not reach answers its check: it may serve. */
+static void
+supervisor_model_answers(struct model *m)
+{
+	if (model_published_state(m) == PROTO_MS_READY)
+		server_send_ready(m->sup, m);
+}
+
+/*
+ * The proxy could not reach a model it was told is ready (the connection
+ * refused, or closed before a byte was written): it holds the request
+ * and sends no more until `ready`. Check the model now: dead, its exit is
+ * handled as any death (restarted, then ready); alive but failing the
+ * check, killed (the same); answering, `ready` again.
+ */
+static void
+supervisor_unreachable(struct client *c, const struct proto_ready *u)
+{
+	struct model	*m;
+
+	if ((m = model_find(c->sup, u->model)) == NULL)
+		return;
+	if (m->proc == NULL || m->generation != u->generation ||
+	    m->proc->port != u->port) {
+		log_info("the proxy reports a model unreachable, already "
+		    "replaced model=%s generation=%llu", m->name,
+		    (unsigned long long)u->generation);
+		return;
+	}
+	log_warnx("the proxy reports a model unreachable, checking it "
+	    "model=%s pid=%d port=%u", m->name, (int)m->proc->pid,
+	    (unsigned)u->port);
+	if (liveness_unreachable(m, supervisor_model_answers) != 0)
+		log_info("model not checked: its state or an operation "
+		    "decides model=%s state=%s", m->name,
+		    model_pstate_name(m->pstate));
+}
+
 /* What the proxy sends: demand, drained, and the calls it forwards. */
 static void
 supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
@@ -447,6 +485,9 @@ supervisor_dispatch_proxy(struct client *c, struct proto_msg *msg)
 	case PROTO_DRAINED:
 		switching_drained(c, msg->u.drain.model,
 		    msg->u.drain.drain_id);
+		return;
+	case PROTO_UNREACHABLE:
+		supervisor_unreachable(c, &msg->u.ready);
 		return;
 	case PROTO_ERROR:
 		log_warnx("error from the proxy code=%s message=\"%s\"",

@@ -263,5 +263,14 @@ void		 evict_abandon(struct model *);
 void		 liveness_init(struct supervisor *);
 void		 liveness_free(struct supervisor *);
 void		 liveness_forget(struct model *);
+/*
+ * The proxy could not reach m: check it now, not at the next tick. A
+ * model that fails this one check is killed at once (the proxy's failure
+ * was the first); one that answers is handed to answered (the proxy may
+ * dispatch to it again). -1 when m is not one to check now (not running,
+ * or an operation has it): what changes it tells the proxy anyway.
+ */
+int		 liveness_unreachable(struct model *,
+		    void (*answered)(struct model *));
 
 #endif

@@ -655,6 +655,7 @@ server_send_config(struct supervisor *sup, struct client *only)
 	struct proto_config	*pc = &msg.u.config;
 	struct client		*c;
 	size_t			 n = conf->n_models;
+	const char		*served;
 
 	memset(&msg, 0, sizeof(msg));
 	msg.type = PROTO_CONFIG;
@@ -669,6 +670,12 @@ server_send_config(struct supervisor *sup, struct client *only)
 		pc->models[i].port = mc->port;
 		pc->models[i].aliases.v = mc->aliases;
 		pc->models[i].aliases.n = mc->n_aliases;
+		pc->models[i].max_concurrency = mc->max_concurrency;
+		/* What a model-override rewrites the body's model to. */
+		served = spawn_served_name(mc);
+		if (strcmp(served, mc->name) != 0 &&
+		    strlen(served) <= PROTO_MAX_NAME)
+			pc->models[i].served = (char *)served;
 	}
 	pc->n_models = n;
 	pc->port = conf->port;

@@ -10,16 +10,54 @@
  * which yajl decodes in its own way (a lone one becomes "?" and eats the
  * next byte), so that a name's length can differ. Bodies nested deeper
  * than MODEL_MAX_DEPTH are refused by the scanner alone.
+ *
+ * A model found is rewritten (model_rewrite, what a model-override does)
+ * to a name that needs escapes: the body scanned again must give that
+ * name at the same place, and every byte before and after the value must
+ * be as it was.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <yajl/yajl_parse.h>
 
 #include "proxyd/model.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* The rewrite of a body whose model was found at sp. */
+static void
+fuzz_model_rewrite(const uint8_t *buf, size_t len, const struct model_span *sp)
+{
+	static const char	 name[] = "org/\"re\\written\"";
+	struct evbuffer		*b = evbuffer_new();
+	struct model_parser	*mp = model_parser_new();
+	struct model_span	 sp2;
+	const uint8_t		*out;
+	size_t			 olen;
+
+	if (sp->form || sp->at + sp->len > len || sp->len < 2 ||
+	    buf[sp->at] != '"' || buf[sp->at + sp->len - 1] != '"')
+		abort();
+	evbuffer_add(b, buf, len);
+	if (model_rewrite(b, sp, name) != 0)
+		abort();
+	olen = evbuffer_get_length(b);
+	out = evbuffer_pullup(b, -1);
+	if (olen < len - sp->len || memcmp(out, buf, sp->at) != 0 ||
+	    memcmp(out + olen - (len - sp->at - sp->len), buf + sp->at + sp->len,
+	    len - sp->at - sp->len) != 0)
+		abort();
+	if (model_parser_feed(mp, out, olen) != MODEL_FOUND ||
+	    strcmp(model_parser_name(mp), name) != 0 ||
+	    !model_parser_span(mp, &sp2) || sp2.at != sp->at ||
+	    sp2.at + sp2.len != olen - (len - sp->at - sp->len))
+		abort();
+	model_parser_free(mp);
+	evbuffer_free(b);
+}
 
 static enum model_result
 fuzz_model_run(const uint8_t *buf, size_t len, size_t step, char *name,
@@ -28,6 +66,8 @@ fuzz_model_run(const uint8_t *buf, size_t len, size_t step, char *name,
 	struct model_parser	*mp;
 	enum model_result	 r = MODEL_MORE;
 	size_t			 off = 0, n;
+
+	struct model_span	 sp;
 
 	mp = model_parser_new();
 	while (off < len && r == MODEL_MORE) {
@@ -46,9 +86,12 @@ fuzz_model_run(const uint8_t *buf, size_t len, size_t step, char *name,
 	if (r == MODEL_FOUND) {
 		const char *s = model_parser_name(mp);
 
-		if (!model_name_valid(s, strlen(s)))
+		if (!model_name_valid(s, strlen(s)) ||
+		    !model_parser_span(mp, &sp))
 			abort();
 		strcpy(name, s);
+		if (step == 0)
+			fuzz_model_rewrite(buf, len, &sp);
 	} else if (model_parser_name(mp) != NULL ||
 	    model_parser_error(mp) == NULL)
 		abort();

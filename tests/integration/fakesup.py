@@ -12,7 +12,7 @@ import mpack
 
 HELLO, ERROR, PING, PONG = 1, 2, 3, 4
 CONFIG = 100
-DEMAND, STATE, DRAIN, DRAINED, READY, FAILED = 200, 201, 202, 203, 204, 205
+DEMAND, STATE, DRAIN, DRAINED, READY, FAILED, UNREACHABLE = 200, 201, 202, 203, 204, 205, 207
 CTL_STATUS, CTL_MODELS, CTL_MODE, CTL_PIN, CTL_UNPIN, CTL_SWITCH = 300, 301, 302, 303, 304, 305
 CTL_EVICTION_GET, CTL_EVICTION_SET, CTL_SLEEP, CTL_WAKE = 306, 307, 308, 309
 CTL_CHECKPOINT, CTL_RESTORE, CTL_VALIDATE, CTL_RELOAD = 310, 311, 312, 313
@@ -24,10 +24,16 @@ STOPPED, STARTING, READY_S, DRAINING, SLEEPING, WAKING, CHECKPOINTED, FAILED_S, 
 
 
 def config_msg(models, **kw):
-    """models: list of (name, port, [aliases])."""
+    """models: list of (name, port, [aliases][, {more keys: served,
+    max_concurrency}])."""
     m = {"t": CONFIG, "generation": kw.pop("generation", 1), "port": kw.pop("port", 3000),
          "admin_port": kw.pop("admin_port", 0), "metrics_port": kw.pop("metrics_port", 0),
-         "models": [{"name": n, "port": p, "aliases": list(a)} for n, p, a in models]}
+         "models": []}
+    for e in models:
+        info = {"name": e[0], "port": e[1], "aliases": list(e[2])}
+        if len(e) > 3:
+            info.update(e[3])
+        m["models"].append(info)
     m.update(kw)
     return m
 

@@ -1,8 +1,8 @@
 // openai-client.mjs -- the `openai` npm client against llmux-proxyd: list
 // models, a chat completion, a streaming chat completion, an unknown model
 // and a wrong API key (the error object's code, type and param as the client
-// shows them), and a stream whose backend dies. Prints one JSON line of
-// what it saw.
+// shows them), a stream whose backend dies, and embeddings (as the client
+// asks for them, base64, and as floats). Prints one JSON line of what it saw.
 //
 //     node openai-client.mjs BASE_URL API_KEY
 import OpenAI from 'openai';
@@ -53,5 +53,20 @@ try {
 } catch (e) {
 	out.dying = { error: String(e.message), type: e.type ?? e.error?.type ?? null };
 }
+
+// The client asks for base64 unless told otherwise, and decodes it.
+const emb = await client.embeddings.create({ model: 'e', input: ['hello', 'world'] });
+const floats = await client.embeddings.create({ model: 'e', input: 'hello',
+	encoding_format: 'float' });
+const v = Array.from(emb.data[0].embedding);
+out.embeddings = {
+	n: emb.data.length,
+	dim: v.length,
+	norm: Math.sqrt(v.reduce((s, x) => s + x * x, 0)),
+	same: v.every((x, i) => Math.abs(x - floats.data[0].embedding[i]) < 1e-6),
+	differ: v.some((x, i) => x !== Array.from(emb.data[1].embedding)[i]),
+	usage: emb.usage.prompt_tokens,
+	model: emb.model,
+};
 
 console.log(JSON.stringify(out));

@@ -1,7 +1,9 @@
 """test_fakevllm.py -- llmux-fakevllm's command line and HTTP surface:
 startup, /health, /v1/models, chat and text completions (shapes, usage,
 determinism, max_tokens, streaming framing and include_usage), vLLM's
-error answers, --api-key, and the VLLM_SERVER_DEV_MODE gating.
+error answers, --api-key, the VLLM_SERVER_DEV_MODE gating, /v1/embeddings
+of a model served with --task embed, and /metrics (the peak of
+generations held at once).
 Sleep, wake and faults are in test_fakevllm_sleep.py and
 test_fakevllm_faults.py."""
 import json
@@ -387,6 +389,67 @@ def dev_routes_need_dev_mode(env):
     check(http(port3, "GET", "/is_sleeping")[0] == 200)
     check(http(port3, "GET", "/fake/state")[0] == 200)
     check(http(port3, "GET", "/sleep")[0] == 405)
+
+
+@test
+def embeddings_with_task_embed(env):
+    import base64
+    import math
+    import struct
+    p, port = fv.start(env, "--task", "embed", names=("emb", "emb-alias"))
+    body = {"model": "emb-alias", "input": ["hello there", "world"]}
+    status, obj = fv.post(port, "/v1/embeddings", body)
+    check(status == 200 and obj["object"] == "list" and obj["model"] == "emb", obj)
+    check(obj["id"].startswith("embd-") and isinstance(obj["created"], int), obj)
+    check([d["index"] for d in obj["data"]] == [0, 1] and
+          all(d["object"] == "embedding" for d in obj["data"]), obj)
+    v0, v1 = obj["data"][0]["embedding"], obj["data"][1]["embedding"]
+    check(len(v0) == 32 and abs(math.sqrt(sum(x * x for x in v0)) - 1) < 1e-5, v0)
+    check(v0 != v1, "different inputs, different vectors")
+    # A token per word (up to 8 characters), and one to begin each input.
+    check(obj["usage"] == {"prompt_tokens": (1 + 2) + (1 + 1), "total_tokens": 5,
+                           "completion_tokens": 0, "prompt_tokens_details": None}, obj)
+    # The same input, the same vector; base64 is its float32 bytes.
+    status, again = fv.post(port, "/v1/embeddings", {"input": "hello there",
+                                                     "encoding_format": "base64"})
+    raw = base64.b64decode(again["data"][0]["embedding"])
+    check(status == 200 and len(raw) == 128, again)
+    check(all(abs(a - b) < 1e-6 for a, b in zip(struct.unpack("<32f", raw), v0)),
+          "base64 holds the same floats")
+    status, obj = fv.post(port, "/v1/embeddings", {"input": [[1, 2, 3], [4]], "dimensions": 8})
+    check(status == 200 and [len(d["embedding"]) for d in obj["data"]] == [8, 8] and
+          obj["usage"]["prompt_tokens"] == 4, obj)
+    for bad, param in (({}, "input"), ({"input": []}, "input"), ({"input": [[]]}, "input"),
+                       ({"input": "x", "encoding_format": "hex"}, "encoding_format"),
+                       ({"input": "x", "dimensions": 33}, "dimensions"),
+                       ({"input": [-1]}, "input")):
+        status, obj = fv.post(port, "/v1/embeddings", bad)
+        check(status == 400 and obj["error"]["param"] == param, (bad, obj))
+    status, obj = fv.post(port, "/v1/embeddings", {"model": "x", "input": "x"})
+    check(status == 404 and obj["error"]["type"] == "NotFoundError", obj)
+    # Only the routes of its task: no chat on an embedding model, and no
+    # embeddings on a generating one.
+    check(fv.chat(port, "hi", model="emb")[0] == 404, "no chat with --task embed")
+    p2, port2 = fv.start(env, name="fakevllm-gen")
+    status, obj = fv.post(port2, "/v1/embeddings", {"input": "x"})
+    check(status == 404 and obj == {"detail": "Not Found"}, obj)
+
+
+@test
+def metrics_show_the_peak_of_generations(env):
+    p, port = fv.start(env, "--fake-token-ms", "50")
+    streams = [fv.Stream(port, fv.chat_body("long %d" % i, 100, stream=True)) for i in range(3)]
+    wait_until(lambda: all(len(s.tokens()) >= 1 for s in streams), what="3 streams running")
+    st, _, text = harness.http(port, "GET", "/metrics")
+    text = text.decode()
+    check(st == 200 and 'fakevllm_requests_in_flight{model_name="alpha"} 3' in text, text)
+    check('vllm:num_requests_running{engine="0",model_name="alpha"} 3' in text, text)
+    for s in streams:
+        s.close()
+    wait_until(lambda: 'fakevllm_requests_in_flight{model_name="alpha"} 0' in
+               harness.http(port, "GET", "/metrics")[2].decode(), what="the streams to end")
+    text = harness.http(port, "GET", "/metrics")[2].decode()
+    check('fakevllm_requests_in_flight_peak{model_name="alpha"} 3' in text, text)
 
 
 @test

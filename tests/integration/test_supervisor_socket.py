@@ -5,8 +5,10 @@ refused with a clear message, calls before hello are refused, a stale
 socket is replaced and a live one is not taken over, the proxy role
 gets config and state; half-sent frames and silent peers are dropped
 without costing memory; a proxy connection that leaves mid-drain does not
-hold the switch."""
+hold the switch; a model the proxy reports unreachable is checked at once:
+ready again if it answers, killed and restarted if not."""
 import os
+import signal
 import socket
 import struct
 import time
@@ -367,6 +369,54 @@ def proxy_leaving_mid_drain(env):
     check(st["a"]["in_flight"] == 0 and st["a"]["queue_depth"] == 0, st["a"])
     check("the proxy that had not answered left" in sup.log_text(), "logged")
     p1.close()
+
+
+def next_ready(r, model):
+    """The next ready message (204) for model, decoded."""
+    while True:
+        p = r.frame()
+        check(p is not None, "the supervisor closed the proxy's connection")
+        if mp_type(p) == 204:
+            m = mpack.unpack(p)
+            if m["model"] == model:
+                return m
+
+
+def unreachable(r, model, port, generation):
+    r.send(frame(mp_map([("t", mp_uint(207)), ("model", mp_str(model)),
+                         ("port", mp_uint(port)), ("generation", mp_uint(generation))])))
+
+
+@harness.test
+def proxy_reports_a_model_unreachable(env):
+    sup = Sup(env, {"a": {}}, extra="health_check_secs: 2\n")
+    sup.start()
+    r = Raw(sup.socket, timeout=60)
+    r.send(hello(role=1))
+    check(mp_type(r.frame()) == T_HELLO, "hello")
+    sup.ctl_ok("wake", "a")
+    ready = next_ready(r, "a")
+    # It answers its check: ready again, the same process.
+    unreachable(r, "a", ready["port"], ready["generation"])
+    again = next_ready(r, "a")
+    check(again["generation"] == ready["generation"] and again["port"] == ready["port"], again)
+    log = sup.log_text()
+    check('the proxy reports a model unreachable, checking it" model=a' in log, log)
+    # Another generation than a's: already replaced, nothing to do.
+    unreachable(r, "a", ready["port"], ready["generation"] + 7)
+    wait_until(lambda: 'already replaced" model=a' in sup.log_text(), 10, "the stale report")
+    # Stopped, it fails the check: killed at once (not after 3 checks),
+    # restarted, and ready with a new generation.
+    pid = sup.model("a")["pid"]
+    for p in sup.model_pids("a"):
+        os.kill(p, signal.SIGSTOP)
+    unreachable(r, "a", ready["port"], ready["generation"])
+    again = next_ready(r, "a")
+    check(again["generation"] > ready["generation"], again)
+    check(sup.model("a")["pid"] != pid, sup.model("a"))
+    check("unreachable (the proxy could not connect, then GET /health" in sup.log_text(),
+          sup.log_text())
+    r.close()
 
 
 @harness.test

@@ -12,8 +12,10 @@ POST /v1/* with a JSON body:
   {"status": S}         answer with status S
   {"length": false}     a non-streaming body without Content-Length (close)
   {"cut_body": true}    a Content-Length body cut off halfway (then close)
-Otherwise a JSON answer with the sha256 and length of the body it got and
-the headers it saw. GET /stats answers the counters; GET /health 200.
+Otherwise a JSON answer with the sha256 and length of the body it got
+(the body itself, as latin-1, when it is at most 4 KiB), the headers it
+saw and the model of a JSON body. GET /stats answers the counters; GET
+/health 200.
 """
 import argparse
 import hashlib
@@ -128,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
         info = {"id": "cmpl-1", "object": "chat.completion", "served_by": NAME,
                 "model": req.get("model"), "sha256": hashlib.sha256(body).hexdigest(),
                 "length": len(body), "path": self.path,
+                "body": body.decode("latin-1") if len(body) <= 4096 else None,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello from " + NAME},
                              "finish_reason": "stop"}],

@@ -126,6 +126,8 @@ START_TEST(test_roundtrip_config)
 	models[0].aliases.n = 2;
 	models[1].name = "qwen";
 	models[1].port = 8002;
+	models[1].served = "Qwen/Qwen2.5-7B";
+	models[1].max_concurrency = 4;
 	in.type = PROTO_CONFIG;
 	in.u.config.generation = 3;
 	in.u.config.models = models;
@@ -156,6 +158,10 @@ START_TEST(test_roundtrip_config)
 	ck_assert_ptr_null(out.u.config.models[0].aliases.v[2]);
 	ck_assert_str_eq(out.u.config.models[1].name, "qwen");
 	ck_assert_uint_eq(out.u.config.models[1].aliases.n, 0);
+	ck_assert_ptr_null(out.u.config.models[0].served);
+	ck_assert_uint_eq(out.u.config.models[0].max_concurrency, 0);
+	ck_assert_str_eq(out.u.config.models[1].served, "Qwen/Qwen2.5-7B");
+	ck_assert_uint_eq(out.u.config.models[1].max_concurrency, 4);
 	ck_assert_uint_eq(out.u.config.port, 3000);
 	ck_assert_uint_eq(out.u.config.admin_port, 3001);
 	ck_assert_uint_eq(out.u.config.metrics_port, 0);
@@ -247,6 +253,12 @@ START_TEST(test_roundtrip_data_plane)
 	in.u.ready.port = 8002;
 	in.u.ready.generation = 5;
 	roundtrip(&in, &out);
+	ck_assert_uint_eq(out.u.ready.port, 8002);
+	ck_assert_uint_eq(out.u.ready.generation, 5);
+	proto_msg_free(&out);
+	in.type = PROTO_UNREACHABLE;
+	roundtrip(&in, &out);
+	ck_assert_str_eq(out.u.ready.model, "b");
 	ck_assert_uint_eq(out.u.ready.port, 8002);
 	ck_assert_uint_eq(out.u.ready.generation, 5);
 	proto_msg_free(&out);

@@ -1,6 +1,7 @@
 /*
  * test_proxy_queue.c -- the bookkeeping of the proxy's per-model queues:
- * FIFO order, the bound, removal from anywhere, ages and expiry.
+ * FIFO order, the bound, removal from anywhere, ages and expiry, and a
+ * request put back in its place (one its model's server never received).
  */
 #include <check.h>
 #include <stdlib.h>
@@ -30,6 +31,36 @@ START_TEST(test_fifo_and_bound)
 	ck_assert_ptr_null(queue_pop(&q));
 	ck_assert_uint_eq(queue_len(&q), 0);
 	ck_assert_uint_eq(q.total, 3);
+}
+END_TEST
+
+START_TEST(test_put_back_in_place)
+{
+	struct queue	q;
+	struct qentry	e[5] = { 0 };
+
+	queue_init(&q);
+	ck_assert_int_eq(queue_push(&q, &e[1], 110, 2), 0);
+	ck_assert_int_eq(queue_push(&q, &e[3], 130, 2), 0);
+	/* Older than all, newer than one, newest: each in its place. */
+	e[0].t_enq_ms = 100;
+	queue_put_back(&q, &e[0]);
+	e[2].t_enq_ms = 120;
+	queue_put_back(&q, &e[2]);
+	e[4].t_enq_ms = 140;
+	queue_put_back(&q, &e[4]);
+	/* Over the bound, and once only. */
+	ck_assert_uint_eq(queue_len(&q), 5);
+	queue_put_back(&q, &e[2]);
+	ck_assert_uint_eq(queue_len(&q), 5);
+	/* Expiry still goes oldest first. */
+	ck_assert_ptr_eq(queue_expired(&q, 1110, 1000), &e[0]);
+	ck_assert_ptr_null(queue_expired(&q, 1109, 1000));
+	ck_assert_ptr_eq(queue_pop(&q), &e[1]);
+	ck_assert_ptr_eq(queue_pop(&q), &e[2]);
+	ck_assert_ptr_eq(queue_pop(&q), &e[3]);
+	ck_assert_ptr_eq(queue_pop(&q), &e[4]);
+	ck_assert_ptr_null(queue_pop(&q));
 }
 END_TEST
 
@@ -85,6 +116,7 @@ main(void)
 
 	tcase_add_test(tc, test_fifo_and_bound);
 	tcase_add_test(tc, test_remove_anywhere);
+	tcase_add_test(tc, test_put_back_in_place);
 	tcase_add_test(tc, test_ages_and_expiry);
 	suite_add_tcase(s, tc);
 	return (unit_run(s));

@@ -29,7 +29,7 @@ enum args_id {
 	A_RELOAD, A_TOKEN, A_WEIGHTS, A_ASLEEP, A_FAULT, A_FAIL_SLEEP,
 	A_FAIL_WAKE, A_HANG_SLEEP, A_HANG_WAKE, A_FAIL_RELOAD, A_CRASH_AFTER,
 	A_STALL_AFTER, A_HEALTH_500, A_EXIT_STARTUP, A_GPU_DIR, A_GPU_MB,
-	A_RESTORE_STATE, A_GPU_UTIL, A_FAKE_GPU, A_KV_MB
+	A_RESTORE_STATE, A_GPU_UTIL, A_FAKE_GPU, A_KV_MB, A_TASK
 };
 
 static const struct args_entry {
@@ -47,6 +47,7 @@ static const struct args_entry {
 	{ "--max-model-len", ARGS_VALUE, A_MAX_LEN },
 	{ "--max-num-seqs", ARGS_VALUE, A_MAX_SEQS },
 	{ "--gpu-memory-utilization", ARGS_VALUE, A_GPU_UTIL },
+	{ "--task", ARGS_VALUE, A_TASK },
 	{ "--api-key", ARGS_VALUE, A_API_KEY },
 	{ "--disable-uvicorn-access-log", ARGS_NOARG, A_NO_ACCESS_LOG },
 	{ "--enable-log-requests", ARGS_NOARG, A_LOG_REQ },
@@ -294,6 +295,17 @@ args_apply(struct fv_opts *o, const struct args_entry *e, const char *v,
 		if (args_number(v, 0, 256 * 1024, 0, &n) != 0)
 			goto bad;
 		o->weights_mb = n;
+		break;
+	case A_TASK:
+		if (strcmp(v, "generate") == 0 || strcmp(v, "auto") == 0)
+			o->task = FV_TASK_GENERATE;
+		else if (strcmp(v, "embed") == 0 || strcmp(v, "embedding") == 0)
+			o->task = FV_TASK_EMBED;
+		else {
+			xasprintf(cause, "%s: llmux-fakevllm serves generate or "
+			    "embed, not '%s'", e->name, v);
+			return (-1);
+		}
 		break;
 	case A_ASLEEP:
 		if (strcmp(v, "queue") == 0)
@@ -560,6 +572,7 @@ fv_args_usage(void)
 "           [--served-model-name NAME ...] [--enable-sleep-mode]\n"
 "           [--tensor-parallel-size N] [--max-model-len N] [--max-num-seqs N]\n"
 "           [--api-key KEY] [--disable-uvicorn-access-log]\n"
+"           [--task generate|embed]\n"
 "           [--enable-log-requests] [any other vLLM option, ignored]\n"
 "           [--fake-fast] [--fake-admin] [--fake-engine-process]\n"
 "           [--fake-startup-ms N] [--fake-sleep-level1-ms N]\n"

@@ -100,6 +100,7 @@ void		 fv_cudagpu_state(struct fv_state *);
 /* ---- args.c: the command line --------------------------------------- */
 
 enum fv_asleep { FV_ASLEEP_QUEUE, FV_ASLEEP_FAIL };
+enum fv_task { FV_TASK_GENERATE, FV_TASK_EMBED };
 
 struct fv_opts {
 	char		*model;		/* MODEL, the positional after serve */
@@ -114,6 +115,7 @@ struct fv_opts {
 	char		*api_key;	/* --api-key (or VLLM_API_KEY) */
 	int		 access_log;	/* off with --disable-uvicorn-access-log */
 	int		 log_requests;	/* --enable-log-requests */
+	int		 task;		/* --task: FV_TASK_* */
 
 	int		 admin;		/* --fake-admin */
 	int		 engine_process; /* --fake-engine-process */
@@ -161,13 +163,22 @@ uint32_t fv_generate_natural(uint64_t);
 
 /* ---- request.c: OpenAI request bodies ------------------------------- */
 
-enum fv_kind { FV_CHAT, FV_COMPLETION };
+enum fv_kind { FV_CHAT, FV_COMPLETION, FV_EMBED };
+
+#define FV_EMBED_MAX_INPUTS	2048	/* inputs of one embeddings request */
+#define FV_EMBED_DIM		32	/* the stand-in's vectors */
 
 struct fv_genreq {
 	int		 kind;
 	char		*model;		/* NULL when absent */
 	uint64_t	 prompt_hash;
 	uint32_t	 prompt_tokens;
+	/* FV_EMBED: each input's hash and tokens, the output's form. */
+	uint64_t	*input_hash;
+	uint32_t	*input_tokens;
+	size_t		 n_inputs;
+	int		 base64;	/* encoding_format: "base64" */
+	int64_t		 dimensions;	/* -1 when absent */
 	int64_t		 max_tokens;	/* -1 when absent */
 	int		 stream;
 	int		 include_usage;
@@ -358,6 +369,7 @@ struct fv_server {
 	uint64_t		 served;
 	uint64_t		 failed;
 	uint64_t		 http_requests;
+	size_t			 peak;		/* most generations at once */
 };
 extern struct fv_server fv_server;
 
@@ -388,6 +400,14 @@ void	fv_openai_handle(struct evhtp_request *, int64_t, int);
 void	fv_openai_dispatch(const struct fv_msg *, const char *);
 void	fv_openai_fail_all(const char *);
 void	fv_openai_flush_all(void);
+
+/* ---- embed.c: POST /v1/embeddings (--task embed) ---------------------- */
+
+void	fv_embed_handle(struct evhtp_request *, int64_t);
+/* The vector of an input: FV_EMBED_DIM floats, of length 1. */
+void	fv_embed_vector(uint64_t, float *);
+/* Base64 of len bytes into out (4 * ceil(len / 3) + 1 bytes). */
+void	fv_embed_base64(const unsigned char *, size_t, char *);
 
 /* ---- dev.c: vLLM's dev-mode routes and our /fake/ routes ------------ */
 

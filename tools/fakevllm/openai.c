@@ -416,6 +416,8 @@ fv_openai_handle(evhtp_request_t *req, int64_t t0, int kind)
 	} else
 		o->text = evbuffer_new();
 	fv_idmap_add(&fv_server.gens, &o->node, m.id);
+	if (fv_server.gens.n > fv_server.peak)
+		fv_server.peak = fv_server.gens.n;
 	fv_server_watch(req, openai_gone, o);
 	/* In one process the answer may be complete when this returns. */
 	fv_channel_to_engine(&m, NULL);

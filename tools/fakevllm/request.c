@@ -1,9 +1,11 @@
 /*
- * request.c -- read the body of POST /v1/chat/completions and
- * /v1/completions into a struct fv_genreq: what to hash, how many prompt
- * tokens, how many to generate, whether to stream. Bodies come from the
- * network, so every field is checked for type and range; a bad one is an
- * error message naming the field, as vLLM's 400 answers do.
+ * request.c -- read the body of POST /v1/chat/completions,
+ * /v1/completions and /v1/embeddings into a struct fv_genreq: what to
+ * hash, how many prompt tokens, how many to generate, whether to stream
+ * (for embeddings: each input's hash and tokens, and the output's form).
+ * Bodies come from the network, so every field is checked for type and
+ * range; a bad one is an error message naming the field, as vLLM's 400
+ * answers do.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -164,9 +166,10 @@ request_messages(struct request_ctx *c, yajl_val root)
 	return (0);
 }
 
-/* A list of token ids. */
+/* The hash of a list of token ids (of the field named param). */
 static int
-request_ids(struct request_ctx *c, yajl_val ids)
+request_id_hash(struct request_ctx *c, yajl_val ids, const char *param,
+    uint64_t *out)
 {
 	uint64_t	h = FV_HASH_INIT, id;
 	size_t		i;
@@ -174,13 +177,94 @@ request_ids(struct request_ctx *c, yajl_val ids)
 	for (i = 0; i < ids->u.array.len; i++) {
 		if (!YAJL_IS_INTEGER(ids->u.array.values[i]) ||
 		    YAJL_GET_INTEGER(ids->u.array.values[i]) < 0)
-			return (request_fail(c, "prompt", "token ids must be "
+			return (request_fail(c, param, "token ids must be "
 			    "non-negative integers"));
 		id = (uint64_t)YAJL_GET_INTEGER(ids->u.array.values[i]);
 		h = fv_generate_hash(h, &id, sizeof(id));
 	}
-	c->r->prompt_hash = h;
+	*out = h;
+	return (0);
+}
+
+/* A list of token ids. */
+static int
+request_ids(struct request_ctx *c, yajl_val ids)
+{
+	if (request_id_hash(c, ids, "prompt", &c->r->prompt_hash) != 0)
+		return (-1);
 	c->r->prompt_tokens = (uint32_t)ids->u.array.len;
+	return (0);
+}
+
+/* One input to embed: a string or a non-empty list of token ids. */
+static int
+request_input(struct request_ctx *c, yajl_val v, size_t i)
+{
+	struct fv_genreq	*r = c->r;
+	const char		*s;
+
+	if (YAJL_IS_STRING(v)) {
+		s = v->u.string;
+		r->input_hash[i] = fv_generate_hash(FV_HASH_INIT, s, strlen(s));
+		r->input_tokens[i] = 1 + fv_generate_count(s, strlen(s));
+		return (0);
+	}
+	if (!YAJL_IS_ARRAY(v) || v->u.array.len == 0)
+		return (request_fail(c, "input", "'input' must be a string, a "
+		    "list of strings, a list of token ids or a list of them"));
+	r->input_tokens[i] = (uint32_t)v->u.array.len;
+	return (request_id_hash(c, v, "input", &r->input_hash[i]));
+}
+
+/* Embeddings: input, encoding_format, dimensions. */
+static int
+request_embed(struct request_ctx *c, yajl_val root)
+{
+	struct fv_genreq	*r = c->r;
+	yajl_val		 in, v;
+	size_t			 n, i;
+	int			 rc, one;
+
+	in = request_get(root, "input");
+	if (in == NULL || YAJL_IS_NULL(in))
+		return (request_fail(c, "input", "Field required: 'input'"));
+	if (YAJL_IS_ARRAY(in) && in->u.array.len == 0)
+		return (request_fail(c, "input", "'input' must not be empty"));
+	/* One text, one list of token ids, or a list of either. */
+	one = !YAJL_IS_ARRAY(in) || YAJL_IS_INTEGER(in->u.array.values[0]);
+	n = one ? 1 : in->u.array.len;
+	if (n > FV_EMBED_MAX_INPUTS)
+		return (request_fail(c, "input", "at most %d inputs per request",
+		    FV_EMBED_MAX_INPUTS));
+	r->input_hash = xcalloc(n, sizeof(*r->input_hash));
+	r->input_tokens = xcalloc(n, sizeof(*r->input_tokens));
+	r->n_inputs = n;
+	for (i = 0; i < n; i++) {
+		if (request_input(c, one ? in : in->u.array.values[i], i) != 0)
+			return (-1);
+		r->prompt_tokens += r->input_tokens[i];
+	}
+	if ((v = request_get(root, "encoding_format")) != NULL &&
+	    !YAJL_IS_NULL(v)) {
+		if (YAJL_IS_STRING(v) && strcmp(v->u.string, "base64") == 0)
+			r->base64 = 1;
+		else if (!YAJL_IS_STRING(v) || strcmp(v->u.string, "float") != 0)
+			return (request_fail(c, "encoding_format",
+			    "'encoding_format' must be 'float' or 'base64'"));
+	}
+	r->dimensions = -1;
+	if ((rc = request_int(c, root, "dimensions", &r->dimensions)) < 0)
+		return (-1);
+	if (rc == 1 && (r->dimensions < 1 || r->dimensions > FV_EMBED_DIM))
+		return (request_fail(c, "dimensions", "dimensions must be 1 to "
+		    "%d for this model, got %lld", FV_EMBED_DIM,
+		    (long long)r->dimensions));
+	if ((v = request_get(root, "model")) != NULL && !YAJL_IS_NULL(v)) {
+		if (!YAJL_IS_STRING(v))
+			return (request_fail(c, "model", "'model' must be a "
+			    "string"));
+		r->model = xstrdup(v->u.string);
+	}
 	return (0);
 }
 
@@ -329,11 +413,13 @@ fv_request_parse(struct fv_genreq *r, int kind, const char *body, size_t len,
 		return (request_fail(&c, NULL, "the request body must be a "
 		    "JSON object"));
 	}
-	if (kind == FV_CHAT)
+	if (kind == FV_EMBED)
+		rc = request_embed(&c, root);
+	else if (kind == FV_CHAT)
 		rc = request_messages(&c, root);
 	else
 		rc = request_prompt(&c, root);
-	if (rc == 0)
+	if (rc == 0 && kind != FV_EMBED)
 		rc = request_sampling(&c, root);
 	yajl_tree_free(root);
 	if (rc != 0)
@@ -346,4 +432,9 @@ fv_request_free(struct fv_genreq *r)
 {
 	free(r->model);
 	r->model = NULL;
+	free(r->input_hash);
+	r->input_hash = NULL;
+	free(r->input_tokens);
+	r->input_tokens = NULL;
+	r->n_inputs = 0;
 }

@@ -1,9 +1,10 @@
 /*
  * server.c -- the HTTP side of llmux-fakevllm on libevhtp: the listening
  * socket (bound at once, listening only once the engine is ready, as
- * vLLM's uvicorn does), the routing of every request, replies and vLLM's
- * error JSON, an access log line per request, and the messages that come
- * back from the engine.
+ * vLLM's uvicorn does), the routing of every request (the routes of the
+ * model's task: generation, or embeddings), replies and vLLM's error
+ * JSON, /metrics, an access log line per request, and the messages that
+ * come back from the engine.
  */
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -368,6 +369,53 @@ server_models(evhtp_request_t *req, int64_t t0)
 	evbuffer_free(b);
 }
 
+/*
+ * GET /metrics: Prometheus text, vLLM's gauges of running and waiting
+ * requests, and ours: the generations the API server holds now and the
+ * most it ever held at once (what a concurrency limit in front of it
+ * lets through).
+ */
+static void
+server_metrics(evhtp_request_t *req, int64_t t0)
+{
+	struct evbuffer	*b = evbuffer_new();
+	const char	*s = fv_server.opts->names[0];
+	char		*name;
+	size_t		 n = 0;
+
+	/* The model name as a label value: \ and " escaped. */
+	name = xmalloc(2 * strlen(s) + 1);
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			name[n++] = '\\';
+		name[n++] = *s;
+	}
+	name[n] = '\0';
+	evbuffer_add_printf(b,
+	    "# HELP vllm:num_requests_running Number of requests in model "
+	    "execution batches.\n"
+	    "# TYPE vllm:num_requests_running gauge\n"
+	    "vllm:num_requests_running{engine=\"0\",model_name=\"%s\"} %d\n"
+	    "# HELP vllm:num_requests_waiting Number of requests waiting to be "
+	    "processed.\n"
+	    "# TYPE vllm:num_requests_waiting gauge\n"
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"%s\"} %d\n"
+	    "# HELP fakevllm_requests_in_flight Generation requests the API "
+	    "server holds.\n"
+	    "# TYPE fakevllm_requests_in_flight gauge\n"
+	    "fakevllm_requests_in_flight{model_name=\"%s\"} %zu\n"
+	    "# HELP fakevllm_requests_in_flight_peak The most generation "
+	    "requests held at once.\n"
+	    "# TYPE fakevllm_requests_in_flight_peak gauge\n"
+	    "fakevllm_requests_in_flight_peak{model_name=\"%s\"} %zu\n",
+	    name, (int)fv_server.engine.running, name,
+	    (int)(fv_server.engine.waiting + fv_server.engine.frozen), name,
+	    fv_server.gens.n, name, fv_server.peak);
+	free(name);
+	fv_server_reply(req, t0, 200, "text/plain; version=0.0.4", b);
+	evbuffer_free(b);
+}
+
 /* vLLM's --api-key check: only /v1 paths, "Authorization: Bearer KEY". */
 static int
 server_authorised(evhtp_request_t *req, const char *path)
@@ -390,6 +438,7 @@ server_route(evhtp_request_t *req, void *arg)
 	int		 m = evhtp_request_get_method(req);
 	int		 get = (m == htp_method_GET || m == htp_method_HEAD);
 	int		 post = (m == htp_method_POST);
+	int		 embed = fv_server.opts->task == FV_TASK_EMBED;
 	struct evbuffer	*b;
 
 	fv_server.http_requests++;
@@ -415,14 +464,24 @@ server_route(evhtp_request_t *req, void *arg)
 			server_models(req, t0);
 		else
 			server_detail(req, t0, 405, "Method Not Allowed");
-	} else if (strcmp(path, "/v1/chat/completions") == 0) {
+	} else if (strcmp(path, "/metrics") == 0) {
+		if (get)
+			server_metrics(req, t0);
+		else
+			server_detail(req, t0, 405, "Method Not Allowed");
+	} else if (strcmp(path, "/v1/chat/completions") == 0 && !embed) {
 		if (post)
 			fv_openai_handle(req, t0, FV_CHAT);
 		else
 			server_detail(req, t0, 405, "Method Not Allowed");
-	} else if (strcmp(path, "/v1/completions") == 0) {
+	} else if (strcmp(path, "/v1/completions") == 0 && !embed) {
 		if (post)
 			fv_openai_handle(req, t0, FV_COMPLETION);
+		else
+			server_detail(req, t0, 405, "Method Not Allowed");
+	} else if (strcmp(path, "/v1/embeddings") == 0 && embed) {
+		if (post)
+			fv_embed_handle(req, t0);
 		else
 			server_detail(req, t0, 405, "Method Not Allowed");
 	} else if (!fv_dev_handle(req, t0, path, m))

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "kvtext.h"
 #include "xmalloc.h"
 
@@ -41,18 +42,6 @@ kvt_fail(struct kvt_dec *d, const char *fmt, ...)
 	return (-1);
 }
 
-static int
-kvt_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	return (-1);
-}
-
 int
 kvt_str(struct kvt_dec *d, const char *key, const char *v, size_t len,
     size_t max, char **out)
@@ -72,8 +61,8 @@ kvt_str(struct kvt_dec *d, const char *key, const char *v, size_t len,
 			s[o++] = v[i];
 			continue;
 		}
-		if (i + 2 >= len || (hi = kvt_hex(v[i + 1])) < 0 ||
-		    (lo = kvt_hex(v[i + 2])) < 0 || (hi == 0 && lo == 0)) {
+		if (i + 2 >= len || (hi = hex_digit(v[i + 1])) < 0 ||
+		    (lo = hex_digit(v[i + 2])) < 0 || (hi == 0 && lo == 0)) {
 			free(s);
 			return (kvt_fail(d, "key '%s': bad escape", key));
 		}

@@ -33,6 +33,7 @@
 #include <event2/buffer.h>
 
 #include "formdata.h"
+#include "hex.h"
 #include "model.h"
 #include "xmalloc.h"
 
@@ -363,18 +364,6 @@ model_space(int c)
 	    c == '\v' || c == '\f');
 }
 
-static int
-model_hex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /* The four digits of a \u escape are read. */
 static void
 model_unicode(struct model_parser *mp)
@@ -403,6 +392,7 @@ static enum model_result
 model_string_byte(struct model_parser *mp, int c)
 {
 	char	ch = (char)c;
+	int	d;
 
 	switch (mp->state) {
 	case MS_STRING:
@@ -471,9 +461,9 @@ model_string_byte(struct model_parser *mp, int c)
 		model_put(mp, &ch, 1);
 		return (MODEL_MORE);
 	case MS_HEX:
-		if (model_hex(c) < 0)
+		if ((d = hex_digit(c)) < 0)
 			return (model_bad(mp));
-		mp->hex = mp->hex * 16 + (uint32_t)model_hex(c);
+		mp->hex = mp->hex * 16 + (uint32_t)d;
 		if (++mp->hex_n == 4) {
 			mp->state = MS_STRING;
 			model_unicode(mp);

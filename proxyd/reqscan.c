@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
 #include "reqscan.h"
 
 enum {
@@ -351,13 +352,7 @@ reqscan_chunk_byte(struct reqscan *rs, int c, const struct reqscan_limits *lim)
 			rs->state = S_CHUNK_SIZE_LF;
 			return (true);
 		}
-		if (c >= '0' && c <= '9')
-			d = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			d = c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			d = c - 'A' + 10;
-		else
+		if ((d = hex_digit(c)) < 0)
 			return (reqscan_bad(rs, c == ';' ? "chunk extensions "
 			    "are not taken" : "a bad chunk size"));
 		if (++rs->hex > 16)

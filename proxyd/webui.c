@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <evhtp/evhtp.h>
 
+#include "hex.h"
 #include "log.h"
 #include "proxy.h"
 
@@ -62,18 +63,6 @@ webui_path(const char *path)
 	    strncmp(path, "/javascript/", 12) == 0);
 }
 
-static int
-webui_hex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /* Percent-decode src into dst; -1 on a bad escape or a NUL or control. */
 int
 webui_decode(const char *src, char *dst, size_t dstlen)
@@ -84,8 +73,8 @@ webui_decode(const char *src, char *dst, size_t dstlen)
 	for (; *src != '\0'; src++) {
 		c = (unsigned char)*src;
 		if (c == '%') {
-			if ((hi = webui_hex(src[1])) < 0 ||
-			    (lo = webui_hex(src[2])) < 0)
+			if ((hi = hex_digit(src[1])) < 0 ||
+			    (lo = hex_digit(src[2])) < 0)
 				return (-1);
 			c = hi * 16 + lo;
 			src += 2;

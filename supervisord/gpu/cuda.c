@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "hex.h"
 #include "supervisord/gpu/gpu.h"
 
 /* The driver's types, as cuda.h lays them out. */
@@ -392,18 +393,6 @@ cuda_resume_pid(pid_t pid, const struct cuda_pair *pairs, size_t npairs,
 	o->ms = clock_ms() - t0;
 }
 
-static int
-cuda_hex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 int
 cuda_uuid_parse(const char *s, unsigned char out[16])
 {
@@ -417,8 +406,8 @@ cuda_uuid_parse(const char *s, unsigned char out[16])
 			s++;
 			continue;
 		}
-		if (n == 16 || (hi = cuda_hex(s[0])) < 0 ||
-		    (lo = cuda_hex(s[1])) < 0)
+		if (n == 16 || (hi = hex_digit(s[0])) < 0 ||
+		    (lo = hex_digit(s[1])) < 0)
 			return (-1);
 		out[n++] = (unsigned char)(hi << 4 | lo);
 		s += 2;

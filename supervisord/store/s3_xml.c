@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "xmalloc.h"
 #include "store_int.h"
 
@@ -146,13 +147,7 @@ s3_xml_entity(struct s3_xml *x)
 	if (len == 0 || len > 8)
 		return (s3_xml_fail(x, "bad character reference"));
 	for (size_t i = 0; i < len; i++) {
-		if (s[i] >= '0' && s[i] <= '9')
-			digit = s[i] - '0';
-		else if (base == 16 && s[i] >= 'a' && s[i] <= 'f')
-			digit = s[i] - 'a' + 10;
-		else if (base == 16 && s[i] >= 'A' && s[i] <= 'F')
-			digit = s[i] - 'A' + 10;
-		else
+		if ((digit = hex_digit(s[i])) < 0 || digit >= base)
 			return (s3_xml_fail(x, "bad character reference"));
 		c = c * (unsigned long)base + (unsigned long)digit;
 	}

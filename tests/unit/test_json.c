@@ -3,7 +3,8 @@
  * strings (quotes, backslashes, every control byte, NUL, invalid UTF-8 of
  * every kind), valid UTF-8 copied as it is, every output read back by
  * yajl as one valid string, and the outputs the supervisor's and
- * llmux-fakevllm's own escapers gave before, unchanged for valid input.
+ * llmux-fakevllm's own escapers gave before, unchanged for valid input;
+ * and the hex digit reader the decoders share (common/hex.c).
  */
 #include <check.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 
 #include <yajl/yajl_parse.h>
 
+#include "hex.h"
 #include "json.h"
 #include "strbuf.h"
 #include "unit.h"
@@ -319,6 +321,25 @@ START_TEST(test_json_unchanged)
 }
 END_TEST
 
+/* Every byte: the sixteen digits of either case, and -1 for the rest. */
+START_TEST(test_hex_digit)
+{
+	const char	*lower = "0123456789abcdef", *upper = "0123456789ABCDEF";
+	int		 want;
+
+	for (int c = -1; c < 256; c++) {
+		want = -1;
+		for (int i = 0; i < 16; i++)
+			if (c == lower[i] || c == upper[i])
+				want = i;
+		ck_assert_int_eq(hex_digit(c), want);
+	}
+	ck_assert_int_eq(hex_digit('g'), -1);
+	ck_assert_int_eq(hex_digit('F'), 15);
+	ck_assert_int_eq(hex_digit((char)0xe9), -1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -330,6 +351,7 @@ main(void)
 	tcase_add_test(tc, test_json_quote);
 	tcase_add_test(tc, test_json_readback);
 	tcase_add_test(tc, test_json_unchanged);
+	tcase_add_test(tc, test_hex_digit);
 	suite_add_tcase(s, tc);
 	return (unit_run(s));
 }

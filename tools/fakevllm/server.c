@@ -30,6 +30,7 @@
 
 #include "clock.h"
 #include "fakevllm.h"
+#include "hex.h"
 #include "log.h"
 #include "version.h"
 #include "xmalloc.h"
@@ -165,18 +166,6 @@ server_detail(evhtp_request_t *req, int64_t t0, int status, const char *what)
 	evbuffer_free(b);
 }
 
-static int
-server_hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /* Percent-decode [s, s+len) into out (size bytes); -1 if too long. */
 static int
 server_unescape(const char *s, size_t len, char *out, size_t size)
@@ -190,8 +179,8 @@ server_unescape(const char *s, size_t len, char *out, size_t size)
 		if (s[i] == '+')
 			out[o++] = ' ';
 		else if (s[i] == '%' && i + 2 < len &&
-		    (hi = server_hexval(s[i + 1])) != -1 &&
-		    (lo = server_hexval(s[i + 2])) != -1) {
+		    (hi = hex_digit(s[i + 1])) != -1 &&
+		    (lo = hex_digit(s[i + 2])) != -1) {
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else

@@ -251,6 +251,51 @@ cuda_fail(struct cuda_outcome *o, int64_t t0, const char *fmt, ...)
 	o->ms = clock_ms() - t0;
 }
 
+static void
+cuda_ok(struct cuda_outcome *o, int64_t t0)
+{
+	o->ok = true;
+	o->ms = clock_ms() - t0;
+}
+
+/*
+ * The state a suspend or resume starts from; false, with why in o, when
+ * it cannot be read or is FAILED.
+ */
+static bool
+cuda_begin(pid_t pid, struct cuda_outcome *o, int64_t t0,
+    enum cuda_pstate *st)
+{
+	char	err[192];
+
+	memset(o, 0, sizeof(*o));
+	if (cuda_get_state(pid, st, err, sizeof(err)) != 0) {
+		cuda_fail(o, t0, "%s", err);
+		return (false);
+	}
+	if (*st == CUDA_FAILED) {
+		o->failed_state = true;
+		cuda_fail(o, t0, "process %d is in the CUDA FAILED state",
+		    (int)pid);
+		return (false);
+	}
+	return (true);
+}
+
+/* Is the process in state want after its step? If not, o says so. */
+static bool
+cuda_expect(pid_t pid, struct cuda_outcome *o, int64_t t0,
+    enum cuda_pstate want, const char *step)
+{
+	enum cuda_pstate	st;
+
+	if ((st = cuda_check(pid, o)) == want)
+		return (true);
+	cuda_fail(o, t0, "process %d is %s after its %s, not %s", (int)pid,
+	    cuda_pstate_name(st), step, cuda_pstate_name(want));
+	return (false);
+}
+
 void
 cuda_suspend_pid(pid_t pid, unsigned timeout_ms, struct cuda_outcome *o)
 {
@@ -260,22 +305,13 @@ cuda_suspend_pid(pid_t pid, unsigned timeout_ms, struct cuda_outcome *o)
 	enum cuda_pstate		 st;
 	cuda_result_t			 rc;
 	int64_t				 t0 = clock_ms(), t;
-	char				 err[192], ebuf[64];
+	char				 ebuf[64];
 
-	memset(o, 0, sizeof(*o));
-	if (cuda_get_state(pid, &st, err, sizeof(err)) != 0) {
-		cuda_fail(o, t0, "%s", err);
+	if (!cuda_begin(pid, o, t0, &st))
 		return;
-	}
 	switch (st) {
-	case CUDA_FAILED:
-		o->failed_state = true;
-		cuda_fail(o, t0, "process %d is in the CUDA FAILED state",
-		    (int)pid);
-		return;
 	case CUDA_CHECKPOINTED:
-		o->ok = true;		/* already suspended */
-		o->ms = clock_ms() - t0;
+		cuda_ok(o, t0);		/* already suspended */
 		return;
 	case CUDA_RUNNING:
 		memset(&la, 0, sizeof(la));
@@ -299,11 +335,8 @@ cuda_suspend_pid(pid_t pid, unsigned timeout_ms, struct cuda_outcome *o)
 		    (int)pid);
 		return;
 	}
-	if ((st = cuda_check(pid, o)) != CUDA_LOCKED) {
-		cuda_fail(o, t0, "process %d is %s after its lock, not LOCKED",
-		    (int)pid, cuda_pstate_name(st));
+	if (!cuda_expect(pid, o, t0, CUDA_LOCKED, "lock"))
 		return;
-	}
 	memset(&ca, 0, sizeof(ca));
 	if ((rc = cuda.checkpoint((int)pid, &ca)) != CUDA_SUCCESS) {
 		st = cuda_check(pid, o);
@@ -317,13 +350,8 @@ cuda_suspend_pid(pid_t pid, unsigned timeout_ms, struct cuda_outcome *o)
 		    cuda_pstate_name(st));
 		return;
 	}
-	if ((st = cuda_check(pid, o)) != CUDA_CHECKPOINTED) {
-		cuda_fail(o, t0, "process %d is %s after its checkpoint, not "
-		    "CHECKPOINTED", (int)pid, cuda_pstate_name(st));
-		return;
-	}
-	o->ok = true;
-	o->ms = clock_ms() - t0;
+	if (cuda_expect(pid, o, t0, CUDA_CHECKPOINTED, "checkpoint"))
+		cuda_ok(o, t0);
 }
 
 void
@@ -335,22 +363,13 @@ cuda_resume_pid(pid_t pid, const struct cuda_pair *pairs, size_t npairs,
 	enum cuda_pstate		 st;
 	cuda_result_t			 rc;
 	int64_t				 t0 = clock_ms();
-	char				 err[192], ebuf[64];
+	char				 ebuf[64];
 
-	memset(o, 0, sizeof(*o));
-	if (cuda_get_state(pid, &st, err, sizeof(err)) != 0) {
-		cuda_fail(o, t0, "%s", err);
+	if (!cuda_begin(pid, o, t0, &st))
 		return;
-	}
 	switch (st) {
-	case CUDA_FAILED:
-		o->failed_state = true;
-		cuda_fail(o, t0, "process %d is in the CUDA FAILED state",
-		    (int)pid);
-		return;
 	case CUDA_RUNNING:
-		o->ok = true;		/* nothing to resume */
-		o->ms = clock_ms() - t0;
+		cuda_ok(o, t0);		/* nothing to resume */
 		return;
 	case CUDA_CHECKPOINTED:
 		memset(&ra, 0, sizeof(ra));
@@ -363,11 +382,8 @@ cuda_resume_pid(pid_t pid, const struct cuda_pair *pairs, size_t npairs,
 			    sizeof(ebuf)), cuda_pstate_name(st));
 			return;
 		}
-		if ((st = cuda_check(pid, o)) != CUDA_LOCKED) {
-			cuda_fail(o, t0, "process %d is %s after its restore, "
-			    "not LOCKED", (int)pid, cuda_pstate_name(st));
+		if (!cuda_expect(pid, o, t0, CUDA_LOCKED, "restore"))
 			return;
-		}
 		break;
 	case CUDA_LOCKED:
 		break;			/* restored, not yet unlocked */
@@ -384,13 +400,8 @@ cuda_resume_pid(pid_t pid, const struct cuda_pair *pairs, size_t npairs,
 		    cuda_pstate_name(st));
 		return;
 	}
-	if ((st = cuda_check(pid, o)) != CUDA_RUNNING) {
-		cuda_fail(o, t0, "process %d is %s after its unlock, not "
-		    "RUNNING", (int)pid, cuda_pstate_name(st));
-		return;
-	}
-	o->ok = true;
-	o->ms = clock_ms() - t0;
+	if (cuda_expect(pid, o, t0, CUDA_RUNNING, "unlock"))
+		cuda_ok(o, t0);
 }
 
 int

@@ -128,6 +128,8 @@ size_t	procfs_listen_inodes(const char *, size_t, uint16_t port,
 /* The processes holding a socket that listens on TCP port (any address). */
 size_t	procfs_port_holders(uint16_t port, pid_t *out, size_t max,
 	    bool *listening);
+/* Read fd until its end or max bytes (EINTR retried): the bytes read. */
+size_t	 procfs_read_fd(int fd, char *buf, size_t max);
 /* Read a whole small file (at most max bytes) into a new buffer. */
 char	*procfs_read_file(const char *, size_t max, size_t *len);
 /* "exited with status 1", "killed by signal 9 (Killed)" */

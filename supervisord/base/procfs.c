@@ -100,17 +100,12 @@ procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *st)
 	return (0);
 }
 
-char *
-procfs_read_file(const char *path, size_t max, size_t *lenp)
+size_t
+procfs_read_fd(int fd, char *buf, size_t max)
 {
-	char	*buf;
-	size_t	 len = 0;
-	ssize_t	 n;
-	int	 fd;
+	size_t	len = 0;
+	ssize_t	n;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return (NULL);
-	buf = xmalloc(max + 1);
 	while (len < max) {
 		n = read(fd, buf + len, max - len);
 		if (n == -1 && errno == EINTR)
@@ -119,6 +114,20 @@ procfs_read_file(const char *path, size_t max, size_t *lenp)
 			break;
 		len += (size_t)n;
 	}
+	return (len);
+}
+
+char *
+procfs_read_file(const char *path, size_t max, size_t *lenp)
+{
+	char	*buf;
+	size_t	 len;
+	int	 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (NULL);
+	buf = xmalloc(max + 1);
+	len = procfs_read_fd(fd, buf, max);
 	close(fd);
 	buf[len] = '\0';
 	if (lenp != NULL)

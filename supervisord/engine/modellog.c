@@ -375,7 +375,6 @@ modellog_tail(const struct supervisor *sup, const char *model, int lines,
 	char		*path, *buf, *p;
 	struct stat	 sb;
 	off_t		 from;
-	ssize_t		 n;
 	size_t		 len = 0;
 	int		 fd, seen = 0;
 
@@ -391,14 +390,8 @@ modellog_tail(const struct supervisor *sup, const char *model, int lines,
 	from = sb.st_size > (off_t)max_bytes ? sb.st_size - (off_t)max_bytes :
 	    0;
 	buf = xmalloc(max_bytes + 1);
-	while (len < max_bytes) {
-		n = pread(fd, buf + len, max_bytes - len, from + (off_t)len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
+	if (lseek(fd, from, SEEK_SET) == from)
+		len = procfs_read_fd(fd, buf, max_bytes);
 	close(fd);
 	buf[len] = '\0';
 	/* Drop a trailing newline, then walk back over `lines` lines. */

@@ -373,6 +373,26 @@ criu_machine(const struct criu_op *op, struct manifest *m)
 	nvml_snapshot_free(&s);
 }
 
+/*
+ * Back from the worker that prepared criu's run: true when criu is to run
+ * now (with op->ok false again, for its outcome); false when the op was
+ * cancelled (and is freed) or its preparation failed (and is reported).
+ */
+static bool
+criu_prepared(struct criu_op *op, bool cancelled)
+{
+	if (cancelled) {
+		criu_op_free(op);
+		return (false);
+	}
+	if (!op->ok) {
+		criu_op_report_soon(op);
+		return (false);
+	}
+	op->ok = false;
+	return (true);
+}
+
 /* ---- dump ------------------------------------------------------------------------ */
 
 static void
@@ -404,15 +424,8 @@ criu_dump_prepared(void *arg, bool cancelled)
 			    "--link-remap", "--enable-external-masters", "-L",
 			    op->plugin_dir, NULL };
 
-	if (cancelled) {
-		criu_op_free(op);
+	if (!criu_prepared(op, cancelled))
 		return;
-	}
-	if (!op->ok) {
-		criu_op_report_soon(op);
-		return;
-	}
-	op->ok = false;
 	snprintf(pid, sizeof(pid), "%d", (int)op->target);
 	snprintf(images, sizeof(images), "/proc/self/fd/%d", CRIU_IMAGES_FD);
 	snprintf(work, sizeof(work), "/proc/self/fd/%d", CRIU_WORK_FD);
@@ -597,15 +610,8 @@ criu_restore_checked(void *arg, bool cancelled)
 			    "--enable-external-masters", "-L", op->plugin_dir,
 			    NULL };
 
-	if (cancelled) {
-		criu_op_free(op);
+	if (!criu_prepared(op, cancelled))
 		return;
-	}
-	if (!op->ok) {
-		criu_op_report_soon(op);
-		return;
-	}
-	op->ok = false;
 	snprintf(images, sizeof(images), "/proc/self/fd/%d", CRIU_IMAGES_FD);
 	snprintf(work, sizeof(work), "/proc/self/fd/%d", CRIU_WORK_FD);
 	criu_progress(op, "criu restore from %s", op->dir);

@@ -164,6 +164,18 @@ preq_close_after(evhtp_request_t *req)
 	req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
 }
 
+/* Send the answer in the request's output; when exiting, close after it. */
+static void
+preq_send(struct preq *pr, int status)
+{
+	if (proxy_exiting)
+		preq_close_after(pr->req);
+	pr->phase = PR_DONE;
+	pr->status = status;
+	evhtp_send_reply(pr->req, status);
+	preq_resume(pr);
+}
+
 void
 preq_error(struct preq *pr, int status, enum reject_code code,
     int retry_after, const char *fmt, ...)
@@ -188,13 +200,8 @@ preq_error(struct preq *pr, int status, enum reject_code code,
 		evhtp_headers_add_header(req->headers_out,
 		    evhtp_header_new("Retry-After", ra, 0, 1));
 	}
-	if (proxy_exiting)
-		preq_close_after(req);
 	preq_error_body(req->buffer_out, msg, code);
-	pr->phase = PR_DONE;
-	pr->status = status;
-	evhtp_send_reply(req, status);
-	preq_resume(pr);
+	preq_send(pr, status);
 }
 
 void
@@ -205,13 +212,8 @@ preq_reply_json(struct preq *pr, int status, const unsigned char *json,
 
 	evhtp_headers_add_header(req->headers_out,
 	    evhtp_header_new("Content-Type", "application/json", 0, 0));
-	if (proxy_exiting)
-		preq_close_after(req);
 	evbuffer_add(req->buffer_out, json, len);
-	pr->phase = PR_DONE;
-	pr->status = status;
-	evhtp_send_reply(req, status);
-	preq_resume(pr);
+	preq_send(pr, status);
 }
 
 void

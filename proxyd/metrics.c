@@ -122,6 +122,24 @@ metrics_head(struct evbuffer *out, const char *name, const char *type,
 	    name, type);
 }
 
+/* A metric of one value, without labels: its head, then its line. */
+static void
+metrics_one(struct evbuffer *out, const char *name, const char *type,
+    const char *help, uint64_t v)
+{
+	metrics_head(out, name, type, help);
+	evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* The same for a value in seconds (two decimals). */
+static void
+metrics_one_double(struct evbuffer *out, const char *name, const char *type,
+    const char *help, double v)
+{
+	metrics_head(out, name, type, help);
+	evbuffer_add_printf(out, "%s %.2f\n", name, v);
+}
+
 /* A bucket bound as Prometheus writes it ("0.005", "1", "+Inf"). */
 static const char *
 metrics_bound(double b, char *buf, size_t len)
@@ -267,33 +285,24 @@ metrics_format(struct evbuffer *out, const struct metrics_model_view *v,
 		    "llmux_proxy_rejected_total{code=\"%s\"} %llu\n",
 		    metrics_reject_names[k], (unsigned long long)p->rejected[k]);
 
-	metrics_head(out, "llmux_proxy_connections", "gauge",
-	    "Open client connections on the proxy port.");
-	evbuffer_add_printf(out, "llmux_proxy_connections %u\n",
-	    p->connections);
-	metrics_head(out, "llmux_proxy_max_connections", "gauge",
-	    "The connection limit of the proxy port.");
-	evbuffer_add_printf(out, "llmux_proxy_max_connections %u\n",
-	    p->max_connections);
-	metrics_head(out, "llmux_proxy_buffered_body_bytes", "gauge",
-	    "Request body bytes the proxy holds (max_buffered_body_mb).");
-	evbuffer_add_printf(out, "llmux_proxy_buffered_body_bytes %llu\n",
-	    (unsigned long long)p->body_bytes);
-	metrics_head(out, "llmux_proxy_max_buffered_body_bytes", "gauge",
-	    "The limit of request body bytes the proxy holds.");
-	evbuffer_add_printf(out, "llmux_proxy_max_buffered_body_bytes %llu\n",
-	    (unsigned long long)p->max_body_bytes);
-	metrics_head(out, "llmux_proxy_accept_paused", "gauge",
-	    "1 while the proxy does not accept new connections.");
-	evbuffer_add_printf(out, "llmux_proxy_accept_paused %d\n",
+	metrics_one(out, "llmux_proxy_connections", "gauge",
+	    "Open client connections on the proxy port.", p->connections);
+	metrics_one(out, "llmux_proxy_max_connections", "gauge",
+	    "The connection limit of the proxy port.", p->max_connections);
+	metrics_one(out, "llmux_proxy_buffered_body_bytes", "gauge",
+	    "Request body bytes the proxy holds (max_buffered_body_mb).",
+	    p->body_bytes);
+	metrics_one(out, "llmux_proxy_max_buffered_body_bytes", "gauge",
+	    "The limit of request body bytes the proxy holds.",
+	    p->max_body_bytes);
+	metrics_one(out, "llmux_proxy_accept_paused", "gauge",
+	    "1 while the proxy does not accept new connections.",
 	    p->accept_paused ? 1 : 0);
-	metrics_head(out, "llmux_proxy_waiting_for_config", "gauge",
-	    "Requests held until the supervisor sends the configuration.");
-	evbuffer_add_printf(out, "llmux_proxy_waiting_for_config %u\n",
+	metrics_one(out, "llmux_proxy_waiting_for_config", "gauge",
+	    "Requests held until the supervisor sends the configuration.",
 	    p->waiting_for_config);
-	metrics_head(out, "llmux_supervisor_connected", "gauge",
-	    "1 while the proxy is connected to the supervisor.");
-	evbuffer_add_printf(out, "llmux_supervisor_connected %d\n",
+	metrics_one(out, "llmux_supervisor_connected", "gauge",
+	    "1 while the proxy is connected to the supervisor.",
 	    p->supervisor_connected ? 1 : 0);
 }
 
@@ -361,28 +370,18 @@ metrics_format_process(struct evbuffer *out, const struct metrics_process *p)
 	    LLMUX_VERSION);
 	if (!p->have)
 		return;
-	metrics_head(out, "process_cpu_seconds_total", "counter",
-	    "User and system CPU time of llmux-proxyd, in seconds.");
-	evbuffer_add_printf(out, "process_cpu_seconds_total %.2f\n",
+	metrics_one_double(out, "process_cpu_seconds_total", "counter",
+	    "User and system CPU time of llmux-proxyd, in seconds.",
 	    p->cpu_seconds);
-	metrics_head(out, "process_resident_memory_bytes", "gauge",
-	    "Resident memory of llmux-proxyd, in bytes.");
-	evbuffer_add_printf(out, "process_resident_memory_bytes %llu\n",
-	    (unsigned long long)p->resident_bytes);
-	metrics_head(out, "process_virtual_memory_bytes", "gauge",
-	    "Virtual memory of llmux-proxyd, in bytes.");
-	evbuffer_add_printf(out, "process_virtual_memory_bytes %llu\n",
-	    (unsigned long long)p->virtual_bytes);
-	metrics_head(out, "process_open_fds", "gauge",
-	    "File descriptors llmux-proxyd holds open.");
-	evbuffer_add_printf(out, "process_open_fds %llu\n",
-	    (unsigned long long)p->open_fds);
-	metrics_head(out, "process_max_fds", "gauge",
-	    "The limit of open file descriptors of llmux-proxyd.");
-	evbuffer_add_printf(out, "process_max_fds %llu\n",
-	    (unsigned long long)p->max_fds);
-	metrics_head(out, "process_start_time_seconds", "gauge",
-	    "When llmux-proxyd started, in seconds since the epoch.");
-	evbuffer_add_printf(out, "process_start_time_seconds %.2f\n",
+	metrics_one(out, "process_resident_memory_bytes", "gauge",
+	    "Resident memory of llmux-proxyd, in bytes.", p->resident_bytes);
+	metrics_one(out, "process_virtual_memory_bytes", "gauge",
+	    "Virtual memory of llmux-proxyd, in bytes.", p->virtual_bytes);
+	metrics_one(out, "process_open_fds", "gauge",
+	    "File descriptors llmux-proxyd holds open.", p->open_fds);
+	metrics_one(out, "process_max_fds", "gauge",
+	    "The limit of open file descriptors of llmux-proxyd.", p->max_fds);
+	metrics_one_double(out, "process_start_time_seconds", "gauge",
+	    "When llmux-proxyd started, in seconds since the epoch.",
 	    p->start_time);
 }

@@ -79,77 +79,58 @@ cuDriverGetVersion(int *v)
 	return (CUDA_SUCCESS);
 }
 
+/* The errors the fake returns: the driver's name and text of each. */
+static const struct {
+	CUresult	 rc;
+	const char	*name;
+	const char	*text;
+} errors[] = {
+	{ CUDA_SUCCESS, "CUDA_SUCCESS", "no error" },
+	{ CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE",
+	    "invalid argument" },
+	{ CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY",
+	    "out of memory" },
+	{ CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED",
+	    "initialization error" },
+	{ CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE",
+	    "invalid device ordinal" },
+	{ CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT",
+	    "invalid device context" },
+	{ CUDA_ERROR_ILLEGAL_STATE, "CUDA_ERROR_ILLEGAL_STATE",
+	    "the operation cannot be performed in the present state" },
+	{ CUDA_ERROR_TIMEOUT, "CUDA_ERROR_TIMEOUT",
+	    "wait operation timed out" },
+	{ CUDA_ERROR_UNKNOWN, "CUDA_ERROR_UNKNOWN", "unknown error" },
+};
+
+static int
+error_index(CUresult rc)
+{
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+		if (errors[i].rc == rc)
+			return ((int)i);
+	return (-1);
+}
+
 CUresult
 cuGetErrorName(CUresult rc, const char **name)
 {
-	switch (rc) {
-	case CUDA_SUCCESS:
-		*name = "CUDA_SUCCESS";
-		break;
-	case CUDA_ERROR_INVALID_VALUE:
-		*name = "CUDA_ERROR_INVALID_VALUE";
-		break;
-	case CUDA_ERROR_OUT_OF_MEMORY:
-		*name = "CUDA_ERROR_OUT_OF_MEMORY";
-		break;
-	case CUDA_ERROR_NOT_INITIALIZED:
-		*name = "CUDA_ERROR_NOT_INITIALIZED";
-		break;
-	case CUDA_ERROR_INVALID_DEVICE:
-		*name = "CUDA_ERROR_INVALID_DEVICE";
-		break;
-	case CUDA_ERROR_INVALID_CONTEXT:
-		*name = "CUDA_ERROR_INVALID_CONTEXT";
-		break;
-	case CUDA_ERROR_ILLEGAL_STATE:
-		*name = "CUDA_ERROR_ILLEGAL_STATE";
-		break;
-	case CUDA_ERROR_TIMEOUT:
-		*name = "CUDA_ERROR_TIMEOUT";
-		break;
-	case CUDA_ERROR_UNKNOWN:
-		*name = "CUDA_ERROR_UNKNOWN";
-		break;
-	default:
+	int	i = error_index(rc);
+
+	if (i < 0)
 		return (CUDA_ERROR_INVALID_VALUE);
-	}
+	*name = errors[i].name;
 	return (CUDA_SUCCESS);
 }
 
 CUresult
 cuGetErrorString(CUresult rc, const char **text)
 {
-	switch (rc) {
-	case CUDA_SUCCESS:
-		*text = "no error";
-		break;
-	case CUDA_ERROR_INVALID_VALUE:
-		*text = "invalid argument";
-		break;
-	case CUDA_ERROR_OUT_OF_MEMORY:
-		*text = "out of memory";
-		break;
-	case CUDA_ERROR_NOT_INITIALIZED:
-		*text = "initialization error";
-		break;
-	case CUDA_ERROR_INVALID_DEVICE:
-		*text = "invalid device ordinal";
-		break;
-	case CUDA_ERROR_INVALID_CONTEXT:
-		*text = "invalid device context";
-		break;
-	case CUDA_ERROR_ILLEGAL_STATE:
-		*text = "the operation cannot be performed in the present state";
-		break;
-	case CUDA_ERROR_TIMEOUT:
-		*text = "wait operation timed out";
-		break;
-	case CUDA_ERROR_UNKNOWN:
-		*text = "unknown error";
-		break;
-	default:
+	int	i = error_index(rc);
+
+	if (i < 0)
 		return (CUDA_ERROR_INVALID_VALUE);
-	}
+	*text = errors[i].text;
 	return (CUDA_SUCCESS);
 }
 

@@ -252,7 +252,7 @@ switcher_post(struct switcher *sw, struct sw_event *ev)
 	switcher_pump(sw);
 }
 
-static void
+void
 switcher_post_simple(struct switcher *sw, enum sw_event_type type, int model,
     int64_t now)
 {

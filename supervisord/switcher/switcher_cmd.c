@@ -36,25 +36,12 @@ switcher_cmd_check(struct switcher *sw, int model, char **cause)
 	return (0);
 }
 
-static void
-switcher_cmd_post(struct switcher *sw, enum sw_event_type type, int model,
-    int64_t now)
-{
-	struct sw_event	ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.type = type;
-	ev.model = model;
-	ev.now = now;
-	switcher_post(sw, &ev);
-}
-
 int
 switcher_cmd_switch(struct switcher *sw, int model, int64_t now, char **cause)
 {
 	if (switcher_cmd_check(sw, model, cause) != 0)
 		return (-1);
-	switcher_cmd_post(sw, SWE_CMD_SWITCH, model, now);
+	switcher_post_simple(sw, SWE_CMD_SWITCH, model, now);
 	return (0);
 }
 
@@ -63,14 +50,14 @@ switcher_cmd_pin(struct switcher *sw, int model, int64_t now, char **cause)
 {
 	if (switcher_cmd_check(sw, model, cause) != 0)
 		return (-1);
-	switcher_cmd_post(sw, SWE_CMD_PIN, model, now);
+	switcher_post_simple(sw, SWE_CMD_PIN, model, now);
 	return (0);
 }
 
 void
 switcher_cmd_unpin(struct switcher *sw, int64_t now)
 {
-	switcher_cmd_post(sw, SWE_CMD_UNPIN, -1, now);
+	switcher_post_simple(sw, SWE_CMD_UNPIN, -1, now);
 }
 
 void
@@ -126,7 +113,7 @@ switcher_cmd_wake(struct switcher *sw, int model, int64_t now, char **cause)
 {
 	if (switcher_cmd_check(sw, model, cause) != 0)
 		return (-1);
-	switcher_cmd_post(sw, SWE_CMD_WAKE, model, now);
+	switcher_post_simple(sw, SWE_CMD_WAKE, model, now);
 	return (0);
 }
 

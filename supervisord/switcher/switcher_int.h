@@ -173,6 +173,9 @@ struct switcher {
 
 /* switcher.c */
 void	switcher_post(struct switcher *, struct sw_event *);
+/* An event with only its type, model and time. */
+void	switcher_post_simple(struct switcher *, enum sw_event_type, int model,
+	    int64_t now);
 void	switcher_set_error(struct sw_model *, const char *);
 
 /* switcher_switch.c */

@@ -111,24 +111,11 @@ fv_embed_handle(evhtp_request_t *req, int64_t t0)
 {
 	struct fv_genreq	 r;
 	struct evbuffer		*b;
-	const char		*param, *body;
-	char			 err[512];
-	size_t			 len, i;
+	size_t			 i;
 	int64_t			 dims;
 
-	body = fv_server_body(req, &len);
-	if (fv_request_parse(&r, FV_EMBED, body, len, err, sizeof(err),
-	    &param) != 0) {
-		fv_server_error(req, t0, 400, "BadRequestError", param, "%s",
-		    err);
+	if (fv_openai_request(req, t0, FV_EMBED, &r) != 0)
 		return;
-	}
-	if (r.model != NULL && !fv_server_served(r.model)) {
-		fv_server_error(req, t0, 404, "NotFoundError", "model",
-		    "The model `%s` does not exist.", r.model);
-		fv_request_free(&r);
-		return;
-	}
 	for (i = 0; i < r.n_inputs; i++) {
 		if (r.input_tokens[i] <= (uint32_t)fv_server.opts->max_model_len)
 			continue;

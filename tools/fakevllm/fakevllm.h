@@ -396,6 +396,12 @@ void	 fv_server_flush_request(struct evhtp_request *);
 
 /* ---- openai.c: completions on the API side -------------------------- */
 
+/*
+ * The body of a request of this kind, parsed, for a model this server
+ * serves; -1 once it is answered with a 400 or a 404.
+ */
+int	fv_openai_request(struct evhtp_request *, int64_t, int,
+	    struct fv_genreq *);
 void	fv_openai_handle(struct evhtp_request *, int64_t, int);
 void	fv_openai_dispatch(const struct fv_msg *, const char *);
 void	fv_openai_fail_all(const char *);

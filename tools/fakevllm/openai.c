@@ -322,31 +322,41 @@ openai_seed(const struct fv_genreq *r)
 	return (fv_generate_mix(seed ^ fv_server_random()));
 }
 
+int
+fv_openai_request(evhtp_request_t *req, int64_t t0, int kind,
+    struct fv_genreq *r)
+{
+	const char	*param, *body;
+	char		 err[512];
+	size_t		 len;
+
+	body = fv_server_body(req, &len);
+	if (fv_request_parse(r, kind, body, len, err, sizeof(err),
+	    &param) != 0) {
+		fv_server_error(req, t0, 400, "BadRequestError", param, "%s",
+		    err);
+		return (-1);
+	}
+	if (r->model != NULL && !fv_server_served(r->model)) {
+		fv_server_error(req, t0, 404, "NotFoundError", "model",
+		    "The model `%s` does not exist.", r->model);
+		fv_request_free(r);
+		return (-1);
+	}
+	return (0);
+}
+
 void
 fv_openai_handle(evhtp_request_t *req, int64_t t0, int kind)
 {
 	struct fv_genreq	 r;
 	struct openai_req	*o;
 	struct fv_msg		 m;
-	const char		*param, *body;
-	char			 err[512];
-	size_t			 len;
 	int64_t			 room, ntok;
 	int			 flags = 0;
 
-	body = fv_server_body(req, &len);
-	if (fv_request_parse(&r, kind, body, len, err, sizeof(err),
-	    &param) != 0) {
-		fv_server_error(req, t0, 400, "BadRequestError", param, "%s",
-		    err);
+	if (fv_openai_request(req, t0, kind, &r) != 0)
 		return;
-	}
-	if (r.model != NULL && !fv_server_served(r.model)) {
-		fv_server_error(req, t0, 404, "NotFoundError", "model",
-		    "The model `%s` does not exist.", r.model);
-		fv_request_free(&r);
-		return;
-	}
 	fv_request_free(&r);
 	room = (int64_t)fv_server.opts->max_model_len - r.prompt_tokens;
 	if (room <= 0) {

@@ -7,8 +7,8 @@
  * for an image file is the one its manifest already holds, so the store
  * refuses a body that does not match it.
  *
- * It blocks: it runs on worker threads only (store.c), one handle per
- * thread, reused so connections are kept alive. A request that fails to
+ * It blocks: it runs on worker threads only (store_xfer.c), one handle
+ * per thread, reused so connections are kept alive. A request that fails to
  * connect, times out, is cut, or is answered 5xx (or 408, 429, S3's
  * RequestTimeout and SlowDown) is tried again after a growing delay;
  * the rest fail at once with the store's error code and message. A

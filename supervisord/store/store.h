@@ -2,7 +2,7 @@
  * store.h -- supervisord/store/, the map of what keeps a checkpoint's
  * images: their checksums (sha256.c), the manifest written beside them
  * (manifest.c), and their copies in an S3-compatible object store
- * (store.c, over store_key.c, s3*.c: store_int.h). criu/ writes and
+ * (store.c, over store_xfer.c, store_key.c, s3*.c: store_int.h). criu/ writes and
  * checks manifests; the engine uploads and downloads.
  */
 #ifndef LLMUX_STORE_H

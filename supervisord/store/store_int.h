@@ -3,8 +3,9 @@
  * store_key.c (where a model's images live in the bucket, and SigV4's
  * URI encoding), s3_xml.c (the store's XML replies, read strictly),
  * s3.c (a blocking client for one bucket, on libcurl, for worker
- * threads), s3_multipart.c (a large file uploaded in parts) and store.c
- * (uploads and downloads of a model's images).
+ * threads), s3_multipart.c (a large file uploaded in parts), store.c
+ * (uploads and downloads of a model's images, as jobs) and store_xfer.c
+ * (what a job does on its worker thread).
  *
  * The layout of a bucket (docs/gpu.md, "Object store"):
  *
@@ -21,6 +22,7 @@
 #ifndef LLMUX_STORE_INT_H
 #define LLMUX_STORE_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +32,7 @@
 
 #include "config.h"
 #include "strbuf.h"
+#include "supervisord/base/base.h"
 #include "supervisord/store/store.h"
 
 /* ---- store_key.c ------------------------------------------------------- */
@@ -248,5 +251,49 @@ uint64_t	 s3_part_size(uint64_t size, uint64_t part);
 int		 s3_multipart_put(struct s3 *, const char *key, int fd,
 		    uint64_t size, const char *sha256hex, char *err,
 		    size_t errlen);
+
+/* ---- store.c, store_xfer.c: one transfer ------------------------------- */
+
+enum store_kind { STORE_UPLOAD, STORE_DOWNLOAD };
+
+/* A transfer: started and followed by store.c, run by store_xfer.c. */
+struct store_job {
+	struct supervisor	*sup;
+	enum store_kind		 kind;
+	store_cb		 cb;
+	store_progress_cb	 progress;
+	void			*arg;
+	TAILQ_ENTRY(store_job)	 entry;
+
+	struct object_store_config conf;	/* copies: a reload may free */
+	char			*model;		/* its key segment */
+	char			*dir;
+	struct images_loc	 loc;		/* where dir is */
+	bool			 remove_after;	/* keep_images false */
+	atomic_bool		 cancel;
+	struct event		*ev_tick;
+
+	/* What the thread has moved so far; mu guards them. */
+	pthread_mutex_t		 mu;
+	bool			 started;	/* DOWNLOAD: not skipped */
+	uint64_t		 done;		/* of finished objects */
+	uint64_t		 current;	/* of the one in flight */
+	uint64_t		 total;
+	size_t			 nfiles;
+	uint64_t		 shown;		/* in the last event */
+	char			 url[512];	/* s3://B/MODEL/ID/ */
+
+	/* The outcome, written by the thread before it completes. */
+	bool			 ok;
+	bool			 skipped;
+	bool			 has_eviction;
+	struct eviction		 eviction;
+	char			 reason[1024];
+	char			 warning[512];
+};
+
+/* The work of a job on its worker thread (a worker_fn). */
+void	store_xfer_upload(void *job);
+void	store_xfer_download(void *job);
 
 #endif

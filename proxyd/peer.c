@@ -23,7 +23,6 @@
 #define PEER_BUCKETS	1024
 
 static LIST_HEAD(peer_list, peer) peer_table[PEER_BUCKETS];
-static uint32_t		 peer_n;
 
 /* The address of sa as 16 bytes (IPv4 mapped into IPv6). */
 static bool
@@ -87,7 +86,6 @@ peer_get(const struct sockaddr *sa)
 	memcpy(p->key, key, 16);
 	p->loopback = peer_key_loopback(key);
 	LIST_INSERT_HEAD(&peer_table[h], p, entry);
-	peer_n++;
 	return (p);
 }
 
@@ -97,12 +95,5 @@ peer_put(struct peer *p)
 	if (p == NULL || p->conns > 0 || p->body > 0)
 		return;
 	LIST_REMOVE(p, entry);
-	peer_n--;
 	free(p);
-}
-
-uint32_t
-peer_count(void)
-{
-	return (peer_n);
 }

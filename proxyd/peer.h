@@ -24,6 +24,5 @@ struct peer {
 struct peer	*peer_get(const struct sockaddr *);
 /* Free it if it holds nothing any more. */
 void		 peer_put(struct peer *);
-uint32_t	 peer_count(void);
 
 #endif

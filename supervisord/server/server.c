@@ -407,17 +407,6 @@ server_client_free(struct client *c)
 	free(c);
 }
 
-bool
-server_client_alive(struct supervisor *sup, struct client *c)
-{
-	struct client	*x;
-
-	TAILQ_FOREACH(x, &sup->clients, entry)
-		if (x == c)
-			return (true);
-	return (false);
-}
-
 size_t
 server_count_role(struct supervisor *sup, enum proto_role role)
 {

@@ -99,7 +99,6 @@ void	 server_client_drop(struct client *, const char *code,
 	    const char *message);
 /* Free what the server holds for a peer (not its connection). */
 void	 server_client_free(struct client *);
-bool	 server_client_alive(struct supervisor *, struct client *);
 size_t	 server_count_role(struct supervisor *, enum proto_role);
 
 /* ---- events.c: the stream of events and its ring ----------------------- */

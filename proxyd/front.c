@@ -51,14 +51,14 @@ front_active_requests(void)
 /* ------------------------------------------------------------------ */
 /* Connections and accept. */
 
+/* The second after a failed accept() is over: accept again. */
 static void
 front_accept_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	front_paused = false;
 	front_accept_update();
 }
 
-/* Accept unless shutting down or backing off. */
+/* Accept unless shutting down or backing off (the pause ends here). */
 static void
 front_accept_update(void)
 {

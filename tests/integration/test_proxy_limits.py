@@ -5,8 +5,11 @@ before any config; the connection caps (per address, in all, the oldest
 idle connection closed for a newcomer, loopback in reserve) while the
 streams already open keep flowing; the time limits of heads, bodies and
 idle connections; strict framing (each smuggling input refused); answers
-to pipelined requests in order; and the cap on buffered bodies."""
+to pipelined requests in order; the cap on buffered bodies; and
+accepting again after running out of file descriptors."""
 import json
+import os
+import resource
 import socket
 import threading
 
@@ -257,6 +260,33 @@ def connection_caps(env):
           "the stream flowed while the proxy was full")
     for s in (stream, busy, idle[1], other):
         s.close()
+
+
+@test
+def accept_resumes_after_running_out_of_descriptors(env):
+    """accept() failing with EMFILE pauses accepting for a second, as tmux
+    does, and then accepting starts again."""
+    up = start_upstub(env, "a")
+    st = Stack(env, [("a", up, [])], state_msg({"a": (READY_S, up, 1)}))
+    pid = st.proxy.pid
+    limit = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    held = len(os.listdir("/proc/%d/fd" % pid))
+    # Room for two connections: the third accept() fails with EMFILE.
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (held + 2, limit[1]))
+    flood = [connect(st.port) for _ in range(6)]
+    harness.wait_until(lambda: "accept failed, pausing accept" in st.proxy.output(),
+                       what="the proxy to run out of descriptors")
+    for s in flood:
+        s.close()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, limit)
+
+    def served():
+        try:
+            return st.post({"model": "a"}, timeout=2)[0] == 200
+        except OSError:
+            return False
+    harness.wait_until(served, what="the proxy to accept again")
+    check(metrics_has(st, "llmux_proxy_accept_paused 0\n"))
 
 
 @test

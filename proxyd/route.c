@@ -23,6 +23,13 @@
 static struct queue	 route_pending;		/* before config */
 static struct event	*route_pending_timer;
 
+/* The request a queue entry belongs to. */
+static struct preq *
+route_preq(struct qentry *e)
+{
+	return ((struct preq *)((char *)e - offsetof(struct preq, qe)));
+}
+
 static void
 route_gen_model(yajl_gen g, const char *id, struct pmodel *pm)
 {
@@ -279,7 +286,7 @@ route_dispatch_queue(struct pmodel *pm)
 	bool		 any = false;
 
 	while (route_dispatchable(pm) && (e = queue_pop(&pm->queue)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		pr = route_preq(e);
 		route_forward(pr);
 		any = true;
 	}
@@ -297,7 +304,7 @@ route_fail_queue(struct pmodel *pm, int status, enum reject_code code,
 	struct preq	*pr;
 
 	while ((e = queue_pop(&pm->queue)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		pr = route_preq(e);
 		preq_error(pr, status, code, retry_after, "%s", msg);
 	}
 	route_arm_timer(pm);
@@ -315,7 +322,7 @@ route_timer_cb(evutil_socket_t fd, short ev, void *arg)
 			    1000;
 
 	while ((e = queue_expired(&pm->queue, clock_ms(), timeout)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		pr = route_preq(e);
 		if (link_connected())
 			preq_error(pr, 504, REJ_TIMEOUT, 0, "timed out after "
 			    "%us waiting for model `%s`",
@@ -346,7 +353,7 @@ route_pending_timer_cb(evutil_socket_t fd, short ev, void *arg)
 
 	while ((e = queue_expired(&route_pending, clock_ms(),
 	    PROXY_PRECONFIG_WAIT_MS)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		pr = route_preq(e);
 		preq_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
 		    "the proxy has no configuration from the supervisor yet");
 	}
@@ -363,7 +370,7 @@ route_config_arrived(void)
 
 	evtimer_del(route_pending_timer);
 	while ((e = queue_pop(&route_pending)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		pr = route_preq(e);
 		pr->phase = PR_READING;
 		route_request(pr);
 	}
@@ -445,7 +452,7 @@ route_fail_all(const char *msg)
 		route_fail_queue(pm, 503, REJ_UNAVAILABLE,
 		    PROXY_RETRY_AFTER_SECS, msg);
 	while ((e = queue_pop(&route_pending)) != NULL) {
-		pr = (struct preq *)((char *)e - offsetof(struct preq, qe));
+		pr = route_preq(e);
 		preq_error(pr, 503, REJ_UNAVAILABLE, PROXY_RETRY_AFTER_SECS,
 		    "%s", msg);
 	}

@@ -492,7 +492,7 @@ verb_restore(struct ctl *ctl, int argc, char **argv)
 	return (verbs_model_call(ctl, "restore", PROTO_CTL_RESTORE, argv[0]));
 }
 
-/* The seed's table: eviction, sleep and wake time, GPU MiB, match, pass. */
+/* llmux 0.7's table: eviction, sleep and wake time, GPU MiB, match, pass. */
 static void
 verbs_validate_table(const struct value *results)
 {

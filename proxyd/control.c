@@ -1,5 +1,5 @@
 /*
- * control.c -- the admin port (default 127.0.0.1:3001): the seed's
+ * control.c -- the admin port (default 127.0.0.1:3001): llmux 0.7's
  * /control/... endpoints, each turned into one control call to the
  * supervisor whose reply (status and body) is passed through as JSON, so
  * the HTTP API and the socket cannot drift apart; GET /control/events,
@@ -68,7 +68,7 @@ static char		*control_flag_addr;	/* --admin-listen */
 static uint16_t		 control_flag_port;
 static int		 control_fd = -1;	/* from systemd */
 
-/* The seed's routes: method, path, call, fields read from the body. */
+/* llmux 0.7's routes: method, path, call, fields read from the body. */
 static const struct control_route {
 	htp_method	 method;
 	const char	*path;
@@ -97,7 +97,7 @@ static const struct control_route {
 	  CONTROL_SHORT_MS },
 };
 
-/* {"error": msg}, the seed's ErrorResponse shape. */
+/* {"error": msg}, llmux 0.7's ErrorResponse shape. */
 static void
 control_reply_error(evhtp_request_t *req, int status, const char *msg)
 {
@@ -263,8 +263,8 @@ control_eviction(yajl_val v, struct eviction *e)
 
 /*
  * The body's fields into call. Returns 0, or an HTTP status (400 for bad
- * JSON, 422 for missing or ill-typed fields, as the seed's JSON extractor
- * answers) with a message.
+ * JSON, 422 for missing or ill-typed fields, as llmux 0.7's JSON
+ * extractor answers) with a message.
  */
 static int
 control_parse(evhtp_request_t *req, enum proto_type type,

@@ -1,6 +1,6 @@
 /*
- * metrics.c -- Prometheus text exposition of the proxy's metrics, with the
- * seed's names (llmux_requests_total{model,waited},
+ * metrics.c -- Prometheus text exposition of the proxy's metrics, with
+ * llmux 0.7's names (llmux_requests_total{model,waited},
  * llmux_request_queue_wait_seconds{model}, llmux_in_flight{model}) and the
  * proxy's own (request durations, time to the first token, answers by
  * status class, tokens, queue depth, upstream errors, rejections,

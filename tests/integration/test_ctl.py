@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """test_ctl.py -- llmuxctl: help generated from the verb table, usage
 errors (exit 2), an unreachable supervisor in one line (exit 3), the
-human tables, --json bodies in the seed's shapes, mode/pin/unpin/switch
-and eviction get/set, progress lines, and failures (exit 1)."""
+human tables, --json bodies in the shapes of llmux 0.7 (Rust),
+mode/pin/unpin/switch and eviction get/set, progress lines, and failures
+(exit 1)."""
 import json
 import os
 import subprocess
@@ -74,7 +75,7 @@ def tables_json_and_control(env):
     check(rc == 0 and [m["name"] for m in body["models"]] == ["a", "b", "broken"], body)
     check(body["models"][0]["aliases"] == ["alpha"], body)
 
-    # The seed's shapes.
+    # llmux 0.7's shapes.
     st = sup.status()
     check(set(["state", "active_model", "mode", "models"]) <= set(st), st)
     check(set(["in_flight", "queue_depth", "process_state"]) <= set(st["models"]["a"]), st)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_gpu_criu.py -- the checkpoint strategy through the test suite's
-fake criu: `llmuxctl checkpoint` (start, warm up, dump with the seed's
+fake criu: `llmuxctl checkpoint` (start, warm up, dump with llmux 0.7's
 flags) and `llmuxctl restore` (restore detached, re-adopted, the post-
 restore wake steps, the same answer), images renamed into place only when
 the dump succeeded, the manifest (model, eviction, driver, GPUs, checksums),
@@ -50,7 +50,7 @@ def manifest(sup, name="a"):
 @harness.test
 def checkpoint_and_restore(env):
     fake, sup = ckpt_sup(env)
-    # Not running: started, warmed up, dumped (the seed's --checkpoint).
+    # Not running: started, warmed up, dumped (llmux 0.7's --checkpoint).
     rc, out, err = sup.ctl("checkpoint", "a")
     check(rc == 0 and "Model a checkpointed to %s" % images(sup) in out, (out, err))
     check("checkpoint a: start" in err and "checkpoint a: warmup" in err and
@@ -74,7 +74,7 @@ def checkpoint_and_restore(env):
 
     rc, body = sup.ctl_json("restore", "a")
     check(rc == 0 and body["message"] == "Model a restored", body)
-    # Dumped offloaded: restore, health, then wake_up (the seed's order).
+    # Dumped offloaded: restore, health, then wake_up (llmux 0.7's order).
     check(phases(body) == ["criu_restore", "health", "wake_up"], body)
     m = sup.model("a")
     check(m["state"] == "ready" and m["pid"] is not None, m)

@@ -1,6 +1,7 @@
-"""test_proxy_control.py -- the admin port of llmux-proxyd: the seed's
-/control/* paths, each forwarded to the supervisor as one control call
-whose reply (status and JSON body) is passed through; request validation
+"""test_proxy_control.py -- the admin port of llmux-proxyd: the
+/control/* paths of llmux 0.7 (Rust), each forwarded to the supervisor
+as one control call whose reply (status and JSON body) is passed
+through; request validation
 (400, 405, 404, 422); the admin token (reads open, the web page and its
 history and events included; changes and a model's log 401 without it,
 forwarded as authorized with it, reload never forwarded); /metrics with

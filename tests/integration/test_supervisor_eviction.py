@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_supervisor_eviction.py -- the twelve weights x process evictions and
-their wakes, with the seed's sequence of vLLM calls (checked in the reply's
+their wakes, with llmux 0.7's sequence of vLLM calls (checked in the reply's
 phases and in llmux-fakevllm's own counters), cuda_suspend and checkpoint
 through the "unavailable on this machine" path (escalating to stop), the
 NCCL steps of a TP>1 model, and the failures: a sleep that fails escalates
@@ -176,7 +176,7 @@ def sleep_and_wake_errors(env):
     check(rc == 0 and phases(body) == ["stop"], body)
     rc, out, err = sup.ctl("restore", "a")
     check(rc == 1 and "is not checkpointed" in err, (rc, out, err))
-    # The seed's --checkpoint: a model that is not running is started,
+    # llmux 0.7's --checkpoint: a model that is not running is started,
     # warmed up, then dumped (here criu is missing: the dump escalates).
     rc, out, err = sup.ctl("checkpoint", "a")
     check(rc == 1 and "Checkpoint failed" in err and "unavailable on this machine" in err,

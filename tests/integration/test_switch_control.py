@@ -152,7 +152,7 @@ def status_shapes_through_the_proxy(env):
     check(st["models"]["a"]["process_state"] == "not_started", st)
     s.served("b")
     s.served("a")
-    # In the middle of a switch (b wakes slowly): the seed's strings.
+    # In the middle of a switch (b wakes slowly): llmux 0.7's strings.
     p = Parallel()
     p.run(s.chat, "b")
     wait_until(lambda: s.status()["models"]["b"]["state"] == "waking", 10, "b waking")

@@ -1,8 +1,8 @@
 /*
- * test_config.c -- the config loader: every default, every seed key and
- * llmux key, JSON and YAML giving equal structs, the sample files under
- * tests/configs/ and the example config, docs/configuration.md naming
- * every key, lookups and printing. Errors, warnings, machine facts and
+ * test_config.c -- the config loader: every default, every key of llmux
+ * 0.7 (Rust) and every key llmux added, JSON and YAML giving equal
+ * structs, the sample files under tests/configs/ and the example config,
+ * docs/configuration.md naming every key, lookups and printing. Errors, warnings, machine facts and
  * hostile input are test_config_errors.c's.
  *
  * Run from the source root (tests/run-tests does): it reads tests/configs/
@@ -134,7 +134,7 @@ START_TEST(test_table)
 }
 END_TEST
 
-/* The seed's keys, every one set away from its default, in JSON. */
+/* llmux 0.7's keys, every one set away from its default, in JSON. */
 START_TEST(test_seed_keys)
 {
 	struct config_diags	 d;
@@ -284,7 +284,7 @@ static const char *full_yaml =
     "  lock_timeout_ms: 500\n"
     "  allow_migration: true\n";
 
-/* The same configuration, as the seed would write it: JSON. */
+/* The same configuration, as llmux 0.7 would write it: JSON. */
 static const char *full_json =
     "{\"models\": {\"qwen\": {\"model_path\": \"Qwen/Qwen2.5-7B\", "
     "\"port\": 8001, \"extra_args\": [\"--max-model-len\", \"4096\", "

@@ -1,6 +1,6 @@
 /*
  * test_proxy_metrics.c -- the Prometheus text of llmux-proxyd: names and
- * labels of the seed's metrics, cumulative histogram buckets, label
+ * labels of llmux 0.7's metrics, cumulative histogram buckets, label
  * escaping, the proxy's own gauges, the request histograms, answers by
  * class, tokens, and the process metrics.
  */

@@ -527,7 +527,7 @@ plan_is(const struct evict_plan *p, const char *want)
 	ck_assert_str_eq(got, want);
 }
 
-/* The seed's sequences for all twelve combinations, TP 1 and TP 2. */
+/* llmux 0.7's sequences for all twelve combinations, TP 1 and TP 2. */
 START_TEST(test_sleep_plans)
 {
 	static const char *want[3][4][2] = {

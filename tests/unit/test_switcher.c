@@ -161,7 +161,7 @@ static const struct switcher_ops room_ops = {
 	.set_timer = op_set_timer,
 };
 
-/* n models a, b, c, d, each 0.9 of GPU 0, with the seed's defaults. */
+/* n models a, b, c, d, each 0.9 of GPU 0, with llmux 0.7's defaults. */
 static void
 config(size_t n, enum policy_type type)
 {
@@ -287,7 +287,7 @@ bring_up(int m, int64_t at)
 	demand(m, 0, 0, 0, at);
 }
 
-/* ---- the seed's switch, phase by phase ---------------------------------- */
+/* ---- llmux 0.7's switch, phase by phase -------------------------------- */
 
 START_TEST(test_seed_switch)
 {

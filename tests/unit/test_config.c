@@ -2,8 +2,8 @@
  * test_config.c -- the config loader: every default, every key of llmux
  * 0.7 (Rust) and every key llmux added, JSON and YAML giving equal
  * structs, the sample files under tests/configs/ and the example config,
- * docs/configuration.md naming every key, lookups and printing. Errors, warnings, machine facts and
- * hostile input are test_config_errors.c's.
+ * docs/configuration.md naming every key, lookups and printing. Errors,
+ * warnings, machine facts and hostile input are test_config_errors.c's.
  *
  * Run from the source root (tests/run-tests does): it reads tests/configs/
  * and docs/configuration.md.

@@ -295,18 +295,22 @@ function onEvent(ev) {
 		}
 		renderSwitching();
 		break;
-	case 'gpu':	// the telemetry moved: the cards now, the chart as usual
+	case 'gpu': {	// the telemetry moved: the cards now, the chart as usual
+		let moved = false;
 		for (const [name, g] of Object.entries(ev.models || {})) {
 			const mm = view.models[name];
 			if (!mm)
 				continue;
+			moved = moved || mm.gpu_memory_bytes !== g.gpu_memory_bytes;
 			mm.gpu_memory_bytes = g.gpu_memory_bytes;
 			if (Array.isArray(g.gpus))
 				mm.gpus = g.gpus;
 		}
-		renderModels();
+		if (moved)
+			renderModels();
 		refreshHistory();
 		break;
+	}
 	case 'mode':
 		if (view.status) {
 			view.status.mode = { mode: ev.mode, pinned: ev.pinned };

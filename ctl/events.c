@@ -5,7 +5,8 @@
  *     14:02:03.117 switch b from=a to=b phase=drain elapsed_ms=12 ...
  *
  * (local time, kind, model or "-", then the event's data as key=value
- * with values quoted as the logs quote them), or with --json one JSON
+ * with values quoted as the logs quote them; a gpu event's figures in MiB,
+ * "gpus=0:3000/81920MiB models=a:3000MiB@0"), or with --json one JSON
  * object per line, the same object GET /control/events sends. --since ID
  * first replays what the supervisor still holds after ID (0: all it
  * holds). Also the subscription and the line format `llmuxctl top` uses.
@@ -81,6 +82,52 @@ events_value(struct strbuf *b, struct mpr *r, int depth)
 	return (-1);
 }
 
+/*
+ * A gpu event's data, in MiB: "gpus=0:3000/81920MiB,1:0/81920MiB
+ * models=a:3000MiB@0,b:0MiB" (GPU: used/total; model: its memory @ its
+ * GPUs, joined by +). No gpus: no telemetry.
+ */
+static void
+events_gpu_fields(const struct value *d, struct strbuf *out)
+{
+	const struct value	*gpus = value_get(d, "gpus");
+	const struct value	*models = value_get(d, "models");
+	const struct value	*g, *m, *on;
+	struct strbuf		 v = STRBUF_INIT;
+
+	if (gpus != NULL && gpus->kind == VALUE_ARRAY) {
+		for (size_t i = 0; i < gpus->n; i++) {
+			g = value_at(gpus, i);
+			strbuf_printf(&v, "%s%llu:%llu/%lluMiB", i > 0 ? "," : "",
+			    (unsigned long long)value_uint(value_get(g, "index"),
+			    0), (unsigned long long)(value_uint(value_get(g,
+			    "memory_used_bytes"), 0) >> 20),
+			    (unsigned long long)(value_uint(value_get(g,
+			    "memory_total_bytes"), 0) >> 20));
+		}
+		strbuf_add(out, " gpus=", 6);
+		log_quote(out, strbuf_str(&v), v.len);
+	}
+	if (models != NULL && models->kind == VALUE_MAP && models->n > 0) {
+		v.len = 0;
+		for (size_t i = 0; i < models->n; i++) {
+			m = value_at(models, i);
+			strbuf_printf(&v, "%s%s:%lluMiB", i > 0 ? "," : "",
+			    value_key(models, i), (unsigned long long)(value_uint(
+			    value_get(m, "gpu_memory_bytes"), 0) >> 20));
+			on = value_get(m, "gpus");
+			for (size_t k = 0; on != NULL && on->kind == VALUE_ARRAY &&
+			    k < on->n; k++)
+				strbuf_printf(&v, "%s%llu", k > 0 ? "+" : "@",
+				    (unsigned long long)value_uint(value_at(on, k),
+				    0));
+		}
+		strbuf_add(out, " models=", 8);
+		log_quote(out, strbuf_str(&v), v.len);
+	}
+	strbuf_free(&v);
+}
+
 void
 events_line(const struct proto_event *e, struct strbuf *out)
 {
@@ -99,6 +146,13 @@ events_line(const struct proto_event *e, struct strbuf *out)
 	    e->kind, e->model != NULL ? e->model : "-");
 	if (e->data == NULL)
 		return;
+	if (strcmp(e->kind, "gpu") == 0) {
+		struct value	*d = value_parse(e->data, e->data_len);
+
+		events_gpu_fields(d, out);
+		value_free(d);
+		return;
+	}
 	mpr_init(&r, e->data, e->data_len);
 	if (mpr_next(&r, &map, &why) != 0 || map.kind != MPR_MAP)
 		return;

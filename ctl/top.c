@@ -2,11 +2,12 @@
  * top.c -- `llmuxctl top`: a live view of llmux. It subscribes to the
  * supervisor's events (replaying its ring, so the last switches and the
  * one in progress are known at once) and asks for status once; then it
- * redraws on each event. Events that change what status says (states,
- * queues, switches, reloads) are followed by one status call, at most one
- * a second, for the figures events do not carry (GPU memory, requests/s,
- * last use, the TTL); status is never polled on a timer. A 1 s tick only
- * moves the clocks: elapsed times and countdowns.
+ * redraws on each event. A gpu event carries the models' GPU memory,
+ * which the GPU column takes as it is; other events that change what
+ * status says (states, queues, switches, reloads) are followed by one
+ * status call, at most one a second, for the figures events do not carry
+ * (requests/s, last use, the TTL); status is never polled on a timer. A
+ * 1 s tick only moves the clocks: elapsed times and countdowns.
  *
  * On a terminal it is a full screen drawn with plain ANSI escapes (the
  * alternate screen, the cursor hidden, each line cleared to its end, cut
@@ -247,6 +248,20 @@ top_switch_event(struct top *t, const struct proto_event *e,
 	s->phase_wall = e->time_ms;
 }
 
+/* A gpu event: each model's GPU memory, as status would say it now. */
+static void
+top_gpu_event(struct top *t, const struct value *d)
+{
+	const struct value	*models = value_get(d, "models");
+	struct top_model	*m;
+
+	for (size_t i = 0; models != NULL && models->kind == VALUE_MAP &&
+	    i < models->n; i++)
+		if ((m = top_model(t, value_key(models, i))) != NULL)
+			m->gpu_bytes = value_uint(value_get(value_at(models, i),
+			    "gpu_memory_bytes"), 0);
+}
+
 static void
 top_event(struct top *t, const struct proto_event *e)
 {
@@ -265,6 +280,12 @@ top_event(struct top *t, const struct proto_event *e)
 	} else if (strcmp(e->kind, "mode") == 0) {
 		top_copy(t->mode, sizeof(t->mode), value_get(d, "mode"));
 		top_copy(t->pinned, sizeof(t->pinned), value_get(d, "pinned"));
+	} else if (strcmp(e->kind, "gpu") == 0) {
+		/* All it changes in status, it carries. */
+		top_gpu_event(t, d);
+		value_free(d);
+		t->dirty = true;
+		return;
 	}
 	value_free(d);
 	/* What events do not carry comes with the next status. */

@@ -3,7 +3,8 @@
  * proxy and served as JSON at GET /control/history: 10 s buckets (360 of
  * them, a ring) of each model's requests completed, its deepest queue and
  * most requests in flight (sampled every second), and the most memory
- * used on each GPU (from a status call every 5 s); and the
+ * used on each GPU (from a status call every 5 s, and from the
+ * supervisor's gpu events, which tell at once when it moved); and the
  * switches that ended in the hour (from the supervisor's events: target,
  * origin, total time, success).
  *
@@ -116,22 +117,18 @@ history_series(const char *name, int64_t now)
 	return (free_i);
 }
 
-/* The status reply: the memory used on each GPU, the most kept. */
+/*
+ * A "gpus" list of status or of a gpu event (p: its msgpack, left bytes
+ * to the end): the memory used on each GPU, the most kept in bucket b.
+ */
 static void
-history_status_cb(int status, const uint8_t *body, size_t len, void *arg)
+history_gpus(struct hbucket *b, const uint8_t *p, size_t left)
 {
-	struct hbucket	*b = &hist.b[hist.cur];
-	const uint8_t	*p;
 	struct mpr	 r;
 	struct mpr_item	 arr, map, key, val;
 	const char	*err;
-	size_t		 left;
 	uint32_t	 i, j;
 
-	hist.call = 0;
-	if (status != 200 || body == NULL ||
-	    (p = mpjson_find(body, len, "gpus", &left)) == NULL)
-		return;
 	mpr_init(&r, p, left);
 	if (mpr_next(&r, &arr, &err) != 0 || arr.kind != MPR_ARRAY)
 		return;		/* null: no telemetry */
@@ -169,6 +166,20 @@ history_status_cb(int status, const uint8_t *body, size_t len, void *arg)
 		else if (k < b->n_gpus && g.used > b->gpu[k].used)
 			b->gpu[k] = g;
 	}
+}
+
+/* The status reply: the memory used on each GPU. */
+static void
+history_status_cb(int status, const uint8_t *body, size_t len, void *arg)
+{
+	const uint8_t	*p;
+	size_t		 left;
+
+	hist.call = 0;
+	if (status != 200 || body == NULL ||
+	    (p = mpjson_find(body, len, "gpus", &left)) == NULL)
+		return;
+	history_gpus(&hist.b[hist.cur], p, left);
 }
 
 /* Every second: a new bucket when one begins, and each model's figures. */
@@ -253,19 +264,39 @@ history_event_uint(const struct proto_event *e, const char *key)
 	return (0);
 }
 
+/* A gpu event of the bucket under way: its GPUs' memory, as status's. */
+static void
+history_gpu_event(const struct proto_event *e)
+{
+	struct hbucket	*b = &hist.b[hist.cur];
+	const uint8_t	*p;
+	size_t		 left;
+
+	if (b->t == 0 || (int64_t)e->time_ms < b->t ||
+	    (int64_t)e->time_ms >= b->t + HISTORY_BUCKET_MS || e->data == NULL ||
+	    (p = mpjson_find(e->data, e->data_len, "gpus", &left)) == NULL)
+		return;
+	history_gpus(b, p, left);
+}
+
 void
 history_event(const struct proto_event *e)
 {
 	struct hswitch	*s;
 	char		 phase[16];
 
-	if (e->kind == NULL || strcmp(e->kind, "switch") != 0)
+	if (e->kind == NULL || (strcmp(e->kind, "switch") != 0 &&
+	    strcmp(e->kind, "gpu") != 0))
 		return;
 	/* After a reconnection the mirror may pass on what we have seen. */
 	if (e->boot == hist.ev_boot && e->seq <= hist.ev_seq)
 		return;
 	hist.ev_boot = e->boot;
 	hist.ev_seq = e->seq;
+	if (strcmp(e->kind, "gpu") == 0) {
+		history_gpu_event(e);
+		return;
+	}
 	history_event_str(e, "phase", phase, sizeof(phase));
 	if ((strcmp(phase, "done") != 0 && strcmp(phase, "failed") != 0) ||
 	    history_now() - (int64_t)e->time_ms > HISTORY_SPAN_MS)

@@ -31,6 +31,7 @@ struct event_base;
 struct engine_hooks;
 struct events;
 struct evict_op;
+struct gpu_hooks;
 struct gpu_saved;
 struct gpu_state;
 struct httpc_call;
@@ -269,6 +270,7 @@ struct supervisor {
 	struct event		*ev_worker;
 	TAILQ_HEAD(, store_job)	 store_jobs;	/* transfers running */
 	struct gpu_state	*gpu;
+	const struct gpu_hooks	*gpu_hooks;	/* gpu/'s news, upward */
 	uint64_t		 reload_failures;
 	int64_t			 started_ms;
 };

@@ -2,8 +2,9 @@
  * supervisor.c -- llmux-supervisord's life: setting up (models, cgroup,
  * the socket, re-adoption from the journal), the event loop, signals,
  * systemd notification and watchdog, the one dispatch per kind of peer,
- * and the wiring: the tables through which the engine (engine_hooks) and
- * the server (server_ops) tell the levels above what happened.
+ * and the wiring: the tables through which the engine (engine_hooks), the
+ * GPU module (gpu_hooks) and the server (server_ops) tell the levels
+ * above what happened.
  *
  * SIGTERM and SIGINT stop listening, write the journal and exit, leaving
  * the model processes running: the next supervisor re-adopts them (this
@@ -90,6 +91,33 @@ static const struct engine_hooks supervisor_engine_hooks = {
 	.died = supervisor_model_died,
 	.restart = supervisor_model_restart,
 	.gone = supervisor_model_gone,
+};
+
+/* ---- what the GPU module tells the levels above -------------------------- */
+
+/*
+ * The telemetry changed in what viewers show: a `gpu` event with the
+ * figures status gives, each model's GPUs left out where the whole would
+ * not fit an event (64 models of long names, each on many GPUs).
+ */
+static void
+supervisor_gpu_changed(struct supervisor *sup)
+{
+	struct body	*b = body_new();
+	size_t		 len;
+
+	gpu_news_body(sup, b, true);
+	(void)body_data(b, &len);
+	if (len > PROTO_MAX_EVENT_DATA) {
+		body_free(b);
+		b = body_new();
+		gpu_news_body(sup, b, false);
+	}
+	events_emit(sup, "gpu", NULL, b);
+}
+
+static const struct gpu_hooks supervisor_gpu_hooks = {
+	.changed = supervisor_gpu_changed,
 };
 
 /*
@@ -332,6 +360,7 @@ supervisor_main(struct config *conf, const struct supervisor_opts *opts)
 		fatalx("event_base_new failed");
 	sup->conf = conf;
 	sup->engine_hooks = &supervisor_engine_hooks;
+	sup->gpu_hooks = &supervisor_gpu_hooks;
 	sup->config_path = xstrdup(opts->config_path != NULL ?
 	    opts->config_path : conf->path);
 	sock = opts->socket_path;

@@ -295,6 +295,22 @@ function onEvent(ev) {
 		}
 		renderSwitching();
 		break;
+	case 'gpu': {	// the telemetry moved: the cards now, the chart as usual
+		let moved = false;
+		for (const [name, g] of Object.entries(ev.models || {})) {
+			const mm = view.models[name];
+			if (!mm)
+				continue;
+			moved = moved || mm.gpu_memory_bytes !== g.gpu_memory_bytes;
+			mm.gpu_memory_bytes = g.gpu_memory_bytes;
+			if (Array.isArray(g.gpus))
+				mm.gpus = g.gpus;
+		}
+		if (moved)
+			renderModels();
+		refreshHistory();
+		break;
+	}
 	case 'mode':
 		if (view.status) {
 			view.status.mode = { mode: ev.mode, pinned: ev.pinned };
@@ -310,7 +326,7 @@ function onEvent(ev) {
 function connectEvents() {
 	const es = new EventSource('/control/events');
 	const kinds = ['state', 'switch', 'queue', 'crash', 'restart',
-		'eviction', 'mode', 'reload', 'gap'];
+		'eviction', 'mode', 'reload', 'gpu', 'gap'];
 
 	for (const k of kinds)
 		es.addEventListener(k, (e) => {

@@ -28,6 +28,7 @@
 #include "xmalloc.h"
 #include "supervisord/base/base.h"
 #include "supervisord/store/store.h"
+#include "supervisord/gpu/gpu.h"
 #include "evict_int.h"
 
 /* ---- operations and their waiters ---------------------------------------- */
@@ -206,6 +207,8 @@ evict_finish(struct evict_op *op)
 	    EVICT_ESCALATED ? "escalated" : "failed",
 	    (long long)(clock_ms() - op->start_ms));
 	model_changed(m);
+	/* What it holds on the GPUs now: read at once, not in up to 2 s. */
+	gpu_refresh(m->sup);
 	evict_report(op);
 	evict_op_free(op);
 }

@@ -2,10 +2,12 @@
  * gpu.c -- the GPU module's face to the rest of the supervisor: NVML
  * telemetry read every GPU_TELEMETRY_MS on a worker thread and kept for
  * status and /metrics (each GPU's memory, and its processes attributed to
- * the models they belong to), a fresh read on demand (what is free before
- * a wake), and the checks that say whether CUDA suspend can run on this
- * machine. The driver itself is in cuda.c, NVML
- * in nvml.c, suspend and resume in gpu_ops.c.
+ * the models they belong to), read again at once when a suspend, resume,
+ * sleep, wake or stop ends (one read at a time), its news told upward
+ * when what a viewer shows changed (gpu_hooks, the `gpu` event), a fresh
+ * read on demand (what is free before a wake), and the checks that say
+ * whether CUDA suspend can run on this machine. The driver itself is in
+ * cuda.c, NVML in nvml.c, suspend and resume in gpu_ops.c.
  *
  * Both libraries are loaded with dlopen at run time, so llmux runs on
  * machines without a driver: there cuda_suspend fails with "unavailable
@@ -27,11 +29,14 @@
 struct gpu_state {
 	struct event		*ev_timer;
 	bool			 running;	/* a telemetry job is out */
+	bool			 again;		/* another read once it ends */
 	bool			 have;		/* snap is valid */
 	bool			 said;		/* the NVML failure was logged */
 	bool			 missing;	/* NVML cannot be loaded here */
 	char			*error;		/* why there is no telemetry */
 	struct gpu_snapshot	 snap;
+	bool			 told_have;	/* told is valid */
+	struct gpu_snapshot	 told;		/* what the last news said */
 };
 
 struct gpu_telemetry_job {
@@ -76,6 +81,80 @@ gpu_attribute(struct supervisor *sup, struct gpu_proc *gp)
 	}
 }
 
+/* The GPUs a snapshot shows a model's processes on, and their bytes. */
+static uint64_t
+gpu_snap_model(const struct gpu_snapshot *s, const char *name,
+    uint64_t *bytes)
+{
+	uint64_t	mask = 0;
+
+	*bytes = 0;
+	for (size_t i = 0; i < s->n; i++)
+		for (size_t j = 0; j < s->v[i].nprocs; j++)
+			if (strcmp(s->v[i].procs[j].model, name) == 0) {
+				mask |= (uint64_t)1 << (s->v[i].index % 64);
+				*bytes += s->v[i].procs[j].bytes;
+			}
+	return (mask);
+}
+
+/* Is the move from a to b news: GPU_NEWS_MIN_BYTES and 1 % of scale? */
+static bool
+gpu_news_bytes(uint64_t a, uint64_t b, uint64_t scale)
+{
+	uint64_t	d = a > b ? a - b : b - a;
+
+	return (d >= GPU_NEWS_MIN_BYTES && d >= scale / 100);
+}
+
+/* Does the telemetry now differ from the last told in what viewers show? */
+static bool
+gpu_news_differs(struct supervisor *sup, const struct gpu_state *gs)
+{
+	const struct gpu_info	*g, *t;
+	struct model		*m;
+	uint64_t		 now_b, told_b;
+
+	if (gs->have != gs->told_have)
+		return (true);
+	if (!gs->have)
+		return (false);
+	if (gs->snap.n != gs->told.n)
+		return (true);
+	for (size_t i = 0; i < gs->snap.n; i++) {
+		g = &gs->snap.v[i];
+		t = &gs->told.v[i];
+		if (g->index != t->index || g->total != t->total ||
+		    strcmp(g->uuid, t->uuid) != 0 ||
+		    gpu_news_bytes(g->used, t->used, g->total))
+			return (true);
+	}
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m->removed)
+			continue;
+		if (gpu_snap_model(&gs->snap, m->name, &now_b) !=
+		    gpu_snap_model(&gs->told, m->name, &told_b) ||
+		    gpu_news_bytes(now_b, told_b, now_b > told_b ? now_b :
+		    told_b))
+			return (true);
+	}
+	return (false);
+}
+
+/* After each read: tell the levels above when it is news. */
+static void
+gpu_news(struct supervisor *sup, struct gpu_state *gs)
+{
+	if (!gpu_news_differs(sup, gs))
+		return;
+	nvml_snapshot_free(&gs->told);
+	gs->told_have = gs->have;
+	if (gs->have)
+		nvml_snapshot_copy(&gs->told, &gs->snap);
+	if (sup->gpu_hooks != NULL && sup->gpu_hooks->changed != NULL)
+		sup->gpu_hooks->changed(sup);
+}
+
 static void
 gpu_telemetry_done(void *arg, bool cancelled)
 {
@@ -115,6 +194,12 @@ gpu_telemetry_done(void *arg, bool cancelled)
 	}
 	free(tj->path);
 	free(tj);
+	gpu_news(sup, gs);
+	/* Asked for while this read was out: it may predate the change. */
+	if (gs->again) {
+		gs->again = false;
+		gpu_telemetry_start(sup);
+	}
 }
 
 static void
@@ -124,8 +209,12 @@ gpu_telemetry_start(struct supervisor *sup)
 	struct gpu_telemetry_job	*tj;
 	const char			*path = sup->conf->gpu.nvml_library;
 
-	if (gs == NULL || gs->running)
+	if (gs == NULL || gs->missing)
 		return;
+	if (gs->running) {
+		gs->again = true;
+		return;
+	}
 	gs->running = true;
 	tj = xcalloc(1, sizeof(*tj));
 	tj->sup = sup;
@@ -221,6 +310,7 @@ gpu_free(struct supervisor *sup)
 		return;
 	event_free(gs->ev_timer);
 	nvml_snapshot_free(&gs->snap);
+	nvml_snapshot_free(&gs->told);
 	free(gs->error);
 	free(gs);
 	sup->gpu = NULL;
@@ -288,20 +378,11 @@ gpu_model_gpus(struct supervisor *sup, const struct model *m,
     uint64_t *bytes)
 {
 	struct gpu_state	*gs = sup->gpu;
-	uint64_t		 mask = 0;
 
 	*bytes = 0;
 	if (gs == NULL || !gs->have)
 		return (0);
-	for (size_t i = 0; i < gs->snap.n; i++)
-		for (size_t j = 0; j < gs->snap.v[i].nprocs; j++)
-			if (strcmp(gs->snap.v[i].procs[j].model,
-			    m->name) == 0) {
-				mask |= (uint64_t)1 << (gs->snap.v[i].index %
-				    64);
-				*bytes += gs->snap.v[i].procs[j].bytes;
-			}
-	return (mask);
+	return (gpu_snap_model(&gs->snap, m->name, bytes));
 }
 
 /* status "gpus": null without telemetry, else one map per GPU. */
@@ -334,6 +415,53 @@ gpu_status_body(struct supervisor *sup, struct body *b)
 			    g->procs[j].model : NULL);
 			body_kuint(b, "memory_bytes", g->procs[j].bytes);
 		}
+	}
+}
+
+/* The `gpu` event's data: the figures of status that telemetry gives. */
+void
+gpu_news_body(struct supervisor *sup, struct body *b, bool with_model_gpus)
+{
+	struct gpu_state	*gs = sup->gpu;
+	struct model		*m;
+	uint64_t		 mask, bytes;
+	size_t			 n = 0;
+
+	body_map(b, 2);
+	body_str(b, "gpus");
+	if (gs == NULL || !gs->have)
+		body_nil(b);
+	else {
+		body_array(b, gs->snap.n);
+		for (size_t i = 0; i < gs->snap.n; i++) {
+			body_map(b, 3);
+			body_kuint(b, "index", gs->snap.v[i].index);
+			body_kuint(b, "memory_used_bytes", gs->snap.v[i].used);
+			body_kuint(b, "memory_total_bytes",
+			    gs->snap.v[i].total);
+		}
+	}
+	TAILQ_FOREACH(m, &sup->models, entry)
+		if (!m->removed)
+			n++;
+	body_str(b, "models");
+	body_map(b, n);
+	TAILQ_FOREACH(m, &sup->models, entry) {
+		if (m->removed)
+			continue;
+		mask = gpu_model_gpus(sup, m, &bytes);
+		body_str(b, m->name);
+		body_map(b, 2);
+		body_kuint(b, "gpu_memory_bytes", bytes);
+		body_str(b, "gpus");
+		if (!with_model_gpus) {
+			body_nil(b);
+			continue;
+		}
+		body_array(b, (size_t)__builtin_popcountll(mask));
+		for (int g = 0; g < 64; g++)
+			if (mask & ((uint64_t)1 << g))
+				body_uint(b, (uint64_t)g);
 	}
 }
 

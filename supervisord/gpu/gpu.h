@@ -27,6 +27,12 @@ struct body;
 #define GPU_UUID_MAX		96	/* NVML_DEVICE_UUID_V2_BUFFER_SIZE */
 #define GPU_DRIVER_MAX		80	/* NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE */
 #define GPU_TELEMETRY_MS	2000	/* how often NVML is read for status */
+/*
+ * A change of telemetry that viewers are told of (gpu_hooks.changed): at
+ * least GPU_NEWS_MIN_BYTES and at least 1 % (of a GPU's total, of a
+ * model's larger figure), so that noise does not flood the event stream.
+ */
+#define GPU_NEWS_MIN_BYTES	(64ull << 20)
 
 /* The CUDA driver API version the checkpoint API needs (driver 570). */
 #define CUDA_MIN_VERSION	12080
@@ -163,9 +169,25 @@ struct gpu_result {
 typedef void	(*gpu_cb)(struct gpu_result *, void *);
 typedef void	(*gpu_measure_cb)(bool ok, uint64_t mib, void *);
 
+/*
+ * News that goes up, through the table supervisor.c sets in
+ * sup->gpu_hooks (each may be NULL, as may the table): the telemetry
+ * differs from what was last told in what a viewer shows (a GPU's memory
+ * used, a model's GPU memory or GPUs; changes under GPU_NEWS_MIN_BYTES or
+ * 1 % are not news), or it appeared or went away. gpu_news_body says what
+ * it is now.
+ */
+struct gpu_hooks {
+	void	(*changed)(struct supervisor *);
+};
+
 void	 gpu_init(struct supervisor *);
 void	 gpu_free(struct supervisor *);
-/* Read NVML again soon (after a suspend or a resume). */
+/*
+ * Read NVML again now (after a suspend, a resume, the end of a sleep, a
+ * wake or a stop): one read at a time, so one that is out is followed by
+ * one more when it ends.
+ */
 void	 gpu_refresh(struct supervisor *);
 /*
  * Read NVML now, on a worker thread: cb gets the GPUs (NULL when the read
@@ -197,5 +219,13 @@ uint64_t gpu_model_gpus(struct supervisor *, const struct model *,
 	    uint64_t *bytes);
 const char *gpu_telemetry_error(struct supervisor *);
 char	*gpu_metrics_text(struct supervisor *);
+/*
+ * The `gpu` event's data, from the last telemetry: {gpus: null or [{index,
+ * memory_used_bytes, memory_total_bytes}], models: {name:
+ * {gpu_memory_bytes, gpus}}}; with_model_gpus false leaves each model's
+ * gpus out (null), to keep the data under the protocol's limit.
+ */
+void	 gpu_news_body(struct supervisor *, struct body *,
+	    bool with_model_gpus);
 
 #endif

@@ -3,6 +3,7 @@ directory (tests/fakes/fakegpu.h, docs/gpu.md) with the fake libcuda.so,
 libnvidia-ml.so and criu built by the test suite, and a supervisor that
 finds them through its environment (LLMUX_CUDA_LIBRARY,
 LLMUX_NVML_LIBRARY, LLMUX_FAKE_GPU_DIR) and its config (criu_path)."""
+import fcntl
 import json
 import os
 
@@ -75,6 +76,22 @@ class FakeGPU:
                 out[pid] = {"gpu": int(kv["gpu"]), "mib": int(kv["mib"]),
                             "state": kv["state"], "owner": int(kv.get("owner", 0))}
         return out
+
+    def set_mib(self, pid, mib):
+        """What a registered GPU process holds, changed as the fakes change
+        it: under the lock, the file replaced whole (a reader never sees
+        it half written)."""
+        path = os.path.join(self.dir, "proc.%d" % pid)
+        with open(os.path.join(self.dir, "lock")) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with open(path) as f:
+                kv = [w.split("=", 1) for w in f.read().split()]
+            text = " ".join("%s=%s" % (k, mib if k == "mib" else v) for k, v in kv)
+            tmp = os.path.join(self.dir, ".proc.%d.test" % pid)
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
+            os.chmod(tmp, 0o666)
+            os.rename(tmp, path)
 
     def proc_states(self, pids):
         p = self.procs()

@@ -2,11 +2,17 @@
 """test_gpu_telemetry.py -- NVML telemetry (through the test suite's fake
 libnvidia-ml.so): each GPU's memory and processes in `status` (attributed
 to the models they belong to), in `llmuxctl status`, in the supervisor's
-metrics and in the proxy's /metrics that relays them; and the validation
-table of a fake-GPU model, with the GPU memory before, asleep and awake and
-the time of each phase."""
+metrics and in the proxy's /metrics that relays them; a `gpu` event on
+the stream when a model's memory moves (with the new figures, as `llmuxctl
+events` prints them and `llmuxctl top` shows them), and none for what does
+not move or moves too little; and the validation table of a fake-GPU
+model, with the GPU memory before, asleep and awake and the time of each
+phase."""
+import json
+import re
+
 import harness
-from harness import check
+from harness import check, wait_until
 from gpu_helpers import A100, H100, MIB, FakeGPU, GpuSup
 
 
@@ -66,6 +72,66 @@ def status_and_metrics(env):
     body = harness.wait_until(scraped, 20, "the proxy's /metrics with GPU lines")
     check('llmux_gpu_memory_used_bytes{gpu="0"} %d' % (3000 * MIB) in body, body[-2000:])
     check('llmux_gpu_process_memory_bytes{gpu="1",model="b"}' in body, body[-2000:])
+
+
+def gpu_events(proc):
+    """The gpu events `llmuxctl events --json` printed so far."""
+    return [e for e in (json.loads(l) for l in proc.output().splitlines()
+                        if l.startswith("{")) if e["kind"] == "gpu"]
+
+
+@harness.test
+def gpu_events_when_memory_moves(env):
+    fake = FakeGPU(env, ((H100, 81920), (H100, 81920)))
+    sup = GpuSup(env, fake, {"a": {"args": fake.args(3000), "gpus": "[0]"}})
+    sup.start()
+    ctl = [harness.binary("llmuxctl"), "--socket", sup.socket]
+    js = env.spawn("events-json", ctl + ["events", "--json", "--since", "0"])
+    text = env.spawn("events-text", ctl + ["events", "--since", "0"])
+    top = env.spawn("top", ctl + ["top"])
+    # The first reading is news: the GPUs, nothing on them.
+    first = wait_until(lambda: gpu_events(js), 20, "the first gpu event")[0]
+    check(first["gpus"] == [{"index": i, "memory_used_bytes": 0,
+                             "memory_total_bytes": 81920 * MIB} for i in (0, 1)] and
+          first["models"] == {"a": {"gpu_memory_bytes": 0, "gpus": []}} and
+          "model" not in first, first)
+
+    # a starts and holds 3000 MiB on GPU 0: told when its wake ends.
+    sup.ctl_ok("wake", "a")
+    woke = wait_until(lambda: [e for e in gpu_events(js) if
+                               e["models"]["a"]["gpu_memory_bytes"] == 3000 * MIB], 20,
+                      "a gpu event with a's 3000 MiB")[0]
+    check(woke["models"]["a"]["gpus"] == [0] and
+          [g["memory_used_bytes"] for g in woke["gpus"]] == [3000 * MIB, 0], woke)
+    (pid,) = [p for p, x in fake.procs().items() if x["mib"] == 3000]
+
+    # Moves under 64 MiB are not news: 32 MiB used outside llmux on GPU 1,
+    # then 40 MiB more for a. Status shows both (the readings were made)...
+    fake.extra(1, 32)
+    sup.wait_gpu_used(1, 32)
+    fake.set_mib(pid, 3040)
+    sup.wait_gpu_used(0, 3040)
+    check(sup.status()["models"]["a"]["gpu_memory_bytes"] == 3040 * MIB, sup.status())
+    # ... and a's memory doubling is: the next gpu event after a's wake is
+    # this one (none came for the small moves, nor for readings of nothing
+    # new), with every figure as status has it.
+    fake.set_mib(pid, 6000)
+    moved = wait_until(lambda: [e for e in gpu_events(js) if e["seq"] > woke["seq"]], 20,
+                       "a gpu event after a's memory moved")[0]
+    check(moved["models"]["a"] == {"gpu_memory_bytes": 6000 * MIB, "gpus": [0]} and
+          [g["memory_used_bytes"] for g in moved["gpus"]] == [6000 * MIB, 32 * MIB], moved)
+    check(len([e for e in gpu_events(js) if e["seq"] <= moved["seq"]]) == 3,
+          gpu_events(js))
+
+    # As a line: each GPU's used/total and each model's memory @ its GPUs.
+    line = wait_until(lambda: [l for l in text.output().splitlines()
+                               if " gpu - " in l and "a:6000MiB" in l], 10,
+                      "the gpu event as a line")[0]
+    check(re.match(r"^\d\d:\d\d:\d\d\.\d{3} gpu - gpus=0:6000/81920MiB,1:32/81920MiB "
+                   r"models=a:6000MiB@0$", line), line)
+    # llmuxctl top (lines, without a terminal) shows the new memory.
+    wait_until(lambda: re.search(r"^  model=a .* gpu=5\.9G ", top.output(), re.M), 10,
+               "top showing a's 6000 MiB")
 
 
 @harness.test

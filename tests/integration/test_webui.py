@@ -8,7 +8,9 @@ tree's ui/ and Chart.js from /usr/share/javascript (libjs-chart.js):
     machine (the browser fails any that is not for loopback);
   * it shows the three models;
   * a switch that a chat request causes shows on the page within a second
-    of the request's answer (the page learns it from the event stream);
+    of the request's answer (the page learns it from the event stream),
+    and then the GPU memory it moved (from the supervisor's gpu events:
+    the target's weights, the victim's context);
   * the charts have data and pixels;
   * a switch button without the admin token shows the refusal, and
     changes nothing; with the token the switch is made and a log is read;
@@ -118,6 +120,11 @@ def web_page_in_a_browser(env):
     print("the page showed b ready %d ms after the chat's answer" % out["switch_seen_ms"])
     check(out["a_after"] == "sleeping", "a left the GPU: %r" % out["a_after"])
     check(out["header"] == "active:" + b, "header: %r" % out["header"])
+    # 24000 MiB awake; asleep, the fake keeps a fiftieth as its context.
+    check(out["gpu_after_switch"] == {b: "23.4 GiB", a: "600 MiB"},
+          repr(out["gpu_after_switch"]))
+    check(out["gpu_after_token"] == {c: "15.6 GiB", a: "600 MiB", b: "480 MiB"},
+          repr(out["gpu_after_token"]))
 
     check(out["pixels"] > 1000, "the requests chart has pixels: %r" % out["pixels"])
     check({a, b, c} <= set(out["series"]), repr(out["series"]))

@@ -2,9 +2,10 @@
 // llmux's web page on the admin port (tests/integration/test_webui.py):
 // it loads with no console error and no request leaving the machine, shows
 // the models, reflects a switch that a chat request causes (waiting for the
-// DOM with a deadline), draws the charts, shows the refusal of a switch
-// without the admin token, switches and reads a log with it, and takes a
-// screenshot. Prints one JSON line of what it saw.
+// DOM with a deadline) and then the GPU memory it moved, draws the charts,
+// shows the refusal of a switch without the admin token, switches and
+// reads a log with it, and takes a screenshot. Prints one JSON line of
+// what it saw.
 //
 //     node webui-browser.mjs CHROMIUM ADMIN_URL PROXY_URL TOKEN SCREENSHOT DEADLINE_MS A B C
 //
@@ -35,17 +36,48 @@ async function chat(model) {
 	return r.status;
 }
 
+// What a card says in its row `name` ("GPU memory": "23.4 GiB").
+async function cardRow(page, model, name) {
+	return page.$eval(card(model), (c, n) => {
+		const dt = [...c.querySelectorAll('dt')].find((d) => d.textContent === n);
+		return dt ? dt.nextElementSibling.textContent : null;
+	}, name).catch(() => null);
+}
+
+// Wait until the cards show the memory of `awake` in GiB and of each of
+// `asleep` in MiB (a context only): the supervisor's gpu events bring it,
+// after the switch, without a status read.
+async function gpuShown(page, awake, asleep) {
+	await page.waitForFunction((w, s) => {
+		const mem = (m) => {
+			const c = document.querySelector(`.card[data-model="${m}"]`);
+			const dt = c && [...c.querySelectorAll('dt')]
+				.find((d) => d.textContent === 'GPU memory');
+			return dt ? dt.nextElementSibling.textContent : '';
+		};
+		return / GiB$/.test(mem(w)) && s.every((m) => / MiB$/.test(mem(m)));
+	}, { timeout: 30000, polling: 'mutation' }, awake, asleep);
+	const out = {};
+	for (const m of [awake, ...asleep])
+		out[m] = await cardRow(page, m, 'GPU memory');
+	return out;
+}
+
 // Click a button of a card. Every event redraws the cards, so the button
-// found may be gone by the time it is clicked ("detached"): find it again,
-// until the deadline.
-async function clickCard(page, sel) {
-	const end = Date.now() + deadline;
+// found may be gone by the time it is clicked ("detached"), or replaced
+// between the press and the release (no click at all): click again until
+// the page shows it took the click (the notice it sets at once names
+// `what`, as does the answer's), or the deadline.
+async function clickCard(page, sel, what) {
+	const end = Date.now() + Math.max(deadline, 5000);
 	for (;;) {
 		try {
 			await page.click(sel);
+			await page.waitForFunction((w) => document.getElementById('notice')
+				.textContent.includes(w), { timeout: 1000 }, what);
 			return;
 		} catch (e) {
-			if (!/detached/i.test(String(e)) || Date.now() > end)
+			if (!/detached|waiting failed/i.test(String(e)) || Date.now() > end)
 				throw e;
 		}
 	}
@@ -101,6 +133,10 @@ try {
 	out.a_after = await page.$eval(card(A), (c) => c.dataset.state);
 	out.header = await page.$eval('#state', (e) => e.textContent);
 
+	// The GPU memory follows: B holds its weights, A asleep a context.
+	step('gpu');
+	out.gpu_after_switch = await gpuShown(page, B, [A]);
+
 	// The charts: data in the Chart instances, pixels on the canvases.
 	step('charts');
 	await page.waitForFunction(() => {
@@ -124,7 +160,7 @@ try {
 
 	// Without the token: the switch is refused, and the page says so.
 	step('refusal');
-	await clickCard(page, card(C) + ' button[data-action="Switch"]');
+	await clickCard(page, card(C) + ' button[data-action="Switch"]', 'Switch ' + C);
 	await page.waitForFunction(() => /Refused \(401\)/.test(
 		document.getElementById('notice').textContent), { timeout: 15000 });
 	out.refusal = await page.$eval('#notice', (e) => e.textContent);
@@ -134,7 +170,7 @@ try {
 	step('token');
 	await page.type('#token', token);
 	await page.click('#token-form button[type="submit"]');
-	await clickCard(page, card(C) + ' button[data-action="Switch"]');
+	await clickCard(page, card(C) + ' button[data-action="Switch"]', 'Switch ' + C);
 	await page.waitForFunction((sel) => {
 		const c = document.querySelector(sel);
 		return c && c.dataset.state === 'ready';
@@ -147,6 +183,7 @@ try {
 	await page.waitForFunction(() => !/^loading/.test(
 		document.getElementById('log-text').textContent), { timeout: 15000 });
 	out.log = (await page.$eval('#log-text', (e) => e.textContent)).slice(0, 2000);
+	out.gpu_after_token = await gpuShown(page, C, [A, B]);
 
 	step('screenshot');
 	// The header, the cards and the charts: what README.md shows.

@@ -35,6 +35,7 @@ struct gpu_hooks;
 struct gpu_saved;
 struct gpu_state;
 struct httpc_call;
+struct infer_call;
 struct op_result;
 struct persist;
 struct process;
@@ -145,7 +146,7 @@ struct model {
 	size_t			 drain_waiting;	/* proxies yet to answer */
 	struct op_result	*last_sleep;	/* the last sleep's report */
 	struct op_result	*last_wake;	/* the last wake's report */
-	struct httpc_call	*warm_call;	/* the warm-up inference */
+	struct infer_call	*warm_call;	/* the warm-up inference */
 	bool			 restarting;	/* a crash restart was asked */
 	bool			 evict_pending;	/* after the running operation */
 	struct eviction		 evict_with;

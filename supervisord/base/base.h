@@ -165,6 +165,23 @@ struct httpc_call *httpc_request(struct event_base *, uint16_t port,
 /* Forget a call: its callback will not run. */
 void		 httpc_cancel(struct httpc_call *);
 
+/* ---- infer.c: a warm-up inference, completions or else embeddings ---- */
+
+#define INFER_COMPLETE_ROUTE	"/v1/completions"
+#define INFER_EMBED_ROUTE	"/v1/embeddings"
+
+struct infer_call;
+/*
+ * POST prompt to /v1/completions (max_tokens, temperature 0, seed 0);
+ * answered 404 or 400 (a pooling model serves no completions), POST it to
+ * /v1/embeddings instead. cb gets the last answer; timeout_ms covers both.
+ */
+struct infer_call *infer_request(struct event_base *, uint16_t port,
+		    const char *model, const char *prompt, int max_tokens,
+		    int64_t timeout_ms, httpc_cb, void *);
+/* Forget it: its callback will not run. */
+void		 infer_cancel(struct infer_call *);
+
 /* ---- health.c: readiness ----------------------------------------------- */
 
 struct health;

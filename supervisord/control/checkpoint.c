@@ -25,7 +25,7 @@ struct checkpoint {
 	struct ctl_call		*call;
 	char			*model;
 	bool			 warmup;
-	struct httpc_call	*http;
+	struct infer_call	*http;
 };
 
 static void
@@ -146,18 +146,15 @@ checkpoint_warmed(const struct httpc_result *res, void *arg)
 static void
 checkpoint_warmup(struct checkpoint *ck, struct model *m)
 {
-	char	*body;
-
 	if (!ck->warmup || m->proc == NULL) {
 		checkpoint_dump(ck, m);
 		return;
 	}
 	call_progress_cb(m, "warmup", 0, "POST /v1/completions", ck->call);
-	body = validate_request_body(m, CHECKPOINT_WARMUP_TOKENS);
-	ck->http = httpc_request(m->sup->base, m->proc->port, "POST",
-	    "/v1/completions", body, CHECKPOINT_WARMUP_TIMEOUT_MS,
-	    checkpoint_warmed, ck);
-	free(body);
+	ck->http = infer_request(m->sup->base, m->proc->port,
+	    m->cfg != NULL ? spawn_served_name(m->cfg) : m->name,
+	    VALIDATE_PROMPT, CHECKPOINT_WARMUP_TOKENS,
+	    CHECKPOINT_WARMUP_TIMEOUT_MS, checkpoint_warmed, ck);
 }
 
 static void

@@ -44,6 +44,7 @@ void	 logfollow_model_gone(struct supervisor *, struct model *);
 /* ---- validate.c: the validate call ------------------------------------- */
 
 #define VALIDATE_REQUEST_TIMEOUT_MS	60000
+#define VALIDATE_PROMPT	"llmux validation: name three primary colours."
 #define VALIDATE_MAX_POLICIES		16
 
 /* The call: at once if the model is awake, else after the switcher's wake. */

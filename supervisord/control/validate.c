@@ -25,8 +25,6 @@
 #include "supervisord/switching/switching.h"
 #include "supervisord/control/control.h"
 
-#define VALIDATE_PROMPT	"llmux validation: name three primary colours."
-
 struct validate_row {
 	struct eviction	 ev;
 	int64_t		 sleep_ms;
@@ -385,6 +383,14 @@ validate_reference_cb(const struct httpc_result *res, void *arg)
 	struct validate	*v = arg;
 
 	v->http = NULL;
+	/* vLLM serves no completions for a pooling (embedding) model. */
+	if (res->status == 404 || res->status == 400) {
+		validate_fail(v, 409, "%s", "the model answered the test "
+		    "request (POST /v1/completions) with an error: validate "
+		    "compares completions before and after a sleep, and needs "
+		    "a model that generates (not an embedding model)");
+		return;
+	}
 	if (res->status != 200) {
 		validate_fail(v, 500, "the model did not answer the test "
 		    "request: %s", res->status != 0 ? "it answered an error" :

@@ -73,7 +73,7 @@ model_free(struct model *m)
 
 	evict_abandon(m);
 	liveness_forget(m);
-	httpc_cancel(m->warm_call);
+	infer_cancel(m->warm_call);
 	if (model_hooks(m) != NULL && model_hooks(m)->gone != NULL)
 		model_hooks(m)->gone(m);
 	TAILQ_REMOVE(&sup->models, m, entry);

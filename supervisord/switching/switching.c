@@ -282,7 +282,7 @@ switching_died(struct model *m, const char *reason)
 
 	m->draining = false;
 	m->warming = false;
-	httpc_cancel(m->warm_call);
+	infer_cancel(m->warm_call);
 	m->warm_call = NULL;
 	if ((i = switching_index_any(sup, m)) >= 0)
 		switcher_died(sup->switcher, i, reason, switching_now());

@@ -34,6 +34,7 @@
 
 /* The warm-up inference: deterministic, short. */
 #define SWITCHING_WARMUP_PROMPT		"llmux warm-up: say hello."
+#define SWITCHING_WARMUP_TOKENS		8
 #define SWITCHING_WARMUP_TIMEOUT_MS	120000
 
 void
@@ -342,30 +343,28 @@ switching_warmed_cb(const struct httpc_result *res, void *arg)
 		    res->status == 200 ? NULL : why, switching_now());
 }
 
-/* llmux 0.7's warm-up: one deterministic inference on the woken model. */
+/*
+ * llmux 0.7's warm-up: one deterministic inference on the woken model
+ * (an embedding where it serves no completions: base/infer.c).
+ */
 static void
 switching_op_warmup(void *arg, int i)
 {
 	struct supervisor	*sup = arg;
 	struct model		*m = switching_model(sup, i);
-	char			*name, *body;
 
 	if (m == NULL || m->proc == NULL || m->cfg == NULL) {
 		switcher_warmed(sup->switcher, i, false, "the model has no "
 		    "process", switching_now());
 		return;
 	}
-	name = json_quote(spawn_served_name(m->cfg));
-	xasprintf(&body, "{\"model\":%s,\"prompt\":\"%s\",\"max_tokens\":"
-	    "8,\"temperature\":0,\"seed\":0}", name, SWITCHING_WARMUP_PROMPT);
-	free(name);
 	m->warming = true;
 	model_changed(m);
 	log_info("warm-up inference begins model=%s", m->name);
-	m->warm_call = httpc_request(sup->base, m->proc->port, "POST",
-	    "/v1/completions", body, SWITCHING_WARMUP_TIMEOUT_MS,
+	m->warm_call = infer_request(sup->base, m->proc->port,
+	    spawn_served_name(m->cfg), SWITCHING_WARMUP_PROMPT,
+	    SWITCHING_WARMUP_TOKENS, SWITCHING_WARMUP_TIMEOUT_MS,
 	    switching_warmed_cb, m);
-	free(body);
 }
 
 static void

@@ -4,7 +4,9 @@ the whole stack: kill -9 of the supervisor under traffic to the active
 model (traffic flows on, the model is re-adopted with the same pid, and
 switching works afterwards); a model that crashes is restarted through
 the switcher; a reload adds and removes models, also in the middle of a
-switch; warm-up and preload at start; an idle model's ttl."""
+switch; warm-up and preload at start (an embedding model's warm-up
+too); an idle model's ttl."""
+import json
 import os
 import signal
 import threading
@@ -197,6 +199,31 @@ def warmup_and_preload(env):
     check(s.served("a") == "a", "a, a warm wake")
     check(s.status()["models"]["a"]["pid"] == pid and s.sup.fake_state("a")["wakes"] == 1,
           "woken, not started")
+
+
+@harness.test
+def warmup_of_an_embedding_model(env):
+    # vLLM serves no /v1/completions for a pooling model (404): its
+    # warm-up is an embedding instead, and the warm-up does not fail.
+    s = Stack(env, {"a": {"eviction": OFFLOAD},
+                    "e": {"eviction": OFFLOAD, "args": ["--task", "embed"]}},
+              extra="warmup: true\n").start()
+    wait_until(lambda: s.status()["models"]["e"]["state"] == "sleeping" and
+               s.status()["models"]["a"]["state"] == "sleeping", 30,
+               "both warmed up and asleep")
+    fe = s.sup.fake_state("e")
+    check(fe["requests_served"] == 1 and fe["is_sleeping"], fe)
+    check(s.sup.fake_state("a")["requests_served"] == 1, "a warmed with a completion")
+    log = s.sup_log()
+    check(log.count("answered 404 to /v1/completions: it serves no completions, "
+                    "so /v1/embeddings") == 1, log)
+    check("warm-up request" not in log, log)
+    st, _, data = harness.http(s.port, "POST", "/v1/embeddings",
+                               {"model": "e", "input": "after the warm-up"}, None, 30)
+    check(st == 200 and json.loads(data)["data"][0]["embedding"], (st, data))
+    # validate asks for completions: refused with a reason, not a hang.
+    st, body = s.control("POST", "/control/validate", {"model": "e"})
+    check(st == 409 and "not an embedding model" in body["error"], (st, body))
 
 
 @harness.test

@@ -4,6 +4,7 @@
     tests/bench/bench-proxy.py [--build DIR] [--fakevllm PATH] [--duration S]
                                [--connections N] [--queued N] [--quick]
                                [--markdown]
+    tests/bench/bench-proxy.py --against OTHER_PROXYD [--rounds N] ...
 
 In one run, against the same llmux-fakevllm (--fake-fast):
   1. wrk, non-streaming ~1 KB chat completions: (a) fakevllm directly,
@@ -18,6 +19,13 @@ In one run, against the same llmux-fakevllm (--fake-fast):
      what else runs there.
   3. memory of N requests (10 000) queued on a model that is switching, and
      that all of them are served once it is ready.
+--against runs another llmux-proxyd (an older build: a worktree of an
+earlier commit) side by side with this one instead, each with its own
+scripted supervisor, against the same llmux-fakevllm: wrk runs of
+--duration alternate between the two (--rounds each, in turns, the order
+swapped every round), at N connections and at one, then the memory of
+--queued requests queued in each; medians are printed, so that a change
+of the proxy can be told from a change of the machine.
 The supervisor is the scripted one of the integration tests. This is a
 benchmark, not a test: it prints figures (and exits non-zero only when
 something did not work at all). --markdown prints its section of
@@ -389,11 +397,16 @@ def main():
     ap.add_argument("--queued", type=int, default=10000)
     ap.add_argument("--lookups", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="3 s runs, 1000 queued")
+    ap.add_argument("--against", metavar="PROXYD",
+                    help="another llmux-proxyd, measured side by side with this one")
+    ap.add_argument("--rounds", type=int, default=6, help="--against: runs of each")
     ap.add_argument("--markdown", action="store_true",
                     help="print the section of docs/benchmarks.md")
     a = ap.parse_args()
     if a.quick:
         a.duration, a.queued, a.lookups = 3, 1000, 3
+    if a.against:
+        return against(a)
     if a.markdown:
         sys.path.insert(0, HERE)
         import benchmd
@@ -406,6 +419,95 @@ def main():
         finally:
             print("```\n", flush=True)
     return bench(a)
+
+
+def stop_all(tmp):
+    for p in reversed(PROCS):
+        try:
+            os.killpg(p.pid, 15)
+            p.wait(5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(p.pid, 9)
+            except ProcessLookupError:
+                pass
+    if not os.environ.get("LLMUX_KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("kept", tmp)
+
+
+def against(a):
+    """This build's proxy and another, side by side, in alternating runs."""
+    build = os.path.abspath(a.build)
+    fv = a.fakevllm or os.path.join(build, "bin", "llmux-fakevllm")
+    proxies = (("this", os.path.join(build, "bin", "llmux-proxyd")),
+               ("other", os.path.abspath(a.against)))
+    for what, path in (("llmux-fakevllm", fv),) + proxies:
+        if not os.access(path, os.X_OK):
+            raise SystemExit("bench-proxy: %s not found at %s" % (what, path))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    tmp = tempfile.mkdtemp(prefix="llmux-bench-proxy-")
+    try:
+        p_fv = free_port()
+        spawn([fv, "serve", "a", "--port", str(p_fv), "--fake-fast"], os.path.join(tmp, "fv-a.log"))
+        wait_port(p_fv, "fakevllm a")
+        run = {}
+        for name, path in proxies:
+            p_fvb, p_proxy, p_admin = free_port(), free_port(), free_port()
+            spawn([fv, "serve", "b", "--port", str(p_fvb), "--fake-fast"],
+                  os.path.join(tmp, "fv-b-%s.log" % name))
+            wait_port(p_fvb, "fakevllm b")
+            sock = os.path.join(tmp, "sup-%s.sock" % name)
+            sup = fakesup.FakeSup(sock, fakesup.config_msg(
+                [("a", p_fv, []), ("b", p_fvb, [])], port=p_proxy,
+                max_connections=a.queued + 2000, max_queue_per_model=a.queued + 1000,
+                request_timeout_secs=600),
+                fakesup.state_msg({"a": (fakesup.READY_S, p_fv, 1),
+                                   "b": (fakesup.WAKING, 0, 0)})).start()
+            proxy = spawn([path, "--socket", sock, "--listen", "127.0.0.1:%d" % p_proxy,
+                           "--admin-listen", "127.0.0.1:%d" % p_admin],
+                          os.path.join(tmp, "proxyd-%s.log" % name))
+            sup.wait_connected()
+            wait_port(p_admin, "llmux-proxyd (%s) admin port" % name)
+            run[name] = (p_proxy, p_admin, proxy.pid, sup, p_fvb)
+        print("llmux-proxyd side by side: this build's (%s) and another (%s)\n"
+              "%d s wrk runs, %d of each in turns, wrk -t%d, %d-byte chat request, %d CPUs"
+              % (proxies[0][1], proxies[1][1], a.duration, a.rounds, a.threads, len(BODY),
+                 os.cpu_count()))
+        names = [n for n, _ in proxies]
+        for conns in (a.connections, 1):
+            got = {n: [] for n in names}
+            for n in names:
+                wrk(run[n][0], tmp, 1, conns, min(a.threads, conns))  # warm up
+            for i in range(a.rounds):
+                for n in (names if i % 2 == 0 else names[::-1]):
+                    got[n].append(wrk(run[n][0], tmp, a.duration, conns,
+                                      min(a.threads, conns), (run[n][2],)))
+            print("\n%d connection%s          requests/s  CPU us/req   p50 ms  errors"
+                  % (conns, "s" if conns > 1 else " "))
+            med = {}
+            for n in names:
+                rs = got[n]
+                med[n] = (statistics.median(r["rps"] for r in rs),
+                          statistics.median(r["cpu_us"] or 0 for r in rs))
+                print("  %-22s %10.0f  %10.1f  %7.3f  %6d" % (
+                    n, med[n][0], med[n][1],
+                    statistics.median(r.get("p50", 0) for r in rs) * 1e3,
+                    sum(r["errors"] for r in rs)))
+            print("  this / other: %.2fx requests/s, %.2fx CPU per request" % (
+                med["this"][0] / (med["other"][0] or 1), med["this"][1] / (med["other"][1] or 1)))
+        print("\n%d requests queued on a switching model" % a.queued)
+        for n in names:
+            p_proxy, p_admin, pid, sup, p_fvb = run[n]
+            base, rss, ok, qs, ss = queued_memory(p_proxy, p_admin, sup, pid, p_fvb, a.queued)
+            print("  %-6s RSS %.1f MB before, %.1f MB with all queued (%.1f kB each); "
+                  "served %d of %d" % (n, base / 1024, rss / 1024, (rss - base) / a.queued,
+                                       ok, a.queued))
+        return 0
+    finally:
+        stop_all(tmp)
 
 
 def bench(a):
@@ -491,19 +593,7 @@ def bench(a):
             return 1
         return 0
     finally:
-        for p in reversed(PROCS):
-            try:
-                os.killpg(p.pid, 15)
-                p.wait(5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(p.pid, 9)
-                except ProcessLookupError:
-                    pass
-        if not os.environ.get("LLMUX_KEEP"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print("kept", tmp)
+        stop_all(tmp)
 
 
 if __name__ == "__main__":

@@ -231,6 +231,29 @@ def skip(why):
     raise Skip(why)
 
 
+NPM_DIR = os.path.join(ROOT, "build", "npm")
+
+
+def npm_install(package, version):
+    """node_modules/PACKAGE at VERSION in build/npm (NPM_DIR), from the npm
+    registry, installed once and under a lock (tests run two at a time)."""
+    import fcntl
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        raise AssertionError("node and npm are needed for this test (apt install nodejs npm)")
+    os.makedirs(NPM_DIR, exist_ok=True)
+    with open(os.path.join(NPM_DIR, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pkg = os.path.join(NPM_DIR, "node_modules", package, "package.json")
+        if os.path.exists(pkg) and json.load(open(pkg))["version"] == version:
+            return
+        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NPM_DIR,
+                            "%s@%s" % (package, version)], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError("npm could not install %s@%s:\n%s"
+                                 % (package, version, p.stdout.decode()[-3000:]))
+
+
 def main():
     only = sys.argv[1:]
     failed = []

@@ -8,7 +8,6 @@ vectors).
 
 The package is installed with npm into build/npm (not committed); the test
 fails clearly when npm cannot install it."""
-import fcntl
 import json
 import os
 import shutil
@@ -20,31 +19,12 @@ from fakesup import READY_S, state_msg
 from proxykit import Stack
 
 OPENAI_VERSION = "4.95.0"
-NPM_DIR = os.path.join(harness.ROOT, "build", "npm")
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openai-client.mjs")
-
-
-def install_openai():
-    """node_modules/openai in build/npm, installed once (under a lock)."""
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        raise AssertionError("node and npm are needed for this test (apt install nodejs npm)")
-    os.makedirs(NPM_DIR, exist_ok=True)
-    with open(os.path.join(NPM_DIR, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        pkg = os.path.join(NPM_DIR, "node_modules", "openai", "package.json")
-        if os.path.exists(pkg) and json.load(open(pkg))["version"] == OPENAI_VERSION:
-            return
-        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NPM_DIR,
-                            "openai@" + OPENAI_VERSION], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=300)
-        if p.returncode != 0:
-            raise AssertionError("npm could not install openai@%s:\n%s"
-                                 % (OPENAI_VERSION, p.stdout.decode()[-3000:]))
 
 
 @test
 def openai_client_talks_to_the_proxy(env):
-    install_openai()
+    harness.npm_install("openai", OPENAI_VERSION)
     ports = {}
     for name, extra in (("a", ["--served-model-name", "a", "gpt-a"]),
                         ("c", ["--fake-crash-after-tokens", "2"]),
@@ -57,7 +37,7 @@ def openai_client_talks_to_the_proxy(env):
                state_msg({"a": (READY_S, ports["a"], 1), "c": (READY_S, ports["c"], 1),
                           "e": (READY_S, ports["e"], 1)}),
                api_keys=["sk-test"])
-    script = os.path.join(NPM_DIR, "openai-client.mjs")
+    script = os.path.join(harness.NPM_DIR, "openai-client.mjs")
     shutil.copy(SCRIPT, script)  # so that `import 'openai'` finds build/npm/node_modules
     p = subprocess.run(["node", script, "http://127.0.0.1:%d/v1" % st.port, "sk-test"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)

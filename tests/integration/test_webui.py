@@ -19,7 +19,6 @@ tree's ui/ and Chart.js from /usr/share/javascript (libjs-chart.js):
 
 Skipped, saying so, when chromium or Chart.js is not installed
 (tools/install-deps.sh installs both)."""
-import fcntl
 import json
 import os
 import shutil
@@ -32,28 +31,9 @@ from gpu_helpers import FakeGPU, GpuSup
 from switch_helpers import Stack
 
 PUPPETEER_VERSION = "24.43.1"
-NPM_DIR = os.path.join(harness.ROOT, "build", "npm")
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webui-browser.mjs")
 CHARTJS = "/usr/share/javascript/chart.js/chart.min.js"
 TOKEN = "webui-test-token"
-
-
-def install_puppeteer():
-    """node_modules/puppeteer-core in build/npm, installed once (under a lock)."""
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        raise AssertionError("node and npm are needed for this test (apt install nodejs npm)")
-    os.makedirs(NPM_DIR, exist_ok=True)
-    with open(os.path.join(NPM_DIR, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        pkg = os.path.join(NPM_DIR, "node_modules", "puppeteer-core", "package.json")
-        if os.path.exists(pkg) and json.load(open(pkg))["version"] == PUPPETEER_VERSION:
-            return
-        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NPM_DIR,
-                            "puppeteer-core@" + PUPPETEER_VERSION], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=300)
-        if p.returncode != 0:
-            raise AssertionError("npm could not install puppeteer-core@%s:\n%s"
-                                 % (PUPPETEER_VERSION, p.stdout.decode()[-3000:]))
 
 
 @test
@@ -63,7 +43,7 @@ def web_page_in_a_browser(env):
         harness.skip("chromium is not installed (tools/install-deps.sh installs it)")
     if not os.path.exists(CHARTJS):
         harness.skip("Chart.js is not installed (libjs-chart.js: %s)" % CHARTJS)
-    install_puppeteer()
+    harness.npm_install("puppeteer-core", PUPPETEER_VERSION)
 
     fake = FakeGPU(env)
     # Names and sizes as in README.md's picture; two sleep, one stops.
@@ -94,7 +74,7 @@ def web_page_in_a_browser(env):
     shot = os.path.join(shots, "webui.png")
     if os.path.exists(shot):
         os.unlink(shot)
-    script = os.path.join(NPM_DIR, "webui-browser.mjs")
+    script = os.path.join(harness.NPM_DIR, "webui-browser.mjs")
     shutil.copy(SCRIPT, script)  # so that `import 'puppeteer-core'` finds build/npm
     # The page must show the switch within a second of the answer; a
     # sanitizer build runs everything several times slower.

@@ -167,6 +167,26 @@ ctl_body_use(struct supervisor *sup, const struct model *m, struct body *b)
 		body_nil(b);
 }
 
+/* "process_state": what the model's process is doing, in words. */
+static void
+ctl_body_process_state(struct model *m, struct body *b)
+{
+	char	*s = model_process_state(m);
+
+	body_kstr(b, "process_state", s);
+	free(s);
+}
+
+/* "eviction": the model's configured (or set) eviction. */
+static void
+ctl_body_eviction(struct model *m, struct body *b)
+{
+	struct eviction	ev = model_eviction(m);
+
+	body_str(b, "eviction");
+	body_eviction(b, &ev);
+}
+
 static struct body *
 ctl_status_body(struct supervisor *sup)
 {
@@ -174,7 +194,7 @@ ctl_status_body(struct supervisor *sup)
 	struct model	*m, *active;
 	struct eviction	 ev;
 	const char	*phase;
-	char		*s, state[1024];
+	char		 state[1024];
 
 	body_map(b, 6);
 	switching_state_string(sup, state, sizeof(state));
@@ -194,9 +214,7 @@ ctl_status_body(struct supervisor *sup)
 		body_map(b, 21);
 		body_kuint(b, "in_flight", m->in_flight);
 		body_kuint(b, "queue_depth", m->queued);
-		s = model_process_state(m);
-		body_kstr(b, "process_state", s);
-		free(s);
+		ctl_body_process_state(m, b);
 		body_kstr(b, "state", proto_model_state_name(
 		    model_published_state(m)));
 		body_kuint(b, "port", m->proc != NULL ? m->proc->port :
@@ -242,8 +260,6 @@ ctl_models_body(struct supervisor *sup)
 	struct body		*b = body_new();
 	struct model		*m;
 	struct model_config	*mc;
-	struct eviction		 ev;
-	char			*s;
 
 	body_map(b, 1);
 	body_str(b, "models");
@@ -260,12 +276,8 @@ ctl_models_body(struct supervisor *sup)
 		body_array(b, mc != NULL ? mc->n_aliases : 0);
 		for (size_t i = 0; mc != NULL && i < mc->n_aliases; i++)
 			body_str(b, mc->aliases[i]);
-		body_str(b, "eviction");
-		ev = model_eviction(m);
-		body_eviction(b, &ev);
-		s = model_process_state(m);
-		body_kstr(b, "process_state", s);
-		free(s);
+		ctl_body_eviction(m, b);
+		ctl_body_process_state(m, b);
 		body_kstr(b, "state", proto_model_state_name(
 		    model_published_state(m)));
 		body_kuint(b, "tensor_parallel_size", mc != NULL &&
@@ -281,8 +293,6 @@ ctl_eviction_body(struct supervisor *sup)
 {
 	struct body	*b = body_new();
 	struct model	*m;
-	struct eviction	 ev;
-	char		*s;
 
 	body_map(b, 1);
 	body_str(b, "models");
@@ -292,12 +302,8 @@ ctl_eviction_body(struct supervisor *sup)
 			continue;
 		body_str(b, m->name);
 		body_map(b, 2);
-		body_str(b, "eviction");
-		ev = model_eviction(m);
-		body_eviction(b, &ev);
-		s = model_process_state(m);
-		body_kstr(b, "process_state", s);
-		free(s);
+		ctl_body_eviction(m, b);
+		ctl_body_process_state(m, b);
 	}
 	return (b);
 }

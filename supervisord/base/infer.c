@@ -81,7 +81,9 @@ infer_request(struct event_base *base, uint16_t port, const char *model,
 	p = json_quote(prompt);
 	xasprintf(&body, "{\"model\":%s,\"prompt\":%s,\"max_tokens\":%d,"
 	    "\"temperature\":0,\"seed\":0}", q, p, max_tokens);
-	xasprintf(&ic->embed_body, "{\"model\":%s,\"input\":%s}", q, p);
+	/* base64: a vector in a quarter of the bytes of its JSON numbers. */
+	xasprintf(&ic->embed_body, "{\"model\":%s,\"input\":%s,"
+	    "\"encoding_format\":\"base64\"}", q, p);
 	free(q);
 	free(p);
 	ic->http = httpc_request(base, port, "POST", INFER_COMPLETE_ROUTE,

@@ -49,10 +49,12 @@ void	 logfollow_model_gone(struct supervisor *, struct model *);
 
 /* The call: at once if the model is awake, else after the switcher's wake. */
 void	 validate_begin(struct client *, struct proto_msg *, struct model *);
-/* The "text" of the first choice of a completion, or NULL. */
+#define VALIDATE_TOKENS		24
+/*
+ * What validate compares: the "text" of a completion's first choice, else
+ * the "embedding" (base64) of an embedding reply; NULL if neither.
+ */
 char	*validate_text(const char *, size_t);
-/* A deterministic completion request for the model (temperature 0). */
-char	*validate_request_body(const struct model *, int max_tokens);
 
 /* ---- checkpoint.c: the checkpoint call --------------------------------- */
 

@@ -3,7 +3,9 @@
  * sleep and wake correctly with each of some evictions? The model is woken
  * and asked a deterministic question (temperature 0, fixed seed); then for
  * each eviction it is put to sleep, woken, and asked again, and the answer
- * must be the same. Each row records the sleep and wake times and the
+ * must be the same (a completion's text; for a model that serves no
+ * completions, an embedding model, the vector of the same text, in
+ * base64: base/infer.c). Each row records the sleep and wake times and the
  * time of each of their phases, the GPU memory of the model's processes
  * before, asleep and awake (measured with NVML on a worker thread; null
  * where NVML is not available), whether the answer matched and whether
@@ -14,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
 #include "log.h"
 #include "xmalloc.h"
 #include "supervisord/switcher/switcher.h"
@@ -54,7 +55,7 @@ struct validate {
 	size_t			 n;
 	size_t			 i;
 	char			*reference;
-	struct httpc_call	*http;
+	struct infer_call	*http;
 	int			 measuring;	/* which memory column */
 	validate_next_fn	 after;		/* once it is measured */
 };
@@ -88,24 +89,48 @@ validate_fail(struct validate *v, int status, const char *fmt, const char *why)
 	validate_free(v);
 }
 
-/* The JSON string at "text": in a completion reply, still escaped. */
+/*
+ * The JSON string at the first key that has one in body, still escaped;
+ * NULL if there is none. key is quoted; the same word as a value (as in
+ * "object":"embedding") is passed over.
+ */
+static char *
+validate_string_at(const char *body, size_t len, const char *key)
+{
+	const char	*p = body, *end = body + len, *s;
+	size_t		 klen = strlen(key);
+
+	while ((p = memmem(p, (size_t)(end - p), key, klen)) != NULL) {
+		for (p += klen; p < end && *p == ' '; p++)
+			;
+		if (p >= end || *p != ':')
+			continue;
+		for (p++; p < end && *p == ' '; p++)
+			;
+		if (p >= end || *p != '"')
+			return (NULL);
+		for (s = ++p; p < end && *p != '"'; p++)
+			if (*p == '\\' && p + 1 < end)
+				p++;
+		if (p >= end)
+			return (NULL);
+		return (xstrndup(s, (size_t)(p - s)));
+	}
+	return (NULL);
+}
+
+/*
+ * What is compared: the "text" of a completion reply, else the base64
+ * "embedding" of an embedding reply; still escaped, or NULL.
+ */
 char *
 validate_text(const char *body, size_t len)
 {
-	const char	*p, *end = body + len, *s;
+	char	*t;
 
-	if ((p = memmem(body, len, "\"text\"", 6)) == NULL)
-		return (NULL);
-	for (p += 6; p < end && (*p == ' ' || *p == ':'); p++)
-		;
-	if (p >= end || *p != '"')
-		return (NULL);
-	for (s = ++p; p < end && *p != '"'; p++)
-		if (*p == '\\' && p + 1 < end)
-			p++;
-	if (p >= end)
-		return (NULL);
-	return (xstrndup(s, (size_t)(p - s)));
+	if ((t = validate_string_at(body, len, "\"text\"")) != NULL)
+		return (t);
+	return (validate_string_at(body, len, "\"embedding\""));
 }
 
 static struct model	*validate_model(struct validate *);
@@ -163,31 +188,15 @@ validate_model(struct validate *v)
 	return (m);
 }
 
-char *
-validate_request_body(const struct model *m, int max_tokens)
-{
-	const char	*name = m->cfg != NULL ? spawn_served_name(m->cfg) :
-			    m->name;
-	char		*body, *q;
-
-	q = json_quote(name);
-	xasprintf(&body, "{\"model\":%s,\"prompt\":\"%s\",\"max_tokens\":"
-	    "%d,\"temperature\":0,\"seed\":0}", q, VALIDATE_PROMPT,
-	    max_tokens);
-	free(q);
-	return (body);
-}
-
 /* POST the question; cb gets the answer. */
 static void
 validate_ask(struct validate *v, struct model *m, httpc_cb cb)
 {
-	char	*body = validate_request_body(m, 24);
-
 	call_progress_cb(m, "request", 0, "POST /v1/completions", v->call);
-	v->http = httpc_request(m->sup->base, m->proc->port, "POST",
-	    "/v1/completions", body, VALIDATE_REQUEST_TIMEOUT_MS, cb, v);
-	free(body);
+	v->http = infer_request(m->sup->base, m->proc->port,
+	    m->cfg != NULL ? spawn_served_name(m->cfg) : m->name,
+	    VALIDATE_PROMPT, VALIDATE_TOKENS, VALIDATE_REQUEST_TIMEOUT_MS, cb,
+	    v);
 }
 
 static void
@@ -383,14 +392,6 @@ validate_reference_cb(const struct httpc_result *res, void *arg)
 	struct validate	*v = arg;
 
 	v->http = NULL;
-	/* vLLM serves no completions for a pooling (embedding) model. */
-	if (res->status == 404 || res->status == 400) {
-		validate_fail(v, 409, "%s", "the model answered the test "
-		    "request (POST /v1/completions) with an error: validate "
-		    "compares completions before and after a sleep, and needs "
-		    "a model that generates (not an embedding model)");
-		return;
-	}
 	if (res->status != 200) {
 		validate_fail(v, 500, "the model did not answer the test "
 		    "request: %s", res->status != 0 ? "it answered an error" :

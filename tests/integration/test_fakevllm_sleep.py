@@ -1,6 +1,6 @@
 """test_fakevllm_sleep.py -- llmux-fakevllm's sleep mode, as vLLM's:
 levels 1 and 2 (and 0), wake_up with tags, reload_weights after a level-2
-wake, the sleep modes abort/wait/keep for requests in flight, requests
+wake (for embeddings too), the sleep modes abort/wait/keep for requests in flight, requests
 that arrive while asleep, /is_sleeping, collective_rpc, reset_prefix_cache,
 and the memory that moves like GPU weights."""
 import json
@@ -74,6 +74,22 @@ def level2_wake_needs_reload_weights(env):
     st = fv.state(port)
     check(st["sleeps"] == 1 and st["wakes"] == 1 and st["reloads"] == 1, st)
     check(st["prefix_cache_resets"] == 1, st)
+
+
+@test
+def level2_wake_needs_reload_weights_for_embeddings_too(env):
+    p, port = fv.start(env, "--task", "embed")
+    body = {"model": "alpha", "input": "deep sleep", "encoding_format": "base64"}
+    status, before = fv.post(port, "/v1/embeddings", body)
+    check(status == 200, before)
+    ok_empty(port, "/sleep?level=2")
+    ok_empty(port, "/wake_up")
+    status, obj = fv.post(port, "/v1/embeddings", body)
+    check(status == 500 and "reload_weights" in obj["error"]["message"], obj)
+    status, obj = fv.post(port, "/collective_rpc", {"method": "reload_weights"})
+    check(status == 200, obj)
+    status, after = fv.post(port, "/v1/embeddings", body)
+    check(status == 200 and after["data"] == before["data"], (before, after))
 
 
 @test

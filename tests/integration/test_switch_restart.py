@@ -204,7 +204,8 @@ def warmup_and_preload(env):
 @harness.test
 def warmup_of_an_embedding_model(env):
     # vLLM serves no /v1/completions for a pooling model (404): its
-    # warm-up is an embedding instead, and the warm-up does not fail.
+    # warm-up is an embedding instead, and the warm-up does not fail;
+    # validate compares embeddings.
     s = Stack(env, {"a": {"eviction": OFFLOAD},
                     "e": {"eviction": OFFLOAD, "args": ["--task", "embed"]}},
               extra="warmup: true\n").start()
@@ -221,9 +222,12 @@ def warmup_of_an_embedding_model(env):
     st, _, data = harness.http(s.port, "POST", "/v1/embeddings",
                                {"model": "e", "input": "after the warm-up"}, None, 30)
     check(st == 200 and json.loads(data)["data"][0]["embedding"], (st, data))
-    # validate asks for completions: refused with a reason, not a hang.
+    # validate compares the vector of the same text before and after each
+    # sleep (a completion's text for a generating model).
     st, body = s.control("POST", "/control/validate", {"model": "e"})
-    check(st == 409 and "not an embedding model" in body["error"], (st, body))
+    check(st == 200 and body["message"] == "Model e: 2 of 2 evictions passed" and
+          [r["response_match"] for r in body["results"]] == [True, True], (st, body))
+    check(s.sup.fake_state("e")["requests_failed"] == 0, "no request failed")
 
 
 @harness.test

@@ -699,6 +699,14 @@ START_TEST(test_validate_text)
 	ck_assert_ptr_null(validate_text("{\"text\": 3}", 11));
 	ck_assert_ptr_null(validate_text("{}", 2));
 	ck_assert_ptr_null(validate_text("\"text\"", 6));
+	/* An embedding reply (base64): its vector is what is compared. */
+	reply = "{\"object\":\"list\",\"data\":[{\"index\":0,\"object\":"
+	    "\"embedding\",\"embedding\":\"AACAPwAAAMA=\"}],\"usage\":{}}";
+	t = validate_text(reply, strlen(reply));
+	ck_assert_str_eq(t, "AACAPwAAAMA=");
+	free(t);
+	/* Floats are not a string: nothing to compare. */
+	ck_assert_ptr_null(validate_text("{\"embedding\":[0.5,1]}", 21));
 }
 END_TEST
 

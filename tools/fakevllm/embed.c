@@ -133,6 +133,18 @@ fv_embed_handle(evhtp_request_t *req, int64_t t0)
 		fv_request_free(&r);
 		return;
 	}
+	/* As for generation: the weights must be there (engine.c). */
+	if (fv_server.engine.discarded || fv_server.engine.nccl_suspended) {
+		fv_server.failed++;
+		fv_server_error(req, t0, 500, "InternalServerError", NULL,
+		    "%s", fv_server.engine.discarded ? "the weights were "
+		    "discarded by sleep level 2 and not reloaded; call "
+		    "/collective_rpc with method reload_weights after /wake_up" :
+		    "the NCCL communicators are suspended; call "
+		    "/collective_rpc with method resume_nccl");
+		fv_request_free(&r);
+		return;
+	}
 	dims = r.dimensions > 0 ? r.dimensions : FV_EMBED_DIM;
 	b = evbuffer_new();
 	evbuffer_add_printf(b, "{\"id\":\"embd-%016llx%016llx\",\"object\":"

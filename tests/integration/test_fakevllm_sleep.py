@@ -1,8 +1,8 @@
 """test_fakevllm_sleep.py -- llmux-fakevllm's sleep mode, as vLLM's:
 levels 1 and 2 (and 0), wake_up with tags, reload_weights after a level-2
-wake (for embeddings too), the sleep modes abort/wait/keep for requests in flight, requests
-that arrive while asleep, /is_sleeping, collective_rpc, reset_prefix_cache,
-and the memory that moves like GPU weights."""
+wake (for embeddings too), the sleep modes abort/wait/keep for requests in
+flight, requests that arrive while asleep, /is_sleeping, collective_rpc,
+reset_prefix_cache, and the memory that moves like GPU weights."""
 import json
 import threading
 

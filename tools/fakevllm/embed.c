@@ -111,6 +111,7 @@ fv_embed_handle(evhtp_request_t *req, int64_t t0)
 {
 	struct fv_genreq	 r;
 	struct evbuffer		*b;
+	const char		*why;
 	size_t			 i;
 	int64_t			 dims;
 
@@ -133,15 +134,11 @@ fv_embed_handle(evhtp_request_t *req, int64_t t0)
 		fv_request_free(&r);
 		return;
 	}
-	/* As for generation: the weights must be there (engine.c). */
-	if (fv_server.engine.discarded || fv_server.engine.nccl_suspended) {
+	/* As for generation: the weights must be there. */
+	if ((why = fv_engine_unloaded(&fv_server.engine)) != NULL) {
 		fv_server.failed++;
 		fv_server_error(req, t0, 500, "InternalServerError", NULL,
-		    "%s", fv_server.engine.discarded ? "the weights were "
-		    "discarded by sleep level 2 and not reloaded; call "
-		    "/collective_rpc with method reload_weights after /wake_up" :
-		    "the NCCL communicators are suspended; call "
-		    "/collective_rpc with method resume_nccl");
+		    "%s", why);
 		fv_request_free(&r);
 		return;
 	}

@@ -167,6 +167,24 @@ engine_gen_arm(struct engine_gen *g)
 }
 
 /* Why generation cannot run now, or NULL when it can. */
+const char *
+fv_engine_unloaded(const struct fv_state *s)
+{
+	if (s->tags & FV_TAG_WEIGHTS)
+		return ("the model's weights are asleep; call /wake_up first");
+	if (s->tags & FV_TAG_KV)
+		return ("the KV cache is asleep; call /wake_up?tags=kv_cache "
+		    "first");
+	if (s->discarded)
+		return ("the weights were discarded by sleep level 2 and not "
+		    "reloaded; call /collective_rpc with method reload_weights "
+		    "after /wake_up");
+	if (s->nccl_suspended)
+		return ("the NCCL communicators are suspended; call "
+		    "/collective_rpc with method resume_nccl");
+	return (NULL);
+}
+
 static const char *
 engine_cannot_generate(void)
 {
@@ -176,19 +194,7 @@ engine_cannot_generate(void)
 		return (why);
 	if ((why = fv_cudagpu_error()) != NULL)
 		return (why);
-	if (eng.st.tags & FV_TAG_WEIGHTS)
-		return ("the model's weights are asleep; call /wake_up first");
-	if (eng.st.tags & FV_TAG_KV)
-		return ("the KV cache is asleep; call /wake_up?tags=kv_cache "
-		    "first");
-	if (eng.st.discarded)
-		return ("the weights were discarded by sleep level 2 and not "
-		    "reloaded; call /collective_rpc with method reload_weights "
-		    "after /wake_up");
-	if (eng.st.nccl_suspended)
-		return ("the NCCL communicators are suspended; call "
-		    "/collective_rpc with method resume_nccl");
-	return (NULL);
+	return (fv_engine_unloaded(&eng.st));
 }
 
 enum { STEP_MORE, STEP_DONE, STEP_STALLED };

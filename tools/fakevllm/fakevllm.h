@@ -334,6 +334,11 @@ __attribute__((noreturn)) void fv_channel_crash(const char *);
 void	fv_engine_init(struct event_base *, struct fv_opts *);
 void	fv_engine_start(void);
 void	fv_engine_dispatch(const struct fv_msg *, const char *);
+/*
+ * Why an engine in state s cannot run a model (asleep, weights discarded,
+ * NCCL suspended), or NULL; the API side asks it too (embeddings).
+ */
+const char *fv_engine_unloaded(const struct fv_state *);
 
 /* ---- weights.c: memory that stands for GPU weights ------------------ */
 

@@ -4,8 +4,9 @@
  * where the model serves no completions (vLLM answers 404 or 400 for a
  * pooling model, one started with --task embed or --runner pooling),
  * POST /v1/embeddings with the same text instead. The caller gets one
- * result, of the last call made, with the time of both; the deadline
- * covers both calls.
+ * result with the time of both calls (one deadline covers both): the
+ * embedding's, unless the model has no such route either, when the
+ * completion's error says more (a generating model that refused it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@ struct infer_call {
 	struct httpc_call	*http;
 	uint16_t		 port;
 	char			*embed_body;	/* for the second call */
+	int			 first_status;	/* the completion's answer */
+	char			*first_body;
 	int64_t			 deadline_ms;
 	int64_t			 start_ms;
 	httpc_cb		 cb;
@@ -32,6 +35,7 @@ static void
 infer_free(struct infer_call *ic)
 {
 	free(ic->embed_body);
+	free(ic->first_body);
 	free(ic);
 }
 
@@ -40,8 +44,6 @@ infer_done(const struct httpc_result *res, void *arg)
 {
 	struct infer_call	*ic = arg;
 	struct httpc_result	 r = *res;
-	httpc_cb		 cb = ic->cb;
-	void			*cbarg = ic->arg;
 	int64_t			 left;
 
 	ic->http = NULL;
@@ -51,15 +53,24 @@ infer_done(const struct httpc_result *res, void *arg)
 		log_info("the model on port %u answered %d to %s: it serves "
 		    "no completions, so %s", (unsigned)ic->port, res->status,
 		    INFER_COMPLETE_ROUTE, INFER_EMBED_ROUTE);
+		ic->first_status = res->status;
+		ic->first_body = xstrndup(res->body, res->body_len);
 		ic->http = httpc_request(ic->base, ic->port, "POST",
 		    INFER_EMBED_ROUTE, ic->embed_body, left, infer_done, ic);
 		free(ic->embed_body);
 		ic->embed_body = NULL;
 		return;
 	}
+	/* No embeddings either: the completion's error says more. */
+	if (ic->first_body != NULL && (res->status == 404 ||
+	    res->status == 405)) {
+		r.status = ic->first_status;
+		r.body = ic->first_body;
+		r.body_len = strlen(ic->first_body);
+	}
 	r.ms = clock_ms() - ic->start_ms;
+	ic->cb(&r, ic->arg);
 	infer_free(ic);
-	cb(&r, cbarg);
 }
 
 struct infer_call *

@@ -154,6 +154,19 @@ def failed_wake_stops_the_model(env):
 
 
 @harness.test
+def warmup_refused_by_a_generating_model(env):
+    # Its context is too short for the warm-up (400): the embeddings route
+    # is tried as for a pooling model, is missing too (404), and the
+    # checkpoint reports the completion's answer, not the 404.
+    sup = Sup(env, {"s": {"args": ["--max-model-len", "4"]}})
+    sup.start()
+    rc, out, err = sup.ctl("checkpoint", "s")
+    check(rc == 1 and "the warm-up request failed: the model answered 400" in err,
+          (rc, out, err))
+    check("answered 400 to /v1/completions" in sup.log_text(), "the fallback was tried")
+
+
+@harness.test
 def sleep_and_wake_errors(env):
     sup = Sup(env, {"a": {}})
     sup.start()
